@@ -1,0 +1,475 @@
+"""Write an ablation sweep's results: ``results.json``, ``report.md`` and PNG plots.
+
+The ``results`` dict (built by ``pdelang ablate``)::
+
+    {"spec": str, "swaps": {key: [values]}, "task": str, "steps": int, "seeds": [int],
+     "variants": [{
+         "overrides": {"stabilizers.residual": False, ...}, "label": str,
+         "compiled": bool, "error": str | None,
+         "drift": [per-layer dicts from pdelang.ablation.drift] | None,
+         "diverged": bool, "divergence_step": int | None,
+         "final_loss": float | None, "max_grad_norm": float | None,
+         "training": {"seeds": [{"losses", "grad_norms", "update_norms",
+                                 "max_activations", "diverged", "divergence_step",
+                                 optional "steps", "final_loss", "eval_accuracy", ...}]},
+     }, ...]}
+
+Files written by :func:`write_report` (all deterministic for the same input):
+
+* ``results.json``: the dict made JSON-safe by :func:`json_safe` (NaN -> ``null``,
+  +Inf -> ``"Infinity"``, -Inf -> ``"-Infinity"``, tuples -> lists, tensors/arrays -> lists,
+  dataclasses -> dicts), sorted keys, 2-space indent;
+* ``report.md``: one table row per variant (in the given order) with overrides,
+  compiled, diverged (``yes (k/n seeds)``), earliest divergence step, final training loss
+  ``mean ± std`` over seeds (finite values, population std), max gradient norm, eval
+  accuracy, and final-layer drift (hidden cosine, relative error, rank-collapse ratio),
+  followed by the errors of variants that did not compile and per-layer drift tables;
+* ``drift.png``: per-layer rank-collapse ratio and relative error (log y) per variant;
+* ``loss.png``, ``grad_norm.png``: training curves per variant, log y, the mean over seeds
+  with a shaded min-max band.  Non-finite and non-positive points are left out.
+
+Variants with ``compiled: False`` appear in the table only.  Numbers are printed with
+4 significant digits (``format_number``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+__all__ = [
+    "json_safe",
+    "format_number",
+    "format_overrides",
+    "variant_row",
+    "render_markdown",
+    "write_report",
+    "plot_drift",
+    "plot_curves",
+]
+
+MISSING = "—"
+_STRING_FLOATS = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+# ---------------------------------------------------------------------------------------
+# JSON and formatting
+# ---------------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that ``json.dumps(..., allow_nan=False)`` accepts.
+
+    NaN -> ``None`` (``null``); +Inf / -Inf -> the strings ``"Infinity"`` / ``"-Infinity"``;
+    tensors, numpy arrays and scalars -> Python lists / numbers; tuples and lists -> lists;
+    sets -> sorted lists; dataclasses -> dicts; mapping keys -> ``str``; other objects ->
+    ``str(value)``.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_safe(dataclasses.asdict(value))
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return [json_safe(item) for item in sorted(value, key=repr)]
+    if hasattr(value, "tolist"):  # torch.Tensor, numpy array or numpy scalar
+        return json_safe(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _as_float(value: Any) -> float | None:
+    """A float from a number or a JSON-safe string (``"Infinity"``...); ``None`` stays."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return _STRING_FLOATS.get(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def format_number(value: Any) -> str:
+    """4 significant digits (``%.4g``); ``—`` for missing, ``nan``, ``inf``, ``-inf``."""
+    number = _as_float(value)
+    if number is None:
+        return MISSING
+    if math.isnan(number):
+        return "nan"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    if number == int(number) and abs(number) < 1e6 and isinstance(value, int):
+        return str(int(number))
+    return f"{number:.4g}"
+
+
+def _format_value(value: Any) -> str:
+    return json.dumps(json_safe(value), sort_keys=True)
+
+
+def format_overrides(overrides: Mapping[str, Any] | None) -> str:
+    """``key=value, ...`` sorted by key, values as JSON (``false``, ``"none"``...)."""
+    if not overrides:
+        return "(none)"
+    return ", ".join(f"{key}={_format_value(overrides[key])}" for key in sorted(overrides))
+
+
+def _cell(text: str, limit: int | None = None) -> str:
+    text = " ".join(str(text).split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+# ---------------------------------------------------------------------------------------
+# Per-variant summary
+# ---------------------------------------------------------------------------------------
+
+
+def _seed_runs(variant: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    training = variant.get("training") or {}
+    return list(training.get("seeds") or [])
+
+
+def _seed_final_loss(run: Mapping[str, Any]) -> float | None:
+    if run.get("final_loss") is not None:
+        return _as_float(run["final_loss"])
+    losses = run.get("losses") or []
+    return _as_float(losses[-1]) if losses else None
+
+
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return None, None
+    mean = sum(finite) / len(finite)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in finite) / len(finite))
+
+
+def _label(variant: Mapping[str, Any]) -> str:
+    return str(variant.get("label") or format_overrides(variant.get("overrides")))
+
+
+def variant_row(variant: Mapping[str, Any]) -> dict[str, Any]:
+    """Numbers shown in the report for one variant (missing values are ``None``).
+
+    Seed-level values (``training.seeds``) take precedence for the loss statistics and
+    the divergence count; the variant-level ``final_loss`` / ``diverged`` are used when no
+    seed runs are present.
+    """
+    runs = _seed_runs(variant)
+    finals = [_seed_final_loss(run) for run in runs]
+    if finals:
+        loss_mean, loss_std = _mean_std(finals)
+        if loss_mean is None and any(v is not None for v in finals):
+            loss_mean = next(v for v in finals if v is not None)  # all nan/inf: show one
+    else:
+        loss_mean, loss_std = _as_float(variant.get("final_loss")), None
+    diverged_seeds = sum(1 for run in runs if run.get("diverged"))
+    steps = [run.get("divergence_step") for run in runs if run.get("diverged")]
+    steps = [s for s in steps if s is not None]
+    divergence_step = variant.get("divergence_step")
+    if divergence_step is None and steps:
+        divergence_step = min(steps)
+    accuracies = [_as_float(run.get("eval_accuracy")) for run in runs]
+    final = (variant.get("drift") or [None])[-1] or {}
+    return {
+        "label": _label(variant),
+        "overrides": format_overrides(variant.get("overrides")),
+        "compiled": bool(variant.get("compiled", True)),
+        "error": variant.get("error"),
+        "diverged": bool(variant.get("diverged")) or diverged_seeds > 0,
+        "diverged_seeds": diverged_seeds,
+        "seeds": len(runs),
+        "divergence_step": divergence_step,
+        "final_loss_mean": loss_mean,
+        "final_loss_std": loss_std,
+        "max_grad_norm": _as_float(variant.get("max_grad_norm")),
+        "eval_accuracy": _mean_std(accuracies)[0],
+        "hidden_cosine": _as_float(final.get("hidden_cosine")),
+        "relative_error": _as_float(final.get("relative_error")),
+        "rank_collapse_ratio": _as_float(final.get("rank_collapse_ratio")),
+        "has_drift": bool(variant.get("drift")),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------
+
+_TABLE_COLUMNS = ("#", "Variant", "Overrides", "Compiled", "Diverged", "Div. step",
+                  "Final loss (mean ± std)", "Max grad norm", "Eval acc.",
+                  "Cosine (final)", "Rel. error (final)", "Rank collapse (final)", "Error")
+
+
+def _table_row(index: int, row: Mapping[str, Any]) -> list[str]:
+    if not row["compiled"]:
+        cells = [str(index), row["label"], row["overrides"], "no"] + [MISSING] * 8
+        cells.append(_cell(row["error"] or "not compiled", 80))
+        return cells
+    if row["seeds"]:
+        diverged = f"{'yes' if row['diverged_seeds'] else 'no'} " \
+                   f"({row['diverged_seeds']}/{row['seeds']})"
+    else:
+        diverged = "yes" if row["diverged"] else "no"
+    loss = format_number(row["final_loss_mean"])
+    if row["final_loss_std"] is not None:
+        loss += f" ± {format_number(row['final_loss_std'])}"
+    return [
+        str(index), row["label"], row["overrides"], "yes", diverged,
+        format_number(row["divergence_step"]), loss, format_number(row["max_grad_norm"]),
+        format_number(row["eval_accuracy"]), format_number(row["hidden_cosine"]),
+        format_number(row["relative_error"]), format_number(row["rank_collapse_ratio"]),
+        _cell(row["error"], 80) if row["error"] else "",
+    ]
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+_DRIFT_COLUMNS = (("layer", "Layer"), ("hidden_cosine", "Cosine"),
+                  ("relative_error", "Rel. error"), ("rank_collapse_ratio", "Rank collapse"),
+                  ("state_norm", "State norm"), ("norm_growth", "Norm growth"),
+                  ("finite", "Finite"))
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    """The text of ``report.md`` (see module docstring)."""
+    variants = list(results.get("variants") or [])
+    rows = [variant_row(v) for v in variants]
+    swaps = results.get("swaps") or {}
+    seeds = results.get("seeds") or []
+    lines = [f"# Ablation report: {results.get('spec', '?')}", ""]
+    lines.append(f"- Task: `{results.get('task', '?')}`; steps: {results.get('steps', '?')}; "
+                 f"seeds: {', '.join(str(s) for s in seeds) or MISSING}")
+    for key in sorted(swaps):
+        values = swaps[key] if isinstance(swaps[key], (list, tuple)) else [swaps[key]]
+        lines.append(f"- Swap `{key}`: {', '.join(_format_value(v) for v in values)}")
+    lines += ["", "## Variants", ""]
+    lines += _markdown_table(_TABLE_COLUMNS, [_table_row(i + 1, r) for i, r in enumerate(rows)])
+    lines += [
+        "",
+        "Diverged: seeds whose loss or gradient norm became NaN/Inf or whose loss exceeded "
+        "the divergence threshold (training stops there).  Final loss: training loss of the "
+        "last step run, mean ± population std over seeds with a finite value.  Drift columns: "
+        "the stepper output compared with the reference variant — mean per-token cosine, "
+        "relative error ‖X − R‖_F/‖R‖_F, and rank-collapse ratio ‖X − 1x̄ᵀ‖_F/‖X‖_F "
+        "(0 = all tokens identical).",
+    ]
+    failed = [(i + 1, r) for i, r in enumerate(rows) if not r["compiled"] or r["error"]]
+    if failed:
+        lines += ["", "## Errors", ""]
+        for index, row in failed:
+            lines += [f"### {index}. {row['label']}", "", "```",
+                      str(row["error"] or "not compiled").rstrip(), "```", ""]
+        lines.pop()
+    with_drift = [(i + 1, v) for i, v in enumerate(variants) if v.get("drift")]
+    if with_drift:
+        lines += ["", "## Per-layer drift", ""]
+        for index, variant in with_drift:
+            lines += [f"### {index}. {_label(variant)}", ""]
+            table = [[_format_drift(layer.get(key), key) for key, _ in _DRIFT_COLUMNS]
+                     for layer in variant["drift"]]
+            lines += _markdown_table([title for _, title in _DRIFT_COLUMNS], table)
+            lines.append("")
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def _format_drift(value: Any, key: str) -> str:
+    if key == "finite":
+        return MISSING if value is None else ("yes" if value else "no")
+    return format_number(value)
+
+
+# ---------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------
+
+
+def _new_figure(columns: int = 1):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4 * columns, 4.4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = [figure.add_subplot(1, columns, i + 1) for i in range(columns)]
+    return figure, axes
+
+
+def _save(figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
+
+
+def _style(index: int) -> dict[str, Any]:
+    return {"color": _COLORS[index % len(_COLORS)],
+            "linestyle": _LINESTYLES[(index // len(_COLORS)) % len(_LINESTYLES)]}
+
+
+def _no_data(axis, message: str = "no data") -> None:
+    axis.text(0.5, 0.5, message, ha="center", va="center", transform=axis.transAxes)
+
+
+def _finite_points(xs: Sequence[float], ys: Sequence[Any], positive: bool):
+    points = []
+    for x, y in zip(xs, ys):
+        value = _as_float(y)
+        if value is None or not math.isfinite(value) or (positive and value <= 0):
+            continue
+        points.append((x, value))
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_drift(variants: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Per-layer rank-collapse ratio (left) and relative error (right, log y) per variant."""
+    import matplotlib.style
+
+    with matplotlib.style.context("default"):
+        figure, (collapse_axis, error_axis) = _new_figure(2)
+        plotted_collapse = plotted_error = False
+        for index, variant in enumerate(variants):
+            drift = variant.get("drift")
+            if not variant.get("compiled", True) or not drift:
+                continue
+            layers = [int(row.get("layer", i)) for i, row in enumerate(drift)]
+            label = _label(variant)
+            broken = [row.get("layer", i) for i, row in enumerate(drift)
+                      if row.get("finite") is False]
+            if broken:
+                label += f" (non-finite from layer {broken[0]})"
+            xs, ys = _finite_points(layers, [r.get("rank_collapse_ratio") for r in drift], False)
+            if xs:
+                collapse_axis.plot(xs, ys, marker="o", label=label, **_style(index))
+                plotted_collapse = True
+            xs, ys = _finite_points(layers, [r.get("relative_error") for r in drift], True)
+            if xs:
+                error_axis.plot(xs, ys, marker="o", label=label, **_style(index))
+                plotted_error = True
+        collapse_axis.set(title="Rank-collapse ratio ‖X − 1x̄ᵀ‖/‖X‖", xlabel="layer",
+                          ylabel="ratio (0 = collapsed)")
+        error_axis.set(title="Relative error vs reference ‖X − R‖/‖R‖", xlabel="layer",
+                       ylabel="relative error")
+        if plotted_collapse:
+            collapse_axis.set_ylim(bottom=0)
+            collapse_axis.legend(fontsize="small")
+        else:
+            _no_data(collapse_axis)
+        if plotted_error:
+            error_axis.set_yscale("log")
+            error_axis.legend(fontsize="small")
+        else:
+            _no_data(error_axis, "no nonzero relative error")
+        for axis in (collapse_axis, error_axis):
+            axis.grid(True, alpha=0.3)
+        _save(figure, path)
+    return path
+
+
+def _aggregate(runs: Sequence[Mapping[str, Any]], key: str):
+    """Per step: mean, min and max over the seeds that logged a finite positive value."""
+    by_step: dict[int, list[float]] = {}
+    for run in runs:
+        values = list(run.get(key) or [])
+        steps = run.get("steps")
+        if not steps or len(steps) != len(values):
+            steps = list(range(len(values)))
+        for step, value in zip(steps, values):
+            number = _as_float(value)
+            if number is not None and math.isfinite(number) and number > 0:
+                by_step.setdefault(int(step), []).append(number)
+    ordered = sorted(by_step)
+    return (ordered, [sum(by_step[s]) / len(by_step[s]) for s in ordered],
+            [min(by_step[s]) for s in ordered], [max(by_step[s]) for s in ordered])
+
+
+def plot_curves(
+    variants: Sequence[Mapping[str, Any]], key: str, path: Path, title: str, ylabel: str
+) -> Path:
+    """Curves of ``training.seeds[*][key]`` per variant: mean (line) and min-max band."""
+    import matplotlib.style
+
+    with matplotlib.style.context("default"):
+        figure, (axis,) = _new_figure(1)
+        plotted = False
+        for index, variant in enumerate(variants):
+            runs = _seed_runs(variant)
+            if not variant.get("compiled", True) or not runs:
+                continue
+            steps, mean, low, high = _aggregate(runs, key)
+            if not steps:
+                continue
+            style = _style(index)
+            label = _label(variant)
+            diverged = [r.get("divergence_step") for r in runs if r.get("diverged")]
+            diverged = [s for s in diverged if s is not None]
+            if diverged:
+                label += f" (diverged at {min(diverged)})"
+            axis.plot(steps, mean, label=label, **style)
+            if len(runs) > 1:
+                axis.fill_between(steps, low, high, color=style["color"], alpha=0.2, linewidth=0)
+            if diverged:
+                axis.axvline(min(diverged), color=style["color"], linestyle=":", alpha=0.8)
+            plotted = True
+        axis.set(title=title, xlabel="step", ylabel=ylabel)
+        if plotted:
+            axis.set_yscale("log")
+            axis.legend(fontsize="small")
+        else:
+            _no_data(axis)
+        axis.grid(True, alpha=0.3)
+        _save(figure, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------
+
+
+def write_report(out_dir: str | Path, results: Mapping[str, Any]) -> dict[str, Path]:
+    """Write ``results.json``, ``report.md``, ``drift.png``, ``loss.png``, ``grad_norm.png``.
+
+    Creates ``out_dir`` if needed and returns ``{name: path}`` of the files written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    safe = json_safe(results)
+    paths = {
+        "results.json": out / "results.json",
+        "report.md": out / "report.md",
+        "drift.png": out / "drift.png",
+        "loss.png": out / "loss.png",
+        "grad_norm.png": out / "grad_norm.png",
+    }
+    text = json.dumps(safe, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False)
+    paths["results.json"].write_text(text + "\n", encoding="utf-8")
+    paths["report.md"].write_text(render_markdown(safe), encoding="utf-8")
+    variants = list(safe.get("variants") or [])
+    plot_drift(variants, paths["drift.png"])
+    plot_curves(variants, "losses", paths["loss.png"], "Training loss", "loss")
+    plot_curves(variants, "grad_norms", paths["grad_norm.png"], "Gradient norm (global L2)",
+                "‖g‖₂")
+    return paths

@@ -1,0 +1,168 @@
+"""Stage ``load``: a spec file (plus ``--set`` overrides) → a typed, immutable :class:`Spec`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable
+
+from pdelang.errors import PdelangError, SourceLocation, SpecError, did_you_mean
+from pdelang.operators.registry import OPERATORS
+from pdelang.spec.model import (
+    FieldDecl,
+    Grid,
+    NormSpec,
+    ParameterDecl,
+    SourceString,
+    Spec,
+    Stabilizers,
+    TimeSpec,
+    frozen_mapping,
+)
+from pdelang.spec.overrides import apply_overrides
+from pdelang.spec.schema import validate
+from pdelang.spec.yaml_source import LocatedNode, parse_yaml
+
+RESERVED = {"dt", "pi", "t"}
+
+
+def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
+    """Read, validate and type a spec file.  Raises :class:`PdelangError` subclasses."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PdelangError(f"no such spec file: {path}", SourceLocation(str(path), 0, 0),
+                           "check the path; the bundled examples live in specs/") from None
+    except IsADirectoryError:
+        raise PdelangError(f"{path} is a directory, not a spec file") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"the spec file is not UTF-8 text ({exc.reason})",
+                        SourceLocation(str(path), 1, 1)) from None
+    return load_spec_text(text, str(path), overrides)
+
+
+def load_spec_text(text: str, filename: str = "<spec>", overrides: Iterable[str] = ()) -> Spec:
+    overrides = tuple(overrides)
+    tree = apply_overrides(parse_yaml(text, filename), overrides)
+    checked = validate(tree)
+    raw = checked.value
+    locs = checked.locations
+    tree_strings = _strings(tree)
+    _cross_check(raw, locs)
+
+    (field_name, field_raw), = raw["fields"].items()
+    grid_raw = raw["grid"]
+    norm_raw = raw["stabilizers"]["norm"]
+    time_raw = raw["time"]
+
+    parameters = {}
+    for name, p in raw["parameters"].items():
+        p = p if isinstance(p, dict) else {"value": p, "learnable": False, "positive": False,
+                                          "per_layer": False}
+        parameters[name] = ParameterDecl(name, float(p["value"]), p["learnable"], p["positive"],
+                                         p["per_layer"])
+    terms = {name: tree_strings[f"terms.{name}"] for name in raw["terms"]}
+    digest_source = text.encode("utf-8") + "".join(f"\n--set {o}" for o in overrides).encode()
+    return Spec(
+        file=filename,
+        sha256=hashlib.sha256(digest_source).hexdigest(),
+        name=raw["name"],
+        description=raw["description"],
+        grid=Grid(tuple(grid_raw["axes"]), tuple(grid_raw["shape"]) if grid_raw["shape"] else None,
+                  float(grid_raw["spacing"]), grid_raw["boundary"], grid_raw["extra_tokens"]),
+        field=FieldDecl(field_name, field_raw["channels"]),
+        parameters=frozen_mapping(parameters),
+        terms=frozen_mapping(terms),
+        equation=tree_strings["equation"],
+        stabilizers=Stabilizers(
+            raw["stabilizers"]["residual"],
+            NormSpec(norm_raw["kind"], norm_raw["placement"], float(norm_raw["eps"]),
+                     norm_raw["final"], norm_raw["affine"],
+                     tuple(norm_raw["terms"]) if norm_raw["terms"] is not None else None),
+        ),
+        time=TimeSpec((float(time_raw["span"][0]), float(time_raw["span"][1])),
+                      time_raw["layers"], time_raw["substeps"], time_raw["scheme"],
+                      tuple(time_raw["split_order"]) if time_raw["split_order"] else None),
+        accuracy=frozen_mapping({op: cfg["accuracy"]
+                                 for op, cfg in raw["discretization"].items()}),
+        locations=frozen_mapping(locs),
+        raw=raw,
+    )
+
+
+def canonical_hash(spec: Spec) -> str:
+    """sha256 of the validated values: the same model, whatever its formatting or comments."""
+    blob = json.dumps({"raw": spec.raw}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _strings(tree: LocatedNode) -> dict[str, SourceString]:
+    out: dict[str, SourceString] = {}
+    equation = tree.value.get("equation")
+    if equation is not None:
+        out["equation"] = SourceString(equation.value, equation.location, equation.origin)
+    terms = tree.value.get("terms")
+    if terms is not None and terms.is_mapping:
+        for name, node in terms.value.items():
+            out[f"terms.{name}"] = SourceString(node.value, node.location, node.origin)
+    return out
+
+
+def _cross_check(raw: dict, locs: dict) -> None:
+    """Constraints that involve more than one key."""
+    fields = raw["fields"]
+    if len(fields) != 1:
+        where = locs.get("fields")
+        names = ", ".join(fields) or "none"
+        raise SpecError(f"pdelang 1 integrates exactly one field; this spec declares {names}",
+                        where, "use one field with more channels")
+    grid = raw["grid"]
+    axes = grid["axes"]
+    if len(set(axes)) != len(axes):
+        raise SpecError("'grid.axes' names an axis twice", locs.get("grid.axes"))
+    if len(axes) == 2 and grid["shape"] is None:
+        raise SpecError("a 2-D grid needs 'grid.shape: [rows, cols]'", locs.get("grid.axes"),
+                        "add e.g. 'shape: [4, 4]' under grid")
+    if grid["shape"] is not None and len(grid["shape"]) != len(axes):
+        raise SpecError(f"'grid.shape' has {len(grid['shape'])} entries for {len(axes)} axes",
+                        locs.get("grid.shape"))
+    span = raw["time"]["span"]
+    if not span[1] > span[0]:
+        raise SpecError(f"'time.span' must increase, got [{span[0]}, {span[1]}]",
+                        locs.get("time.span"), "write [t0, t1] with t1 > t0")
+
+    field_name = next(iter(fields))
+    taken: dict[str, str] = {field_name: "field"}
+    for kind, names in (("parameter", raw["parameters"]), ("term", raw["terms"])):
+        for name in names:
+            loc = locs.get(f"{kind}s.{name}#key")
+            if name in RESERVED:
+                raise SpecError(f"'{name}' is reserved and cannot name a {kind}", loc,
+                                f"rename it, e.g. '{name}_'")
+            if name in OPERATORS:
+                raise SpecError(f"{kind} '{name}' shadows the operator '{name}'", loc,
+                                f"rename it, e.g. '{name}_term'")
+            if name in axes:
+                raise SpecError(f"{kind} '{name}' has the name of a grid axis", loc)
+            if name in taken:
+                raise SpecError(f"{kind} '{name}' is already declared as a {taken[name]}", loc,
+                                "every name must be unique")
+            taken[name] = kind
+
+    terms = raw["terms"]
+    split = raw["time"]["split_order"] or []
+    for i, name in enumerate(split):
+        if name not in terms:
+            raise SpecError(f"'time.split_order' names '{name}', which is not a term",
+                            locs.get(f"time.split_order[{i}]"), did_you_mean(name, terms))
+    if len(set(split)) != len(split):
+        raise SpecError("'time.split_order' lists a term twice", locs.get("time.split_order"))
+    norm_terms = raw["stabilizers"]["norm"]["terms"] or []
+    for i, name in enumerate(norm_terms):
+        if name not in terms:
+            raise SpecError(f"'stabilizers.norm.terms' names '{name}', which is not a term",
+                            locs.get(f"stabilizers.norm.terms[{i}]"), did_you_mean(name, terms))
