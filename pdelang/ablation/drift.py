@@ -30,20 +30,21 @@ finite).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "state_norm",
-    "rank_collapse_ratio",
-    "hidden_cosine",
-    "relative_error",
-    "drift_against_reference",
-    "variant_drift",
     "collect_states",
+    "drift_against_reference",
     "final_layer",
+    "hidden_cosine",
+    "rank_collapse_ratio",
+    "relative_error",
+    "state_norm",
+    "variant_drift",
 ]
 
 _TINY = 1e-300  # avoids 0/0 without changing any non-degenerate ratio

@@ -37,18 +37,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = [
-    "json_safe",
     "format_number",
     "format_overrides",
-    "variant_row",
-    "render_markdown",
-    "write_report",
-    "plot_drift",
+    "json_safe",
     "plot_curves",
+    "plot_drift",
+    "render_markdown",
+    "variant_row",
+    "write_report",
 ]
 
 MISSING = "—"
@@ -110,6 +111,8 @@ def _as_float(value: Any) -> float | None:
 
 def format_number(value: Any) -> str:
     """4 significant digits (``%.4g``); ``—`` for missing, ``nan``, ``inf``, ``-inf``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     number = _as_float(value)
     if number is None:
         return MISSING
@@ -117,8 +120,6 @@ def format_number(value: Any) -> str:
         return "nan"
     if math.isinf(number):
         return "inf" if number > 0 else "-inf"
-    if number == int(number) and abs(number) < 1e6 and isinstance(value, int):
-        return str(int(number))
     return f"{number:.4g}"
 
 
@@ -271,12 +272,14 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     lines += _markdown_table(_TABLE_COLUMNS, [_table_row(i + 1, r) for i, r in enumerate(rows)])
     lines += [
         "",
-        "Diverged: seeds whose loss or gradient norm became NaN/Inf or whose loss exceeded "
-        "the divergence threshold (training stops there).  Final loss: training loss of the "
-        "last step run, mean ± population std over seeds with a finite value.  Drift columns: "
-        "the stepper output compared with the reference variant — mean per-token cosine, "
-        "relative error ‖X − R‖_F/‖R‖_F, and rank-collapse ratio ‖X − 1x̄ᵀ‖_F/‖X‖_F "
-        "(0 = all tokens identical).",
+        (
+            "Diverged: seeds whose loss or gradient norm became NaN/Inf or whose loss exceeded "
+            "the divergence threshold (training stops there).  Final loss: training loss of the "
+            "last step run, mean ± population std over seeds with a finite value.  Drift columns: "
+            "the stepper output compared with the reference variant — mean per-token cosine, "
+            "relative error ‖X − R‖_F/‖R‖_F, and rank-collapse ratio ‖X − 1x̄ᵀ‖_F/‖X‖_F "
+            "(0 = all tokens identical)."
+        ),
     ]
     failed = [(i + 1, r) for i, r in enumerate(rows) if not r["compiled"] or r["error"]]
     if failed:

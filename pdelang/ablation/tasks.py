@@ -39,6 +39,11 @@ Tasks
       are replaced by a ``[MASK]`` id (one extra embedding row) and only those positions are
       predicted.
 
+Initialisation: the patch projection (weights ``N(0, 1)``, zero bias) and the token
+embedding (``N(0, 1)``) give the stepper input entries of order one; position, CLS and
+extra-token embeddings start at ``N(0, 0.02^2)`` (GPT-2 / ViT convention); the heads use
+PyTorch's default ``nn.Linear`` initialisation.
+
 All randomness (batch sampling, masking) comes from an explicit ``torch.Generator``;
 evaluation uses a fixed subset (fixed seed), so every number is reproducible.
 Parameters are created from the global torch RNG: construct tasks inside
@@ -49,9 +54,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,17 +65,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "Batch",
-    "TaskOutput",
+    "TASKS",
     "AblationTask",
+    "Batch",
     "DigitsTask",
+    "TaskOutput",
     "TextTask",
     "make_task",
     "resolve_structure",
-    "TASKS",
 ]
 
-EMBEDDING_INIT_STD = 0.02  # GPT-2 / ViT convention for learned embeddings
+POSITION_INIT_STD = 0.02  # GPT-2 / ViT convention for position / CLS embeddings
 DIGITS_SIDE = 8
 DIGITS_CLASSES = 10
 MASK_FRACTION = 0.15
@@ -315,11 +321,13 @@ class _DigitsModel(nn.Module):
         self.rows, self.cols, ph, pw = layout
         self.extra_tokens = extra_tokens
         self.patch_embedding = nn.Linear(ph * pw, channels)
+        nn.init.normal_(self.patch_embedding.weight, std=1.0)
+        nn.init.zeros_(self.patch_embedding.bias)
         self.position_embedding = nn.Parameter(
-            torch.randn(1, self.rows * self.cols, channels) * EMBEDDING_INIT_STD
+            torch.randn(1, self.rows * self.cols, channels) * POSITION_INIT_STD
         )
         self.extra_embedding = (
-            nn.Parameter(torch.randn(1, extra_tokens, channels) * EMBEDDING_INIT_STD)
+            nn.Parameter(torch.randn(1, extra_tokens, channels) * POSITION_INIT_STD)
             if extra_tokens
             else None
         )
@@ -376,7 +384,7 @@ class DigitsTask(AblationTask):
         super().__init__(stepper, structure)
         images, labels = _load_digits()
         order = np.random.RandomState(split_seed).permutation(len(labels))
-        n_test = int(round(test_fraction * len(labels)))
+        n_test = round(test_fraction * len(labels))
         train_idx, test_idx = order[: len(labels) - n_test], order[len(labels) - n_test :]
         self.splits = {
             "train": (torch.from_numpy(images[train_idx]), torch.from_numpy(labels[train_idx])),
@@ -464,12 +472,12 @@ class _TextModel(nn.Module):
         super().__init__()
         self.extra_tokens = extra_tokens
         self.token_embedding = nn.Embedding(embedding_rows, channels)
-        nn.init.normal_(self.token_embedding.weight, std=EMBEDDING_INIT_STD)
+        nn.init.normal_(self.token_embedding.weight, std=1.0)
         self.position_embedding = nn.Parameter(
-            torch.randn(1, length, channels) * EMBEDDING_INIT_STD
+            torch.randn(1, length, channels) * POSITION_INIT_STD
         )
         self.extra_embedding = (
-            nn.Parameter(torch.randn(1, extra_tokens, channels) * EMBEDDING_INIT_STD)
+            nn.Parameter(torch.randn(1, extra_tokens, channels) * POSITION_INIT_STD)
             if extra_tokens
             else None
         )

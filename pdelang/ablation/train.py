@@ -31,8 +31,9 @@ import contextlib
 import math
 import random
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,16 +41,16 @@ import torch
 from pdelang.ablation.tasks import AblationTask
 
 __all__ = [
-    "OPTIMIZERS",
     "DEFAULT_DIVERGENCE_FACTOR",
+    "OPTIMIZERS",
     "TrainingRecord",
-    "seeded",
-    "seed_everything",
-    "make_optimizer",
     "global_norm",
+    "make_optimizer",
+    "seed_everything",
+    "seeded",
+    "summarize",
     "train",
     "train_seeds",
-    "summarize",
 ]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")

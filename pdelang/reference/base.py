@@ -408,3 +408,20 @@ def capture_layer_boundaries(layers: Sequence[nn.Module]) -> Iterator[LayerBound
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence Hugging Face load reports and progress bars; restore the settings afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    progress = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if progress:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,33 @@
+"""pdelang: a declarative modelling language for the master PDE of a Transformer.
+
+    ∂t u = D Δu + α A[u] + R(u)   (+ residual and normalization stabilizers)
+
+Public API (mirrors the CLI): :func:`load_spec`, :func:`compile_spec`, :func:`build`,
+:func:`validate`, :func:`ablate`.  Importing pdelang does not import torch.
+"""
+
+__version__ = "0.1.0"
+
+from pdelang.errors import PdelangError  # noqa: E402
+
+__all__ = ["PdelangError", "__version__", "load_spec", "compile_spec", "build", "validate",
+           "ablate"]
+
+
+def __getattr__(name):  # lazy: keep `import pdelang` (and `pdelang check`) free of torch
+    if name == "load_spec":
+        from pdelang.spec.load import load_spec
+        return load_spec
+    if name == "compile_spec":
+        from pdelang.driver import compile_spec
+        return compile_spec
+    if name == "build":
+        from pdelang.builder import build
+        return build
+    if name == "validate":
+        from pdelang.validation.validate import validate
+        return validate
+    if name == "ablate":
+        from pdelang.ablation.ablate import ablate
+        return ablate
+    raise AttributeError(f"module 'pdelang' has no attribute {name!r}")

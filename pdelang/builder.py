@@ -1,0 +1,62 @@
+"""``pdelang.build``: compile a spec and import the generated module in-process.
+
+Modules are cached by the canonical hash of the spec (its validated values, so
+comments and formatting do not matter) together with the generated source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Iterable
+
+from pdelang.driver import Compilation, compile_spec
+from pdelang.spec.load import canonical_hash, load_spec
+from pdelang.spec.model import Spec
+
+_CACHE: dict[str, ModuleType] = {}
+_BUILD_DIR = Path(tempfile.gettempdir()) / "pdelang-build"
+
+
+def import_source(source: str, name: str) -> ModuleType:
+    """Import generated source as a real module file (so tracebacks show the code)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    module_name = f"pdelang_generated_{name}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    _BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    path = _BUILD_DIR / f"{module_name}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{id(source)}.tmp")
+        tmp.write_text(source)
+        tmp.replace(path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_module(spec: Spec | str | Path, overrides: Iterable[str] = ()) -> ModuleType:
+    """Compile (cached) and import; returns the generated module."""
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec, overrides)
+    key = canonical_hash(spec)
+    if key not in _CACHE:
+        compilation = compile_spec(spec)
+        _CACHE[key] = import_source(compilation.python, spec.name)
+        _CACHE[key].COMPILATION = compilation
+    return _CACHE[key]
+
+
+def build(spec: Spec | str | Path, overrides: Iterable[str] = ()):
+    """Compile a spec and return its generated ``Stepper`` class."""
+    return build_module(spec, overrides).Stepper
+
+
+def compilation_of(stepper_class) -> Compilation:
+    return sys.modules[stepper_class.__module__].COMPILATION

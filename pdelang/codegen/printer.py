@@ -1,0 +1,509 @@
+"""Stage ``print``: discrete IR → Python source of one standalone ``nn.Module``.
+
+:class:`TorchPrinter` is strict: it prints exactly the node types of the discrete IR and
+raises on anything else.  The output imports only torch and the standard library, is
+byte-identical for the same spec, and passes ``ruff check``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from pdelang import __version__
+from pdelang.codegen import runtime as R
+from pdelang.discrete import ir as D
+
+_PRECEDENCE = {"sum": 1, "product": 2, "neg": 3, "power": 4, "atom": 5}
+
+
+def _float(value) -> str:
+    return repr(float(value))
+
+
+def _literal(value, indent: int) -> str:
+    """A deterministic, indented Python literal (dicts sorted by key)."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{pad}    {k!r}: {_literal(v, indent + 4)}," for k, v in sorted(value.items())]
+        return "{\n" + "\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_literal(v, indent) for v in value)
+        return f"[{inner}]"
+    return repr(value)
+
+
+class TorchPrinter:
+    """Prints a :class:`~pdelang.discrete.ir.DiscreteModel` as PyTorch source."""
+
+    def __init__(self, model: D.DiscreteModel) -> None:
+        self.m = model
+        self.shared = {p.name for p in model.parameters if not p.per_layer}
+        self.layer_name = model.class_name[: -len("Stepper")] + "Layer"
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, node: D.DExpr) -> tuple[str, int]:
+        """(source, precedence) of an expression node."""
+        if isinstance(node, D.State):
+            return "u", _PRECEDENCE["atom"]
+        if isinstance(node, D.Const):
+            text = _float(node.value)
+            return text, (_PRECEDENCE["neg"] if text.startswith("-") else _PRECEDENCE["atom"])
+        if isinstance(node, D.Param):
+            owner = "p" if node.name in self.shared else "self"
+            return f"{owner}.{node.name}", _PRECEDENCE["atom"]
+        if isinstance(node, D.Sum):
+            parts = []
+            for i, term in enumerate(node.terms):
+                negated = self._negated(term)
+                if negated is not None:
+                    text = self.wrap(negated, _PRECEDENCE["product"])
+                    parts.append(f"- {text}" if i else f"-{text}")
+                else:
+                    text = self.wrap(term, _PRECEDENCE["sum"])
+                    parts.append(f"+ {text}" if i else text)
+            return " ".join(parts), _PRECEDENCE["sum"]
+        if isinstance(node, D.Product):
+            negated = self._negated(node)
+            if negated is not None:
+                return "-" + self.wrap(negated, _PRECEDENCE["neg"]), _PRECEDENCE["neg"]
+            factors = sorted(node.factors, key=lambda f: not isinstance(f, (D.Const, D.Param)))
+            return " * ".join(self.wrap(f, _PRECEDENCE["product"] + (i > 0) * 0.5)
+                              for i, f in enumerate(factors)), _PRECEDENCE["product"]
+        if isinstance(node, D.Power):
+            exponent = node.exponent
+            base = self.wrap(node.base, _PRECEDENCE["power"] + 1)
+            if exponent == Fraction(1, 2):
+                return f"torch.sqrt({self.expr(node.base)[0]})", _PRECEDENCE["atom"]
+            if isinstance(exponent, Fraction) and exponent.denominator == 1:
+                exp_text = str(exponent.numerator)
+            else:
+                exp_text = _float(exponent)
+            if exp_text.startswith("-"):
+                exp_text = f"({exp_text})"
+            return f"{base}**{exp_text}", _PRECEDENCE["power"]
+        if isinstance(node, D.Elementwise):
+            func = {"tanh": "torch.tanh", "exp": "torch.exp", "relu": "torch.relu",
+                    "gelu": "F.gelu", "sigmoid": "torch.sigmoid"}[node.func]
+            return f"{func}({self.expr(node.operand)[0]})", _PRECEDENCE["atom"]
+        if isinstance(node, D.ApplyStencil):
+            attribute = self.m.stencils[node.stencil].attribute
+            return f"self.{attribute}({self.expr(node.operand)[0]}, ctx)", _PRECEDENCE["atom"]
+        if isinstance(node, D.ApplyModule):
+            operand = self.expr(node.operand)[0]
+            if node.op == "attention":
+                return f"self.{node.module}({operand}, ctx)", _PRECEDENCE["atom"]
+            return f"self.{node.module}({operand})", _PRECEDENCE["atom"]
+        raise TypeError(f"TorchPrinter cannot print {type(node).__name__}: {node!r}")
+
+    def wrap(self, node: D.DExpr, level: float) -> str:
+        text, precedence = self.expr(node)
+        return f"({text})" if precedence < level else text
+
+    @staticmethod
+    def _negated(node: D.DExpr) -> D.DExpr | None:
+        """``x`` if node is ``-1 * x`` (or a product with a negative constant), else None."""
+        if isinstance(node, D.Product) and node.factors and isinstance(node.factors[0], D.Const):
+            value = node.factors[0].value
+            if value < 0:
+                rest = node.factors[1:]
+                if value == -1:
+                    return rest[0] if len(rest) == 1 else D.Product(rest)
+                return D.Product((D.Const(-value),) + rest)
+        return None
+
+    # ------------------------------------------------------------------ module pieces
+    def header(self) -> list[str]:
+        m = self.m
+        facts = m.facts
+        lines = [
+            f"# Generated by pdelang {__version__} from {m.spec_file} — do not edit.",
+            f"# spec sha256: {m.spec_sha256}",
+            f"# {m.name}: {m.description}" if m.description else f"# {m.name}",
+            f"# equation: {m.equation}",
+        ]
+        for term, fact in zip(m.terms, facts.get("terms", [])):
+            kind = ("linear" if fact["linear"] else "nonlinear") + ", " + (
+                "local" if fact["local"] else "non-local")
+            lines.append(f"#   {term.name}: {kind}, differential order {fact['order']}")
+        program = m.program
+        order = ""
+        if program.is_splitting:
+            order = " (" + ", ".join(
+                f"{s.term}" + ("" if s.fraction == 1 else f"·{s.fraction}") for s in
+                program.split_steps) + ")"
+        lines.append(f"# scheme: {program.scheme}{order}; Δt = {m.dt!r}; {m.layers} layers × "
+                     f"{m.substeps} substeps")
+        norm = m.norm
+        norm_text = "none" if norm.kind == "none" else (
+            f"{norm.kind} ({norm.placement}, eps={norm.eps!r}"
+            f"{', final' if norm.final else ''}) on {', '.join(m.normalized_terms) or 'no term'}")
+        lines.append(f"# stabilizers: residual {'on' if m.residual else 'off'}; norm {norm_text}")
+        lines.append(f"# grid: {list(m.axes)}"
+                     f"{' shape ' + str(list(m.shape)) if m.shape else ''}, h = {m.spacing!r}, "
+                     f"boundary {m.boundary}, {m.extra_tokens} extra tokens")
+        for key, s in facts.get("stencils", {}).items():
+            lines.append(f"# stencil {key}: offsets {s['offsets']}, weights "
+                         f"[{', '.join(s['weights'])}] / h^{s['derivative']}, "
+                         f"accuracy {s['accuracy']}, order {s['order']}")
+            lines.append(f"#   leading error: {s['leading_error']}")
+        st = facts.get("stability")
+        if st and st["max_stable_dt"] is not None:
+            formula = f" = {st['formula']}" if st.get("formula") else ""
+            lines.append(f"# stability: max stable Δt{formula} = {st['max_stable_dt']:.6g} "
+                         f"(von Neumann, {st['scheme']}); Δt = {st['dt']!r} is "
+                         f"{'stable' if st['stable'] else 'UNSTABLE'}")
+        return lines
+
+    def constants(self) -> list[str]:
+        m = self.m
+        return [
+            f"DT = {m.dt!r}  # (t1 − t0) / (layers × substeps)",
+            f"LAYERS = {m.layers}",
+            f"SUBSTEPS = {m.substeps}",
+            f"CHANNELS = {m.channels}",
+            f"EXTRA_TOKENS = {m.extra_tokens}  # tokens before the grid: attention only",
+            f"GRID_SHAPE = {tuple(m.shape) if m.shape and len(m.axes) == 2 else None!r}",
+            f"CAUSAL = {m.causal!r}",
+        ]
+
+    def stencil_class(self) -> list[str]:
+        m = self.m
+        two_d = len(m.axes) == 2
+        body = [
+            "class Stencil(nn.Module):",
+            '    """A centred finite-difference operator on the token grid,',
+            "",
+            "        (L u)_i = Σ_axes Σ_j w_j u_{i + j e_axis} / h^k,",
+            "",
+            f"    with ghost values from the {m.boundary} boundary.  Extra tokens (before the grid)",
+            '    and padding tokens are outside the domain: their rate is zero."""',
+            "",
+            "    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...],",
+            "                 dims: tuple[int, ...]) -> None:",
+            "        super().__init__()",
+            "        self.offsets = offsets",
+            "        self.radius = max(abs(o) for o in offsets)",
+            "        self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along",
+            "        self.register_buffer(\"weights\", torch.tensor(weights, dtype=torch.float64),",
+            "                             persistent=False)",
+            "",
+            "    def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:",
+            "        grid = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens",
+        ]
+        if two_d:
+            body += [
+                "        batch, _, channels = u.shape  # (B, N, C)",
+                "        g = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)",
+                "        rate = sum(self.along(g, dim) for dim in self.dims)",
+            ]
+            if m.boundary == "copy":
+                body.append("        rate = hold_border(rate)  # the border tokens are held fixed")
+            body.append("        rate = rate.reshape(batch, -1, channels)  # (B, L, C)")
+        else:
+            body += [
+                "        if ctx.lengths is not None:",
+                "            rate = self.ragged(grid, ctx.lengths)",
+                "        else:",
+                "            rate = self.along(grid, 1)",
+            ]
+            if m.boundary == "copy":
+                body.append("            rate = hold_border(rate)  # the end tokens are held fixed")
+        body += [
+            "        if EXTRA_TOKENS:",
+            "            rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid",
+            "        return rate",
+            "",
+            "    def along(self, g: torch.Tensor, dim: int) -> torch.Tensor:",
+            "        size = g.shape[dim]",
+            "        padded = with_ghosts(g, dim, self.radius)",
+            "        rate = torch.zeros_like(g)",
+            "        for offset, weight in zip(self.offsets, self.weights):",
+            "            rate = rate + weight * padded.narrow(dim, self.radius + offset, size)",
+            "        return rate",
+        ]
+        if not two_d:
+            body += [
+                "",
+                "    def ragged(self, g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:",
+                "        # g: (B, L, C); sequence b has lengths[b] real grid tokens, then padding",
+                "        positions = torch.arange(g.shape[1], device=g.device)[None, :]  # (1, L)",
+                "        n = lengths[:, None]  # (B, 1)",
+                "        rate = torch.zeros_like(g)",
+                "        for offset, weight in zip(self.offsets, self.weights):",
+                "            rate = rate + weight * ghost_value(g, positions + offset, n)",
+            ]
+            if m.boundary == "copy":
+                body.append("        inside = (positions > 0) & (positions < n - 1)"
+                            "  # end tokens held fixed")
+            else:
+                body.append("        inside = positions < n")
+            body.append("        return rate * inside[..., None].to(g.dtype)")
+        return body
+
+    def hold_border(self) -> list[str]:
+        dims = "(1, 2)" if len(self.m.axes) == 2 else "(1,)"
+        return [
+            "def hold_border(rate: torch.Tensor) -> torch.Tensor:",
+            '    """Zero rate on the first and last token along every grid axis."""',
+            "    keep = torch.ones_like(rate)",
+            f"    for dim in {dims}:",
+            "        keep.narrow(dim, 0, 1).zero_()",
+            "        keep.narrow(dim, rate.shape[dim] - 1, 1).zero_()",
+            "    return rate * keep",
+        ]
+
+    def norm_constructor(self, kind: str, eps: float, affine: bool) -> str:
+        cls = {"layernorm": "nn.LayerNorm", "rmsnorm": "nn.RMSNorm"}[kind]
+        return f"{cls}(CHANNELS, eps={eps!r}, elementwise_affine={affine!r})"
+
+    def module_constructor(self, module: D.OperatorModule) -> str:
+        o = module.options
+        if module.op == "attention":
+            return (f"Attention(CHANNELS, {o['heads']}, causal={o['causal']!r}, "
+                    f"kernel={o['kernel']!r}, iterations={o['iterations']}, bias={o['bias']!r})")
+        if module.op == "mlp":
+            return f"MLP(CHANNELS, {o['hidden']}, {o['activation']!r}, bias={o['bias']!r})"
+        if module.op == "linear":
+            return f"nn.Linear(CHANNELS, CHANNELS, bias={o['bias']!r})"
+        if module.op in ("layernorm", "rmsnorm"):
+            return self.norm_constructor(module.op, float(o["eps"]), bool(o["affine"]))
+        raise TypeError(f"TorchPrinter cannot print a module for operator {module.op!r}")
+
+    def scalar_lines(self, params, indent: str) -> list[str]:
+        lines = []
+        for p in params:
+            if p.learnable:
+                lines.append(f"{indent}self.{p.name} = nn.Parameter(torch.tensor({p.value!r}))")
+                if p.positive:
+                    lines.append(f"{indent}parametrize.register_parametrization(self, "
+                                 f"{p.name!r}, Positive())")
+            else:
+                lines.append(f"{indent}self.register_buffer({p.name!r}, "
+                             f"torch.tensor({p.value!r}))")
+        return lines
+
+    def shared_class(self) -> list[str]:
+        shared = [p for p in self.m.parameters if not p.per_layer]
+        lines = [
+            "class SharedParameters(nn.Module):",
+            '    """Scalar coefficients shared by every layer."""',
+            "",
+            "    def __init__(self) -> None:",
+            "        super().__init__()",
+        ]
+        return lines + self.scalar_lines(shared, " " * 8)
+
+    def term_method(self, term: D.DiscreteTerm) -> list[str]:
+        source = self.expr(term.expr)[0]
+        return [
+            f"    def f_{term.name}(",
+            "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
+            "    ) -> torch.Tensor:",
+            f'        """The {term.name} term of the vector field: (B, N, C) → (B, N, C)."""',
+            f"        return {source}",
+        ]
+
+    def _vector_field(self, term: D.DiscreteTerm, state: str) -> str:
+        m = self.m
+        arg = state
+        if term.normalized and m.norm.placement == "pre":
+            arg = f"self.norm_{term.name}({state})"
+        return f"self.f_{term.name}({arg}, ctx, p)"
+
+    @staticmethod
+    def _scaled(coefficient: float, text: str) -> str:
+        return text if coefficient == 1.0 else f"{coefficient!r} * {text}"
+
+    def step_lines(self) -> list[str]:
+        m = self.m
+        program = m.program
+        lines = ["    def forward(",
+                 "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
+                 "    ) -> torch.Tensor:"]
+        if program.is_splitting:
+            lines.append('        """One splitting step: each term in turn advances the state by an')
+            lines.append('        explicit Euler sub-step of its own vector field."""')
+            for split in program.split_steps:
+                term = m.term(split.term)
+                step = float(split.fraction) * m.dt
+                rate = self._scaled(step, self._vector_field(term, "u"))
+                update = f"u + {rate}" if m.residual else rate
+                post = term.normalized and m.norm.placement == "post"
+                pre = term.normalized and m.norm.placement == "pre"
+                rate_text = ("" if step == 1.0 else f"{step!r}·") + (
+                    f"f_{term.name}(P u)" if pre else f"f_{term.name}(u)")
+                comment = "  # u ← " + ("P(" if post else "") + (
+                    "u + " if m.residual else "") + rate_text + (")" if post else "")
+                if term.normalized and m.norm.placement == "post":
+                    update = f"self.norm_{term.name}({update})"
+                lines.append(f"        u = {update}{comment}")
+            lines.append("        return u")
+            return lines
+        tableau = program.tableau
+        lines.append(f'        """One {program.scheme} step (explicit Runge–Kutta)."""')
+        for i, row in enumerate(tableau.a, start=1):
+            increments = [f"{float(a) * m.dt!r} * k{j}" for j, a in enumerate(row, start=1)
+                          if a != 0]
+            state = "u" if not increments else "u + " + " + ".join(increments)
+            lines.append(f"        k{i} = self.rhs({state}, ctx, p)")
+        combination = " + ".join(
+            self._scaled(float(b) * m.dt, f"k{i}") for i, b in enumerate(tableau.b, start=1))
+        update = f"u + {combination}" if m.residual else combination
+        if m.norm.kind != "none" and m.norm.placement == "post":
+            update = f"self.norm({update})"
+        lines.append(f"        return {update}")
+        return lines
+
+    def layer_class(self) -> list[str]:
+        m = self.m
+        lines = [
+            f"class {self.layer_name}(nn.Module):",
+            '    """The weights of one layer (one unit of depth) and its time step."""',
+            "",
+            "    def __init__(self) -> None:",
+            "        super().__init__()",
+        ]
+        for stencil in m.stencils.values():
+            weights = ", ".join(repr(w) for w in stencil.scaled_weights())
+            dims = tuple(a + 1 for a in stencil.axes)
+            lines.append(f"        self.{stencil.attribute} = Stencil({stencil.offsets!r}, "
+                         f"({weights},), {dims!r})")
+        for module in m.modules:
+            lines.append(f"        self.{module.name} = {self.module_constructor(module)}")
+        if m.norm.kind != "none":
+            norm = self.norm_constructor(m.norm.kind, m.norm.eps, m.norm.affine)
+            if m.program.is_splitting or m.norm.placement == "pre":
+                for term in m.terms:
+                    if term.normalized:
+                        lines.append(f"        self.norm_{term.name} = {norm}")
+            else:
+                lines.append(f"        self.norm = {norm}")
+        lines += self.scalar_lines([p for p in m.parameters if p.per_layer], " " * 8)
+        for term in m.terms:
+            lines.append("")
+            lines += self.term_method(term)
+        if not m.program.is_splitting:
+            total = " + ".join(self._vector_field(t, "u") for t in m.terms)
+            lines += [
+                "",
+                "    def rhs(",
+                "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
+                "    ) -> torch.Tensor:",
+                '        """The whole vector field F(u) = Σ_terms f(u)."""',
+                f"        return {total}",
+            ]
+        lines.append("")
+        lines += self.step_lines()
+        return lines
+
+    def stepper_class(self) -> list[str]:
+        m = self.m
+        structure = _literal(m.structure(), 4)
+        final = ""
+        if m.norm.final and m.norm.kind != "none":
+            final = self.norm_constructor(m.norm.kind, m.norm.eps, m.norm.affine)
+        lines = [
+            f"class {m.class_name}(nn.Module):",
+            f'    """{m.name}: integrates {m.equation}',
+            "",
+            f"    from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = {m.dt!r}; layer ℓ's weights drive",
+            '    steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""',
+            "",
+            f"    STRUCTURE: ClassVar[dict] = {structure}",
+            "",
+            "    def __init__(self) -> None:",
+            "        super().__init__()",
+            "        self.shared = SharedParameters()",
+            f"        self.layers = nn.ModuleList([{self.layer_name}() for _ in range(LAYERS)])",
+        ]
+        if final:
+            lines.append(f"        self.final_norm = {final}")
+        lines += [
+            "",
+            "    def forward(",
+            "        self,",
+            "        u: torch.Tensor,",
+            "        mask: torch.Tensor | None = None,",
+            "        *,",
+            "        return_trajectory: bool = False,",
+            "        return_attention: bool = False,",
+            "    ):",
+            '        """u: (B, N, C) initial state; mask: (B, N), 1 for real tokens (padding last).',
+            "",
+            "        Returns the final state (B, N, C), or a StepperOutput with the states at",
+            "        every layer boundary and the attention maps when either is requested.",
+            '        """',
+            "        ctx = Context(u, mask, record=return_attention)",
+            "        states = [u]",
+            "        for layer in self.layers:",
+            "            for _ in range(SUBSTEPS):",
+            "                u = layer(u, ctx, self.shared)",
+            "            states.append(u)",
+        ]
+        lines.append("        state = self.final_norm(u)" if final else "        state = u")
+        lines += [
+            "        if return_trajectory or return_attention:",
+            "            return StepperOutput(state, states, ctx.attentions)",
+            "        return state",
+        ]
+        return lines
+
+    # ------------------------------------------------------------------ whole module
+    def print_module(self) -> str:
+        m = self.m
+        ops = {mod.op for mod in m.modules}
+        uses_param = any(p.learnable and p.positive for p in m.parameters)
+        blocks: list[list[str]] = []
+        doc = [f'"""{m.class_name}: a pdelang time-stepper (generated — do not edit)."""']
+        imports = R.HEADER_IMPORTS
+        if uses_param:
+            imports = imports.replace("from torch import nn\n",
+                                      "from torch import nn\nfrom torch.nn.utils import parametrize\n")
+        blocks.append(self.header() + [""] + doc)
+        blocks.append(imports.rstrip("\n").splitlines())
+        blocks.append(self.constants())
+        if "mlp" in ops:
+            activations = sorted({mod.options["activation"] for mod in m.modules if mod.op == "mlp"})
+            blocks.append(["ACTIVATIONS = {"] + [f"    {a!r}: {R.ACTIVATION_SOURCES[a]},"
+                                                  for a in activations] + ["}"])
+        blocks.append(R.OUTPUT.rstrip("\n").splitlines())
+        blocks.append(R.CONTEXT.rstrip("\n").splitlines())
+        blocks.append((R.GRID_LENGTHS_2D if len(m.axes) == 2 else R.GRID_LENGTHS_1D)
+                      .rstrip("\n").splitlines())
+        if uses_param:
+            blocks.append(R.POSITIVE.rstrip("\n").splitlines())
+        if m.stencils:
+            blocks.append(R.GHOSTS[m.boundary].rstrip("\n").splitlines())
+            if len(m.axes) == 1:
+                blocks.append(R.TAKE.rstrip("\n").splitlines())
+                blocks.append(R.RAGGED_VALUE[m.boundary].rstrip("\n").splitlines())
+            if m.boundary == "copy":
+                blocks.append(self.hold_border())
+            blocks.append(self.stencil_class())
+        if "attention" in ops:
+            blocks.append(R.FINITE_LOGSUMEXP.rstrip("\n").splitlines())
+            blocks.append(R.ATTENTION.rstrip("\n").splitlines())
+        if "mlp" in ops:
+            blocks.append(R.MLP.rstrip("\n").splitlines())
+        blocks.append(self.shared_class())
+        blocks.append(self.layer_class())
+        blocks.append(self.stepper_class())
+        blocks.append([f"Stepper = {m.class_name}"])
+        out = []
+        for i, block in enumerate(blocks):
+            if i:
+                is_def = block and block[0].startswith(("class ", "def "))
+                prev_def = blocks[i - 1] and blocks[i - 1][0].startswith(("class ", "def "))
+                out.append("\n\n" if (is_def or prev_def) else "\n")
+            out.append("\n".join(block) + "\n")
+        text = "".join(out)
+        if "parametrize" not in text.split("class SharedParameters")[1]:
+            text = text.replace("from torch.nn.utils import parametrize\n", "")
+        return text
+
+
+def print_module(model: D.DiscreteModel) -> str:
+    """The generated module's source for a discrete model."""
+    return TorchPrinter(model).print_module()
