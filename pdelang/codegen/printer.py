@@ -325,7 +325,7 @@ class TorchPrinter:
         if program.is_splitting:
             lines.append('        """One splitting step: each term in turn advances the state by an')
             lines.append('        explicit Euler sub-step of its own vector field."""')
-            for split in program.split_steps:
+            for index, split in enumerate(program.split_steps):
                 term = m.term(split.term)
                 step = float(split.fraction) * m.dt
                 rate = self._scaled(step, self._vector_field(term, "u"))
@@ -339,6 +339,7 @@ class TorchPrinter:
                 if term.normalized and m.norm.placement == "post":
                     update = f"self.norm_{term.name}({update})"
                 lines.append(f"        u = {update}{comment}")
+                lines.append(f"        ctx.after({index}, {term.name!r}, u)")
             lines.append("        return u")
             return lines
         tableau = program.tableau
@@ -348,12 +349,15 @@ class TorchPrinter:
                           if a != 0]
             state = "u" if not increments else "u + " + " + ".join(increments)
             lines.append(f"        k{i} = self.rhs({state}, ctx, p)")
+            lines.append(f"        ctx.after({i - 1}, 'stage k{i}', k{i})")
         combination = " + ".join(
             self._scaled(float(b) * m.dt, f"k{i}") for i, b in enumerate(tableau.b, start=1))
         update = f"u + {combination}" if m.residual else combination
         if m.norm.kind != "none" and m.norm.placement == "post":
             update = f"self.norm({update})"
-        lines.append(f"        return {update}")
+        lines.append(f"        u = {update}")
+        lines.append(f"        ctx.after({len(tableau.a)}, 'update', u)")
+        lines.append("        return u")
         return lines
 
     def layer_class(self) -> list[str]:
@@ -437,7 +441,8 @@ class TorchPrinter:
             '        """',
             "        ctx = Context(u, mask, record=return_attention)",
             "        states = [u]",
-            "        for layer in self.layers:",
+            "        for index, layer in enumerate(self.layers):",
+            "            ctx.layer = index",
             "            for _ in range(SUBSTEPS):",
             "                u = layer(u, ctx, self.shared)",
             "            states.append(u)",

@@ -28,9 +28,12 @@ CONTEXT = '''\
 class Context:
     """Per-call data the operators share: masks and the recorded attention maps."""
 
-    def __init__(self, u: torch.Tensor, mask: torch.Tensor | None, record: bool) -> None:
+    def __init__(self, u: torch.Tensor, mask: torch.Tensor | None, record: bool,
+                 watch=None) -> None:
         batch, tokens, _ = u.shape  # u: (B, N, C)
         self.record = record
+        self.watch = watch  # optional callback(layer, substep, term, u) for diagnostics
+        self.layer = 0
         self.attentions: list[torch.Tensor] = []
         self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
         self.query_mask = None  # (B, 1, N, 1) bool
@@ -50,6 +53,11 @@ class Context:
         self.attend = self.key_mask
         if self.causal is not None:
             self.attend = self.causal if self.attend is None else self.attend & self.causal
+
+    def after(self, substep: int, term: str, u: torch.Tensor) -> None:
+        """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
+        if self.watch is not None:
+            self.watch(self.layer, substep, term, u)
 '''
 
 GRID_LENGTHS_1D = '''\

@@ -1,0 +1,5 @@
+import sys
+
+from pdelang.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""``pdelang compile SPEC [-o FILE] [--emit ast|symbolic|discrete|python] [--set …]``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import sympy
+
+from pdelang.driver import compile_spec
+from pdelang.errors import PdelangError
+
+
+def configure(parser) -> None:
+    from pdelang.cli.main import add_common
+    add_common(parser, json_flag=False)
+    parser.add_argument("-o", "--output", help="write to FILE (atomically) instead of stdout")
+    parser.add_argument("--emit", choices=["ast", "symbolic", "discrete", "python"],
+                        default="python", help="which stage's output to print (default: python)")
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {"node": type(value).__name__}
+        for f in dataclasses.fields(value):
+            if f.name in ("loc", "location"):
+                continue
+            out[f.name] = _plain(getattr(value, f.name))
+        return out
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def emit(compilation, stage: str) -> str:
+    if stage == "python":
+        return compilation.python
+    if stage == "ast":
+        tree = {"equation": str(compilation.ast.equation),
+                "terms": {k: str(v) for k, v in compilation.ast.terms.items()},
+                "tree": _plain(compilation.ast)}
+        return json.dumps(tree, indent=2, ensure_ascii=False) + "\n"
+    if stage == "symbolic":
+        s = compilation.symbolic
+        data = {
+            "field": sympy.sstr(s.u),
+            "parameters": list(s.parameters),
+            "terms": {t.name: {"sympy": sympy.srepr(t.expr), "text": sympy.sstr(t.expr),
+                               "continuous": sympy.sstr(t.expr.doit()),
+                               "latex": sympy.latex(t.expr)} for t in s.terms},
+            "split_order": list(s.split_order),
+            "instances": {k: {"op": v.op, "term": v.term, "options": dict(v.options)}
+                          for k, v in s.instances.items()},
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_plain(compilation.discrete), indent=2, ensure_ascii=False,
+                      default=str) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def execute(args) -> int:
+    compilation = compile_spec(args.spec, args.overrides)
+    text = emit(compilation, args.emit)
+    if args.output:
+        try:
+            write_atomically(Path(args.output), text)
+        except OSError as exc:
+            raise PdelangError(f"cannot write {args.output}: {exc.strerror}") from None
+        for warning in compilation.analysis.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"wrote {args.output} ({compilation.spec.class_name})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

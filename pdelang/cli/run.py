@@ -1,0 +1,111 @@
+"""``pdelang run SPEC [--device cpu|cuda] [--init random|FILE.pt] [--seed N]``.
+
+Integrates the spec from an initial state, layer by layer with a progress bar, reports
+per-layer state norms, and stops with an error naming the layer, sub-step and term if a
+NaN or Inf appears.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from pdelang.errors import PdelangError, RuntimeCheckError
+
+
+def configure(parser) -> None:
+    from pdelang.cli.main import add_common
+    add_common(parser)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--init", default="random",
+                        help="'random' (seeded normal) or a .pt file holding a (B, N, C) tensor")
+    parser.add_argument("--seed", type=int, default=0, help="seed for weights and the state")
+    parser.add_argument("--batch", type=int, default=2, help="batch size of a random state")
+    parser.add_argument("--tokens", type=int, default=None,
+                        help="tokens of a random state (default: the grid's, or 128)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--save", default=None, help="save the final state to a .pt file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def initial_state(args, structure, torch):
+    if args.init != "random":
+        try:
+            state = torch.load(args.init, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise PdelangError(f"no such initial-state file: {args.init}") from None
+        except Exception as exc:  # torch raises many kinds for a bad file
+            raise PdelangError(f"cannot read the initial state {args.init}: {exc}") from None
+        if isinstance(state, dict):
+            state = state.get("u", next(iter(state.values()), None))
+        if not isinstance(state, torch.Tensor) or state.dim() != 3 \
+                or state.shape[-1] != structure["channels"]:
+            shape = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+            raise PdelangError(f"the initial state must be a (B, N, {structure['channels']}) "
+                               f"tensor, got {shape}")
+        return state
+    grid = structure["grid_shape"]
+    tokens = args.tokens or ((grid[0] * grid[1] + structure["extra_tokens"]) if grid else 128)
+    generator = torch.Generator().manual_seed(args.seed)
+    return torch.randn(args.batch, tokens, structure["channels"], generator=generator)
+
+
+def execute(args) -> int:
+    import torch
+
+    from pdelang.builder import build_module
+
+    module = build_module(args.spec, args.overrides)
+    structure = module.Stepper.STRUCTURE
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise PdelangError(f"--device {args.device}: CUDA is not available on this machine",
+                           suggestion="use --device cpu")
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    torch.manual_seed(args.seed)
+    stepper = module.Stepper().to(device=device, dtype=dtype).eval()
+    u = initial_state(args, structure, torch).to(device=device, dtype=dtype)
+
+    def watch(layer, substep, term, state):
+        if not bool(torch.isfinite(state).all()):
+            bad = "NaN" if bool(torch.isnan(state).any()) else "Inf"
+            raise RuntimeCheckError(
+                f"{bad} in the state after layer {layer}, sub-step {substep} (term '{term}')",
+                suggestion="lower Δt (raise time.substeps) or add a norm stabilizer")
+
+    ctx = module.Context(u, None, record=False, watch=watch)
+    norms = [{"layer": 0, "norm": float(u.norm(dim=-1).mean()), "max_abs": float(u.abs().max())}]
+    steps = structure["layers"] * structure["substeps"]
+    progress = None
+    if not args.no_progress and not args.json:
+        from tqdm import tqdm
+        progress = tqdm(total=steps, desc=structure["name"], unit="step", file=sys.stderr)
+    with torch.no_grad():
+        if not bool(torch.isfinite(u).all()):
+            raise RuntimeCheckError("the initial state contains NaN or Inf")
+        for index, layer in enumerate(stepper.layers):
+            ctx.layer = index
+            for _ in range(structure["substeps"]):
+                u = layer(u, ctx, stepper.shared)
+                if progress:
+                    progress.update(1)
+            norms.append({"layer": index + 1, "norm": float(u.norm(dim=-1).mean()),
+                          "max_abs": float(u.abs().max())})
+        if hasattr(stepper, "final_norm"):
+            u = stepper.final_norm(u)
+    if progress:
+        progress.close()
+    if args.save:
+        torch.save(u.cpu(), args.save)
+    result = {"spec": args.spec, "device": str(device), "shape": list(u.shape),
+              "dt": structure["dt"], "steps": steps, "layers": norms,
+              "final_norm": float(u.norm(dim=-1).mean())}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{structure['name']}: {steps} steps of Δt = {structure['dt']:g} on {device}, "
+              f"state {tuple(u.shape)}")
+        print("layer  mean token norm   max |u|")
+        for row in norms:
+            print(f"{row['layer']:>5}  {row['norm']:>15.6g}  {row['max_abs']:>8.4g}")
+    return 0

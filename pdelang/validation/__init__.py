@@ -1,0 +1,1 @@
+"""Validation of compiled PDE models against reference Transformers: corpora and metrics."""

@@ -1,0 +1,208 @@
+"""Built-in deterministic validation data that needs no download.
+
+Text: sentences of the Python reference manual as shipped in the standard library
+(``pydoc_data.topics.topics``).  Each topic is cut into paragraphs; headings and paragraphs
+whose lines are not all indented alike (grammar rules, most code) are dropped, and wrapped lines
+are joined (undoing hyphenation at a line end);
+footnote marks like ``[1]`` are removed, whitespace is collapsed, and the text is split into
+sentences at ``.``, ``!`` or ``?`` followed by a capital letter.  A sentence is kept when it has
+5–40 words, starts with a capital letter or a quote, ends with ``.``, ``!`` or ``?`` and is mostly
+letters; duplicates are removed.  The corpus therefore depends on the Python version (the topics
+change between releases) but is deterministic for a given one.
+
+Split: a sentence is *held out* when the first byte of ``md5(sentence)`` is below 51 (≈ 20 %),
+otherwise it is *train*.  Within a split, sentences are ordered by their md5 digest, so the first
+``n`` are a deterministic sample spread over all topics.
+
+Images: scikit-learn's bundled 8x8 digits (``load_digits``, 1797 images, values 0..16) scaled
+to ``[0, 1]``; the split is a ``numpy.random.default_rng(0)`` permutation, the first 80 % train.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from pathlib import Path
+
+import torch
+
+SPLITS = ("train", "heldout")
+MIN_WORDS = 5
+MAX_WORDS = 40
+HELDOUT_THRESHOLD = 51  # of 256: the held-out share of the md5 space (~20 %)
+DIGITS_TRAIN_FRACTION = 0.8
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z\"'(])")
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "cf.", "vs.", "mr.", "dr.", "no.", "fig.")
+_FOOTNOTE = re.compile(r"\[\d+\]")
+_HEADING_RULE = re.compile(r"^([*=\-~^#\"+])\1{2,}\s*$")
+_MARKUP = re.compile(r"::=|>>>|\.\.\.\s*$|[*`|{}\\]")
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _digest(sentence: str) -> bytes:
+    return hashlib.md5(sentence.encode("utf-8")).digest()
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences at ``.!?`` followed by whitespace and a capital or quote.
+
+    A break after a common abbreviation (``e.g.``, ``i.e.``, ``etc.``, ...) is not a sentence end.
+    """
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        return []
+    pieces: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.start() + len(match.group(0).rstrip())
+        pieces.append(text[start:end].strip())
+        start = match.end()
+    pieces.append(text[start:].strip())
+    sentences: list[str] = []
+    for piece in pieces:
+        if sentences and sentences[-1].lower().endswith(_ABBREVIATIONS):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        elif piece:
+            sentences.append(piece)
+    return sentences
+
+
+def _join_lines(lines: list[str]) -> str:
+    """Join wrapped lines with spaces, undoing hyphenation at a line end (``built-`` + ``in``)."""
+    text = ""
+    for line in lines:
+        part = line.strip()
+        text = text + part if text.endswith("-") or not text else f"{text} {part}"
+    return text
+
+
+def _prose_paragraphs(document: str) -> list[str]:
+    """Paragraphs of a pydoc topic that may be prose, each joined into one line.
+
+    Headings (a line underlined with ``***``/``===``/...) are dropped, as are paragraphs whose
+    lines are not all indented alike (code, grammar rules and tables usually are not); the
+    sentence filter removes what code remains.
+    """
+    paragraphs: list[str] = []
+    block: list[str] = []
+    for line in [*document.splitlines(), ""]:
+        if line.strip():
+            block.append(line)
+            continue
+        if block:
+            indents = {len(part) - len(part.lstrip()) for part in block}
+            heading = any(_HEADING_RULE.match(part.strip()) for part in block)
+            if not heading and len(indents) == 1:
+                paragraphs.append(_join_lines(block))
+            block = []
+    return paragraphs
+
+
+def _acceptable(sentence: str) -> bool:
+    words = sentence.split()
+    if not MIN_WORDS <= len(words) <= MAX_WORDS:
+        return False
+    if not (sentence[0].isupper() or sentence[0] in "\"'"):
+        return False
+    if sentence[-1] not in ".!?" or _MARKUP.search(sentence):
+        return False
+    visible = [ch for ch in sentence if not ch.isspace()]
+    letters = sum(ch.isalpha() for ch in visible)
+    return letters >= 0.75 * len(visible)
+
+
+@functools.lru_cache(maxsize=1)
+def _all_sentences() -> tuple[str, ...]:
+    from pydoc_data.topics import topics
+
+    seen: set[str] = set()
+    sentences: list[str] = []
+    for name in sorted(topics):
+        for paragraph in _prose_paragraphs(topics[name]):
+            for sentence in split_sentences(_FOOTNOTE.sub("", paragraph)):
+                if _acceptable(sentence) and sentence not in seen:
+                    seen.add(sentence)
+                    sentences.append(sentence)
+    return tuple(sentences)
+
+
+@functools.lru_cache(maxsize=2)
+def _split_sentences_of(split: str) -> tuple[str, ...]:
+    chosen = [
+        sentence
+        for sentence in _all_sentences()
+        if (_digest(sentence)[0] < HELDOUT_THRESHOLD) == (split == "heldout")
+    ]
+    return tuple(sorted(chosen, key=_digest))
+
+
+def load_corpus(split: str = "train", n: int | None = None) -> list[str]:
+    """The first ``n`` sentences (all if ``None``) of the ``'train'`` or ``'heldout'`` split."""
+    _check_split(split)
+    sentences = _split_sentences_of(split)
+    if n is not None:
+        if n < 0:
+            raise ValueError(f"n must be non-negative, got {n}")
+        if n > len(sentences):
+            raise ValueError(f"the {split} split has only {len(sentences)} sentences, asked {n}")
+        sentences = sentences[:n]
+    return list(sentences)
+
+
+def read_text_file(path: str | Path, mode: str = "auto") -> list[str]:
+    """Sentences of a user's UTF-8 text file.
+
+    ``mode='lines'``: every non-empty line is one sentence.  ``mode='sentences'``: lines are
+    joined within paragraphs (blank-line separated) and split with :func:`split_sentences`.
+    ``mode='auto'`` (default) uses ``'sentences'`` when some line holds a sentence boundary in
+    its middle (wrapped prose), otherwise ``'lines'``.
+    """
+    if mode not in ("auto", "lines", "sentences"):
+        raise ValueError(f"mode must be 'auto', 'lines' or 'sentences', got {mode!r}")
+    text = Path(path).read_text(encoding="utf-8")
+    lines = [line.strip() for line in text.splitlines()]
+    if mode == "auto":
+        wrapped = any(len(split_sentences(line)) > 1 for line in lines if line)
+        mode = "sentences" if wrapped else "lines"
+    if mode == "lines":
+        sentences = [line for line in lines if line]
+    else:
+        sentences = []
+        for paragraph in re.split(r"\n\s*\n", text):
+            sentences.extend(split_sentences(paragraph))
+    if not sentences:
+        raise ValueError(f"{path}: no text found")
+    return sentences
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    labels = torch.tensor(data.target, dtype=torch.long)
+    order = torch.tensor(np.random.default_rng(0).permutation(len(labels)), dtype=torch.long)
+    return images, labels, order
+
+
+def load_digits_images(
+    n: int | None = None, split: str = "heldout"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)``: digits as ``(N, 1, 8, 8)`` float32 in ``[0, 1]`` and ``(N,)`` long."""
+    _check_split(split)
+    images, labels, order = _digits()
+    cut = int(round(DIGITS_TRAIN_FRACTION * len(order)))
+    indices = order[:cut] if split == "train" else order[cut:]
+    if n is not None:
+        if n < 0 or n > len(indices):
+            raise ValueError(f"the {split} split has {len(indices)} images, asked {n}")
+        indices = indices[:n]
+    return images[indices].clone(), labels[indices].clone()
