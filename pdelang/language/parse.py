@@ -28,7 +28,8 @@ _TOKEN_NAMES = {
 @lru_cache(maxsize=1)
 def parser() -> Lark:
     grammar = (Path(__file__).with_name("grammar.lark")).read_text()
-    return Lark(grammar, parser="lalr", strict=True, propagate_positions=True,
+    # cache=True: the LALR tables are built (and checked for conflicts) once, then loaded.
+    return Lark(grammar, parser="lalr", strict=True, propagate_positions=True, cache=True,
                 maybe_placeholders=False, start=["equation", "expression"])
 
 
