@@ -17,6 +17,7 @@ COMMANDS = {
     "check": ("pdelang.cli.check", "analyse a spec: terms, stencils, stability"),
     "compile": ("pdelang.cli.compile", "generate the PyTorch stepper of a spec"),
     "run": ("pdelang.cli.run", "integrate a spec from an initial state"),
+    "validate": ("pdelang.cli.validate", "compare a spec with a reference Transformer"),
 }
 
 

@@ -1,0 +1,60 @@
+"""``pdelang validate SPEC --reference minilm --mode exact|continuous|fit [--json] [--out DIR]``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def configure(parser) -> None:
+    from pdelang.cli.main import add_common
+    add_common(parser)
+    parser.add_argument("--reference", default="minilm",
+                        help="minilm (default), hf:PATH, hf-config:bert|vit|gpt2, "
+                             "torch, torch:pre, torch:post")
+    parser.add_argument("--mode", default="exact", choices=["exact", "continuous", "fit"])
+    parser.add_argument("--sentences", "--samples", dest="samples", type=int, default=64,
+                        help="held-out inputs to evaluate on (default 64)")
+    parser.add_argument("--text", default=None, help="your own text file instead of the corpus")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per input")
+    parser.add_argument("--steps", type=int, default=40, help="Adam steps in fit mode")
+    parser.add_argument("--lr", type=float, default=0.05, help="learning rate in fit mode")
+    parser.add_argument("--train-samples", type=int, default=32,
+                        help="training inputs in fit mode")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="directory for plots and results.json")
+
+
+def execute(args) -> int:
+    from pdelang.validation.validate import format_table, validate, write_plots
+
+    progress = None
+    bar = None
+    if args.mode == "fit" and not args.json:
+        from tqdm import tqdm
+        bar = tqdm(total=args.steps, desc="fit", unit="step", file=sys.stderr)
+
+        def progress(loss):
+            bar.set_postfix(loss=f"{loss:.4g}")
+            bar.update(1)
+
+    result = validate(args.spec, args.reference, args.mode, overrides=args.overrides,
+                      samples=args.samples, text=args.text, max_length=args.max_length,
+                      steps=args.steps, lr=args.lr, train_samples=args.train_samples,
+                      seed=args.seed, progress=progress)
+    if bar is not None:
+        bar.close()
+    data = result.to_json()
+    if args.out:
+        out = Path(args.out)
+        paths = write_plots(result, out)
+        (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+        data["plots"] = [str(p) for p in paths]
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_table(result))
+        if args.out:
+            print(f"wrote {args.out}/results.json, " + ", ".join(data["plots"]))
+    return 0 if result.passed in (None, True) else 1

@@ -1,0 +1,270 @@
+"""``pdelang.validate``: compare a compiled spec with a reference Transformer, layer by layer.
+
+Modes
+-----
+``exact``       the spec configured as the reference, with the reference's weights, must
+                reproduce it: per-layer relative error ≤ 1e-5 and attention cosine ≥ 0.99999.
+``continuous``  the same weights under the spec's own continuous model (diffusion D > 0,
+                ``substeps > 1``, …): how far the continuous model departs.  No pass/fail.
+``fit``         the reference's weights stay frozen; only the spec's *learnable scalar
+                parameters* (e.g. D and α of specs/master.yaml) are fitted, with Adam, to the
+                reference's per-layer states on training text; metrics on held-out text.
+
+The reference's own embedding output is u(0); its attention mask is passed through.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from pdelang.errors import PdelangError
+from pdelang.validation.metrics import layer_metrics
+from pdelang.validation.weights import load_reference_weights
+
+EXACT_RELATIVE_ERROR = 1e-5
+EXACT_ATTENTION_COSINE = 0.99999
+MODES = ("exact", "continuous", "fit")
+
+
+@dataclass
+class ValidationResult:
+    spec: str
+    reference: str
+    mode: str
+    samples: int
+    layers: list[dict]
+    passed: bool | None  # None: no pass/fail in this mode
+    tolerances: dict = field(default_factory=dict)
+    fitted: dict = field(default_factory=dict)
+    fit_history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    maps: tuple | None = None  # (reference maps, model maps) of sample 0 for plots
+
+    def to_json(self) -> dict:
+        def clean(value):
+            return None if isinstance(value, float) and not math.isfinite(value) else value
+        return {
+            "spec": self.spec, "reference": self.reference, "mode": self.mode,
+            "samples": self.samples, "passed": self.passed, "tolerances": self.tolerances,
+            "layers": [{k: clean(v) for k, v in row.items()} for row in self.layers],
+            "fitted": self.fitted, "fit_loss": self.fit_history, "seconds": self.seconds,
+        }
+
+
+def _load_reference(name: str):
+    from pdelang.reference.registry import load_reference
+    try:
+        return load_reference(name)
+    except ValueError as exc:
+        raise PdelangError(str(exc), suggestion="see `pdelang validate --help` for references") \
+            from None
+
+
+def _inputs(reference, samples: int, split: str, text_file: str | None, max_length: int):
+    if reference.modality == "image":
+        from pdelang.validation.corpus import load_digits_images
+        images, _ = load_digits_images(samples, split)
+        return reference.inputs_from_images(images)
+    if text_file:
+        from pdelang.validation.corpus import read_text_file
+        try:
+            sentences = read_text_file(text_file)
+        except OSError as exc:
+            raise PdelangError(f"cannot read --text {text_file}: {exc.strerror}") from None
+        if not sentences:
+            raise PdelangError(f"--text {text_file} holds no sentences")
+        cut = max(1, len(sentences) // 2)
+        sentences = sentences[:cut] if split == "train" else (sentences[cut:] or sentences)
+        sentences = sentences[:samples]
+    else:
+        from pdelang.validation.corpus import load_corpus
+        sentences = load_corpus(split, samples)
+    return reference.inputs_from_text(sentences, max_length=max_length)
+
+
+def _per_layer_maps(attentions: list, layers: int) -> list:
+    """The last attention evaluation of every layer (substeps and RK stages repeat it)."""
+    if not attentions:
+        return [None] * layers
+    per_layer = len(attentions) // layers
+    return [attentions[(i + 1) * per_layer - 1] for i in range(layers)]
+
+
+def _run_stepper(stepper, run):
+    out = stepper(run.embeddings, run.mask, return_trajectory=True, return_attention=True)
+    return out, _per_layer_maps(out.attentions, len(run.attentions))
+
+
+def _scalar_parameters(stepper) -> dict[str, torch.nn.Parameter]:
+    """The spec's learnable scalar parameters: shared ones and per-layer ones."""
+    out = {}
+    for name, param in stepper.named_parameters():
+        if param.dim() == 0:
+            out[name] = param
+    return out
+
+
+def _scalar_values(stepper) -> dict:
+    structure = type(stepper).STRUCTURE
+    values = {}
+    for name, info in structure["parameters"].items():
+        if info["per_layer"]:
+            values[name] = [float(getattr(layer, name)) for layer in stepper.layers]
+        else:
+            values[name] = float(getattr(stepper.shared, name))
+    return values
+
+
+def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None) -> list[float]:
+    params = _scalar_parameters(stepper)
+    if not params:
+        raise PdelangError("fit mode needs learnable scalar parameters in the spec",
+                           suggestion="declare e.g. D: {value: 0.1, learnable: true}")
+    for p in stepper.parameters():
+        p.requires_grad_(False)
+    for p in params.values():
+        p.requires_grad_(True)
+    run = reference.run(inputs)
+    mask = run.bool_mask[..., None].to(run.embeddings.dtype)
+    targets = run.hidden_states[1:]
+    optimizer = torch.optim.Adam(list(params.values()), lr=lr)
+    history = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        out = stepper(run.embeddings, run.mask, return_trajectory=True)
+        loss = sum(((s - t) ** 2 * mask).sum() / ((t ** 2) * mask).sum()
+                   for s, t in zip(out.states[1:], targets)) / len(targets)
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+        if progress is not None:
+            progress(history[-1])
+    for p in stepper.parameters():
+        p.requires_grad_(False)
+    return history
+
+
+def validate(spec, reference: str = "minilm", mode: str = "exact", *,
+             overrides: Iterable[str] = (), samples: int = 64, text: str | None = None,
+             max_length: int = 128, steps: int = 40, lr: float = 0.05,
+             train_samples: int = 32, seed: int = 0, progress=None) -> ValidationResult:
+    """Validate a spec against a reference (see the module docstring for the modes)."""
+    from pdelang.builder import build_module
+    from pdelang.spec.load import load_spec
+
+    if mode not in MODES:
+        raise PdelangError(f"unknown mode '{mode}'", suggestion="use exact, continuous or fit")
+    started = time.perf_counter()
+    spec_value = load_spec(spec, overrides) if not hasattr(spec, "raw") else spec
+    module = build_module(spec_value)
+    ref = _load_reference(reference)
+    torch.manual_seed(seed)
+    stepper = module.Stepper().eval()
+    load_reference_weights(stepper, ref, spec_value)
+    history: list[float] = []
+    if mode == "fit":
+        train_inputs = _inputs(ref, train_samples, "train", text, max_length)
+        history = _fit(stepper, ref, train_inputs, steps, lr, progress)
+    inputs = _inputs(ref, samples, "heldout", text, max_length)
+    run = ref.run(inputs)
+    with torch.no_grad():
+        out, maps = _run_stepper(stepper, run)
+    rows = layer_metrics(run.hidden_states, run.attentions, out.states, maps, run.mask)
+    passed = None
+    tolerances = {}
+    if mode == "exact":
+        tolerances = {"relative_error": EXACT_RELATIVE_ERROR,
+                      "attention_cosine": EXACT_ATTENTION_COSINE}
+        final = layer_metrics([run.final_state], [run.attentions[-1]], [out.state],
+                              [maps[-1]], run.mask)[0]["relative_error"]
+        for row in rows:
+            row["passed"] = bool(row["relative_error"] <= EXACT_RELATIVE_ERROR
+                                 and row["attention_cosine"] >= EXACT_ATTENTION_COSINE)
+        passed = all(r["passed"] for r in rows) and final <= EXACT_RELATIVE_ERROR
+        tolerances["final_state_relative_error"] = final
+    first = (run.attentions, maps)
+    sample_maps = ([a[0].mean(0) for a in first[0]],
+                   [m[0].mean(0) if m is not None else None for m in first[1]])
+    length = int(run.bool_mask[0].sum())
+    sample_maps = tuple([None if m is None else m[:length, :length].detach().cpu()
+                         for m in group] for group in sample_maps)
+    return ValidationResult(
+        spec=str(spec_value.file), reference=reference, mode=mode,
+        samples=int(run.embeddings.shape[0]), layers=rows, passed=passed,
+        tolerances=tolerances, fitted=_scalar_values(stepper) if mode != "exact" else {},
+        fit_history=history, seconds=time.perf_counter() - started, maps=sample_maps)
+
+
+def format_table(result: ValidationResult) -> str:
+    lines = [f"{result.spec} vs {result.reference} ({result.mode}, {result.samples} samples, "
+             f"{result.seconds:.1f} s)",
+             "layer  attn cosine   hidden cosine  rel. error    CKA        attn KL"]
+    for r in result.layers:
+        mark = "" if "passed" not in r else ("  ok" if r["passed"] else "  FAIL")
+        lines.append(f"{r['layer']:>5}  {r['attention_cosine']:>11.7f}  {r['hidden_cosine']:>13.7f}"
+                     f"  {r['relative_error']:>10.3e}  {r['cka']:>9.6f}  {r['attention_kl']:>9.3e}"
+                     f"{mark}")
+    if result.mode == "exact":
+        t = result.tolerances
+        lines.append(f"final state relative error {t['final_state_relative_error']:.3e}; "
+                     f"tolerances: relative error ≤ {t['relative_error']:g}, attention cosine ≥ "
+                     f"{t['attention_cosine']}")
+        lines.append("PASSED" if result.passed else "FAILED")
+    if result.fitted:
+        lines.append("parameters: " + ", ".join(
+            f"{k} = {v:.4g}" if isinstance(v, float) else
+            f"{k} = [{', '.join(f'{x:.4g}' for x in v)}]" for k, v in result.fitted.items()))
+    if result.fit_history:
+        lines.append(f"fit loss: {result.fit_history[0]:.4g} → {result.fit_history[-1]:.4g} "
+                     f"({len(result.fit_history)} Adam steps; only the spec's scalar "
+                     "parameters were learned, the reference's weights stayed frozen)")
+    return "\n".join(lines)
+
+
+def write_plots(result: ValidationResult, out_dir: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layers = [r["layer"] for r in result.layers]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for ax, key, title in zip(axes, ("attention_cosine", "hidden_cosine", "relative_error", "cka"),
+                              ("attention cosine", "hidden cosine", "relative error", "linear CKA")):
+        ax.plot(layers, [r[key] for r in result.layers], "o-")
+        ax.set_title(title)
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+        if key == "relative_error":
+            ax.set_yscale("log")
+    fig.suptitle(f"{Path(result.spec).name} vs {result.reference} ({result.mode})")
+    fig.tight_layout()
+    metrics_png = out_dir / "metrics.png"
+    fig.savefig(metrics_png, dpi=110)
+    plt.close(fig)
+    paths = [metrics_png]
+    if result.maps is not None:
+        ref_maps, pde_maps = result.maps
+        n = len(ref_maps)
+        fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.4), squeeze=False)
+        for i in range(n):
+            for row, (maps, label) in enumerate(((ref_maps, "reference"), (pde_maps, "PDE"))):
+                ax = axes[row][i]
+                if maps[i] is not None:
+                    ax.imshow(maps[i].numpy(), cmap="viridis", vmin=0)
+                ax.set_title(f"{label}, layer {i + 1}", fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
+        fig.suptitle("attention maps of sample 0 (mean over heads)")
+        fig.tight_layout()
+        maps_png = out_dir / "attention_maps.png"
+        fig.savefig(maps_png, dpi=110)
+        plt.close(fig)
+        paths.append(maps_png)
+    return paths

@@ -1,0 +1,131 @@
+"""Map a reference Transformer's weights into a compiled stepper.
+
+The stepper's ``STRUCTURE`` says which module of each layer is the attention, which the
+MLP, and which norm stabilizes which term; the reference's :class:`LayerWeights` are in
+``nn.Linear`` convention, so the copy is one-to-one.  A spec that does not have the
+reference's shape is a :class:`ReferenceMismatchError` naming both sides.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pdelang.errors import PdelangError, SourceLocation
+from pdelang.spec.model import Spec
+
+
+class ReferenceMismatchError(PdelangError):
+    """The spec and the reference Transformer disagree on a shape or a switch."""
+
+    kind = "reference mismatch"
+
+
+def _module_of(structure: dict, op: str) -> tuple[str, dict]:
+    found = [(name, m) for name, m in structure["modules"].items() if m["op"] == op]
+    if len(found) != 1:
+        raise ReferenceMismatchError(
+            f"the spec has {len(found)} {op} operators; mapping a reference needs exactly one",
+            suggestion=f"write one {op}(…) term")
+    return found[0]
+
+
+def term_of(module_name: str, op: str) -> str:
+    """The term a module belongs to: modules are named ``<term>_<op>[_k]``."""
+    return module_name.rsplit(f"_{op}", 1)[0]
+
+
+def check_compatible(structure: dict, reference, spec: Spec | None = None) -> dict:
+    """Raise unless the stepper can carry the reference's weights; return the module names."""
+    arch = reference.architecture
+
+    def where(path: str) -> SourceLocation | None:
+        return spec.where(path) if spec is not None else None
+
+    def mismatch(what: str, ours, theirs, path: str, hint: str | None = None):
+        raise ReferenceMismatchError(
+            f"{what}: the spec has {ours}, the reference {reference.name} has {theirs}",
+            where(path), hint)
+
+    attention_name, attention = _module_of(structure, "attention")
+    mlp_name, mlp = _module_of(structure, "mlp")
+    attention_term = term_of(attention_name, "attention")
+    mlp_term = term_of(mlp_name, "mlp")
+    if structure["channels"] != arch.channels:
+        mismatch("channels", structure["channels"], arch.channels, "fields",
+                 f"set the field's channels to {arch.channels}")
+    if structure["layers"] != arch.layers:
+        mismatch("layers", structure["layers"], arch.layers, "time.layers",
+                 f"--set time.layers={arch.layers}")
+    if attention["heads"] != arch.heads:
+        mismatch("attention heads", attention["heads"], arch.heads, f"terms.{attention_term}",
+                 f"write attention(u, heads={arch.heads})")
+    if bool(attention["causal"]) != arch.causal:
+        mismatch("causal attention", attention["causal"], arch.causal, f"terms.{attention_term}")
+    if not attention["bias"]:
+        mismatch("attention biases", False, True, f"terms.{attention_term}",
+                 "drop bias=false from the attention call")
+    if mlp["hidden"] != arch.hidden:
+        mismatch("mlp hidden width", mlp["hidden"], arch.hidden, f"terms.{mlp_term}",
+                 f"write mlp(u, hidden={arch.hidden}, …)")
+    if mlp["activation"] != arch.activation:
+        mismatch("mlp activation", mlp["activation"], arch.activation, f"terms.{mlp_term}",
+                 f"write mlp(u, …, activation={arch.activation})")
+    norm = structure["norm"]
+    if norm["kind"] != "layernorm":
+        mismatch("normalization", norm["kind"], "layernorm", "stabilizers.norm.kind")
+    if norm["placement"] != arch.norm_placement:
+        mismatch("norm placement", norm["placement"], arch.norm_placement,
+                 "stabilizers.norm.placement")
+    if not norm["affine"]:
+        mismatch("affine norms", False, True, "stabilizers.norm.affine")
+    if bool(norm["final"]) != arch.final_norm:
+        mismatch("final norm", norm["final"], arch.final_norm, "stabilizers.norm.final")
+    if abs(norm["eps"] - arch.norm_eps) > 1e-3 * arch.norm_eps:
+        mismatch("norm eps", norm["eps"], arch.norm_eps, "stabilizers.norm.eps")
+    for term in (attention_term, mlp_term):
+        if term not in norm["terms"]:
+            mismatch(f"normalization of term '{term}'", "none", "a LayerNorm",
+                     "stabilizers.norm.terms")
+    grid = tuple(structure["grid_shape"]) if structure["grid_shape"] else None
+    if grid != (tuple(arch.grid_shape) if arch.grid_shape else None):
+        mismatch("token grid", grid or "a 1-D sequence", arch.grid_shape or "a 1-D sequence",
+                 "grid")
+    if structure["extra_tokens"] != arch.extra_tokens:
+        mismatch("extra tokens", structure["extra_tokens"], arch.extra_tokens,
+                 "grid.extra_tokens")
+    return {"attention": attention_name, "mlp": mlp_name, "attention_term": attention_term,
+            "mlp_term": mlp_term}
+
+
+@torch.no_grad()
+def load_reference_weights(stepper, reference, spec: Spec | None = None) -> dict:
+    """Copy the reference's weights into ``stepper`` (in place); returns the module names."""
+    structure = type(stepper).STRUCTURE
+    names = check_compatible(structure, reference, spec)
+    split = bool(structure["split_order"])
+    for layer, w in zip(stepper.layers, reference.layer_weights):
+        attention = getattr(layer, names["attention"])
+        for proj, weight, bias in ((attention.q, w.q_weight, w.q_bias),
+                                   (attention.k, w.k_weight, w.k_bias),
+                                   (attention.v, w.v_weight, w.v_bias),
+                                   (attention.o, w.o_weight, w.o_bias)):
+            proj.weight.copy_(weight)
+            proj.bias.copy_(bias if bias is not None else torch.zeros_like(proj.bias))
+        mlp = getattr(layer, names["mlp"])
+        mlp.fc1.weight.copy_(w.fc1_weight)
+        mlp.fc1.bias.copy_(w.fc1_bias)
+        mlp.fc2.weight.copy_(w.fc2_weight)
+        mlp.fc2.bias.copy_(w.fc2_bias)
+        if split or structure["norm"]["placement"] == "pre":
+            norms = ((f"norm_{names['attention_term']}", w.norm_attention_weight,
+                      w.norm_attention_bias),
+                     (f"norm_{names['mlp_term']}", w.norm_mlp_weight, w.norm_mlp_bias))
+        else:  # one projection after a whole Runge–Kutta step: the layer's last norm
+            norms = (("norm", w.norm_mlp_weight, w.norm_mlp_bias),)
+        for attr, weight, bias in norms:
+            getattr(layer, attr).weight.copy_(weight)
+            getattr(layer, attr).bias.copy_(bias)
+    if reference.final_norm_weight is not None:
+        stepper.final_norm.weight.copy_(reference.final_norm_weight)
+        stepper.final_norm.bias.copy_(reference.final_norm_bias)
+    return names
