@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -115,9 +115,9 @@ def _scalar_values(stepper) -> dict:
     values = {}
     for name, info in structure["parameters"].items():
         if info["per_layer"]:
-            values[name] = [float(getattr(layer, name)) for layer in stepper.layers]
+            values[name] = [getattr(layer, name).detach().item() for layer in stepper.layers]
         else:
-            values[name] = float(getattr(stepper.shared, name))
+            values[name] = getattr(stepper.shared, name).detach().item()
     return values
 
 
