@@ -8,10 +8,17 @@ Public API (mirrors the CLI): :func:`load_spec`, :func:`compile_spec`, :func:`bu
 
 __version__ = "0.1.0"
 
-from pdelang.errors import PdelangError  # noqa: E402
+from pdelang.errors import PdelangError
 
-__all__ = ["PdelangError", "__version__", "load_spec", "compile_spec", "build", "validate",
-           "ablate"]
+__all__ = [
+    "PdelangError",
+    "__version__",
+    "ablate",
+    "build",
+    "compile_spec",
+    "load_spec",
+    "validate",
+]
 
 
 def __getattr__(name):  # lazy: keep `import pdelang` (and `pdelang check`) free of torch

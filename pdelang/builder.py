@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable
+from collections.abc import Iterable
 
 from pdelang.driver import Compilation, compile_spec
 from pdelang.spec.load import canonical_hash, load_spec

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from pdelang.analysis.analyse import Analysis, analyse
 from pdelang.codegen.printer import print_module

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class SourceLocation:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
-    def shifted(self, columns: int, length: int = 1) -> "SourceLocation":
+    def shifted(self, columns: int, length: int = 1) -> SourceLocation:
         """The location ``columns`` characters to the right on the same line."""
         return SourceLocation(self.file, self.line, self.col + columns, self.source_line, length)
 

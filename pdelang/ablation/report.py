@@ -24,7 +24,9 @@ Files written by :func:`write_report` (all deterministic for the same input):
   ``mean ± std`` over seeds (finite values, population std), max gradient norm, eval
   accuracy, and final-layer drift (hidden cosine, relative error, rank-collapse ratio),
   followed by the errors of variants that did not compile and per-layer drift tables;
-* ``drift.png``: per-layer rank-collapse ratio and relative error (log y) per variant;
+* ``drift.png``: per-layer rank-collapse ratio and relative error (log y) per variant
+  (a variant whose relative error is zero everywhere, e.g. the reference, is named in a
+  note instead of drawn);
 * ``loss.png``, ``grad_norm.png``: training curves per variant, log y, the mean over seeds
   with a shaded min-max band.  Non-finite and non-positive points are left out.
 
@@ -134,11 +136,17 @@ def format_overrides(overrides: Mapping[str, Any] | None) -> str:
     return ", ".join(f"{key}={_format_value(overrides[key])}" for key in sorted(overrides))
 
 
-def _cell(text: str, limit: int | None = None) -> str:
+def _one_line(text: Any, limit: int | None = None) -> str:
+    """``text`` on one line (whitespace runs -> one space), cut to ``limit`` characters."""
     text = " ".join(str(text).split())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
-    return text.replace("|", "\\|")
+    return text
+
+
+def _cell(text: Any) -> str:
+    """A markdown table cell: one line, ``|`` escaped."""
+    return _one_line(text).replace("|", "\\|")
 
 
 # ---------------------------------------------------------------------------------------
@@ -225,7 +233,7 @@ _TABLE_COLUMNS = ("#", "Variant", "Overrides", "Compiled", "Diverged", "Div. ste
 def _table_row(index: int, row: Mapping[str, Any]) -> list[str]:
     if not row["compiled"]:
         cells = [str(index), row["label"], row["overrides"], "no"] + [MISSING] * 8
-        cells.append(_cell(row["error"] or "not compiled", 80))
+        cells.append(_one_line(row["error"] or "not compiled", 80))
         return cells
     if row["seeds"]:
         diverged = f"{'yes' if row['diverged_seeds'] else 'no'} " \
@@ -240,7 +248,7 @@ def _table_row(index: int, row: Mapping[str, Any]) -> list[str]:
         format_number(row["divergence_step"]), loss, format_number(row["max_grad_norm"]),
         format_number(row["eval_accuracy"]), format_number(row["hidden_cosine"]),
         format_number(row["relative_error"]), format_number(row["rank_collapse_ratio"]),
-        _cell(row["error"], 80) if row["error"] else "",
+        _one_line(row["error"], 80) if row["error"] else "",
     ]
 
 
@@ -353,6 +361,7 @@ def plot_drift(variants: Sequence[Mapping[str, Any]], path: Path) -> Path:
     with matplotlib.style.context("default"):
         figure, (collapse_axis, error_axis) = _new_figure(2)
         plotted_collapse = plotted_error = False
+        zero_error: list[str] = []  # e.g. the reference itself: nothing to draw on log y
         for index, variant in enumerate(variants):
             drift = variant.get("drift")
             if not variant.get("compiled", True) or not drift:
@@ -367,10 +376,13 @@ def plot_drift(variants: Sequence[Mapping[str, Any]], path: Path) -> Path:
             if xs:
                 collapse_axis.plot(xs, ys, marker="o", label=label, **_style(index))
                 plotted_collapse = True
-            xs, ys = _finite_points(layers, [r.get("relative_error") for r in drift], True)
+            errors = [_as_float(r.get("relative_error")) for r in drift]
+            xs, ys = _finite_points(layers, errors, True)
             if xs:
                 error_axis.plot(xs, ys, marker="o", label=label, **_style(index))
                 plotted_error = True
+            elif errors and all(e == 0 for e in errors):
+                zero_error.append(_label(variant))
         collapse_axis.set(title="Rank-collapse ratio ‖X − 1x̄ᵀ‖/‖X‖", xlabel="layer",
                           ylabel="ratio (0 = collapsed)")
         error_axis.set(title="Relative error vs reference ‖X − R‖/‖R‖", xlabel="layer",
@@ -385,6 +397,9 @@ def plot_drift(variants: Sequence[Mapping[str, Any]], path: Path) -> Path:
             error_axis.legend(fontsize="small")
         else:
             _no_data(error_axis, "no nonzero relative error")
+        if zero_error:
+            error_axis.text(0.01, 0.01, "zero error, not shown: " + "; ".join(zero_error),
+                            transform=error_axis.transAxes, fontsize="x-small", va="bottom")
         for axis in (collapse_axis, error_axis):
             axis.grid(True, alpha=0.3)
         _save(figure, path)

@@ -41,8 +41,12 @@ Tasks
 
 Initialisation: the patch projection (weights ``N(0, 1)``, zero bias) and the token
 embedding (``N(0, 1)``) give the stepper input entries of order one; position, CLS and
-extra-token embeddings start at ``N(0, 0.02^2)`` (GPT-2 / ViT convention); the heads use
-PyTorch's default ``nn.Linear`` initialisation.
+extra-token embeddings start at ``N(0, 0.02^2)`` (GPT-2 / ViT convention).  The heads
+start at zero (ViT convention), so every variant starts from the uniform prediction with
+loss ``log(classes)`` (``log 10`` for digits, ``log |vocabulary|`` for text) and the default
+divergence threshold (10x the first loss) is the same for every variant.  (With PyTorch's
+default head init, the un-normalized output of a 384-wide stepper made healthy variants
+spike to ~9x their first loss within two AdamW steps at lr 1e-3.)
 
 All randomness (batch sampling, masking) comes from an explicit ``torch.Generator``;
 evaluation uses a fixed subset (fixed seed), so every number is reproducible.
@@ -145,6 +149,14 @@ def _final_state(result: Any) -> Tensor:
     if isinstance(result, (tuple, list)) and result and isinstance(result[0], Tensor):
         return result[0]
     raise TypeError(f"stepper returned {type(result).__name__}, expected a tensor")
+
+
+def _zero_linear(in_features: int, out_features: int) -> nn.Linear:
+    """A linear head with zero weight and bias (ViT convention): uniform initial prediction."""
+    head = nn.Linear(in_features, out_features)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
 
 
 def _param_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -332,7 +344,7 @@ class _DigitsModel(nn.Module):
             else None
         )
         self.stepper = stepper
-        self.head = nn.Linear(channels, DIGITS_CLASSES)
+        self.head = _zero_linear(channels, DIGITS_CLASSES)
 
     def embed(self, images: Tensor) -> Tensor:
         patches = image_patches(images.to(self.patch_embedding.weight.dtype), self.rows, self.cols)
@@ -482,7 +494,7 @@ class _TextModel(nn.Module):
             else None
         )
         self.stepper = stepper
-        self.head = nn.Linear(channels, vocabulary_size)
+        self.head = _zero_linear(channels, vocabulary_size)
 
     def embed(self, ids: Tensor) -> Tensor:
         tokens = self.token_embedding(ids) + self.position_embedding[:, : ids.shape[1]]

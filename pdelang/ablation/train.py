@@ -167,6 +167,7 @@ def train(
     grad_clip: float | None = None,
     eval_examples: int | None = None,
     evaluate: bool = True,
+    warmup_steps: int = 0,
 ) -> TrainingRecord:
     """Train ``task`` for ``steps`` optimizer steps and record its dynamics (module docstring).
 
@@ -176,6 +177,8 @@ def train(
     plus ``set_postfix``) or a callable ``progress(step, metrics)``.  After training, unless
     ``evaluate=False``, ``task.evaluate('test', eval_examples)`` fills ``eval_accuracy`` and
     ``eval_loss`` (a fixed small subset: default 256 digits / 32 text windows).
+    ``warmup_steps``: linear learning-rate warm-up, ``lr_k = lr * min(1, (k + 1) / warmup)``
+    (0 = constant ``lr``).
     """
     if steps < 0:
         raise ValueError("steps must be >= 0")
@@ -193,6 +196,9 @@ def train(
 
     for step in range(steps):
         batch = next(batches)
+        if warmup_steps > 0:
+            for group in opt.param_groups:
+                group["lr"] = lr * min(1.0, (step + 1) / warmup_steps)
         opt.zero_grad(set_to_none=True)
         output = task.forward(batch)
         loss = float(output.loss.detach())

@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import cmath
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 import sympy
 
@@ -244,7 +245,7 @@ class _Symbol:
     def symbolic_minimum(self) -> sympy.Expr | None:
         """min_θ λ as a formula in h and the parameters, when every axis has one part."""
         total = sympy.Integer(0)
-        for a, parts in self.symbolic_per_axis.items():
+        for _axis, parts in self.symbolic_per_axis.items():
             if not parts:
                 continue
             if len(parts) > 1:
@@ -257,7 +258,10 @@ class _Symbol:
         return total
 
     def samples(self, points: int = 129) -> list[complex]:
-        fn = sympy.lambdify(list(self.thetas.values()), self.total.subs(self.values), "math")
+        # complex symbols (odd derivatives) hold exp(i j θ): evaluate with cmath, not math
+        complex_math = {"exp": cmath.exp, "cos": cmath.cos, "sin": cmath.sin}
+        fn = sympy.lambdify(list(self.thetas.values()), self.total.subs(self.values),
+                            [complex_math, "math"])
         grid = [-math.pi + 2 * math.pi * i / (points - 1) for i in range(points)]
         if len(self.thetas) == 1:
             return [complex(fn(t)) for t in grid]
@@ -285,7 +289,21 @@ def _bound_for(model, stencils, scheme: str, parts: list[_LinearPart], fraction)
             formula_expr = sympy.simplify(beta / (fraction * -symbolic_min))
             formula = sympy.sstr(formula_expr)
         return float(exact), formula, float(beta), text, "exact"
-    samples = [fraction * lam for lam in symbol.samples()]
+    scale = float(fraction)
+    samples = [scale * lam for lam in symbol.samples()]
+    radius = max(abs(lam) for lam in samples)
+    if radius == 0:
+        return None
+    if all(abs(lam.real) <= 1e-12 * radius for lam in samples):
+        # odd derivatives only: λ(θ) is purely imaginary; the scheme's exact interval on
+        # the imaginary axis (0 for euler/rk2) over max |λ| (on a fine θ grid)
+        y0 = stab.imaginary_stability_interval(scheme)
+        if y0 == 0:
+            return 0.0, None, float(beta), text, \
+                "exact (imaginary symbol outside the scheme's stability region)"
+        peak = max(abs(scale * lam.imag) for lam in symbol.samples(2049))
+        return (float(y0) / peak, None, float(beta), text,
+                "imaginary symbol: exact interval of the scheme over max |λ| on a θ grid")
     return (stab.max_stable_dt_complex(scheme, samples), None, float(beta), text,
             "sampled (complex symbol, bisection over a θ grid)")
 

@@ -10,15 +10,17 @@ For explicit Runge–Kutta schemes one step multiplies a Fourier mode by R(Δt �
 The step is stable when |R(Δt λ(θ))| ≤ 1 for every θ.  For a real, non-positive symbol
 this reduces to Δt · max_θ |λ(θ)| ≤ β, where β is the length of the scheme's stability
 interval on the negative real axis, found exactly from the roots of R(z)² − 1 (β = 2 for
-euler and rk2, β ≈ 2.785 for rk4).  Complex symbols (odd derivatives) are handled by a
-bisection on Δt over a θ grid.  Splitting schemes (lie, strang) advance each term with an
-explicit Euler sub-step of a fraction of Δt; the bound is the smallest over the sub-steps.
+euler and rk2, β ≈ 2.785 for rk4).  A purely imaginary symbol (odd derivatives only) gives
+Δt · max_θ |λ(θ)| ≤ y₀, y₀ the scheme's interval on the imaginary axis (0 for euler and
+rk2, 2√2 for rk4).  Other complex symbols are handled by a bisection on Δt over a θ grid.
+Splitting schemes (lie, strang) advance each term with an explicit Euler sub-step of a
+fraction of Δt; the bound is the smallest over the sub-steps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import sympy
 
@@ -31,7 +33,7 @@ STABILITY_POLYNOMIALS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def real_stability_interval(scheme: str) -> sympy.Expr:
     """β: the largest s with |R(−σ)| ≤ 1 for all σ ∈ [0, s] (exact algebraic number)."""
     R = STABILITY_POLYNOMIALS[scheme]
@@ -48,9 +50,34 @@ def real_stability_interval(scheme: str) -> sympy.Expr:
     return sympy.oo  # pragma: no cover - every explicit scheme has a finite interval
 
 
+@cache
+def imaginary_stability_interval(scheme: str) -> sympy.Expr:
+    """y₀: the largest s with |R(iy)| ≤ 1 for all y ∈ [−s, s] (exact algebraic number).
+
+    0 when the stability region only touches the imaginary axis at the origin (euler,
+    rk2: a purely imaginary symbol, e.g. centred advection, is unstable for every Δt > 0);
+    2√2 for rk4.
+    """
+    y = sympy.Symbol("y", real=True)
+    R = STABILITY_POLYNOMIALS[scheme]
+    # p(y) = |R(iy)|² − 1 = R(iy) R(−iy) − 1 (R has real coefficients)
+    p = sympy.Poly(sympy.expand(R.subs(Z, sympy.I * y) * R.subs(Z, -sympy.I * y) - 1), y)
+    lowest = next((c for c in reversed(p.all_coeffs()) if c != 0), sympy.Integer(0))
+    if lowest > 0:
+        return sympy.Integer(0)
+    for root in sorted((r for r in p.real_roots() if r > 0), key=float):
+        if p.eval(root + sympy.Rational(1, 10**9)) > 0:
+            return root
+    return sympy.oo  # pragma: no cover - no explicit scheme is stable on the whole axis
+
+
+@cache
+def _coefficients(scheme: str) -> tuple[float, ...]:
+    return tuple(float(c) for c in sympy.Poly(STABILITY_POLYNOMIALS[scheme], Z).all_coeffs()[::-1])
+
+
 def amplification(scheme: str, z: complex) -> float:
-    coefficients = sympy.Poly(STABILITY_POLYNOMIALS[scheme], Z).all_coeffs()[::-1]
-    return abs(sum(float(c) * z**n for n, c in enumerate(coefficients)))
+    return abs(sum(c * z**n for n, c in enumerate(_coefficients(scheme))))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ term c_n h^(n−k) u^(n) and the order n − k.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import sympy
 
@@ -72,7 +72,7 @@ def taylor_error(offsets, weights, derivative: int, search: int = 24):
     return derivative + search, sympy.Integer(0), derivative + search  # exact on polynomials
 
 
-@lru_cache(maxsize=None)
+@cache
 def centred_stencil(derivative: int, accuracy: int) -> Stencil:
     """The centred stencil of the given derivative order and even accuracy order."""
     if derivative < 1:

@@ -42,9 +42,12 @@ def format_text(data: dict) -> str:
              f"          {data['equation_expanded']}", "terms:"]
     width = max((len(t["name"]) for t in data["terms"]), default=4)
     for t in data["terms"]:
-        kind = f"{'linear' if t['linear'] else 'nonlinear':9} {'local' if t['local'] else 'non-local':9}"
+        linearity = "linear" if t["linear"] else "nonlinear"
+        locality = "local" if t["local"] else "non-local"
+        kind = f"{linearity:9} {locality:9}"
         learn = f"  learnable: {', '.join(t['learnable'])}" if t["learnable"] else ""
-        lines.append(f"  {t['name']:<{width}}  {kind} order {t['order']}  = {t['expression']}{learn}")
+        lines.append(f"  {t['name']:<{width}}  {kind} order {t['order']}  "
+                     f"= {t['expression']}{learn}")
     if data["stencils"]:
         lines.append("stencils:")
         for key, s in data["stencils"].items():

@@ -17,7 +17,9 @@ COMMANDS = {
     "check": ("pdelang.cli.check", "analyse a spec: terms, stencils, stability"),
     "compile": ("pdelang.cli.compile", "generate the PyTorch stepper of a spec"),
     "run": ("pdelang.cli.run", "integrate a spec from an initial state"),
+    "verify": ("pdelang.cli.verify", "property-test a spec's discretization"),
     "validate": ("pdelang.cli.validate", "compare a spec with a reference Transformer"),
+    "ablate": ("pdelang.cli.ablate", "sweep stabilizer swaps: drift and training dynamics"),
 }
 
 

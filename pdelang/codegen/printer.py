@@ -7,6 +7,8 @@ byte-identical for the same spec, and passes ``ruff check``.
 
 from __future__ import annotations
 
+import re
+import textwrap
 from fractions import Fraction
 
 from pdelang import __version__
@@ -177,7 +179,8 @@ class TorchPrinter:
             "",
             "        (L u)_i = Σ_axes Σ_j w_j u_{i + j e_axis} / h^k,",
             "",
-            f"    with ghost values from the {m.boundary} boundary.  Extra tokens (before the grid)",
+            f"    with ghost values from the {m.boundary} boundary.  Extra tokens (before the "
+            "grid)",
             '    and padding tokens are outside the domain: their rate is zero."""',
             "",
             "    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...],",
@@ -185,7 +188,8 @@ class TorchPrinter:
             "        super().__init__()",
             "        self.offsets = offsets",
             "        self.radius = max(abs(o) for o in offsets)",
-            "        self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along",
+            "        self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts "
+            "along",
             "        self.register_buffer(\"weights\", torch.tensor(weights, dtype=torch.float64),",
             "                             persistent=False)",
             "",
@@ -219,7 +223,7 @@ class TorchPrinter:
             "        size = g.shape[dim]",
             "        padded = with_ghosts(g, dim, self.radius)",
             "        rate = torch.zeros_like(g)",
-            "        for offset, weight in zip(self.offsets, self.weights):",
+            "        for offset, weight in zip(self.offsets, self.weights, strict=True):",
             "            rate = rate + weight * padded.narrow(dim, self.radius + offset, size)",
             "        return rate",
         ]
@@ -231,7 +235,7 @@ class TorchPrinter:
                 "        positions = torch.arange(g.shape[1], device=g.device)[None, :]  # (1, L)",
                 "        n = lengths[:, None]  # (B, 1)",
                 "        rate = torch.zeros_like(g)",
-                "        for offset, weight in zip(self.offsets, self.weights):",
+                "        for offset, weight in zip(self.offsets, self.weights, strict=True):",
                 "            rate = rate + weight * ghost_value(g, positions + offset, n)",
             ]
             if m.boundary == "copy":
@@ -323,7 +327,8 @@ class TorchPrinter:
                  "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
                  "    ) -> torch.Tensor:"]
         if program.is_splitting:
-            lines.append('        """One splitting step: each term in turn advances the state by an')
+            lines.append('        """One splitting step: each term in turn advances the state '
+                         'by an')
             lines.append('        explicit Euler sub-step of its own vector field."""')
             for index, split in enumerate(program.split_steps):
                 term = m.term(split.term)
@@ -412,7 +417,8 @@ class TorchPrinter:
             f"class {m.class_name}(nn.Module):",
             f'    """{m.name}: integrates {m.equation}',
             "",
-            f"    from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = {m.dt!r}; layer ℓ's weights drive",
+            f"    from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = {m.dt!r}; layer ℓ's weights "
+            "drive",
             '    steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""',
             "",
             f"    STRUCTURE: ClassVar[dict] = {structure}",
@@ -434,7 +440,8 @@ class TorchPrinter:
             "        return_trajectory: bool = False,",
             "        return_attention: bool = False,",
             "    ):",
-            '        """u: (B, N, C) initial state; mask: (B, N), 1 for real tokens (padding last).',
+            '        """u: (B, N, C) initial state; mask: (B, N), 1 for real tokens '
+            '(padding last).',
             "",
             "        Returns the final state (B, N, C), or a StepperOutput with the states at",
             "        every layer boundary and the attention maps when either is requested.",
@@ -464,13 +471,15 @@ class TorchPrinter:
         doc = [f'"""{m.class_name}: a pdelang time-stepper (generated — do not edit)."""']
         imports = R.HEADER_IMPORTS
         if uses_param:
-            imports = imports.replace("from torch import nn\n",
-                                      "from torch import nn\nfrom torch.nn.utils import parametrize\n")
+            imports = imports.replace(
+                "from torch import nn\n",
+                "from torch import nn\nfrom torch.nn.utils import parametrize\n")
         blocks.append(self.header() + [""] + doc)
         blocks.append(imports.rstrip("\n").splitlines())
         blocks.append(self.constants())
         if "mlp" in ops:
-            activations = sorted({mod.options["activation"] for mod in m.modules if mod.op == "mlp"})
+            activations = sorted({mod.options["activation"] for mod in m.modules
+                                  if mod.op == "mlp"})
             blocks.append(["ACTIVATIONS = {"] + [f"    {a!r}: {R.ACTIVATION_SOURCES[a]},"
                                                   for a in activations] + ["}"])
         blocks.append(R.OUTPUT.rstrip("\n").splitlines())
@@ -503,10 +512,123 @@ class TorchPrinter:
                 prev_def = blocks[i - 1] and blocks[i - 1][0].startswith(("class ", "def "))
                 out.append("\n\n" if (is_def or prev_def) else "\n")
             out.append("\n".join(block) + "\n")
-        text = "".join(out)
+        text = fit_lines("".join(out))
         if "parametrize" not in text.split("class SharedParameters")[1]:
             text = text.replace("from torch.nn.utils import parametrize\n", "")
         return text
+
+
+LINE_WIDTH = 99
+
+
+def _top_level_split(text: str, separators: tuple[str, ...]) -> list[str]:
+    """Split at separators outside brackets and string literals (kept at the piece's start
+    for operators, dropped for commas)."""
+    pieces, depth, quote, start, i = [], 0, None, 0, 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            for sep in separators:
+                if text.startswith(sep, i):
+                    pieces.append(text[start:i])
+                    start = i + (len(sep) if sep == ", " else 1)
+                    i += len(sep) - 1
+                    break
+        i += 1
+    pieces.append(text[start:])
+    return [piece.strip() for piece in pieces]
+
+
+def _matching_close(text: str, open_at: int) -> int:
+    depth, quote = 0, None
+    for i in range(open_at, len(text)):
+        c = text[i]
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _trailing_comment(code: str) -> int | None:
+    """Index of a '#' that starts a comment after code (outside string literals)."""
+    quote = None
+    for i, c in enumerate(code):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and i > 0:
+            return i
+    return None
+
+
+def _fit_line(line: str, width: int = LINE_WIDTH) -> list[str]:
+    """Break one generated line that is wider than ``width`` the way a formatter would:
+    comments re-flowed, calls and tuples one argument per line, long sums in parentheses."""
+    if len(line) <= width:
+        return [line]
+    indent = line[:len(line) - len(line.lstrip())]
+    body = line.strip()
+    if body.startswith("#"):
+        marker = re.match(r"#\s*", body).group(0)
+        return textwrap.wrap(body[len(marker):], width, initial_indent=indent + marker,
+                             subsequent_indent=indent + marker + "    ",
+                             break_long_words=False, break_on_hyphens=False) or [line]
+    comment_at = _trailing_comment(body)
+    if comment_at is not None:
+        # a long line with a trailing comment: the comment goes on its own line above
+        return (_fit_line(indent + body[comment_at:].lstrip(), width)
+                + _fit_line(indent + body[:comment_at].rstrip(), width))
+    trailing = "," if body.endswith(",") else ""
+    core = body[:-1] if trailing else body
+    # a call or tuple that closes at the end of the line: one argument per line
+    for open_at, c in enumerate(core):
+        if c in "([" and _matching_close(core, open_at) == len(core) - 1:
+            inner = core[open_at + 1:-1]
+            args = [a for a in _top_level_split(inner, (", ",)) if a.rstrip(",")]
+            if len(args) < 2 and "(" not in inner:
+                break
+            out = [indent + core[:open_at + 1]]
+            for arg in args:
+                out += _fit_line(indent + "    " + arg.rstrip(",") + ",", width)
+            return out + [indent + core[-1] + trailing]
+    # an assignment of a long sum: parenthesise and break before each + or -
+    target, eq, value = core.partition(" = ")
+    if eq:
+        terms = _top_level_split(value, (" + ", " - "))
+        if len(terms) > 1:
+            # the pieces after the first keep their leading operator ("+ 0.5 * k2")
+            out = [f"{indent}{target} = ("] + [f"{indent}    {t}" for t in terms]
+            return out + [f"{indent}){trailing}"]
+    return [line]
+
+
+def fit_lines(text: str, width: int = LINE_WIDTH) -> str:
+    """Apply :func:`_fit_line` to every line outside triple-quoted strings."""
+    out, in_string = [], False
+    for line in text.split("\n"):
+        if in_string or '"""' in line:
+            out.append(line)
+            if line.count('"""') % 2 == 1:
+                in_string = not in_string
+            continue
+        out.extend(_fit_line(line, width))
+    return "\n".join(out)
 
 
 def print_module(model: D.DiscreteModel) -> str:

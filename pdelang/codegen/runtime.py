@@ -252,7 +252,7 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
     end tokens, u_{-j} = 2 u_0 − u_j."""
     inside = (p >= 0) & (p < n)
     value = take(g, torch.where(p < 0, -p, torch.where(p >= n, 2 * (n - 1) - p, p)))
-    anchor = take(g, torch.where(p < 0, torch.zeros_like(p), (n - 1).expand_as(p)))
+    anchor = take(g, torch.where(p < 0, torch.zeros_like(p), n - 1))  # (B, L)
     return torch.where(inside[..., None], value, 2 * anchor - value)
 ''',
 }

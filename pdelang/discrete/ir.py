@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Mapping, Union
+from collections.abc import Mapping
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -34,24 +34,24 @@ class State:
 
 @dataclass(frozen=True)
 class Sum:
-    terms: tuple["DExpr", ...]
+    terms: tuple[DExpr, ...]
 
 
 @dataclass(frozen=True)
 class Product:
-    factors: tuple["DExpr", ...]
+    factors: tuple[DExpr, ...]
 
 
 @dataclass(frozen=True)
 class Power:
-    base: "DExpr"
+    base: DExpr
     exponent: Fraction | float
 
 
 @dataclass(frozen=True)
 class Elementwise:
     func: str  # tanh | exp | relu | gelu | sigmoid
-    operand: "DExpr"
+    operand: DExpr
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ApplyStencil:
     """Σ_axes Σ_j w_j u(x + j h e_axis) / h^k on grid tokens (zero on extra/padding tokens)."""
 
     stencil: str  # key into DiscreteModel.stencils
-    operand: "DExpr"
+    operand: DExpr
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,11 @@ class ApplyModule:
 
     module: str
     op: str
-    operand: "DExpr"
+    operand: DExpr
 
 
-DExpr = Union[Const, Param, State, Sum, Product, Power, Elementwise, ApplyStencil, ApplyModule]
+DExpr = (Const | Param | State | Sum | Product | Power | Elementwise | ApplyStencil
+         | ApplyModule)
 
 
 def children(node: DExpr) -> tuple[DExpr, ...]:
@@ -155,7 +156,9 @@ class SplitStep:
 
 @dataclass(frozen=True)
 class ButcherTableau:
-    """An explicit Runge–Kutta method: stages k_i = F(u + Δt Σ_j a_ij k_j), u⁺ = u + Δt Σ b_i k_i."""
+    """An explicit Runge–Kutta method.
+
+    Stages k_i = F(u + Δt Σ_j a_ij k_j), update u⁺ = u + Δt Σ b_i k_i."""
 
     a: tuple[tuple[Fraction, ...], ...]
     b: tuple[Fraction, ...]

@@ -7,7 +7,7 @@ the spec file, so later stages can point at an operand, an option or a name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from collections.abc import Mapping
 
 from pdelang.errors import SourceLocation
 
@@ -34,7 +34,7 @@ class Name:
 @dataclass(frozen=True)
 class Keyword:
     name: str
-    value: "Expr"
+    value: Expr
     loc: SourceLocation = field(compare=False)
 
     def __str__(self) -> str:
@@ -44,7 +44,7 @@ class Keyword:
 @dataclass(frozen=True)
 class Call:
     func: str
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     keywords: tuple[Keyword, ...]
     loc: SourceLocation = field(compare=False)
 
@@ -56,8 +56,8 @@ class Call:
 @dataclass(frozen=True)
 class BinOp:
     op: str  # + - * / ^
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     loc: SourceLocation = field(compare=False)
 
     def __str__(self) -> str:
@@ -66,14 +66,14 @@ class BinOp:
 
 @dataclass(frozen=True)
 class Neg:
-    operand: "Expr"
+    operand: Expr
     loc: SourceLocation = field(compare=False)
 
     def __str__(self) -> str:
         return f"-{self.operand}"
 
 
-Expr = Union[Number, Name, Call, BinOp, Neg]
+Expr = Number | Name | Call | BinOp | Neg
 
 
 @dataclass(frozen=True)

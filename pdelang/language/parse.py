@@ -11,9 +11,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
-from pdelang.errors import ExpressionSyntaxError
+from pdelang.errors import ExpressionSyntaxError, PdelangError
 from pdelang.language import ast
 from pdelang.spec.model import SourceString, Spec
 from pdelang.frozen import frozen_dict
@@ -67,7 +73,7 @@ class _ToAST(Transformer):
         (token,) = children
         return ast.Name(str(token), self._tok(token))
 
-    def _bin(op):  # noqa: N805 - a small factory used in the class body
+    def _bin(op):
         def build(self, meta, children):
             left, right = children
             return ast.BinOp(op, left, right, self._loc(meta))
@@ -133,10 +139,17 @@ def _syntax_error(exc: UnexpectedInput, source: SourceString, what: str) -> Expr
     token = exc.token
     expected = sorted({_describe(t) for t in exc.expected if not t.startswith("__")})
     hint = None
-    if token.type == "STAR" and text[token.start_pos:token.start_pos + 2] == "**":
+    start, length = token.start_pos, len(token.value)
+    if token.type == "STAR" and text[token.start_pos - 1:token.start_pos + 1] == "**":
+        # the parser stops at the second '*' of Python's power operator: point at both
+        hint = "powers are written with '^'"
+        start, length = token.start_pos - 1, 2
+    elif token.type == "STAR" and text[token.start_pos:token.start_pos + 2] == "**":
         hint = "powers are written with '^'"
     elif token.type == "RPAR" and text.count(")") > text.count("("):
         hint = "there is a ')' without a matching '('"
+    elif token.type == "EQUAL" and text[token.start_pos - 1:token.start_pos + 1] == "==":
+        hint = "the equation uses a single '='"
     elif token.type == "EQUAL":
         hint = ("the '=' of an equation belongs in 'equation:', not in a term" if what == "term"
                 else "options are written name=value inside a call")
@@ -144,10 +157,9 @@ def _syntax_error(exc: UnexpectedInput, source: SourceString, what: str) -> Expr
         hint = "expected " + (", ".join(expected[:-1]) + " or " + expected[-1]
                               if len(expected) > 1 else expected[0])
     shown = token.value if token.type != "$END" else "end of text"
-    return ExpressionSyntaxError(f"unexpected {_describe(token.type) if token.type in ('NUMBER', 'NAME') else repr(shown)} "
-                                 f"'{shown}' in the {what}" if token.type in ("NUMBER", "NAME")
-                                 else f"unexpected '{shown}' in the {what}",
-                                 source.locate(token.start_pos, len(token.value)), hint)
+    kind = {"NUMBER": "number ", "NAME": "name "}.get(token.type, "")
+    return ExpressionSyntaxError(f"unexpected {kind}'{shown}' in the {what}",
+                                 source.locate(start, length), hint)
 
 
 def parse_source(source: SourceString, what: str):
@@ -159,7 +171,12 @@ def parse_source(source: SourceString, what: str):
         tree = parser().parse(source.text, start="equation" if what == "equation" else "expression")
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, what) from None
-    node = _ToAST(source).transform(tree)
+    try:
+        node = _ToAST(source).transform(tree)
+    except VisitError as exc:  # Lark wraps what a transformer method raises
+        if isinstance(exc.orig_exc, PdelangError):
+            raise exc.orig_exc from None
+        raise
     return node
 
 

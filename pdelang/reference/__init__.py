@@ -20,8 +20,8 @@ from pdelang.reference.base import (
 from pdelang.reference.registry import REFERENCE_NAMES, load_hf_dir, load_reference
 
 __all__ = [
-    "LayerWeights",
     "REFERENCE_NAMES",
+    "LayerWeights",
     "Reference",
     "ReferenceArchitecture",
     "ReferenceRun",

@@ -25,8 +25,9 @@ import abc
 import contextlib
 import re
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -312,10 +313,15 @@ class Reference(abc.ABC):
         grid = "1-D sequence" if arch.grid_shape is None else "x".join(map(str, arch.grid_shape))
         lines = [
             f"reference {self.name} ({arch.kind}, {self.parameter_count():,} parameters)",
-            f"  channels={arch.channels} heads={arch.heads} (head_dim={arch.head_dim}) "
-            f"layers={arch.layers} hidden={arch.hidden}",
-            f"  activation={arch.activation} norm={arch.norm_placement}-LN eps={arch.norm_eps:g} "
-            f"final_norm={arch.final_norm} causal={arch.causal} qkv_bias={arch.qkv_bias}",
+            (
+                f"  channels={arch.channels} heads={arch.heads} (head_dim={arch.head_dim}) "
+                f"layers={arch.layers} hidden={arch.hidden}"
+            ),
+            (
+                f"  activation={arch.activation} norm={arch.norm_placement}-LN "
+                f"eps={arch.norm_eps:g} final_norm={arch.final_norm} causal={arch.causal} "
+                f"qkv_bias={arch.qkv_bias}"
+            ),
             f"  tokens: {grid}" + (f" + {arch.extra_tokens} extra" if arch.extra_tokens else ""),
         ]
         return "\n".join(lines)

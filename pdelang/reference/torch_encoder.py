@@ -111,11 +111,19 @@ class TorchEncoderReference(Reference):
 
     modality = "text"
 
-    def __init__(self, config: TorchEncoderConfig | None = None, name: str | None = None) -> None:
-        config = config or TorchEncoderConfig()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            model = TorchEncoderModel(config)
+    def __init__(
+        self,
+        config: TorchEncoderConfig | None = None,
+        name: str | None = None,
+        model: TorchEncoderModel | None = None,
+    ) -> None:
+        """Build the seeded model from ``config``, or wrap an existing ``model``."""
+        if model is None:
+            config = config or TorchEncoderConfig()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)
+                model = TorchEncoderModel(config)
+        config = model.config
         self.name = name or ("torch:pre" if config.norm_first else "torch:post")
         self.model = prepare_model(model)
         self.tokenizer = WordHashTokenizer(config.vocab_size, bos=True, eos=True)

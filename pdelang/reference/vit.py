@@ -20,8 +20,9 @@ resized bilinearly to the model's image size and repeated over channels if neede
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from pdelang.errors import PdelangError, SourceLocation, SpecError, did_you_mean
 from pdelang.operators.registry import OPERATORS

@@ -39,7 +39,8 @@ def parse_override(text: str) -> tuple[list[str], object, SourceLocation]:
     key, raw = text.split("=", 1)
     key = key.strip()
     if not _KEY.match(key):
-        raise OverrideError(f"override key '{key}' is not a dotted name", whole.shifted(0, len(key)),
+        raise OverrideError(f"override key '{key}' is not a dotted name",
+                            whole.shifted(0, len(key)),
                             "write --set section.key=value")
     value_loc = SourceLocation("<--set>", 1, 7 + len(text.split("=", 1)[0]) + 1, source_line,
                                max(len(raw), 1))

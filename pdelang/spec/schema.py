@@ -12,7 +12,8 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from pdelang.errors import SourceLocation, SpecError, did_you_mean
 from pdelang.spec.yaml_source import LocatedNode
@@ -192,25 +193,25 @@ def _check_scalar(schema: Scalar, node: LocatedNode, path: str) -> Any:
 
     if schema.kind == "bool":
         if not isinstance(value, bool):
-            raise fail(f"must be {want}, got {_type_name(value)} {value!r}")
+            raise fail(f"must be {want}, got {_type_name(value)} {node.plain()!r}")
     elif schema.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             hint = None
             if isinstance(value, float) and value.is_integer():
                 hint = f"write {int(value)}"
-            raise fail(f"must be {want}, got {_type_name(value)} {value!r}", hint)
+            raise fail(f"must be {want}, got {_type_name(value)} {node.plain()!r}", hint)
     elif schema.kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             hint = None
             if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", value):
                 hint = "YAML 1.1 reads '1e-3' as a string; write 1.0e-3"
-            raise fail(f"must be {want}, got {_type_name(value)} {value!r}", hint)
+            raise fail(f"must be {want}, got {_type_name(value)} {node.plain()!r}", hint)
         value = float(value)
         if not math.isfinite(value):
             raise fail(f"must be finite, got {value!r}")
     elif schema.kind in ("str", "identifier"):
         if not isinstance(value, str):
-            raise fail(f"must be {want}, got {_type_name(value)} {value!r}")
+            raise fail(f"must be {want}, got {_type_name(value)} {node.plain()!r}")
         if schema.kind == "identifier" and not IDENTIFIER.match(value):
             raise fail(f"must be a name (letters, digits, _; not starting with a digit), "
                        f"got {value!r}")
@@ -270,7 +271,7 @@ def _validate(schema: Any, node: LocatedNode, path: str, out: dict) -> Any:
                 out[f"{prefix}{key}#key"] = key_loc
                 result[key] = _validate(schema.value, child, f"{prefix}{key}", out)
             return result
-        for key, child in node.value.items():
+        for key in node.value:
             if key not in schema.fields:
                 raise SpecError(f"unknown key '{prefix}{key}'", node.key_locations[key],
                                 did_you_mean(key, schema.fields))

@@ -20,13 +20,24 @@ from pdelang.errors import SourceLocation, SpecSyntaxError
 class TextOrigin:
     """Where each character of a string scalar sits in the source file.
 
-    ``line_starts[i]`` is the location of the first character of the i-th line of the
-    scalar's value.  Used to point *inside* an expression string.
+    ``segments`` pairs an offset in the scalar's *value* with the source location of that
+    character: one segment per source line of the scalar (YAML folds plain, quoted and ``>``
+    scalars, so value lines and source lines differ).  ``line_starts[i]`` (the location of
+    the first character of the i-th line of the value) is the fallback when there are no
+    segments.  Used to point *inside* an expression string.
     """
 
     line_starts: tuple[SourceLocation, ...]
+    segments: tuple[tuple[int, SourceLocation], ...] = ()
 
     def locate(self, offset: int, text: str, length: int = 1) -> SourceLocation:
+        if self.segments:
+            start, base = self.segments[0]
+            for seg_offset, seg_loc in self.segments[1:]:
+                if seg_offset > offset:
+                    break
+                start, base = seg_offset, seg_loc
+            return base.shifted(max(offset - start, 0), length)
         line_index = text.count("\n", 0, offset)
         line_begin = text.rfind("\n", 0, offset) + 1
         starts = self.line_starts
@@ -77,9 +88,76 @@ class SourceText:
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
-def _scalar_origin(node: yaml.ScalarNode, source: SourceText) -> TextOrigin:
+def _scalar_pieces(node: yaml.ScalarNode, source: SourceText) -> list[tuple[int, int, str]]:
+    """(line0, col0, text) of the scalar's content on each of its source lines."""
+    mark, end = node.start_mark, node.end_mark
+    pieces = []
+    if node.style in ("|", ">"):
+        indent = None
+        for line0 in range(mark.line + 1, min(end.line, len(source.lines) - 1) + 1):
+            if line0 == end.line and end.column == 0:
+                break  # the scalar ends before the next key's line
+            text = source.lines[line0]
+            if not text.strip():
+                continue
+            here = len(text) - len(text.lstrip(" "))
+            if indent is None:
+                indent = here
+            if here < indent:
+                break
+            pieces.append((line0, indent, text[indent:].rstrip()))
+        return pieces
+    quote = 1 if node.style in ("'", '"') else 0
+    for line0 in range(mark.line, min(end.line, len(source.lines) - 1) + 1):
+        text = source.lines[line0]
+        lo = mark.column + quote if line0 == mark.line else 0
+        hi = end.column - quote if line0 == end.line else len(text)
+        piece = text[lo:hi]
+        if line0 != mark.line:
+            stripped = piece.lstrip(" \t")
+            lo += len(piece) - len(stripped)
+            piece = stripped
+        piece = piece.rstrip()
+        if piece:
+            pieces.append((line0, lo, piece))
+    return pieces
+
+
+_ESCAPE_LENGTH = {"x": 4, "u": 6, "U": 10}
+
+
+def _literal_runs(piece: str, col0: int, escapes: bool) -> list[tuple[int, str]]:
+    """(col0, text) of the parts of a source line that appear verbatim in the value
+    (in a double-quoted scalar, the text between escape sequences such as ``\\t``)."""
+    if not escapes or "\\" not in piece:
+        return [(col0, piece)]
+    runs, start, i = [], 0, 0
+    while i < len(piece):
+        if piece[i] == "\\":
+            if i > start:
+                runs.append((col0 + start, piece[start:i]))
+            i += _ESCAPE_LENGTH.get(piece[i + 1: i + 2], 2)
+            start = i
+        else:
+            i += 1
+    if start < len(piece):
+        runs.append((col0 + start, piece[start:]))
+    return runs
+
+
+def _scalar_origin(node: yaml.ScalarNode, value: str, source: SourceText) -> TextOrigin:
     mark = node.start_mark
     style = node.style
+    # Segments: find each source line's content in the (folded) value, in order.
+    segments = []
+    pos = 0
+    for line0, col0, piece in _scalar_pieces(node, source):
+        for run_col, run in _literal_runs(piece, col0, style == '"'):
+            found = value.find(run, pos)
+            if found < 0:
+                continue
+            segments.append((found, source.location(line0, run_col)))
+            pos = found + len(run)
     if style in ("|", ">"):
         # Block scalar: content starts on the following lines, at their indentation.
         starts = []
@@ -89,18 +167,41 @@ def _scalar_origin(node: yaml.ScalarNode, source: SourceText) -> TextOrigin:
                 continue
             indent = len(text) - len(text.lstrip(" "))
             starts.append(source.location(line0, indent))
-        return TextOrigin(tuple(starts) or (source.location(mark.line, mark.column),))
+        return TextOrigin(tuple(starts) or (source.location(mark.line, mark.column),),
+                          tuple(segments))
     quote = 1 if style in ("'", '"') else 0
     starts = [source.location(mark.line, mark.column + quote)]
     for line0 in range(mark.line + 1, node.end_mark.line + 1):
         text = source.lines[line0] if line0 < len(source.lines) else ""
         indent = len(text) - len(text.lstrip(" "))
         starts.append(source.location(line0, indent))
-    return TextOrigin(tuple(starts))
+    return TextOrigin(tuple(starts), tuple(segments))
+
+
+def _tag_name(tag: str) -> str:
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
+
+
+def _check_tag(node: yaml.Node, loc: SourceLocation) -> None:
+    """Only the tags of plain YAML values (no ``!!python/…``, no custom ``!tag``)."""
+    if node.tag not in _CONSTRUCTOR.yaml_constructors:
+        raise SpecSyntaxError(f"unsupported YAML tag '{_tag_name(node.tag)}'", loc,
+                              "write a plain value, without a '!' tag")
+
+
+def _construct(node: yaml.ScalarNode, loc: SourceLocation):
+    _check_tag(node, loc)
+    try:
+        return _CONSTRUCTOR.construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError):  # e.g. `!!float abc`
+        raise SpecSyntaxError(f"cannot read {node.value!r} as {_tag_name(node.tag)}", loc,
+                              "remove the tag or fix the value") from None
 
 
 def _convert(node: yaml.Node, source: SourceText) -> LocatedNode:
     loc = source.location(node.start_mark.line, node.start_mark.column)
+    _check_tag(node, loc)
     if isinstance(node, yaml.MappingNode):
         values: dict[str, LocatedNode] = {}
         keys: dict[str, SourceLocation] = {}
@@ -108,7 +209,7 @@ def _convert(node: yaml.Node, source: SourceText) -> LocatedNode:
             key_loc = source.location(key_node.start_mark.line, key_node.start_mark.column)
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SpecSyntaxError("mapping keys must be plain names", key_loc)
-            key = _CONSTRUCTOR.construct_object(key_node)
+            key = _construct(key_node, key_loc)
             if not isinstance(key, str):
                 key = str(key)
             key_loc = SourceLocation(key_loc.file, key_loc.line, key_loc.col,
@@ -124,8 +225,8 @@ def _convert(node: yaml.Node, source: SourceText) -> LocatedNode:
         return LocatedNode(values, loc, keys)
     if isinstance(node, yaml.SequenceNode):
         return LocatedNode([_convert(item, source) for item in node.value], loc)
-    value = _CONSTRUCTOR.construct_object(node)
-    origin = _scalar_origin(node, source) if isinstance(value, str) else None
+    value = _construct(node, loc)
+    origin = _scalar_origin(node, value, source) if isinstance(value, str) else None
     return LocatedNode(value, loc, origin=origin)
 
 
@@ -138,15 +239,23 @@ def parse_yaml(text: str, filename: str) -> LocatedNode:
         mark = exc.problem_mark or exc.context_mark
         loc = source.location(mark.line, mark.column) if mark else None
         problem = exc.problem or exc.context or "malformed YAML"
+        if exc.problem and exc.context and exc.context_mark and exc.problem_mark \
+                and exc.context_mark.line != exc.problem_mark.line:
+            # e.g. an unclosed '[': say where the construct that is left open started.
+            problem = (f"{problem} ({exc.context.removeprefix('while parsing ')} started at "
+                       f"line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})")
         hint = None
-        if "\t" in text and "tab" in str(problem).lower() + str(exc).lower():
+        # PyYAML spells a tab as the two characters backslash and t ("found character '\t'").
+        if "\t" in text and ("\\t" in str(problem) or "tab" in str(problem).lower()):
             hint = "YAML indentation must use spaces, not tabs"
+        elif "expected <block end>" in str(problem):
+            hint = "check the indentation: the keys of one mapping start in the same column"
         elif "mapping values are not allowed" in str(problem):
             hint = "quote the value if it contains ': ' (e.g. \"a: b\")"
         raise SpecSyntaxError(f"malformed YAML: {problem}", loc, hint) from None
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
         raise SpecSyntaxError(f"malformed YAML: {exc}", SourceLocation(filename, 1, 1)) from None
     if root is None:
-        raise SpecSyntaxError("the spec file is empty", SourceLocation(filename, 1, 1),
+        raise SpecSyntaxError("the spec file is empty", source.location(0, 0),
                               "start from specs/master.yaml")
     return _convert(root, source)

@@ -44,6 +44,16 @@ class OperatorCall(sympy.Function):
     def operand(self):
         return self.args[0]
 
+    def _latex_body(self, printer) -> str | None:
+        return None  # SymPy's default f(x) rendering
+
+    def _latex(self, printer, exp=None):
+        # SymPy passes exp= when the call is raised to a power (laplace(u)^2)
+        body = self._latex_body(printer)
+        if body is None:
+            return printer._print_Function(self, exp=exp)
+        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
+
 
 class Laplace(OperatorCall):
     """Δ f = Σ_a ∂²f/∂x_a² over the grid axes (args: operand, instance)."""
@@ -57,7 +67,7 @@ class Laplace(OperatorCall):
                        if isinstance(s, sympy.Symbol)}, key=str)
         return sympy.Add(*[sympy.Derivative(operand, (a, 2)) for a in axes])
 
-    def _latex(self, printer):
+    def _latex_body(self, printer):
         return r"\Delta\left(" + printer._print(self.args[0]) + r"\right)"
 
 
@@ -71,7 +81,7 @@ class Diff(OperatorCall):
         operand, axis, order = self.args[0], self.args[1], self.args[2]
         return sympy.Derivative(operand.doit(**hints), (axis, int(order)))
 
-    def _latex(self, printer):
+    def _latex_body(self, printer):
         k = int(self.args[2])
         power = "" if k == 1 else f"^{{{k}}}"
         return (rf"\frac{{\partial{power}}}{{\partial {printer._print(self.args[1])}{power}}}"
@@ -88,14 +98,14 @@ class LinearMap(OperatorCall):
 class Attention(OperatorCall):
     op_name = "attention"
 
-    def _latex(self, printer):
+    def _latex_body(self, printer):
         return r"\mathcal{A}\left[" + printer._print(self.args[0]) + r"\right]"
 
 
 class MLP(OperatorCall):
     op_name = "mlp"
 
-    def _latex(self, printer):
+    def _latex_body(self, printer):
         return r"\mathcal{R}\left(" + printer._print(self.args[0]) + r"\right)"
 
 

@@ -9,6 +9,8 @@ is split into its top-level additive pieces — the terms a splitting scheme ste
 
 from __future__ import annotations
 
+import math
+
 import sympy
 
 from pdelang.errors import (
@@ -127,6 +129,9 @@ class Lowering:
     # ------------------------------------------------------------------ expressions
     def expr(self, node: ast.Expr) -> sympy.Expr:
         if isinstance(node, ast.Number):
+            if not math.isfinite(node.value):
+                raise ExpressionSyntaxError(f"the number {node.text} is too large", node.loc,
+                                            "numbers must fit in a float (about 1.8e308)")
             return sympy.Rational(node.text) if any(c in node.text for c in ".eE") \
                 else sympy.Integer(node.text)
         if isinstance(node, ast.Name):
@@ -159,7 +164,8 @@ class Lowering:
         if opdef is None:
             hint = did_you_mean(node.func, OPERATORS)
             if node.func in self.spec.terms or node.func in self.parameters:
-                hint = f"'{node.func}' is a {'term' if node.func in self.spec.terms else 'parameter'}, not an operator; drop the parentheses"
+                what = "term" if node.func in self.spec.terms else "parameter"
+                hint = f"'{node.func}' is a {what}, not an operator; drop the parentheses"
             raise OperatorError(f"unknown operator '{node.func}'", node.loc.shifted(
                 0, len(node.func)), hint)
         max_positional = 1 + len(opdef.positional_options)
@@ -186,7 +192,7 @@ class Lowering:
         options = {}
         for option in opdef.options:
             if option.name in given:
-                value_node, loc = given[option.name]
+                value_node, _loc = given[option.name]
                 options[option.name] = self.option_value(opdef, option, value_node)
             elif option.required:
                 raise OperatorError(f"{node.func}() needs '{option.name}'", node.loc,

@@ -199,7 +199,7 @@ def load_digits_images(
     """``(images, labels)``: digits as ``(N, 1, 8, 8)`` float32 in ``[0, 1]`` and ``(N,)`` long."""
     _check_split(split)
     images, labels, order = _digits()
-    cut = int(round(DIGITS_TRAIN_FRACTION * len(order)))
+    cut = round(DIGITS_TRAIN_FRACTION * len(order))
     indices = order[:cut] if split == "train" else order[cut:]
     if n is not None:
         if n < 0 or n > len(indices):

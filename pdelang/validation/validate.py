@@ -235,8 +235,9 @@ def write_plots(result: ValidationResult, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     layers = [r["layer"] for r in result.layers]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    for ax, key, title in zip(axes, ("attention_cosine", "hidden_cosine", "relative_error", "cka"),
-                              ("attention cosine", "hidden cosine", "relative error", "linear CKA")):
+    panels = (("attention_cosine", "attention cosine"), ("hidden_cosine", "hidden cosine"),
+              ("relative_error", "relative error"), ("cka", "linear CKA"))
+    for ax, (key, title) in zip(axes, panels):
         ax.plot(layers, [r[key] for r in result.layers], "o-")
         ax.set_title(title)
         ax.set_xlabel("layer")

@@ -34,8 +34,13 @@ def term_of(module_name: str, op: str) -> str:
     return module_name.rsplit(f"_{op}", 1)[0]
 
 
-def check_compatible(structure: dict, reference, spec: Spec | None = None) -> dict:
-    """Raise unless the stepper can carry the reference's weights; return the module names."""
+def check_compatible(structure: dict, reference, spec: Spec | None = None,
+                     stabilizers: bool = True) -> dict:
+    """Raise unless the stepper can carry the reference's weights; return the module names.
+
+    ``stabilizers=False`` (ablations) checks only the shapes: the norm kind, placement and
+    presence may differ from the reference's, and the norms are mapped where they exist.
+    """
     arch = reference.architecture
 
     def where(path: str) -> SourceLocation | None:
@@ -71,18 +76,20 @@ def check_compatible(structure: dict, reference, spec: Spec | None = None) -> di
         mismatch("mlp activation", mlp["activation"], arch.activation, f"terms.{mlp_term}",
                  f"write mlp(u, …, activation={arch.activation})")
     norm = structure["norm"]
-    if norm["kind"] != "layernorm":
+    if not stabilizers:
+        pass
+    elif norm["kind"] != "layernorm":
         mismatch("normalization", norm["kind"], "layernorm", "stabilizers.norm.kind")
-    if norm["placement"] != arch.norm_placement:
+    if stabilizers and norm["placement"] != arch.norm_placement:
         mismatch("norm placement", norm["placement"], arch.norm_placement,
                  "stabilizers.norm.placement")
-    if not norm["affine"]:
+    if stabilizers and not norm["affine"]:
         mismatch("affine norms", False, True, "stabilizers.norm.affine")
-    if bool(norm["final"]) != arch.final_norm:
+    if stabilizers and bool(norm["final"]) != arch.final_norm:
         mismatch("final norm", norm["final"], arch.final_norm, "stabilizers.norm.final")
-    if abs(norm["eps"] - arch.norm_eps) > 1e-3 * arch.norm_eps:
+    if stabilizers and abs(norm["eps"] - arch.norm_eps) > 1e-3 * arch.norm_eps:
         mismatch("norm eps", norm["eps"], arch.norm_eps, "stabilizers.norm.eps")
-    for term in (attention_term, mlp_term):
+    for term in (attention_term, mlp_term) if stabilizers else ():
         if term not in norm["terms"]:
             mismatch(f"normalization of term '{term}'", "none", "a LayerNorm",
                      "stabilizers.norm.terms")
@@ -98,10 +105,15 @@ def check_compatible(structure: dict, reference, spec: Spec | None = None) -> di
 
 
 @torch.no_grad()
-def load_reference_weights(stepper, reference, spec: Spec | None = None) -> dict:
-    """Copy the reference's weights into ``stepper`` (in place); returns the module names."""
+def load_reference_weights(stepper, reference, spec: Spec | None = None,
+                           stabilizers: bool = True) -> dict:
+    """Copy the reference's weights into ``stepper`` (in place); returns the module names.
+
+    With ``stabilizers=False`` the norms are copied only where the stepper has them (an
+    RMSNorm takes the LayerNorm's scale; no norm, nothing).
+    """
     structure = type(stepper).STRUCTURE
-    names = check_compatible(structure, reference, spec)
+    names = check_compatible(structure, reference, spec, stabilizers)
     split = bool(structure["split_order"])
     for layer, w in zip(stepper.layers, reference.layer_weights):
         attention = getattr(layer, names["attention"])
@@ -123,9 +135,16 @@ def load_reference_weights(stepper, reference, spec: Spec | None = None) -> dict
         else:  # one projection after a whole Runge–Kutta step: the layer's last norm
             norms = (("norm", w.norm_mlp_weight, w.norm_mlp_bias),)
         for attr, weight, bias in norms:
-            getattr(layer, attr).weight.copy_(weight)
-            getattr(layer, attr).bias.copy_(bias)
+            _copy_norm(getattr(layer, attr, None), weight, bias)
     if reference.final_norm_weight is not None:
-        stepper.final_norm.weight.copy_(reference.final_norm_weight)
-        stepper.final_norm.bias.copy_(reference.final_norm_bias)
+        _copy_norm(getattr(stepper, "final_norm", None), reference.final_norm_weight,
+                   reference.final_norm_bias)
     return names
+
+
+def _copy_norm(norm, weight, bias) -> None:
+    if norm is None or getattr(norm, "weight", None) is None:
+        return
+    norm.weight.copy_(weight)
+    if getattr(norm, "bias", None) is not None:
+        norm.bias.copy_(bias)

@@ -92,7 +92,7 @@ def test_mismatch_names_both_sides():
     message = str(info.value)
     assert "norm placement" in message and "pre" in message and "post" in message
     assert "specs/pre_ln.yaml:" in message  # located at the spec's placement value
-    with pytest.raises(ReferenceMismatchError, match="channels: the spec has 384.*64"):
+    with pytest.raises(ReferenceMismatchError, match=r"channels: the spec has 384.*64"):
         validate("specs/bert_postln.yaml", "hf-config:bert", "exact", samples=2)
 
 

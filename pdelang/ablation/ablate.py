@@ -1,0 +1,241 @@
+"""``pdelang.ablate``: compile every combination of stabilizer swaps and measure each variant.
+
+Every variant is the same spec with a different set of ``--set`` overrides (a Hydra-style
+multirun).  For each variant:
+
+* **drift** — inference with the reference Transformer's weights where the shapes allow
+  (attention and MLP weights; norms where the variant has them): per layer the distance of
+  the variant's states from the reference's (cosine, relative error), the rank-collapse
+  ratio ‖X − 1x̄ᵀ‖/‖X‖ (Dong et al. 2021) and the growth of token-state norms;
+* **training dynamics** — trained from the same initialization and data on a small task
+  (digits on a patch grid, or a character-level text task), same optimizer and learning
+  rate, several seeds: loss, gradient norm, update norm, max activation, divergence.
+
+A variant that fails to compile is reported as such.  Swap keys under ``train.`` (``lr``,
+``steps``, ``batch_size``, ``optimizer``) sweep the training set-up instead of the spec.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from pathlib import Path
+from collections.abc import Iterable
+
+from pdelang.errors import OverrideError, PdelangError, SourceLocation
+
+TRAIN_KEYS = {"lr": float, "steps": int, "batch_size": int, "optimizer": str}
+
+
+def split_values(text: str) -> list[str]:
+    """``a,b,[0, 6],c`` → ['a', 'b', '[0, 6]', 'c'] (commas inside brackets stay)."""
+    values, depth, current = [], 0, ""
+    for char in text:
+        if char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        if char == "," and depth == 0:
+            values.append(current.strip())
+            current = ""
+        else:
+            current += char
+    values.append(current.strip())
+    return [v for v in values if v != ""]
+
+
+def parse_swaps(swaps: Iterable[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for text in swaps:
+        where = SourceLocation("<--swap>", 1, 8, f"--swap {text}", len(text))
+        if "=" not in text:
+            raise OverrideError(f"swap '{text}' has no '='", where,
+                                "write --swap KEY=V1,V2, e.g. stabilizers.residual=true,false")
+        key, values = text.split("=", 1)
+        parsed = split_values(values)
+        if not parsed:
+            raise OverrideError(f"swap '{text}' lists no values", where)
+        if key.startswith("train.") and key[6:] not in TRAIN_KEYS:
+            raise OverrideError(f"unknown training key '{key}'", where,
+                                "train.* keys: " + ", ".join(TRAIN_KEYS))
+        out[key.strip()] = parsed
+    return out
+
+
+def load_sweep_file(path: str) -> dict[str, list[str]]:
+    """A sweep from YAML: ``{swap: {KEY: [V1, V2], …}}`` (or the mapping itself)."""
+    import yaml
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise PdelangError(f"cannot read the sweep file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise PdelangError(f"the sweep file {path} is not valid YAML: {exc}") from None
+    data = data.get("swap", data) if isinstance(data, dict) else data
+    if not isinstance(data, dict):
+        raise PdelangError(f"the sweep file {path} must map KEY to a list of values")
+
+    def text(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+    return {str(k): [text(v) for v in (vs if isinstance(vs, list) else [vs])]
+            for k, vs in data.items()}
+
+
+def variants_of(swaps: dict[str, list[str]]) -> list[dict[str, str]]:
+    keys = list(swaps)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(swaps[k] for k in keys))]
+
+
+def _label(overrides: dict[str, str]) -> str:
+    return ", ".join(f"{k.split('.')[-1] if k.count('.') else k}={v}"
+                     for k, v in overrides.items()) or "baseline"
+
+
+def _finite_or_none(value):
+    if value is None:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class _Reference:
+    """The reference run shared by every variant's drift measurement."""
+
+    def __init__(self, name: str, samples: int, max_length: int) -> None:
+        from pdelang.validation.validate import _inputs, _load_reference
+        self.name = name
+        self.reference = _load_reference(name)
+        self.run = self.reference.run(_inputs(self.reference, samples, "heldout", None,
+                                              max_length))
+
+
+def _drift(module, spec, reference: _Reference | None, seed: int) -> tuple[list, str]:
+    import torch
+
+    from pdelang.ablation.drift import drift_against_reference, variant_drift
+    from pdelang.validation.weights import ReferenceMismatchError, load_reference_weights
+
+    torch.manual_seed(seed)
+    stepper = module.Stepper().eval()
+    if reference is not None:
+        try:
+            load_reference_weights(stepper, reference.reference, spec, stabilizers=False)
+        except ReferenceMismatchError as exc:
+            note = f"random weights: {exc.message}"
+        else:
+            run = reference.run
+            with torch.no_grad():
+                states = stepper(run.embeddings, run.mask, return_trajectory=True).states
+            return (drift_against_reference(run.hidden_states, states, run.mask),
+                    f"{reference.name} weights and embeddings")
+    else:
+        note = "random weights, random initial state"
+    structure = module.Stepper.STRUCTURE
+    grid = structure["grid_shape"]
+    tokens = grid[0] * grid[1] + structure["extra_tokens"] if grid else 32
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.randn(4, tokens, structure["channels"], generator=generator)
+    with torch.no_grad():
+        states = stepper(u, return_trajectory=True).states
+    return variant_drift(states), note
+
+
+def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = None,
+           overrides: Iterable[str] = (), reference: str | None = "minilm",
+           train: str = "digits", steps: int = 100, seeds: int = 2, lr: float = 1e-3,
+           batch_size: int | None = None, drift_samples: int = 16, quick: bool = False,
+           out: str | None = None, progress: bool = True) -> dict:
+    """Run the sweep; returns the results dict (also written to ``out`` when given)."""
+    from pdelang.builder import build_module
+    from pdelang.spec.load import load_spec
+
+    if quick:
+        steps, seeds, drift_samples = min(steps, 8), 1, min(drift_samples, 4)
+        batch_size = batch_size or 8
+    if train not in ("digits", "text", "none"):
+        raise PdelangError(f"unknown training task '{train}'", suggestion="digits, text or none")
+    swap_values = load_sweep_file(sweep_file) if sweep_file else {}
+    swap_values.update(parse_swaps(swaps))
+    variants = variants_of(swap_values)
+    base = list(overrides)
+    load_spec(spec, base)  # the base spec must be valid: report its errors, not each variant's
+    started = time.perf_counter()
+    ref = _Reference(reference, drift_samples, 64) if reference not in (None, "none") else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(variants), desc="variants", unit="variant", position=0)
+    results = []
+    for choice in variants:
+        spec_overrides = {k: v for k, v in choice.items() if not k.startswith("train.")}
+        train_overrides = {k[6:]: TRAIN_KEYS[k[6:]](v) for k, v in choice.items()
+                           if k.startswith("train.")}
+        entry = {"overrides": choice, "label": _label(choice), "compiled": False, "error": None,
+                 "drift": None, "drift_source": None, "diverged": False,
+                 "divergence_step": None, "final_loss": None, "max_grad_norm": None,
+                 "training": None}
+        if bar is not None:
+            bar.set_postfix_str(entry["label"])
+        try:
+            variant_spec = load_spec(spec, base + [f"{k}={v}" for k, v in spec_overrides.items()])
+            module = build_module(variant_spec)
+        except PdelangError as exc:
+            entry["error"] = str(exc).splitlines()[0]
+            results.append(entry)
+            if bar is not None:
+                bar.update(1)
+            continue
+        entry["compiled"] = True
+        entry["drift"], entry["drift_source"] = _drift(module, variant_spec, ref, seed=0)
+        if train != "none":
+            entry.update(_train_variant(module, train, steps, seeds, lr, batch_size,
+                                        train_overrides, progress))
+        results.append(entry)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    data = {
+        "spec": spec, "swaps": swap_values, "overrides": base, "task": train,
+        "steps": steps, "seeds": list(range(seeds)), "lr": lr, "reference": reference,
+        "quick": quick, "seconds": round(time.perf_counter() - started, 1),
+        "variants": results,
+    }
+    if out:
+        from pdelang.ablation.report import write_report
+        data["files"] = {k: str(v) for k, v in write_report(out, data).items()}
+    return data
+
+
+def _train_variant(module, task_name: str, steps: int, seeds: int, lr: float,
+                   batch_size: int | None, train_overrides: dict, progress: bool) -> dict:
+    from pdelang.ablation.tasks import make_task
+    from pdelang.ablation.train import summarize, train_seeds
+
+    options = {"steps": steps, "lr": lr, "batch_size": batch_size, **train_overrides}
+
+    def fresh_task():
+        return make_task(task_name, module.Stepper(), module.Stepper.STRUCTURE)
+
+    bar_factory = None
+    if progress:
+        from tqdm import tqdm
+
+        def bar_factory(seed):
+            return tqdm(total=options["steps"], desc=f"  seed {seed}", unit="step",
+                        position=1, leave=False)
+
+    records = train_seeds(fresh_task, list(range(seeds)), progress=bar_factory, **options)
+    summary = summarize(records)
+    return {
+        "diverged": summary["diverged"],
+        "divergence_step": summary["divergence_step"],
+        "final_loss": _finite_or_none(summary["final_loss_mean"]),
+        "max_grad_norm": summary["max_grad_norm"],
+        "summary": summary,
+        "training": {"seeds": [r.to_dict() for r in records], "options": options},
+    }

@@ -1,0 +1,49 @@
+"""``pdelang ablate SPEC --swap KEY=V1,V2 … [--reference minilm] [--train digits|text]
+[--steps N] [--seeds K] [--out DIR] [--json] [--quick]``."""
+
+from __future__ import annotations
+
+import json
+
+
+def configure(parser) -> None:
+    from pdelang.cli.main import add_common
+    add_common(parser)
+    parser.add_argument("--swap", action="append", default=[], metavar="KEY=V1,V2",
+                        help="values to sweep (repeatable; every combination runs); "
+                             "train.lr/steps/batch_size/optimizer sweep the training set-up")
+    parser.add_argument("--sweep", default=None, help="a YAML file mapping KEY to values")
+    parser.add_argument("--reference", default="minilm",
+                        help="weights and inputs for the drift measurement (or 'none')")
+    parser.add_argument("--train", default="digits", choices=["digits", "text", "none"])
+    parser.add_argument("--steps", type=int, default=100, help="training steps per run")
+    parser.add_argument("--seeds", type=int, default=2, help="training seeds per variant")
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--drift-samples", type=int, default=16,
+                        help="held-out inputs for the drift measurement")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 8 steps, 1 seed, 4 drift samples")
+    parser.add_argument("--out", default="results/ablate", help="report directory")
+
+
+def execute(args) -> int:
+    from pdelang.ablation.ablate import ablate
+    from pdelang.ablation.report import json_safe
+
+    data = ablate(args.spec, args.swap, sweep_file=args.sweep, overrides=args.overrides,
+                  reference=args.reference, train=args.train, steps=args.steps,
+                  seeds=args.seeds, lr=args.lr, batch_size=args.batch_size,
+                  drift_samples=args.drift_samples, quick=args.quick, out=args.out,
+                  progress=not args.json)
+    if args.json:
+        summary = {k: v for k, v in data.items() if k != "variants"}
+        summary["variants"] = [{k: v for k, v in variant.items() if k != "training"}
+                               for variant in data["variants"]]
+        print(json.dumps(json_safe(summary), indent=2))
+    else:
+        from pdelang.ablation.report import render_markdown
+        print(render_markdown(json_safe(data)))
+        if args.out:
+            print(f"\nwrote {args.out}: " + ", ".join(sorted(data.get("files", {}))))
+    return 0

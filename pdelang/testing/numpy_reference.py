@@ -1,0 +1,545 @@
+"""An independent NumPy interpreter of the discrete IR — the differential-testing oracle.
+
+Given a :class:`~pdelang.discrete.ir.DiscreteModel` and the weights of a generated stepper
+(its ``state_dict()`` converted to float64 NumPy arrays by :func:`weights_from_stepper`),
+:class:`NumpyReference` evaluates every expression node and the step program from the
+mathematics alone.  It never calls, imports or reads the generated code; the only thing it
+shares with the code printer is the discrete IR and the naming of the weights in the state
+dict (``layers.<ℓ>.<module>.<q|k|v|o|fc1|fc2>.weight``, ``layers.<ℓ>.norm_<term>.weight``,
+``shared.<param>``, ``layers.<ℓ>.parametrizations.<param>.original`` for a positive
+parameter θ whose value is softplus(θ), ``final_norm.weight``).
+
+Semantics (float64 throughout):
+
+* the state ``u`` has shape ``(B, N, C)``: ``E = extra_tokens`` tokens off the grid, then the
+  grid tokens (``L`` in 1-D; ``rows × cols`` in row-major order in 2-D);
+* ``ApplyStencil``: on grid tokens ``(L u)_i = Σ_axes Σ_j w_j u_{i + j e_axis} / h^k`` with
+  ghost values from the boundary rule (:func:`ghost_table`); the rate is zero on extra
+  tokens and padding tokens, and on the end tokens (every border token in 2-D) for ``copy``;
+  with padding (a mask whose grid part is ``True`` for the first ``n_b`` tokens of sequence
+  ``b``) the ghost rules apply at the ends of each sequence's own ``n_b`` tokens;
+* ``ApplyModule``: multi-head attention (row softmax, optionally causal, or Sinkhorn in the
+  log domain: alternate column then row normalization over the real tokens, rows last),
+  MLP ``W_2 σ(W_1 u + b_1) + b_2``, linear ``W u (+ b)``, LayerNorm, RMSNorm;
+* the step program: split sub-steps ``u ← [P](u + f·Δt·F_term([P]u))`` (``u ← f·Δt·F`` without
+  residual), or the Butcher tableau ``k_i = F(u + Δt Σ_j a_ij k_j)``,
+  ``u⁺ = [P](u + Δt Σ_i b_i k_i)``, with the norm ``P`` pre (inside the vector field of each
+  normalized term) or post (after each normalized sub-step, or after each Runge–Kutta
+  step); ``layers × substeps`` steps, layer ℓ's weights for steps ℓ·S … (ℓ+1)·S − 1; then the
+  final norm if there is one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any, NamedTuple
+from collections.abc import Mapping
+
+import numpy as np
+
+from pdelang.discrete import ir as D
+
+__all__ = [
+    "NumpyReference",
+    "ReferenceOutput",
+    "apply_stencil",
+    "extend_with_ghosts",
+    "gelu",
+    "ghost_table",
+    "layer_norm",
+    "rms_norm",
+    "softplus",
+    "stencil_along",
+    "stencil_weights",
+    "weights_from_stepper",
+]
+
+BOUNDARIES = ("periodic", "neumann", "dirichlet", "copy")
+
+
+# ----------------------------------------------------------------------------- weights
+def weights_from_stepper(stepper: Any) -> dict[str, np.ndarray]:
+    """A generated stepper's ``state_dict()`` as float64 NumPy arrays (copies)."""
+    out = {}
+    for key, value in stepper.state_dict().items():
+        out[key] = np.array(value.detach().cpu().double().numpy(), dtype=np.float64, copy=True)
+    return out
+
+
+def softplus(x):
+    """log(1 + eˣ), computed stably."""
+    return np.logaddexp(0.0, x)
+
+
+# ----------------------------------------------------------------------------- elementwise
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    return np.asarray(_erf(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """x Φ(x) with the exact normal CDF Φ(x) = (1 + erf(x/√2))/2."""
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """The tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³)))."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+ELEMENTWISE = {
+    "tanh": np.tanh,
+    "exp": np.exp,
+    "relu": relu,
+    "gelu": gelu,
+    "sigmoid": sigmoid,
+}
+
+ACTIVATIONS = {
+    "gelu": gelu,
+    "gelu_tanh": gelu_tanh,
+    "relu": relu,
+    "silu": lambda x: x * sigmoid(x),
+    "tanh": np.tanh,
+}
+
+
+def layer_norm(x: np.ndarray, eps: float, weight=None, bias=None) -> np.ndarray:
+    """(x − mean) / √(var + ε) · γ + β over the last axis (biased variance)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def rms_norm(x: np.ndarray, eps: float, weight=None) -> np.ndarray:
+    """x / √(mean(x²) + ε) · γ over the last axis."""
+    y = x / np.sqrt((x**2).mean(axis=-1, keepdims=True) + eps)
+    return y if weight is None else y * weight
+
+
+# ----------------------------------------------------------------------------- boundaries
+@lru_cache(maxsize=4096)
+def ghost_table(n: int, r: int, boundary: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+    """How to read a 1-D grid function ``g_0 … g_{n−1}`` at positions ``−r … n−1+r``.
+
+    Returns ``(index, sign, first, last)``, arrays of length ``n + 2r`` such that the value at
+    position ``p`` is ``sign·g[index] + first·g[0] + last·g[n−1]``:
+
+    * periodic:  ``g_p = g_{p mod n}``;
+    * neumann:   even mirror about the end tokens, ``g_{−j} = g_j``, ``g_{n−1+j} = g_{n−1−j}``;
+    * dirichlet: ``g = 0`` one spacing beyond each end (positions −1 and n), odd mirror
+      about those points further out: ``g_{−1−j} = −g_{j−1}``, ``g_{n+j} = −g_{n−j}``;
+    * copy:      odd mirror about the end tokens, ``g_{−j} = 2g_0 − g_j``,
+      ``g_{n−1+j} = 2g_{n−1} − g_{n−1−j}``.
+    """
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"unknown boundary {boundary!r}")
+    if n < 1:
+        raise ValueError("a grid needs at least one token")
+    if boundary in ("neumann", "copy") and r >= n:
+        raise ValueError(f"{boundary}: a radius-{r} stencil needs more than {r} tokens, got {n}")
+    if boundary == "dirichlet" and r > n + 1:
+        raise ValueError(f"dirichlet: a radius-{r} stencil needs ≥ {r - 1} tokens, got {n}")
+    size = n + 2 * r
+    index = np.zeros(size, dtype=np.int64)
+    sign = np.ones(size)
+    first = np.zeros(size)
+    last = np.zeros(size)
+    for slot, p in enumerate(range(-r, n + r)):
+        if 0 <= p < n:
+            index[slot] = p
+        elif boundary == "periodic":
+            index[slot] = p % n
+        elif boundary == "neumann":
+            index[slot] = -p if p < 0 else 2 * (n - 1) - p
+        elif boundary == "dirichlet":
+            if p in (-1, n):
+                sign[slot] = 0.0
+            elif p < -1:
+                index[slot], sign[slot] = -2 - p, -1.0
+            else:
+                index[slot], sign[slot] = 2 * n - p, -1.0
+        else:  # copy
+            sign[slot] = -1.0
+            if p < 0:
+                index[slot], first[slot] = -p, 2.0
+            else:
+                index[slot], last[slot] = 2 * (n - 1) - p, 2.0
+    for array in (index, sign, first, last):
+        array.setflags(write=False)
+    return index, sign, first, last
+
+
+def extend_with_ghosts(g: np.ndarray, axis: int, r: int, boundary: str) -> np.ndarray:
+    """``g`` with ``r`` ghost values on each side along ``axis`` (see :func:`ghost_table`)."""
+    g = np.moveaxis(np.asarray(g, dtype=np.float64), axis, 0)
+    n = g.shape[0]
+    index, sign, first, last = ghost_table(n, r, boundary)
+    shape = (-1,) + (1,) * (g.ndim - 1)
+    out = sign.reshape(shape) * g[index]
+    if boundary == "copy":
+        out = out + first.reshape(shape) * g[0] + last.reshape(shape) * g[n - 1]
+    return np.moveaxis(out, 0, axis)
+
+
+def stencil_along(g: np.ndarray, axis: int, offsets, weights, boundary: str) -> np.ndarray:
+    """``Σ_j w_j g_{i + offsets_j}`` along ``axis`` for every grid index ``i`` (weights already
+    divided by ``h^k``), with ghost values from ``boundary``."""
+    offsets = tuple(int(o) for o in offsets)
+    r = max(abs(o) for o in offsets)
+    g = np.asarray(g, dtype=np.float64)
+    n = g.shape[axis]
+    padded = np.moveaxis(extend_with_ghosts(g, axis, r, boundary), axis, 0)
+    rate = np.zeros_like(padded[:n])
+    for offset, weight in zip(offsets, weights):
+        rate = rate + float(weight) * padded[r + offset: r + offset + n]
+    return np.moveaxis(rate, 0, axis)
+
+
+def stencil_weights(stencil: D.DiscreteStencil) -> tuple[float, ...]:
+    """The stencil's weights divided by ``h^k``, as floats."""
+    return tuple(float(Fraction(w)) / stencil.spacing ** stencil.derivative
+                 for w in stencil.weights)
+
+
+def apply_stencil(u: np.ndarray, stencil: D.DiscreteStencil, *, boundary: str,
+                  extra_tokens: int = 0, grid_shape: tuple[int, ...] | None = None,
+                  lengths: np.ndarray | None = None, weights=None) -> np.ndarray:
+    """The ``ApplyStencil`` node on a state ``u`` of shape ``(B, N, C)``.
+
+    ``grid_shape`` is ``(rows, cols)`` on a 2-D grid (``None`` in 1-D); ``lengths`` the number
+    of real grid tokens of each sequence (1-D only; ``None`` when nothing is padding);
+    ``weights`` overrides :func:`stencil_weights` (e.g. for a perturbed stencil).
+    """
+    u = np.asarray(u, dtype=np.float64)
+    weights = stencil_weights(stencil) if weights is None else tuple(weights)
+    batch, _tokens, channels = u.shape
+    g = u[:, extra_tokens:]
+    if grid_shape is not None and len(grid_shape) == 2:
+        rows, cols = grid_shape
+        if g.shape[1] != rows * cols:
+            raise ValueError(f"{g.shape[1]} grid tokens do not fill a {rows}×{cols} grid")
+        grid = g.reshape(batch, rows, cols, channels)
+        rate = np.zeros_like(grid)
+        for axis in stencil.axes:
+            rate = rate + stencil_along(grid, 1 + axis, stencil.offsets, weights, boundary)
+        if boundary == "copy":
+            rate[:, 0] = rate[:, -1] = 0.0
+            rate[:, :, 0] = rate[:, :, -1] = 0.0
+        rate = rate.reshape(batch, rows * cols, channels)
+    elif lengths is None:
+        rate = stencil_along(g, 1, stencil.offsets, weights, boundary)
+        if boundary == "copy":
+            rate[:, 0] = rate[:, -1] = 0.0
+    else:
+        rate = np.zeros_like(g)
+        for b in range(batch):
+            n = int(lengths[b])
+            if n == 0:
+                continue
+            rate[b, :n] = stencil_along(g[b, :n], 0, stencil.offsets, weights, boundary)
+            if boundary == "copy":
+                rate[b, 0] = rate[b, n - 1] = 0.0
+    if extra_tokens:
+        rate = np.concatenate([np.zeros((batch, extra_tokens, channels)), rate], axis=1)
+    return rate
+
+
+# ----------------------------------------------------------------------------- context
+@dataclass
+class _Context:
+    """Per-call masks (derived from the user's ``mask`` alone) and recorded attention maps."""
+
+    tokens: int
+    key_mask: np.ndarray | None = None  # (B, N) bool, True for real tokens
+    lengths: np.ndarray | None = None  # (B,) real grid tokens (1-D, padding last)
+    record: bool = False
+    attentions: list = field(default_factory=list)
+
+
+def _context(model: D.DiscreteModel, u: np.ndarray, mask, record: bool) -> _Context:
+    batch, tokens, _ = u.shape
+    ctx = _Context(tokens, record=record)
+    if mask is None:
+        return ctx
+    mask = np.asarray(mask).astype(bool)
+    if mask.shape != (batch, tokens):
+        raise ValueError(f"mask must have shape {(batch, tokens)}, got {mask.shape}")
+    if mask.all():
+        return ctx
+    ctx.key_mask = mask
+    grid = mask[:, model.extra_tokens:]
+    lengths = grid.sum(axis=1)
+    if len(model.axes) == 2:
+        if not grid.all():
+            raise ValueError("padding tokens inside a 2-D grid are not supported")
+        lengths = None
+    elif not (grid == (np.arange(grid.shape[1])[None, :] < lengths[:, None])).all():
+        raise ValueError("padding tokens must follow the real tokens (right padding)")
+    ctx.lengths = lengths
+    return ctx
+
+
+class ReferenceOutput(NamedTuple):
+    state: np.ndarray  # (B, N, C) after the final norm, if any
+    states: list  # layers + 1 states at layer boundaries
+    attentions: list  # (B, heads, N, N) per attention evaluation
+
+
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    """log Σ exp over ``axis`` (keepdims); 0 where every entry is −∞."""
+    m = np.max(x, axis=axis, keepdims=True)
+    finite = np.isfinite(m)
+    shift = np.where(finite, m, 0.0)
+    with np.errstate(divide="ignore"):
+        s = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+    return np.where(finite, s, 0.0)
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    e = np.exp(x - m)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# ----------------------------------------------------------------------------- interpreter
+class NumpyReference:
+    """Evaluates a discrete model with given weights, in float64 NumPy.
+
+    ``weights`` maps state-dict names to arrays (:func:`weights_from_stepper`).  ``dt`` (a
+    float, or an array broadcastable to the state, e.g. ``(B, 1, 1)`` for one Δt per batch
+    element) replaces the model's Δt in :meth:`step`, :meth:`forward` and :meth:`layer_step`.
+    """
+
+    def __init__(self, model: D.DiscreteModel, weights: Mapping[str, np.ndarray]) -> None:
+        self.model = model
+        self.weights = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+        self.grid_shape = tuple(model.shape) if model.shape and len(model.axes) == 2 else None
+
+    # ------------------------------------------------------------------ weights
+    def _tensor(self, key: str) -> np.ndarray:
+        try:
+            return self.weights[key]
+        except KeyError:
+            raise KeyError(f"the weights have no entry {key!r}") from None
+
+    def _optional(self, key: str) -> np.ndarray | None:
+        return self.weights.get(key)
+
+    def scalar(self, name: str, layer: int) -> float:
+        """The value of a scalar parameter (softplus of the stored θ if it is positive)."""
+        spec = next(p for p in self.model.parameters if p.name == name)
+        prefix = f"layers.{layer}." if spec.per_layer else "shared."
+        raw = self.weights.get(f"{prefix}parametrizations.{name}.original")
+        if raw is not None:
+            return float(softplus(raw))
+        return float(self._tensor(prefix + name))
+
+    def module_options(self, name: str) -> Mapping[str, object]:
+        return next(m for m in self.model.modules if m.name == name).options
+
+    # ------------------------------------------------------------------ operators
+    def linear(self, x: np.ndarray, prefix: str, bias: bool) -> np.ndarray:
+        y = x @ self._tensor(prefix + ".weight").T
+        if bias:
+            y = y + self._tensor(prefix + ".bias")
+        return y
+
+    def norm(self, x: np.ndarray, kind: str, eps: float, affine: bool, prefix: str):
+        if kind == "layernorm":
+            weight = self._tensor(prefix + ".weight") if affine else None
+            bias = self._optional(prefix + ".bias") if affine else None
+            return layer_norm(x, eps, weight, bias)
+        if kind == "rmsnorm":
+            return rms_norm(x, eps, self._tensor(prefix + ".weight") if affine else None)
+        raise ValueError(f"unknown norm kind {kind!r}")
+
+    def attention(self, x: np.ndarray, prefix: str, options, ctx: _Context) -> np.ndarray:
+        heads = int(options["heads"])
+        bias = bool(options["bias"])
+        batch, tokens, channels = x.shape
+        d = channels // heads
+
+        def split(y):  # (B, N, C) → (B, H, N, d)
+            return y.reshape(batch, tokens, heads, d).transpose(0, 2, 1, 3)
+
+        q = split(self.linear(x, prefix + ".q", bias))
+        k = split(self.linear(x, prefix + ".k", bias))
+        v = split(self.linear(x, prefix + ".v", bias))
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)  # (B, H, N, N)
+        allowed = np.ones((batch, 1, tokens, tokens), dtype=bool)
+        if ctx.key_mask is not None:
+            allowed &= ctx.key_mask[:, None, None, :]
+        if options.get("causal"):
+            allowed &= np.tril(np.ones((tokens, tokens), dtype=bool))[None, None]
+        if options.get("kernel", "softmax") == "softmax":
+            p = _softmax(np.where(allowed, scores, -np.inf), axis=-1)
+        else:
+            if ctx.key_mask is not None:  # padding queries are outside the domain too
+                allowed &= ctx.key_mask[:, None, :, None]
+            s = np.where(allowed, scores, -np.inf)
+            for _ in range(int(options["iterations"])):
+                s = s - _logsumexp(s, axis=-2)  # columns
+                s = s - _logsumexp(s, axis=-1)  # rows (last, so rows sum to one)
+            p = np.exp(s)
+        if ctx.record:
+            ctx.attentions.append(p)
+        y = (p @ v).transpose(0, 2, 1, 3).reshape(batch, tokens, channels)
+        return self.linear(y, prefix + ".o", bias)
+
+    def module(self, name: str, op: str, x: np.ndarray, layer: int, ctx: _Context):
+        options = self.module_options(name)
+        prefix = f"layers.{layer}.{name}"
+        if op == "attention":
+            return self.attention(x, prefix, options, ctx)
+        if op == "mlp":
+            hidden = ACTIVATIONS[str(options["activation"])](
+                self.linear(x, prefix + ".fc1", bool(options["bias"])))
+            return self.linear(hidden, prefix + ".fc2", bool(options["bias"]))
+        if op == "linear":
+            return self.linear(x, prefix, bool(options["bias"]))
+        if op in ("layernorm", "rmsnorm"):
+            return self.norm(x, op, float(options["eps"]), bool(options["affine"]), prefix)
+        raise ValueError(f"the reference has no operator {op!r}")
+
+    def stencil(self, key: str, x: np.ndarray, ctx: _Context) -> np.ndarray:
+        return apply_stencil(x, self.model.stencils[key], boundary=self.model.boundary,
+                             extra_tokens=self.model.extra_tokens, grid_shape=self.grid_shape,
+                             lengths=ctx.lengths)
+
+    # ------------------------------------------------------------------ expressions
+    def evaluate(self, node: D.DExpr, u: np.ndarray, layer: int, ctx: _Context):
+        """The value of an expression node on the state ``u`` with layer ``layer``'s weights."""
+        if isinstance(node, D.State):
+            return u
+        if isinstance(node, D.Const):
+            return float(node.value)
+        if isinstance(node, D.Param):
+            return self.scalar(node.name, layer)
+        if isinstance(node, D.Sum):
+            total = 0.0
+            for term in node.terms:
+                total = total + self.evaluate(term, u, layer, ctx)
+            return total
+        if isinstance(node, D.Product):
+            product = 1.0
+            for factor in node.factors:
+                product = product * self.evaluate(factor, u, layer, ctx)
+            return product
+        if isinstance(node, D.Power):
+            base = self.evaluate(node.base, u, layer, ctx)
+            exponent = node.exponent
+            if isinstance(exponent, Fraction) and exponent.denominator == 1:
+                return np.power(base, float(exponent.numerator))
+            if exponent == Fraction(1, 2):
+                return np.sqrt(base)
+            return np.power(base, float(exponent))
+        if isinstance(node, D.Elementwise):
+            return ELEMENTWISE[node.func](self.evaluate(node.operand, u, layer, ctx))
+        if isinstance(node, D.ApplyStencil):
+            operand = self.evaluate(node.operand, u, layer, ctx)
+            return self.stencil(node.stencil, np.broadcast_to(operand, u.shape), ctx)
+        if isinstance(node, D.ApplyModule):
+            operand = np.broadcast_to(self.evaluate(node.operand, u, layer, ctx), u.shape)
+            return self.module(node.module, node.op, operand, layer, ctx)
+        raise TypeError(f"the reference cannot evaluate {node!r}")
+
+    # ------------------------------------------------------------------ the step program
+    def _norm_of(self, name: str, layer: int, x: np.ndarray) -> np.ndarray:
+        n = self.model.norm
+        return self.norm(x, n.kind, n.eps, n.affine, f"layers.{layer}.{name}")
+
+    def term(self, name: str, u: np.ndarray, layer: int, ctx: _Context | None = None):
+        """F_term(u), with the pre-norm applied to the argument if the term is normalized."""
+        ctx = ctx or _Context(u.shape[1])
+        term = self.model.term(name)
+        arg = u
+        if term.normalized and self.model.norm.placement == "pre":
+            arg = self._norm_of(f"norm_{name}", layer, u)
+        value = self.evaluate(term.expr, arg, layer, ctx)
+        return np.broadcast_to(value, u.shape)
+
+    def rhs(self, u: np.ndarray, layer: int, ctx: _Context | None = None) -> np.ndarray:
+        """F(u) = Σ_terms F_term(u)."""
+        ctx = ctx or _Context(u.shape[1])
+        total = np.zeros_like(u)
+        for t in self.model.terms:
+            total = total + self.term(t.name, u, layer, ctx)
+        return total
+
+    def layer_step(self, u: np.ndarray, layer: int, ctx: _Context | None = None, dt=None):
+        """One time step with layer ``layer``'s weights."""
+        m = self.model
+        ctx = ctx or _Context(u.shape[1])
+        dt = m.dt if dt is None else dt
+        program = m.program
+        if program.is_splitting:
+            for split in program.split_steps:
+                term = m.term(split.term)
+                rate = self.term(term.name, u, layer, ctx)
+                increment = float(split.fraction) * dt * rate
+                u = u + increment if m.residual else increment
+                if term.normalized and m.norm.placement == "post":
+                    u = self._norm_of(f"norm_{term.name}", layer, u)
+            return u
+        stages: list[np.ndarray] = []
+        for row in program.tableau.a:
+            state = u
+            for a, k in zip(row, stages):
+                if a != 0:
+                    state = state + float(a) * dt * k
+            stages.append(self.rhs(state, layer, ctx))
+        combination = 0.0
+        for b, k in zip(program.tableau.b, stages):
+            combination = combination + float(b) * dt * k
+        u = u + combination if m.residual else np.broadcast_to(combination, u.shape)
+        if m.norm.kind != "none" and m.norm.placement == "post":
+            u = self._norm_of("norm", layer, u)
+        return u
+
+    def final_norm(self, u: np.ndarray) -> np.ndarray:
+        n = self.model.norm
+        if not n.final or n.kind == "none":
+            return u
+        return self.norm(u, n.kind, n.eps, n.affine, "final_norm")
+
+    def forward(self, u, mask=None, *, return_trajectory: bool = False,
+                return_attention: bool = False, dt=None):
+        """Integrate like the generated ``Stepper.forward`` (same arguments and results)."""
+        u = np.asarray(u, dtype=np.float64)
+        ctx = _context(self.model, u, mask, return_attention)
+        states = [u]
+        for layer in range(self.model.layers):
+            for _ in range(self.model.substeps):
+                u = self.layer_step(u, layer, ctx, dt)
+            states.append(u)
+        state = self.final_norm(u)
+        if return_trajectory or return_attention:
+            return ReferenceOutput(state, states, ctx.attentions)
+        return state
+
+    __call__ = forward
+
+    def context(self, u: np.ndarray, mask=None, record: bool = False) -> _Context:
+        """The per-call context for ``u`` and ``mask`` (for :meth:`term` and friends)."""
+        return _context(self.model, np.asarray(u), mask, record)

@@ -1,0 +1,295 @@
+"""Property checks that run a generated stepper (torch, float64).
+
+* :func:`check_generated_matches_reference` — (h) the generated code equals the NumPy
+  reference of the discrete IR: every stencil (≤ 1e-10 relative), every term's vector field,
+  and the whole stepper — final state, the states at layer boundaries, the attention maps
+  (≤ 1e-8 relative) — with and without a padding mask;
+* :func:`check_stepper_attention` — (f) every attention map the stepper records is a
+  row-stochastic matrix; causal maps give the future no weight; Sinkhorn maps are doubly
+  stochastic;
+* :func:`check_stepper_normalization` — (g) every normalization the stepper applies (pre:
+  the argument of a vector field; post: the state after a normalized sub-step or
+  Runge–Kutta step; the final norm; norm operators inside terms) lands on the normalization
+  manifold.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from pdelang.driver import Compilation
+from pdelang.testing.harness import random_state, reference_for, stepper_for
+from pdelang.testing.properties import (
+    PropertyResult,
+    _result,
+    check_attention_maps,
+    check_norm_manifold,
+    not_applicable,
+    relative_error,
+)
+
+__all__ = [
+    "check_generated_matches_reference",
+    "check_stepper_attention",
+    "check_stepper_normalization",
+    "padding_mask",
+]
+
+LINEAR_RTOL = 1e-10
+STEPPER_RTOL = 1e-8
+
+
+def padding_mask(model, batch: int, tokens: int, seed: int = 0) -> np.ndarray | None:
+    """A right-padding mask ``(B, N)`` for a 1-D model (None in 2-D, where padding may only
+    hide extra tokens): each sequence keeps at least the stencils' radius + 2 grid tokens."""
+    if len(model.axes) == 2:
+        return None
+    rng = np.random.default_rng(seed)
+    radius = max((s.radius for s in model.stencils.values()), default=0)
+    grid = tokens - model.extra_tokens
+    low = min(grid, radius + 2)
+    mask = np.ones((batch, tokens), dtype=bool)
+    for b in range(1, batch):  # the first sequence stays full length
+        n = int(rng.integers(low, grid + 1))
+        mask[b, model.extra_tokens + n:] = False
+    return mask
+
+
+def _module(stepper):
+    return sys.modules[type(stepper).__module__]
+
+
+def _size(x: np.ndarray) -> float:
+    finite = np.asarray(x)[np.isfinite(x)]
+    return float(np.max(np.abs(finite))) if finite.size else 0.0
+
+
+def _run_torch(stepper, u: np.ndarray, mask, record: bool):
+    import torch
+
+    x = torch.as_tensor(u, dtype=torch.float64)
+    m = None if mask is None else torch.as_tensor(mask)
+    with torch.no_grad():
+        out = stepper(x, m, return_trajectory=True, return_attention=record)
+    return (out.state.numpy(), [s.numpy() for s in out.states],
+            [a.numpy() for a in out.attentions])
+
+
+def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0,
+                                      batch: int = 2, length: int | None = None,
+                                      masked: bool | None = None, stepper: Any = None,
+                                      rtol: float = STEPPER_RTOL,
+                                      linear_rtol: float = LINEAR_RTOL) -> PropertyResult:
+    """(h) Generated code == NumPy reference of the discrete IR (random weights, float64).
+
+    ``masked`` (default: in 1-D) also compares a run with right padding."""
+    import torch
+
+    model = compilation.discrete
+    stepper = stepper if stepper is not None else stepper_for(compilation, seed=seed)
+    reference = reference_for(compilation, stepper)
+    u = random_state(model, batch, length, seed=seed + 1)
+    worst: dict[str, float] = {}
+    problems = []
+    module = _module(stepper)
+    layer0 = stepper.layers[0]
+
+    def record(what: str, error: float, tol: float) -> None:
+        worst[what] = max(worst.get(what, 0.0), error)
+        if not error <= tol:
+            problems.append(f"{what}: relative error {error:.3g} > {tol:g}")
+
+    x = torch.as_tensor(u, dtype=torch.float64)
+    ctx = module.Context(x, None, record=False)
+    ref_ctx = reference.context(u)
+    with torch.no_grad():
+        for key, stencil in model.stencils.items():
+            got = getattr(layer0, stencil.attribute)(x, ctx).numpy()
+            want = reference.stencil(key, u, ref_ctx)
+            record(f"stencil {key}", relative_error(got, want), linear_rtol)
+        for term in model.terms:
+            arg = x
+            if term.normalized and model.norm.placement == "pre":
+                arg = getattr(layer0, f"norm_{term.name}")(x)
+            got = getattr(layer0, f"f_{term.name}")(arg, ctx, stepper.shared)
+            got = np.broadcast_to(torch.as_tensor(got).numpy(), u.shape)
+            want = reference.term(term.name, u, 0, ref_ctx)
+            record(f"term {term.name}", relative_error(got, want), rtol)
+    masks = [None]
+    if masked is None:
+        masked = len(model.axes) == 1
+    if masked:
+        mask = padding_mask(model, batch, u.shape[1], seed)
+        if mask is not None:
+            masks.append(mask)
+    with_attention = any(m.op == "attention" for m in model.modules)
+    for mask in masks:
+        label = "padded " if mask is not None else ""
+        for recorded in ((False, True) if with_attention else (False,)):
+            state, states, maps = _run_torch(stepper, u, mask, recorded)
+            ref = reference.forward(u, mask, return_trajectory=True, return_attention=recorded)
+            # A state is compared relative to the larger of its own size and the size of
+            # the state the layer started from: a layer may legitimately cancel (e.g. the
+            # Laplacian of a nearly constant state without the residual).
+            record(f"{label}final state",
+                   relative_error(state, ref.state, _size(ref.states[-1])), rtol)
+            for i, (a, b) in enumerate(zip(states, ref.states)):
+                record(f"{label}state after layer {i}",
+                       relative_error(a, b, _size(ref.states[max(i - 1, 0)])), rtol)
+            if recorded:
+                if len(maps) != len(ref.attentions):
+                    problems.append(f"{len(maps)} attention maps, the reference has "
+                                    f"{len(ref.attentions)}")
+                for a, b in zip(maps, ref.attentions):
+                    record(f"{label}attention maps", relative_error(a, b), rtol)
+    message = "; ".join(problems[:5]) or (
+        f"generated code == reference (largest relative error "
+        f"{max(worst.values(), default=0.0):.2g})")
+    return _result("generated_equals_reference", not problems, message, errors=worst)
+
+
+def check_stepper_attention(compilation: Compilation, *, seed: int = 0, batch: int = 2,
+                            length: int | None = None, stepper: Any = None,
+                            sinkhorn_tol: float = 1e-4) -> PropertyResult:
+    """(f) Run the stepper with ``return_attention`` (and right padding in 1-D); check each
+    attention module's maps with :func:`check_attention_maps` for its own options."""
+    import torch
+
+    model = compilation.discrete
+    attention = {m.name: m for m in model.modules if m.op == "attention"}
+    if not attention:
+        return not_applicable("attention_maps", "no attention operator")
+    stepper = stepper if stepper is not None else stepper_for(compilation, seed=seed)
+    u = random_state(model, batch, length, seed=seed + 1)
+    mask = padding_mask(model, batch, u.shape[1], seed)
+    captured: list[tuple[str, np.ndarray]] = []
+    hooks = []
+    for layer in stepper.layers:
+        for name in attention:
+            def hook(module, args, output, name=name):
+                captured.append((name, args[1].attentions[-1].detach().numpy().copy()))
+            hooks.append(getattr(layer, name).register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            stepper(torch.as_tensor(u), None if mask is None else torch.as_tensor(mask),
+                    return_attention=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    results = []
+    for name, options in attention.items():
+        maps = [p for n, p in captured if n == name]
+        results.append(check_attention_maps(
+            maps, causal=bool(options.options.get("causal")),
+            kernel=str(options.options.get("kernel", "softmax")), mask=mask,
+            sinkhorn_tol=sinkhorn_tol, name=f"attention_maps[{name}]"))
+    failed = [r for r in results if not r.passed]
+    return _result("attention_maps", not failed,
+                   "; ".join(f"{r.name}: {r.message}" for r in (failed or results)),
+                   modules={r.name: r.message for r in results})
+
+
+def _norm_modules(model) -> dict[str, tuple[str, float, bool]]:
+    """Attribute name (on a layer, or ``final_norm`` on the stepper) → (kind, eps, affine)."""
+    out = {}
+    n = model.norm
+    if n.kind != "none":
+        if model.program.is_splitting or n.placement == "pre":
+            for term in model.terms:
+                if term.normalized:
+                    out[f"norm_{term.name}"] = (n.kind, n.eps, n.affine)
+        else:
+            out["norm"] = (n.kind, n.eps, n.affine)
+    for m in model.modules:
+        if m.op in ("layernorm", "rmsnorm"):
+            out[m.name] = (m.op, float(m.options["eps"]), bool(m.options["affine"]))
+    return out
+
+
+def check_stepper_normalization(compilation: Compilation, *, seed: int = 0, batch: int = 2,
+                                length: int | None = None, stepper: Any = None,
+                                rtol: float = 1e-9) -> PropertyResult:
+    """(g) Every norm output lies on the normalization manifold
+    (:func:`check_norm_manifold`, given the norm's own input), and with ``post`` placement
+    the state after each normalized sub-step (each Runge–Kutta step) *is* a norm output."""
+    import torch
+
+    model = compilation.discrete
+    norms = _norm_modules(model)
+    final = model.norm.final and model.norm.kind != "none"
+    if not norms and not final:
+        return not_applicable("normalization_manifold", "no normalization")
+    stepper = stepper if stepper is not None else stepper_for(compilation, seed=seed)
+    module = _module(stepper)
+    u = random_state(model, batch, length, seed=seed + 1)
+    calls: list[tuple[str, np.ndarray, np.ndarray, Any]] = []
+    hooks = []
+
+    def hook_for(label, norm_module):
+        def hook(mod, args, output):
+            calls.append((label, args[0].detach().numpy().copy(),
+                          output.detach().numpy().copy(), mod))
+        return norm_module.register_forward_hook(hook)
+
+    for index, layer in enumerate(stepper.layers):
+        for name in norms:
+            hooks.append(hook_for((index, name), getattr(layer, name)))
+    if final:
+        hooks.append(hook_for((None, "final_norm"), stepper.final_norm))
+    post_checks: list[str] = []
+    watched = []
+
+    def watch(layer, substep, term, state):
+        watched.append((layer, substep, term, state.detach().numpy().copy(), len(calls)))
+
+    try:
+        x = torch.as_tensor(u, dtype=torch.float64)
+        ctx = module.Context(x, None, record=False, watch=watch)
+        with torch.no_grad():
+            state = x
+            for index, layer in enumerate(stepper.layers):
+                ctx.layer = index
+                for _ in range(model.substeps):
+                    state = layer(state, ctx, stepper.shared)
+            if final:
+                stepper.final_norm(state)
+    finally:
+        for h in hooks:
+            h.remove()
+    problems = []
+    for (layer, name), x_in, y_out, mod in calls:
+        kind, eps, affine = (norms.get(name) if name in norms else
+                             (model.norm.kind, model.norm.eps, model.norm.affine))
+        weight = mod.weight.detach().numpy() if affine and getattr(mod, "weight", None) \
+            is not None else None
+        bias = mod.bias.detach().numpy() if affine and getattr(mod, "bias", None) is not None \
+            else None
+        r = check_norm_manifold(x_in, y_out, kind=kind, eps=eps, weight=weight, bias=bias,
+                                rtol=rtol)
+        if not r.passed:
+            problems.append(f"{name} (layer {layer}): {r.message}")
+    if model.norm.kind != "none" and model.norm.placement == "post":
+        for layer, substep, term, state, count in watched:
+            if model.program.is_splitting:
+                if term not in model.normalized_terms:
+                    continue
+                expected = f"norm_{term}"
+            else:
+                if term != "update":
+                    continue
+                expected = "norm"
+            last = next((c for c in reversed(calls[:count]) if c[0] == (layer, expected)), None)
+            if last is None or not np.array_equal(last[2], state):
+                problems.append(f"layer {layer} sub-step {substep} ({term}): the state is not "
+                                f"the output of {expected}")
+            else:
+                post_checks.append(term)
+    message = "; ".join(problems[:5]) or (
+        f"{len(calls)} norm outputs on the manifold"
+        + (f"; {len(post_checks)} post-normalized states are norm outputs" if post_checks
+           else ""))
+    return _result("normalization_manifold", not problems, message, norm_calls=len(calls),
+                   post_states=len(post_checks))

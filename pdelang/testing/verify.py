@@ -1,0 +1,322 @@
+"""``verify``: run every applicable property on a user's spec (the engine of ``pdelang verify``).
+
+For each derivative operator of the spec: the claimed order (derived by the analysis) against
+the order observed under grid refinement of the *generated* stencil on a smooth field with
+the boundary's symmetry, with the error at each grid size; exactness on polynomials; the
+matrix properties of the boundary rule.  For the linear differential part (the part the von
+Neumann analysis looks at — nonlinear and non-differential terms are left out): the derived
+stability bound against the empirical threshold found by multisection on Δt, stepping the
+part with the spec's own step program; sharpness at 0.95× / 1.05× the bound.  The time
+scheme's order on a linear test problem.  And, on random weights, that the generated code
+equals the NumPy reference of the discrete IR, that attention maps are stochastic and that
+normalized states lie on the normalization manifold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdelang.driver import Compilation
+from pdelang.testing import properties as P
+from pdelang.testing.harness import compile_any, stepper_for, torch_stencil_operator
+
+__all__ = ["OperatorReport", "VerifyReport", "verify"]
+
+
+@dataclass
+class OperatorReport:
+    name: str  # stencil key: laplace | diff[x,1]
+    operator: str
+    derivative: int
+    axes: list
+    accuracy: int
+    claimed_order: int
+    observed_order: float
+    sizes: list
+    thetas: list
+    errors: list
+
+    def to_json(self) -> dict:
+        return P._jsonable(dataclasses.asdict(self))
+
+
+@dataclass
+class VerifyReport:
+    spec: str
+    name: str
+    boundary: str
+    scheme: str
+    operators: list[OperatorReport] = field(default_factory=list)
+    stability: dict = field(default_factory=dict)
+    results: dict[str, P.PropertyResult] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results.values())
+
+    @property
+    def properties(self) -> dict[str, bool]:
+        return {name: r.passed for name, r in self.results.items() if r.applicable}
+
+    def add(self, key: str, result: P.PropertyResult) -> P.PropertyResult:
+        self.results[key] = result
+        return result
+
+    def to_json(self) -> dict:
+        return {
+            "spec": self.spec,
+            "name": self.name,
+            "boundary": self.boundary,
+            "scheme": self.scheme,
+            "passed": self.passed,
+            "operators": [o.to_json() for o in self.operators],
+            "stability": P._jsonable(self.stability),
+            "properties": self.properties,
+            "not_applicable": {k: r.message for k, r in self.results.items()
+                               if not r.applicable},
+            "details": {k: r.to_json() for k, r in self.results.items() if r.applicable},
+            "notes": list(self.notes),
+        }
+
+    def format_text(self) -> str:
+        lines = [f"{self.spec}: {self.name}  (boundary {self.boundary}, scheme {self.scheme})"]
+        if self.operators:
+            lines.append("derivative operators (generated stencils, grid refinement on a smooth "
+                         "field with the boundary's symmetry):")
+            lines.append(f"  {'operator':<12} {'claimed':>7} {'observed':>9}   "
+                         "errors (grid size: max relative error)")
+            for op in self.operators:
+                errors = "  ".join(f"{'×'.join(map(str, s))}: {e:.2e}"
+                                   for s, e in zip(op.sizes, op.errors))
+                lines.append(f"  {op.name:<12} {op.claimed_order:>7} "
+                             f"{op.observed_order:>9.3f}   {errors}")
+        st = self.stability
+        if st:
+            lines.append("stability of the linear differential part:")
+            if st.get("predicted_max_dt") is None:
+                lines.append(f"  {st.get('note', 'no bound')}")
+            else:
+                emp = st.get("empirical_max_dt")
+                emp_text = "n/a" if emp is None else f"{emp:.6g}"
+                ratio = "" if emp is None else f"  (ratio {emp / st['predicted_max_dt']:.4f})"
+                lines.append(f"  predicted max Δt {st['predicted_max_dt']:.6g}   empirical "
+                             f"{emp_text}{ratio}   spec Δt {st['dt']:.6g}")
+                if st.get("note"):
+                    lines.append(f"  note: {st['note']}")
+        lines.append("properties:")
+        width = max((len(k) for k in self.results), default=10)
+        for key, result in self.results.items():
+            verdict = ("n/a " if not result.applicable else "pass" if result.passed
+                       else "FAIL")
+            lines.append(f"  {verdict}  {key:<{width}}  {result.message}")
+        for note in self.notes:
+            lines.append(f"note: {note}")
+        failed = [k for k, r in self.results.items() if not r.passed]
+        lines.append("result: " + ("all properties hold" if not failed else
+                                   f"{len(failed)} propert{'y' if len(failed) == 1 else 'ies'} "
+                                   f"failed: {', '.join(failed)}"))
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- operators
+def _operator_factory(compilation: Compilation, key: str, stepper: Any):
+    """shape → generated operator for that grid (2-D: the same discrete model printed with
+    the new shape; 1-D: the spec's stepper works at any length)."""
+    from pdelang.codegen.printer import print_module
+    from pdelang.testing.harness import stepper_for as build
+
+    model = compilation.discrete
+    if len(model.axes) == 1:
+        op = torch_stencil_operator(compilation, key, stepper)
+        return lambda shape: op
+    cache = {}
+
+    def factory(shape):
+        if shape not in cache:
+            resized = dataclasses.replace(model, shape=tuple(shape))
+            comp = dataclasses.replace(compilation, discrete=resized,
+                                       python=print_module(resized))
+            cache[shape] = torch_stencil_operator(comp, key, build(comp, seed=None))
+        return cache[shape]
+    return factory
+
+
+def _matrix_grid(model) -> tuple[int, ...]:
+    if len(model.axes) == 2:
+        return tuple(model.shape)
+    return (model.shape[0] if model.shape else 64,)
+
+
+def _check_operators(report: VerifyReport, compilation: Compilation, stepper: Any) -> None:
+    model = compilation.discrete
+    for key, stencil in model.stencils.items():
+        claimed = stencil.order
+        report.add(f"polynomial_exactness[{key}]", P.check_polynomial_exactness(stencil))
+        factory = _operator_factory(compilation, key, stepper)
+        if len(model.axes) == 1:
+            report.add(f"polynomial_exactness_generated[{key}]",
+                       P.check_polynomial_exactness_numeric(
+                           factory((24,)), derivative=stencil.derivative,
+                           accuracy=stencil.accuracy, radius=stencil.radius,
+                           h=stencil.spacing, n=24 + 2 * stencil.radius))
+        study = P.convergence_study(
+            factory, boundary=model.boundary, derivative=stencil.derivative,
+            axes=stencil.axes, dims=len(model.axes), h=stencil.spacing, claimed_order=claimed,
+            extra_tokens=model.extra_tokens)
+        report.add(f"convergence[{key}]", P.check_convergence(study, name=f"convergence[{key}]"))
+        report.operators.append(OperatorReport(
+            key, "laplace" if key == "laplace" else "diff", stencil.derivative,
+            [model.axes[a] for a in stencil.axes], stencil.accuracy, claimed,
+            study.observed_order, study.sizes, study.thetas, study.errors))
+        grid = _matrix_grid(model)
+        matrix = P.operator_matrix(factory(grid), int(np.prod(grid)), model.extra_tokens)
+        if model.boundary != "dirichlet":
+            report.add(f"annihilates_constants[{key}]",
+                       P.check_annihilates_constants(matrix, name=f"annihilates_constants[{key}]"))
+        name = f"symmetric_nsd[{key}]"
+        if stencil.derivative % 2:
+            report.add(name, P.not_applicable(name, "an odd derivative is skew, not symmetric"))
+        elif stencil.derivative % 4 == 0:
+            report.add(name, P.not_applicable(name, "an even derivative of order 4k is "
+                                              "positive (not negative) semi-definite"))
+        elif model.boundary == "copy":
+            interior = _interior(grid)
+            block = matrix[np.ix_(interior, interior)]
+            report.add(name, P.check_symmetric_nsd(block, np.ones(len(interior)), name=name))
+        else:
+            report.add(name, P.check_symmetric_nsd(
+                matrix, P.inner_product_weights(model.boundary, grid), name=name))
+
+
+def _interior(grid: tuple[int, ...]) -> np.ndarray:
+    mask = np.zeros(grid, dtype=bool)
+    if len(grid) == 1:
+        mask[1:-1] = True
+    else:
+        mask[1:-1, 1:-1] = True
+    return np.flatnonzero(mask.ravel())
+
+
+# ----------------------------------------------------------------------------- stability
+def _stability_applicable(model) -> str | None:
+    """None if the empirical check is meaningful, else why not."""
+    if not model.residual:
+        return "without the residual a step is not u + Δt·F(u): no stability bound to test"
+    odd = [s for s in model.stencils.values() if s.derivative % 2]
+    if odd and model.boundary != "periodic":
+        return ("odd derivatives with a non-periodic ghost rule: the von Neumann symbol "
+                "does not give the spectrum of the bounded operator")
+    return None
+
+
+def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
+                     seed: int) -> None:
+    model = compilation.discrete
+    facts = compilation.analysis.stability
+    predicted = facts.max_stable_dt
+    linear = P.linear_differential_model(model)
+    nonlinear = [t.name for t in model.terms
+                 if any(not any(P._has_stencil(f) for f in factors)
+                        for factors in P._summands(t.expr))]
+    report.stability = {"scheme": facts.scheme, "dt": facts.dt, "predicted_max_dt": predicted,
+                        "formula": facts.formula, "method": facts.method,
+                        "empirical_max_dt": None}
+    names = ("stability_threshold", "stability_bound_sharp", "stable_at_spec_dt")
+    if predicted is None or linear is None or not math.isfinite(predicted) or predicted <= 0:
+        why = "no linear differential part with a finite Δt bound"
+        report.stability["note"] = why
+        for name in names:
+            report.add(name, P.not_applicable(name, why))
+        return
+    why = _stability_applicable(model)
+    if why:
+        report.stability["note"] = why
+        for name in names:
+            report.add(name, P.not_applicable(name, why))
+        return
+    note = ("the check steps the linear differential part only, as the analysis does"
+            + (f" (left out: the non-differential/nonlinear parts of "
+               f"{', '.join(nonlinear)})" if nonlinear else ""))
+    report.stability["note"] = note
+    stepper = P.LinearStepper(P.linear_reference(model))
+    empirical = P.empirical_max_dt(stepper, predicted, seed=seed)
+    report.stability["empirical_max_dt"] = empirical
+    report.stability["ratio"] = empirical / predicted
+    report.stability["grid"] = [stepper.n] if len(model.axes) == 1 else list(model.shape)
+    report.add("stability_threshold", P.check_stability_threshold(empirical, predicted))
+    report.add("stability_bound_sharp",
+               P.check_stability_sharpness(stepper, predicted, steps=steps, seed=seed))
+    report.add("stable_at_spec_dt", P._result(
+        "stable_at_spec_dt", facts.stable, f"Δt = {facts.dt:.6g} "
+        f"{'≤' if facts.stable else '>'} max stable Δt {predicted:.6g}"))
+    _check_diffusion(report, model, stepper, predicted, seed)
+
+
+def _check_diffusion(report: VerifyReport, model, stepper: P.LinearStepper, predicted: float,
+                     seed: int) -> None:
+    """(c) on the linear part: W-mean conservation and the maximum principle."""
+    stencils = list(model.stencils.values())
+    if not stencils or any(s.derivative != 2 or s.key != "laplace" for s in stencils):
+        return
+    grid = _matrix_grid(model)
+    rng = np.random.default_rng(seed)
+    u0 = rng.standard_normal((1, stepper.n))
+    dt = 0.9 * predicted
+
+    def step(u):
+        return stepper.advance(u[:, :, 0], dt)[:, :, None]
+
+    if model.boundary in ("periodic", "neumann"):
+        report.add("conserves_mean", P.check_conserves_weighted_mean(
+            step, u0[:, :, None], P.inner_product_weights(model.boundary, grid), steps=50,
+            rtol=1e-11))
+    name = "max_norm_nonincreasing"
+    if P.is_monotone(stencils[0], model.program.scheme):
+        report.add(name, P.check_max_norm_nonincreasing(
+            lambda u: stepper.advance(u[:, :, 0], predicted)[:, :, None], u0[:, :, None],
+            steps=50))
+    else:
+        report.add(name, P.not_applicable(
+            name, "the stencil has negative weights or the scheme is not SSP, so the maximum "
+            "principle is not claimed"))
+
+
+# ----------------------------------------------------------------------------- driver
+def verify(spec: Compilation | str | Path, overrides: Iterable[str] = (), *, seed: int = 0,
+           steps: int = 10_000, equivalence: bool = True) -> VerifyReport:
+    """Run every applicable property on a spec (path, YAML text, Spec or Compilation)."""
+    compilation = compile_any(spec, overrides)
+    model = compilation.discrete
+    report = VerifyReport(compilation.spec.file, model.name, model.boundary, model.program.scheme)
+    stepper = stepper_for(compilation, seed=seed)
+    _check_operators(report, compilation, stepper)
+    _check_stability(report, compilation, steps, seed)
+    report.add(f"time_order[{model.program.scheme}]", P.check_time_order(model.program))
+    if model.program.is_splitting:
+        report.notes.append("splitting schemes are checked as compositions of exact sub-flows "
+                            "(nilpotent test maps); with general terms each explicit Euler "
+                            "sub-step adds its own first-order error")
+    if equivalence:
+        from pdelang.testing.stepper_checks import (
+            check_generated_matches_reference,
+            check_stepper_attention,
+            check_stepper_normalization,
+        )
+        length = 8 if len(model.axes) == 1 else None
+        report.add("generated_equals_reference",
+                   check_generated_matches_reference(compilation, seed=seed, length=length,
+                                                     stepper=stepper))
+        report.add("attention_maps", check_stepper_attention(compilation, seed=seed,
+                                                             length=length, stepper=stepper))
+        report.add("normalization_manifold",
+                   check_stepper_normalization(compilation, seed=seed, length=length,
+                                               stepper=stepper))
+    return report

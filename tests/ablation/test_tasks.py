@@ -1,0 +1,250 @@
+"""Tests of pdelang.ablation.tasks with a tiny stand-in stepper (C=32, 2 layers)."""
+
+from __future__ import annotations
+
+import math
+import string
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import nn
+
+from pdelang.ablation.tasks import (
+    DigitsTask,
+    TextTask,
+    digits_patch_layout,
+    image_patches,
+    load_corpus,
+    make_task,
+)
+from pdelang.ablation.train import seeded
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny models run fastest, and immune to CPU contention, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --- stand-in stepper (a compiled stepper is not available to these tests) ----------------
+class StandInStepper(nn.Module):
+    """Pre-norm encoder built from ``nn.TransformerEncoderLayer`` parts, with switchable
+    residual connections and normalization, and the compiled steppers' forward signature."""
+
+    STRUCTURE: ClassVar[dict] = {
+        "channels": 32, "grid_shape": (4, 4), "extra_tokens": 1, "causal": False,
+    }
+    LAYERS, HEADS, RESIDUAL, NORM = 2, 4, True, "layernorm"
+
+    def __init__(self):
+        super().__init__()
+        channels = self.STRUCTURE["channels"]
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(channels, self.HEADS, 4 * channels, dropout=0.0,
+                                       batch_first=True, norm_first=True)
+            for _ in range(self.LAYERS)
+        )
+        for layer in self.layers:
+            if self.NORM == "none":
+                layer.norm1, layer.norm2 = nn.Identity(), nn.Identity()
+            elif self.NORM == "rmsnorm":
+                layer.norm1, layer.norm2 = nn.RMSNorm(channels), nn.RMSNorm(channels)
+
+    def forward(self, u, mask=None, *, return_trajectory=False, return_attention=False):
+        n = u.shape[1]
+        causal = torch.ones(n, n, dtype=torch.bool).triu(1) if self.STRUCTURE["causal"] else None
+        x, states = u, [u]
+        for layer in self.layers:
+            h = layer.norm1(x)
+            a = layer.self_attn(h, h, h, attn_mask=causal, need_weights=False)[0]
+            x = x + a if self.RESIDUAL else a
+            f = layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
+            x = x + f if self.RESIDUAL else f
+            states.append(x)
+        return SimpleNamespace(state=x, states=states) if return_trajectory else x
+
+
+def stepper_class(layers=2, residual=True, norm="layernorm", **structure):
+    """A no-argument-constructible stand-in class with the given STRUCTURE overrides."""
+    attributes = {"STRUCTURE": {**StandInStepper.STRUCTURE, **structure}, "LAYERS": layers,
+                  "RESIDUAL": residual, "NORM": norm}
+    return type("Stepper", (StandInStepper,), attributes)
+
+
+class RecordingStepper(StandInStepper):
+    """Remembers the shape of the last input."""
+
+    def forward(self, u, mask=None, **options):
+        self.last_shape = tuple(u.shape)
+        return super().forward(u, mask, **options)
+
+
+def recording_class(**structure):
+    return type("Recording", (RecordingStepper,),
+                {"STRUCTURE": {**StandInStepper.STRUCTURE, **structure}})
+
+
+def build(task_cls, seed=0, **structure):
+    with seeded(seed):
+        return task_cls(stepper_class(**structure)())
+
+
+# --- digits ------------------------------------------------------------------------------
+
+
+def test_digits_split_is_deterministic_and_scaled():
+    first, second = build(DigitsTask), build(DigitsTask, seed=5)
+    for split in ("train", "test"):
+        assert torch.equal(first.splits[split][1], second.splits[split][1])
+    images = first.splits["train"][0]
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.max() == 1.0
+    assert first.split_size("train") + first.split_size("test") == 1797
+    assert first.split_size("test") == 359
+
+
+def test_digits_forward_loss_and_parameters():
+    task = build(DigitsTask)
+    batch = next(task.batches("train", 8, torch.Generator().manual_seed(0)))
+    assert batch.inputs.shape == (8, 8, 8) and batch.targets.shape == (8,)
+    output = task.forward(batch)
+    assert output.logits.shape == (8, 10)
+    assert output.state.shape == (8, 17, 32)  # CLS + 4x4 patches
+    assert output.loss.dim() == 0
+    assert output.loss.item() == pytest.approx(math.log(10))  # zero-initialised head
+    names = {name for name, _ in task.model.named_parameters()}
+    assert {"patch_embedding.weight", "position_embedding", "extra_embedding",
+            "head.weight"} <= names
+    assert any(name.startswith("stepper.") for name in names)
+    assert sum(p.numel() for p in task.parameters()) == sum(
+        p.numel() for p in task.model.parameters())
+    assert not any(isinstance(m, nn.LayerNorm) for m in task.model.head.modules())
+
+
+@pytest.mark.parametrize(
+    ("grid_shape", "extra_tokens", "tokens"),
+    [((4, 4), 1, 17), (None, 0, 16), ((8, 8), 2, 66), ((2, 4), 1, 9), ((64,), 0, 64)],
+)
+def test_digits_token_layout_follows_structure(grid_shape, extra_tokens, tokens):
+    cls = recording_class(grid_shape=grid_shape, extra_tokens=extra_tokens)
+    with seeded(0):
+        task = DigitsTask(cls())
+    task.loss(task.sample_batch("test", 3, torch.Generator().manual_seed(1)))
+    assert task.stepper.last_shape == (3, tokens, 32)
+    assert task.tokens == tokens
+
+
+def test_digits_rejects_incompatible_grid():
+    with pytest.raises(ValueError, match="divid"):
+        build(DigitsTask, grid_shape=(3, 3))
+    with pytest.raises(ValueError):
+        digits_patch_layout((5,))
+
+
+def test_image_patches_row_major():
+    image = torch.arange(64.0).reshape(1, 8, 8)
+    patches = image_patches(image, 4, 4)
+    assert patches.shape == (1, 16, 4)
+    assert patches[0, 0].tolist() == [0, 1, 8, 9]
+    assert patches[0, 1].tolist() == [2, 3, 10, 11]
+    assert patches[0, 4].tolist() == [16, 17, 24, 25]
+
+
+def test_digits_mean_pooling_without_extra_tokens():
+    task = build(DigitsTask, extra_tokens=0)
+    batch = task.sample_batch("train", 4, torch.Generator().manual_seed(0))
+    output = task.forward(batch)
+    expected = task.model.head(output.state.mean(dim=1))
+    assert torch.allclose(output.logits, expected)
+
+
+def test_batches_are_deterministic_for_a_generator():
+    task = build(DigitsTask)
+    first = task.batches("train", 4, torch.Generator().manual_seed(3))
+    second = task.batches("train", 4, torch.Generator().manual_seed(3))
+    for _ in range(3):
+        a, b = next(first), next(second)
+        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
+
+
+def test_evaluate_uses_a_fixed_subset():
+    task = build(DigitsTask)
+    first = task.evaluate("test", max_examples=40)
+    assert first == task.evaluate("test", max_examples=40)
+    assert first["examples"] == 40 and 0.0 <= first["accuracy"] <= 1.0
+    assert task.model.training  # mode restored
+
+
+# --- text --------------------------------------------------------------------------------
+
+
+def test_corpus_and_vocabulary():
+    corpus = load_corpus()
+    assert len(corpus) > 100_000
+    assert set(corpus) <= set(string.printable) - set("\t\r\x0b\x0c")
+    task = build(TextTask)
+    assert list(task.vocabulary) == sorted(set(corpus))
+
+
+def test_text_causal_objective_for_causal_stepper():
+    task = build(TextTask, causal=True, grid_shape=None, extra_tokens=0)
+    assert task.objective == "causal" and task.seq_len == 64 and task.mask_id is None
+    batch = task.sample_batch("train", 2, torch.Generator().manual_seed(0))
+    assert batch.inputs.shape == (2, 64) and batch.loss_mask is None
+    assert torch.equal(batch.inputs[:, 1:], batch.targets[:, :-1])  # shifted by one
+    output = task.forward(batch)
+    assert output.logits.shape == (2, 64, len(task.vocabulary))
+    assert output.count == 2 * 64
+    assert output.loss.item() == pytest.approx(math.log(len(task.vocabulary)))
+
+
+def test_text_masked_objective_for_bidirectional_stepper():
+    task = build(TextTask, causal=False, grid_shape=None, extra_tokens=1)
+    assert task.objective == "masked" and task.masked_per_sequence == round(0.15 * 64)
+    batch = task.sample_batch("train", 3, torch.Generator().manual_seed(0))
+    assert batch.loss_mask.sum(dim=1).tolist() == [task.masked_per_sequence] * 3
+    assert (batch.inputs[batch.loss_mask] == task.mask_id).all()
+    assert torch.equal(batch.inputs[~batch.loss_mask], batch.targets[~batch.loss_mask])
+    assert (batch.targets < len(task.vocabulary)).all()
+    output = task.forward(batch)
+    assert output.state.shape == (3, 65, 32)  # extra token + 64 characters
+    assert output.count == 3 * task.masked_per_sequence
+    assert task.model.token_embedding.num_embeddings == len(task.vocabulary) + 1
+
+
+def test_text_refuses_causal_objective_on_bidirectional_stepper():
+    with seeded(0):
+        stepper = stepper_class(causal=False, grid_shape=None)()
+    with pytest.raises(ValueError, match="causal"):
+        TextTask(stepper, objective="causal")
+
+
+def test_text_sequence_length_follows_grid():
+    task = build(TextTask, grid_shape=(4, 4), extra_tokens=0)
+    assert task.seq_len == 16
+    with seeded(0):
+        stepper = stepper_class(grid_shape=(4, 4))()
+    with pytest.raises(ValueError, match="seq_len"):
+        TextTask(stepper, seq_len=64)
+
+
+def test_text_evaluate_is_deterministic():
+    task = build(TextTask, causal=True, grid_shape=None)
+    first = task.evaluate("test", max_examples=4)
+    assert first == task.evaluate("test", max_examples=4)
+    assert first["examples"] == 4 * 64
+
+
+def test_make_task_and_stepper_inputs():
+    with seeded(0):
+        task = make_task("digits", stepper_class()())
+    batch = task.sample_batch("test", 2, torch.Generator().manual_seed(0))
+    u = task.stepper_inputs(batch)
+    assert u.shape == (2, 17, 32)
+    assert torch.allclose(task.stepper(u), task.forward(batch).state)
+    with pytest.raises(ValueError, match="unknown task"):
+        make_task("images", stepper_class()())

@@ -1,0 +1,87 @@
+"""The built-in corpus, user text files and the digits images."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pdelang.validation.corpus import (
+    MAX_WORDS,
+    MIN_WORDS,
+    load_corpus,
+    load_digits_images,
+    read_text_file,
+    split_sentences,
+)
+
+
+def test_corpus_is_deterministic_disjoint_and_clean():
+    train, heldout = load_corpus("train"), load_corpus("heldout")
+    assert len(train) > 500 and len(heldout) > 100
+    assert 0.1 < len(heldout) / (len(train) + len(heldout)) < 0.3
+    assert not set(train) & set(heldout)
+    assert len(set(train)) == len(train)
+    assert load_corpus("train") == train
+    for sentence in train + heldout:
+        assert MIN_WORDS <= len(sentence.split()) <= MAX_WORDS
+        assert sentence[-1] in ".!?"
+        assert "::=" not in sentence and ">>>" not in sentence and "  " not in sentence
+
+
+def test_corpus_prefixes():
+    assert load_corpus("heldout", 5) == load_corpus("heldout")[:5]
+    assert load_corpus("train", 0) == []
+    with pytest.raises(ValueError):
+        load_corpus("validation", 3)
+    with pytest.raises(ValueError):
+        load_corpus("heldout", 10**6)
+
+
+def test_split_sentences():
+    text = 'Hello there.  This is, e.g. a test! Is it?\nYes "it is." Fine.'
+    assert split_sentences(text) == [
+        "Hello there.", "This is, e.g. a test!", "Is it?", 'Yes "it is."', "Fine."
+    ]
+    assert split_sentences("version 3.8 is out. ok") == ["version 3.8 is out. ok"]
+    assert split_sentences("   ") == []
+
+
+def test_read_text_file_lines(tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_text("the cat sat on the mat\n\nA dog barked.\nno period here\n")
+    assert read_text_file(path) == ["the cat sat on the mat", "A dog barked.", "no period here"]
+
+
+def test_read_text_file_prose(tmp_path):
+    path = tmp_path / "prose.txt"
+    path.write_text(
+        "The first sentence is wrapped\nover two lines. The second one\nends here.\n\n"
+        "A new paragraph.\n"
+    )
+    assert read_text_file(path) == [
+        "The first sentence is wrapped over two lines.", "The second one ends here.",
+        "A new paragraph.",
+    ]
+    assert len(read_text_file(path, mode="lines")) == 4
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError):
+        read_text_file(empty)
+
+
+def test_digits():
+    images, labels = load_digits_images(10, "heldout")
+    assert images.shape == (10, 1, 8, 8) and images.dtype == torch.float32
+    assert labels.shape == (10,) and labels.dtype == torch.long
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    assert float(images.max()) == 1.0
+    train, _ = load_digits_images(None, "train")
+    heldout, _ = load_digits_images(None, "heldout")
+    assert len(train) + len(heldout) == 1797 and len(heldout) == 359
+    assert torch.equal(load_digits_images(10, "heldout")[0], images)
+    # disjoint: no held-out image equals a training image at the same index set
+    flat_train = {tuple(row.tolist()) for row in train.flatten(1)}
+    overlap = sum(tuple(row.tolist()) in flat_train for row in heldout.flatten(1))
+    assert overlap < 5  # (the digits data set has a few exact duplicates)
+    with pytest.raises(ValueError):
+        load_digits_images(10, "test")
