@@ -223,10 +223,13 @@ def check_polynomial_exactness(stencil, *, accuracy: int | None = None,
 
 def check_polynomial_exactness_numeric(apply: Operator, *, derivative: int, accuracy: int,
                                        radius: int, h: float, n: int = 24, seed: int = 0,
-                                       rtol: float = 1e-9) -> PropertyResult:
+                                       rtol: float = 1e-9,
+                                       extra_tokens: int = 0) -> PropertyResult:
     """(a), on a 1-D operator: ``apply`` (a ``(B, n, 1)`` state → rate, grid spacing ``h``)
     reproduces the k-th derivative of random polynomials of degree ≤ p + k − 1 on the interior
-    nodes (those at least ``radius`` from an end, where no ghost value is read)."""
+    nodes (those at least ``radius`` from an end, where no ghost value is read).
+
+    ``extra_tokens`` zero tokens are put before the grid (and dropped from the rate)."""
     k, p = derivative, accuracy
     degree = p + k - 1
     rng = np.random.default_rng(seed)
@@ -241,7 +244,10 @@ def check_polynomial_exactness_numeric(apply: Operator, *, derivative: int, accu
         s = (x - centre) / scale
         values = poly(s)
         exact = poly.deriv(k)(s) / scale**k if d >= k else np.zeros(n)
-        rate = np.asarray(apply(values.reshape(1, n, 1)))[0, :, 0]
+        state = values.reshape(1, n, 1)
+        if extra_tokens:
+            state = np.concatenate([np.zeros((1, extra_tokens, 1)), state], axis=1)
+        rate = np.asarray(apply(state))[0, extra_tokens:, 0]
         inner = slice(radius, n - radius)
         magnitude = max(np.max(np.abs(values)) / h**k, np.max(np.abs(exact)), 1e-300)
         error = np.max(np.abs(rate[inner] - exact[inner])) / magnitude

@@ -166,7 +166,8 @@ def _check_operators(report: VerifyReport, compilation: Compilation, stepper: An
                        P.check_polynomial_exactness_numeric(
                            factory((24,)), derivative=stencil.derivative,
                            accuracy=stencil.accuracy, radius=stencil.radius,
-                           h=stencil.spacing, n=24 + 2 * stencil.radius))
+                           h=stencil.spacing, n=24 + 2 * stencil.radius,
+                           extra_tokens=model.extra_tokens))
         study = P.convergence_study(
             factory, boundary=model.boundary, derivative=stencil.derivative,
             axes=stencil.axes, dims=len(model.axes), h=stencil.spacing, claimed_order=claimed,

@@ -1,0 +1,50 @@
+"""Shared helpers of the ``pdelang.testing`` tests (imported as a plain module: the test
+directories are not packages, so the name must be unique across the suite)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from hypothesis import settings
+
+from pdelang.testing.harness import stepper_for, torch_stencil_operator
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SPECS = REPO / "specs"
+
+# must match ``CI_MAX_EXAMPLES`` in tests/conftest.py
+_CI_MAX_EXAMPLES = 10
+
+
+def examples(n: int) -> settings:
+    """``n`` examples under the ``ci`` profile, proportionally more under ``thorough``
+    (settings applied on top of the loaded profile)."""
+    factor = settings.default.max_examples / _CI_MAX_EXAMPLES
+    return settings(max_examples=max(1, round(n * factor)))
+
+
+def generated_operator_factory(compilation, key: str):
+    """``shape -> apply(u)``: the *generated* torch stencil ``key`` on a grid of that shape.
+
+    In 1-D the spec's own stepper works at any length; a 2-D stepper is printed for one
+    grid shape, so the discrete model is re-printed with the new shape (the stencil weights
+    and the boundary rule are the model's own)."""
+    from pdelang.codegen.printer import print_module
+
+    model = compilation.discrete
+    if len(model.axes) == 1:
+        op = torch_stencil_operator(compilation, key)
+        return lambda shape: op
+    cache: dict = {}
+
+    def factory(shape):
+        shape = tuple(shape)
+        if shape not in cache:
+            resized = dataclasses.replace(model, shape=shape)
+            comp = dataclasses.replace(compilation, discrete=resized,
+                                       python=print_module(resized))
+            cache[shape] = torch_stencil_operator(comp, key, stepper_for(comp, seed=None))
+        return cache[shape]
+
+    return factory
