@@ -14,7 +14,10 @@ euler and rk2, β ≈ 2.785 for rk4).  A purely imaginary symbol (odd derivative
 Δt · max_θ |λ(θ)| ≤ y₀, y₀ the scheme's interval on the imaginary axis (0 for euler and
 rk2, 2√2 for rk4).  Other complex symbols are handled by a bisection on Δt over a θ grid.
 Splitting schemes (lie, strang) advance each term with an explicit Euler sub-step of a
-fraction of Δt; the bound is the smallest over the sub-steps.
+fraction f of Δt.  With one term holding the linear differential part the bound is that
+sub-step's (exact); with several, the composite factor Π_s (1 + f_s Δt λ_s(θ)) is what
+must stay in the unit disc, and it can allow more than the smallest sub-step bound (see
+``analysis.analyse._composite_bound``).
 """
 
 from __future__ import annotations

@@ -88,16 +88,29 @@ class TorchPrinter:
         if isinstance(node, D.Elementwise):
             func = {"tanh": "torch.tanh", "exp": "torch.exp", "relu": "torch.relu",
                     "gelu": "F.gelu", "sigmoid": "torch.sigmoid"}[node.func]
-            return f"{func}({self.expr(node.operand)[0]})", _PRECEDENCE["atom"]
+            return f"{func}({self.field(node.operand)})", _PRECEDENCE["atom"]
         if isinstance(node, D.ApplyStencil):
             attribute = self.m.stencils[node.stencil].attribute
-            return f"self.{attribute}({self.expr(node.operand)[0]}, ctx)", _PRECEDENCE["atom"]
+            return f"self.{attribute}({self.field(node.operand)}, ctx)", _PRECEDENCE["atom"]
         if isinstance(node, D.ApplyModule):
-            operand = self.expr(node.operand)[0]
+            operand = self.field(node.operand)
             if node.op == "attention":
                 return f"self.{node.module}({operand}, ctx)", _PRECEDENCE["atom"]
             return f"self.{node.module}({operand})", _PRECEDENCE["atom"]
         raise TypeError(f"TorchPrinter cannot print {type(node).__name__}: {node!r}")
+
+    def field(self, node: D.DExpr) -> str:
+        """Source of ``node`` as a (B, N, C) tensor.
+
+        A field-free expression (``u - u`` folds to 0, ``gelu(0)``, ``2 * D``) prints as a
+        Python float or a 0-dim tensor; where a tensor of the state's shape is needed (the
+        operand of an operator, a term's value) it is broadcast explicitly."""
+        text = self.expr(node)[0]
+        if any(isinstance(n, (D.State, D.ApplyStencil, D.ApplyModule)) for n in D.walk(node)):
+            return text
+        if isinstance(node, D.Const):
+            return f"torch.full_like(u, {text})"
+        return f"torch.zeros_like(u) + {self.wrap(node, _PRECEDENCE['sum'] + 0.5)}"
 
     def wrap(self, node: D.DExpr, level: float) -> str:
         text, precedence = self.expr(node)
@@ -300,7 +313,7 @@ class TorchPrinter:
         return lines + self.scalar_lines(shared, " " * 8)
 
     def term_method(self, term: D.DiscreteTerm) -> list[str]:
-        source = self.expr(term.expr)[0]
+        source = self.field(term.expr)
         return [
             f"    def f_{term.name}(",
             "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
@@ -601,6 +614,14 @@ def _fit_line(line: str, width: int = LINE_WIDTH) -> list[str]:
         if c in "([" and _matching_close(core, open_at) == len(core) - 1:
             inner = core[open_at + 1:-1]
             args = [a for a in _top_level_split(inner, (", ",)) if a.rstrip(",")]
+            before = core[open_at - 1] if open_at else " "
+            if c == "(" and len(args) == 1 and not (before.isalnum() or before in "_)]"):
+                # grouping parentheses, not a call: a trailing comma would make a tuple
+                terms = _top_level_split(inner, (" + ", " - "))
+                if len(terms) < 2:
+                    break
+                return ([indent + core[:open_at + 1]] + [f"{indent}    {t}" for t in terms]
+                        + [indent + ")" + trailing])
             if len(args) < 2 and "(" not in inner:
                 break
             out = [indent + core[:open_at + 1]]
@@ -609,11 +630,13 @@ def _fit_line(line: str, width: int = LINE_WIDTH) -> list[str]:
             return out + [indent + core[-1] + trailing]
     # an assignment of a long sum: parenthesise and break before each + or -
     target, eq, value = core.partition(" = ")
+    if not eq and core.startswith("return "):
+        target, eq, value = "return", " ", core[len("return "):]
     if eq:
         terms = _top_level_split(value, (" + ", " - "))
         if len(terms) > 1:
             # the pieces after the first keep their leading operator ("+ 0.5 * k2")
-            out = [f"{indent}{target} = ("] + [f"{indent}    {t}" for t in terms]
+            out = [f"{indent}{target}{eq}("] + [f"{indent}    {t}" for t in terms]
             return out + [f"{indent}){trailing}"]
     return [line]
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import sympy
@@ -31,6 +32,22 @@ def _number(value: sympy.Expr) -> Fraction | float:
     if value.is_Rational:
         return Fraction(int(value.p), int(value.q))
     return float(value)
+
+
+_ELEMENTWISE_VALUES = {
+    "tanh": math.tanh,
+    "exp": math.exp,
+    "relu": lambda x: max(x, 0.0),
+    "gelu": lambda x: 0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))),  # exact (erf) GELU
+    "sigmoid": lambda x: 1.0 / (1.0 + math.exp(-x)),
+}
+
+
+def _elementwise(func: str, operand: D.DExpr) -> D.DExpr:
+    """An elementwise function node; of a constant (``gelu(u - u)`` is Gelu(0)), its value."""
+    if isinstance(operand, D.Const):
+        return D.Const(_ELEMENTWISE_VALUES[func](float(operand.value)))
+    return D.Elementwise(func, operand)
 
 
 def to_discrete(expr: sympy.Expr, model: SymbolicModel) -> D.DExpr:
@@ -53,9 +70,9 @@ def to_discrete(expr: sympy.Expr, model: SymbolicModel) -> D.DExpr:
             raise AnalysisError(f"the exponent of {expr} must be a number")
         return D.Power(to_discrete(base, model), _number(exponent))
     if isinstance(expr, (sympy.tanh, sympy.exp)):
-        return D.Elementwise(type(expr).__name__, to_discrete(expr.args[0], model))
+        return _elementwise(type(expr).__name__, to_discrete(expr.args[0], model))
     if isinstance(expr, (F.Relu, F.Gelu, F.Sigmoid)):
-        return D.Elementwise(expr.op_name, to_discrete(expr.args[0], model))
+        return _elementwise(expr.op_name, to_discrete(expr.args[0], model))
     if isinstance(expr, (F.Laplace, F.Diff)):
         return D.ApplyStencil(stencil_key(expr), to_discrete(expr.args[0], model))
     if isinstance(expr, F.OperatorCall):

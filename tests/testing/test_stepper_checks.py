@@ -178,25 +178,29 @@ time:
 """
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, AttributeError), reason=(
-    "known codegen bug: a term that folds to a constant (u - u) is printed as "
-    "`return 0.0`; without the residual the generated stepper returns a float, not a "
-    "(B, N, C) tensor"))
 def test_h_constant_term_without_residual():
+    """A term that folds to a constant (u - u) is still a (B, N, C) field: without the
+    residual the state is replaced by it (regression: it was printed as ``return 0.0``)."""
     compilation = compile_any(CONSTANT_TERM.format(body="u - u", residual="false"))
     check_generated_matches_reference(compilation).assert_passed()
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "known codegen bug: gelu/relu/sigmoid of a constant (gelu(u - u) folds to Gelu(0)) is "
-    "printed as F.gelu(0.0), a TypeError in torch"))
-def test_h_elementwise_of_a_constant():
-    compilation = compile_any(CONSTANT_TERM.format(body="gelu(u - u)", residual="true"))
+@pytest.mark.parametrize("body", ["gelu(u - u)", "sigmoid(u - u)", "relu(u - u) + tanh(1)",
+                                  "2 * exp(u - u)", "attention(u - u) + mlp(0 * u, hidden=3)",
+                                  "laplace(u) - laplace(u) + sigmoid(2)"])
+@pytest.mark.parametrize("residual", ["true", "false"])
+def test_h_field_free_terms(body, residual):
+    """Elementwise functions and operators of a constant, and terms that fold to a constant,
+    print as tensors of the state's shape (regression: ``F.gelu(0.0)`` was a TypeError)."""
+    compilation = compile_any(CONSTANT_TERM.format(body=body, residual=residual))
+    stepper = stepper_for(compilation)
+    with torch.no_grad():
+        assert stepper(torch.randn(2, 6, 2, dtype=torch.float64)).shape == (2, 6, 2)
     check_generated_matches_reference(compilation).assert_passed()
 
 
 def test_h_stepper_output_shape_contract():
-    """(sanity for the two known bugs above: with the residual the state stays a tensor)"""
+    """With the residual the state stays a tensor of the input's shape."""
     compilation = compile_any(CONSTANT_TERM.format(body="u - u", residual="true"))
     stepper = stepper_for(compilation)
     u = torch.zeros(2, 6, 2, dtype=torch.float64)
