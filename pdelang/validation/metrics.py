@@ -85,12 +85,16 @@ def attention_kl(p: torch.Tensor, q: torch.Tensor, mask: torch.Tensor | None = N
 
     ``KL(p_bhi ‖ q_bhi) = Σ_j p_bhij (log p_bhij − log max(q_bhij, ε))`` with ``0 log 0 = 0`` and
     ``ε = 1e-12``, averaged over inputs, heads and real query rows.  0 for identical maps.
+
+    Computed in float64 in the generalized form ``Σ_j p log(p/q) − p + q``, equal to the KL
+    divergence for rows that sum to one and never negative: float32 rows sum to 1 only up
+    to rounding, and the plain form then gives values like −2e−10.
     """
-    p, q = _maps(p), _maps(q)
+    p, q = _maps(p).double(), _maps(q).double()
     _same_shape(p, q)
     mask = _token_mask(mask, p.shape[0], p.shape[-1])
-    terms = p * (p.clamp_min(EPS).log() - q.clamp_min(EPS).log())
-    terms = torch.where(p > 0, terms, torch.zeros_like(terms))
+    terms = p * (p.clamp_min(EPS).log() - q.clamp_min(EPS).log()) - p + q
+    terms = torch.where(p > 0, terms, q)
     return _mean_over_rows(terms.sum(-1), mask)
 
 
