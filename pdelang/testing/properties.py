@@ -265,9 +265,10 @@ def check_polynomial_exactness_numeric(apply: Operator, *, derivative: int, accu
 def least_squares_order(resolutions: Sequence[float], errors: Sequence[float]) -> float:
     """Slope of the least-squares line through (log resolution, log error)."""
     x = np.log(np.asarray(resolutions, dtype=np.float64))
-    y = np.log(np.asarray(errors, dtype=np.float64))
-    if not np.all(np.isfinite(y)):
-        return math.nan
+    errors = np.asarray(errors, dtype=np.float64)
+    if not np.all(np.isfinite(errors) & (errors > 0)):
+        return math.nan  # an exact (zero) or non-finite error has no slope
+    y = np.log(errors)
     return float(np.polyfit(x, y, 1)[0])
 
 
