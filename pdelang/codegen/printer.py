@@ -528,6 +528,9 @@ class TorchPrinter:
         text = fit_lines("".join(out))
         if "parametrize" not in text.split("class SharedParameters")[1]:
             text = text.replace("from torch.nn.utils import parametrize\n", "")
+        functional = "import torch.nn.functional as F\n"
+        if not re.search(r"(?<![\w.])F\.", text.split(functional, 1)[-1]):
+            text = text.replace(functional, "")  # e.g. linear and norm terms only
         return text
 
 
@@ -615,13 +618,16 @@ def _fit_line(line: str, width: int = LINE_WIDTH) -> list[str]:
             inner = core[open_at + 1:-1]
             args = [a for a in _top_level_split(inner, (", ",)) if a.rstrip(",")]
             before = core[open_at - 1] if open_at else " "
-            if c == "(" and len(args) == 1 and not (before.isalnum() or before in "_)]"):
-                # grouping parentheses, not a call: a trailing comma would make a tuple
-                terms = _top_level_split(inner, (" + ", " - "))
-                if len(terms) < 2:
+            grouping = not (before.isalnum() or before in "_)]")
+            if c == "(" and len(args) == 1:
+                # one argument (or grouping parentheses, where a trailing comma would make a
+                # tuple): break a long sum before each + or -, inside the parentheses
+                terms = _top_level_split(args[0], (" + ", " - "))
+                if len(terms) > 1:
+                    return ([indent + core[:open_at + 1]]
+                            + [f"{indent}    {t}" for t in terms] + [indent + ")" + trailing])
+                if grouping:
                     break
-                return ([indent + core[:open_at + 1]] + [f"{indent}    {t}" for t in terms]
-                        + [indent + ")" + trailing])
             if len(args) < 2 and "(" not in inner:
                 break
             out = [indent + core[:open_at + 1]]
