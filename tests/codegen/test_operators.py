@@ -173,6 +173,24 @@ def test_sinkhorn_kernel_is_doubly_stochastic(tmp_path, masked):
     torch.testing.assert_close(sinkhorn.sum(-2), torch.ones(2, 2, 10), rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("causal", ["", ", causal=true"])
+def test_sinkhorn_with_padding_has_finite_gradients(tmp_path, causal):
+    """Padding rows and columns are all −inf in the log-domain iterations; their logsumexp
+    must not poison the backward pass (regression: every gradient was NaN with a mask)."""
+    stepper_class = tiny(tmp_path, attention=f", kernel=sinkhorn, iterations=10{causal}")
+    stepper = randomize(stepper_class(), std=0.1, seed=3)
+    u = randn(2, 10, 8, seed=4).requires_grad_(True)
+    mask = right_padding([10, 6], 10)
+    out = stepper(u, mask)
+    (out[mask] ** 2).sum().backward()
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(u.grad).all() and float(u.grad.abs().sum()) > 0
+    for name, param in stepper.named_parameters():
+        assert param.grad is None or torch.isfinite(param.grad).all(), name
+    # padding tokens do not influence the real ones: their gradient is zero
+    assert float(u.grad[1, 6:].abs().max()) == 0.0
+
+
 # ----------------------------------------------------------------- parameters
 def test_positive_parameter_stays_positive(tmp_path):
     stepper = tiny(tmp_path)()

@@ -86,9 +86,13 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
 
 
 def finite_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """logsumexp that is 0 (not −inf) over an all-masked row or column."""
-    lse = torch.logsumexp(x, dim=dim, keepdim=True)
-    return torch.where(torch.isinf(lse), torch.zeros_like(lse), lse)
+    """logsumexp that is 0 (not −inf) over an all-masked row or column.
+
+    The masked rows are zeroed *before* the reduction: logsumexp of an all −inf row is
+    finite-valued after a where(), but its gradient (a softmax of −inf) is NaN."""
+    empty = (x == float("-inf")).all(dim=dim, keepdim=True)
+    lse = torch.logsumexp(x.masked_fill(empty, 0.0), dim=dim, keepdim=True)
+    return lse.masked_fill(empty, 0.0)
 
 
 class Attention(nn.Module):
