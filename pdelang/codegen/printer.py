@@ -213,10 +213,16 @@ class TorchPrinter:
             body += [
                 "        batch, _, channels = u.shape  # (B, N, C)",
                 "        g = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)",
-                "        rate = sum(self.along(g, dim) for dim in self.dims)",
+                "        if ctx.lengths is not None:  # (B, 2): each image's rows and cols",
+                "            rate = sum(self.ragged(g, dim, ctx.lengths[:, dim - 1])",
+                "                       for dim in self.dims)",
+                "            rate = rate * self.inside(g, ctx.lengths)",
+                "        else:",
+                "            rate = sum(self.along(g, dim) for dim in self.dims)",
             ]
             if m.boundary == "copy":
-                body.append("        rate = hold_border(rate)  # the border tokens are held fixed")
+                body.append("            rate = hold_border(rate)  # the border tokens are "
+                            "held fixed")
             body.append("        rate = rate.reshape(batch, -1, channels)  # (B, L, C)")
         else:
             body += [
@@ -240,6 +246,39 @@ class TorchPrinter:
             "            rate = rate + weight * padded.narrow(dim, self.radius + offset, size)",
             "        return rate",
         ]
+        if two_d:
+            held = m.boundary == "copy"
+            body += [
+                "",
+                "    def ragged(self, g: torch.Tensor, dim: int, n: torch.Tensor) -> torch.Tensor:",
+                "        # g: (B, rows, cols, C); image b has n[b] real tokens along dim",
+                "        moved = g.movedim(dim, 1)  # (B, S, O, C): S along dim, O the other axis",
+                "        flat = moved.reshape(moved.shape[0], moved.shape[1], -1)  # (B, S, O·C)",
+                "        positions = torch.arange(flat.shape[1], device=g.device)[None, :]"
+                "  # (1, S)",
+                "        rate = torch.zeros_like(flat)",
+                "        for offset, weight in zip(self.offsets, self.weights, strict=True):",
+                "            rate = rate + weight * ghost_value(flat, positions + offset, "
+                "n[:, None])",
+                "        return rate.reshape(moved.shape).movedim(1, dim)",
+                "",
+                "    @staticmethod",
+                "    def inside(g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:",
+                '        """(B, rows, cols, 1): 1 on the tokens of each image whose rate is '
+                'not held at zero."""',
+                "        r = torch.arange(g.shape[1], device=g.device)[None, :, None]"
+                "  # (1, rows, 1)",
+                "        c = torch.arange(g.shape[2], device=g.device)[None, None, :]"
+                "  # (1, 1, cols)",
+                "        rows, cols = lengths[:, 0, None, None], lengths[:, 1, None, None]"
+                "  # (B, 1, 1)",
+            ]
+            if held:
+                body.append("        inside = (r > 0) & (r < rows - 1) & (c > 0) & (c < cols - 1)"
+                            "  # border held fixed")
+            else:
+                body.append("        inside = (r < rows) & (c < cols)")
+            body.append("        return inside[..., None].to(g.dtype)")
         if not two_d:
             body += [
                 "",
@@ -503,9 +542,8 @@ class TorchPrinter:
             blocks.append(R.POSITIVE.rstrip("\n").splitlines())
         if m.stencils:
             blocks.append(R.GHOSTS[m.boundary].rstrip("\n").splitlines())
-            if len(m.axes) == 1:
-                blocks.append(R.TAKE.rstrip("\n").splitlines())
-                blocks.append(R.RAGGED_VALUE[m.boundary].rstrip("\n").splitlines())
+            blocks.append(R.TAKE.rstrip("\n").splitlines())
+            blocks.append(R.RAGGED_VALUE[m.boundary].rstrip("\n").splitlines())
             if m.boundary == "copy":
                 blocks.append(self.hold_border())
             blocks.append(self.stencil_class())

@@ -72,10 +72,17 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
 
 GRID_LENGTHS_2D = '''\
 def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
-    """On a 2-D grid every patch is a real token: padding may only mask extra tokens."""
-    if not bool(grid_mask.all()):
-        raise ValueError("padding tokens inside a 2-D grid are not supported")
-    return None
+    """Real extent (rows, cols) of each image, (B, 2): a smaller image lies in the top-left
+    corner of the grid and padding fills whole trailing rows and columns."""
+    grid = grid_mask.reshape(grid_mask.shape[0], *GRID_SHAPE)  # (B, rows, cols)
+    rows = grid.any(dim=2).sum(dim=1)  # (B,)
+    cols = grid.any(dim=1).sum(dim=1)  # (B,)
+    r = torch.arange(GRID_SHAPE[0], device=grid.device)[None, :, None]
+    c = torch.arange(GRID_SHAPE[1], device=grid.device)[None, None, :]
+    if not bool((grid == ((r < rows[:, None, None]) & (c < cols[:, None, None]))).all()):
+        raise ValueError("padding on a 2-D grid must fill whole trailing rows and columns "
+                         "(each image in the top-left corner)")
+    return torch.stack([rows, cols], dim=1)
 '''
 
 POSITIVE = '''\

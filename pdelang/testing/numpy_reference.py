@@ -228,7 +228,8 @@ def apply_stencil(u: np.ndarray, stencil: D.DiscreteStencil, *, boundary: str,
     """The ``ApplyStencil`` node on a state ``u`` of shape ``(B, N, C)``.
 
     ``grid_shape`` is ``(rows, cols)`` on a 2-D grid (``None`` in 1-D); ``lengths`` the number
-    of real grid tokens of each sequence (1-D only; ``None`` when nothing is padding);
+    of real grid tokens of each sequence (1-D), or the real ``(rows, cols)`` of each image,
+    a ``(B, 2)`` array (2-D); ``None`` when nothing is padding;
     ``weights`` overrides :func:`stencil_weights` (e.g. for a perturbed stencil).
     """
     u = np.asarray(u, dtype=np.float64)
@@ -241,11 +242,19 @@ def apply_stencil(u: np.ndarray, stencil: D.DiscreteStencil, *, boundary: str,
             raise ValueError(f"{g.shape[1]} grid tokens do not fill a {rows}×{cols} grid")
         grid = g.reshape(batch, rows, cols, channels)
         rate = np.zeros_like(grid)
-        for axis in stencil.axes:
-            rate = rate + stencil_along(grid, 1 + axis, stencil.offsets, weights, boundary)
-        if boundary == "copy":
-            rate[:, 0] = rate[:, -1] = 0.0
-            rate[:, :, 0] = rate[:, :, -1] = 0.0
+        extents = [(rows, cols)] * batch if lengths is None else [tuple(map(int, e))
+                                                                   for e in lengths]
+        for b, (r, c) in enumerate(extents):
+            # each image is its own domain: the top-left r × c corner of the grid
+            if r == 0 or c == 0:
+                continue
+            image = grid[b, :r, :c]
+            for axis in stencil.axes:
+                rate[b, :r, :c] += stencil_along(image, axis, stencil.offsets, weights,
+                                                 boundary)
+            if boundary == "copy":
+                rate[b, 0, :c] = rate[b, r - 1, :c] = 0.0
+                rate[b, :r, 0] = rate[b, :r, c - 1] = 0.0
         rate = rate.reshape(batch, rows * cols, channels)
     elif lengths is None:
         rate = stencil_along(g, 1, stencil.offsets, weights, boundary)
@@ -272,7 +281,7 @@ class _Context:
 
     tokens: int
     key_mask: np.ndarray | None = None  # (B, N) bool, True for real tokens
-    lengths: np.ndarray | None = None  # (B,) real grid tokens (1-D, padding last)
+    lengths: np.ndarray | None = None  # (B,) real grid tokens (1-D), (B, 2) image extents (2-D)
     record: bool = False
     attentions: list = field(default_factory=list)
 
@@ -291,9 +300,16 @@ def _context(model: D.DiscreteModel, u: np.ndarray, mask, record: bool) -> _Cont
     grid = mask[:, model.extra_tokens:]
     lengths = grid.sum(axis=1)
     if len(model.axes) == 2:
-        if not grid.all():
-            raise ValueError("padding tokens inside a 2-D grid are not supported")
-        lengths = None
+        rows, cols = model.shape
+        image = grid.reshape(batch, rows, cols)
+        extents = np.stack([image.any(axis=2).sum(axis=1), image.any(axis=1).sum(axis=1)], 1)
+        for b, (r, c) in enumerate(extents):
+            expected = np.zeros((rows, cols), dtype=bool)
+            expected[:r, :c] = True
+            if not (image[b] == expected).all():
+                raise ValueError("padding on a 2-D grid must fill whole trailing rows and "
+                                 "columns (each image in the top-left corner)")
+        lengths = None if grid.all() else extents
     elif not (grid == (np.arange(grid.shape[1])[None, :] < lengths[:, None])).all():
         raise ValueError("padding tokens must follow the real tokens (right padding)")
     ctx.lengths = lengths

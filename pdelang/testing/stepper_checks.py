@@ -43,15 +43,23 @@ STEPPER_RTOL = 1e-8
 
 
 def padding_mask(model, batch: int, tokens: int, seed: int = 0) -> np.ndarray | None:
-    """A right-padding mask ``(B, N)`` for a 1-D model (None in 2-D, where padding may only
-    hide extra tokens): each sequence keeps at least the stencils' radius + 2 grid tokens."""
-    if len(model.axes) == 2:
-        return None
+    """A padding mask ``(B, N)``: right padding in 1-D, a smaller image in the top-left corner
+    in 2-D (whole trailing rows and columns padded).  Each sequence keeps at least the
+    stencils' radius + 2 grid tokens along every axis; the first stays whole."""
     rng = np.random.default_rng(seed)
     radius = max((s.radius for s in model.stencils.values()), default=0)
+    mask = np.ones((batch, tokens), dtype=bool)
+    if len(model.axes) == 2:
+        rows, cols = model.shape
+        for b in range(1, batch):
+            r = int(rng.integers(min(rows, radius + 2), rows + 1))
+            c = int(rng.integers(min(cols, radius + 2), cols + 1))
+            image = np.zeros((rows, cols), dtype=bool)
+            image[:r, :c] = True
+            mask[b, model.extra_tokens:] = image.ravel()
+        return mask
     grid = tokens - model.extra_tokens
     low = min(grid, radius + 2)
-    mask = np.ones((batch, tokens), dtype=bool)
     for b in range(1, batch):  # the first sequence stays full length
         n = int(rng.integers(low, grid + 1))
         mask[b, model.extra_tokens + n:] = False
@@ -85,7 +93,7 @@ def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0
                                       linear_rtol: float = LINEAR_RTOL) -> PropertyResult:
     """(h) Generated code == NumPy reference of the discrete IR (random weights, float64).
 
-    ``masked`` (default: in 1-D) also compares a run with right padding."""
+    ``masked`` (default: yes) also compares a run with padding (:func:`padding_mask`)."""
     import torch
 
     model = compilation.discrete
@@ -120,7 +128,7 @@ def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0
             record(f"term {term.name}", relative_error(got, want), rtol)
     masks = [None]
     if masked is None:
-        masked = len(model.axes) == 1
+        masked = True
     if masked:
         mask = padding_mask(model, batch, u.shape[1], seed)
         if mask is not None:
@@ -154,8 +162,8 @@ def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0
 def check_stepper_attention(compilation: Compilation, *, seed: int = 0, batch: int = 2,
                             length: int | None = None, stepper: Any = None,
                             sinkhorn_tol: float = 1e-4) -> PropertyResult:
-    """(f) Run the stepper with ``return_attention`` (and right padding in 1-D); check each
-    attention module's maps with :func:`check_attention_maps` for its own options."""
+    """(f) Run the stepper with ``return_attention`` (and padding, :func:`padding_mask`);
+    check each attention module's maps with :func:`check_attention_maps` for its options."""
     import torch
 
     model = compilation.discrete

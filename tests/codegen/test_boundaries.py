@@ -203,10 +203,82 @@ def test_extra_tokens_have_zero_diffusion_rate_2d(boundary):
     torch.testing.assert_close(laplace(stepper_class, u, mask), rate, rtol=0, atol=0)
 
 
-def test_2d_grid_padding_is_rejected():
+def test_2d_padding_that_is_not_a_corner_image_is_rejected():
     stepper_class = build("vit2d")
     u = random(1, 17, 64)
     mask = torch.ones(1, 17, dtype=torch.bool)
-    mask[0, -1] = False
+    mask[0, -1] = False  # one patch missing: not whole trailing rows and columns
     with pytest.raises(ValueError, match="2-D grid"):
         laplace(stepper_class, u, mask)
+
+
+EXTENTS = [(6, 7), (4, 5), (6, 3), (3, 7)]  # (rows, cols) of each image on a 6 × 7 grid
+
+
+def corner_mask(extents, shape, extra=0):
+    mask = torch.zeros(len(extents), extra + shape[0] * shape[1], dtype=torch.bool)
+    for b, (r, c) in enumerate(extents):
+        image = torch.zeros(shape, dtype=torch.bool)
+        image[:r, :c] = True
+        mask[b, :extra] = True
+        mask[b, extra:] = image.flatten()
+    return mask
+
+
+@pytest.mark.parametrize("accuracy", [2, 4])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_2d_padding_equals_each_image_alone(boundary, accuracy):
+    """A smaller image in the top-left corner of the grid (padding fills whole trailing rows
+    and columns) is differentiated exactly as the same spec compiled for its own shape, and
+    as the hand-written ghost rules on the cropped image; padding tokens have zero rate."""
+    shape = (6, 7)
+    stepper_class = diffusion_2d(boundary, accuracy, shape)
+    u = random(len(EXTENTS), shape[0] * shape[1], 2, seed=5)
+    rate = laplace(stepper_class, u, corner_mask(EXTENTS, shape)).reshape(-1, *shape, 2)
+    images = u.reshape(-1, *shape, 2)
+    for b, (r, c) in enumerate(EXTENTS):
+        crop = images[b:b + 1, :r, :c]
+        alone = laplace(diffusion_2d(boundary, accuracy, (r, c)), crop.reshape(1, r * c, 2))
+        torch.testing.assert_close(rate[b:b + 1, :r, :c].reshape(1, r * c, 2), alone,
+                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            rate[b, :r, :c].numpy(),
+            numpy_laplace(crop.numpy(), (1, 2), accuracy, H2, boundary)[0], rtol=1e-12,
+            atol=1e-9)
+        outside = torch.ones(shape, dtype=torch.bool)
+        outside[:r, :c] = False
+        assert torch.count_nonzero(rate[b][outside]) == 0
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_whole_2d_stepper_with_padding_equals_each_image_alone(boundary):
+    """vit2d (attention, MLP, 2-D diffusion, pre-LN, final norm, a CLS token off the grid):
+    a padded batch evolves each image's real tokens exactly as the spec compiled for that
+    image's shape, with the same weights (nothing in the stepper depends on the grid size)."""
+    big_class = build("vit2d", [f"grid.boundary={boundary}"])
+    big = big_class().double().eval()
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for param in big.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=generator, dtype=param.dtype))
+    extents = [(4, 4), (3, 2), (2, 4), (4, 3)]
+    u = random(len(extents), 17, 64, seed=8)
+    mask = corner_mask(extents, (4, 4), extra=1)
+    with torch.no_grad():
+        out = big(u, mask, return_attention=True)
+    images = u[:, 1:].reshape(-1, 4, 4, 64)
+    for b, (r, c) in enumerate(extents):
+        small = build("vit2d", [f"grid.boundary={boundary}", f"grid.shape=[{r}, {c}]"])()
+        small = small.double().eval()
+        small.load_state_dict(big.state_dict())
+        alone = torch.cat([u[b:b + 1, :1], images[b:b + 1, :r, :c].reshape(1, r * c, 64)], 1)
+        with torch.no_grad():
+            expected = small(alone, return_attention=True)
+        got = out.state[b:b + 1]
+        real = torch.cat([got[:, :1], got[:, 1:].reshape(1, 4, 4, 64)[:, :r, :c]
+                          .reshape(1, r * c, 64)], 1)
+        torch.testing.assert_close(real, expected.state, rtol=0, atol=1e-10)
+        # padding keys get zero attention weight
+        keys = mask[b]
+        for weights in out.attentions:
+            assert torch.count_nonzero(weights[b][..., ~keys]) == 0

@@ -83,10 +83,17 @@ class Context:
 
 
 def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
-    """On a 2-D grid every patch is a real token: padding may only mask extra tokens."""
-    if not bool(grid_mask.all()):
-        raise ValueError("padding tokens inside a 2-D grid are not supported")
-    return None
+    """Real extent (rows, cols) of each image, (B, 2): a smaller image lies in the top-left
+    corner of the grid and padding fills whole trailing rows and columns."""
+    grid = grid_mask.reshape(grid_mask.shape[0], *GRID_SHAPE)  # (B, rows, cols)
+    rows = grid.any(dim=2).sum(dim=1)  # (B,)
+    cols = grid.any(dim=1).sum(dim=1)  # (B,)
+    r = torch.arange(GRID_SHAPE[0], device=grid.device)[None, :, None]
+    c = torch.arange(GRID_SHAPE[1], device=grid.device)[None, None, :]
+    if not bool((grid == ((r < rows[:, None, None]) & (c < cols[:, None, None]))).all()):
+        raise ValueError("padding on a 2-D grid must fill whole trailing rows and columns "
+                         "(each image in the top-left corner)")
+    return torch.stack([rows, cols], dim=1)
 
 
 class Positive(nn.Module):
@@ -107,6 +114,17 @@ def with_ghosts(g: torch.Tensor, dim: int, r: int) -> torch.Tensor:
     left = g.narrow(dim, 1, r).flip(dim)
     right = g.narrow(dim, size - 1 - r, r).flip(dim)
     return torch.cat([left, g, right], dim=dim)
+
+
+def take(g: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """g[b, index[b, i], :] for g (B, L, C) and index (B, L)."""
+    index = index.clamp(0, g.shape[1] - 1)
+    return torch.gather(g, 1, index[..., None].expand(-1, -1, g.shape[2]))
+
+
+def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """u at grid positions p (B, L) of sequences with n real tokens: even mirror."""
+    return take(g, torch.where(p < 0, -p, torch.where(p >= n, 2 * (n - 1) - p, p)))
 
 
 class Stencil(nn.Module):
@@ -130,7 +148,12 @@ class Stencil(nn.Module):
         grid = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
         batch, _, channels = u.shape  # (B, N, C)
         g = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
-        rate = sum(self.along(g, dim) for dim in self.dims)
+        if ctx.lengths is not None:  # (B, 2): each image's rows and cols
+            rate = sum(self.ragged(g, dim, ctx.lengths[:, dim - 1])
+                       for dim in self.dims)
+            rate = rate * self.inside(g, ctx.lengths)
+        else:
+            rate = sum(self.along(g, dim) for dim in self.dims)
         rate = rate.reshape(batch, -1, channels)  # (B, L, C)
         if EXTRA_TOKENS:
             rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
@@ -143,6 +166,25 @@ class Stencil(nn.Module):
         for offset, weight in zip(self.offsets, self.weights, strict=True):
             rate = rate + weight * padded.narrow(dim, self.radius + offset, size)
         return rate
+
+    def ragged(self, g: torch.Tensor, dim: int, n: torch.Tensor) -> torch.Tensor:
+        # g: (B, rows, cols, C); image b has n[b] real tokens along dim
+        moved = g.movedim(dim, 1)  # (B, S, O, C): S along dim, O the other axis
+        flat = moved.reshape(moved.shape[0], moved.shape[1], -1)  # (B, S, O·C)
+        positions = torch.arange(flat.shape[1], device=g.device)[None, :]  # (1, S)
+        rate = torch.zeros_like(flat)
+        for offset, weight in zip(self.offsets, self.weights, strict=True):
+            rate = rate + weight * ghost_value(flat, positions + offset, n[:, None])
+        return rate.reshape(moved.shape).movedim(1, dim)
+
+    @staticmethod
+    def inside(g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, rows, cols, 1): 1 on the tokens of each image whose rate is not held at zero."""
+        r = torch.arange(g.shape[1], device=g.device)[None, :, None]  # (1, rows, 1)
+        c = torch.arange(g.shape[2], device=g.device)[None, None, :]  # (1, 1, cols)
+        rows, cols = lengths[:, 0, None, None], lengths[:, 1, None, None]  # (B, 1, 1)
+        inside = (r < rows) & (c < cols)
+        return inside[..., None].to(g.dtype)
 
 
 def finite_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
