@@ -438,7 +438,10 @@ def learned_spec_texts(draw, attention: bool = True, norm: bool = True, dims=(1,
     heads = draw(st.sampled_from([d for d in (1, 2, 3, 6) if c % d == 0]))
     causal = draw(st.booleans())
     kernel = draw(st.sampled_from(["softmax", "sinkhorn"]))
-    iterations = draw(st.integers(30, 60))
+    # Sinkhorn's column sums converge linearly in the iterations, at a rate set by the kernel:
+    # the doubly-stochastic property (f) to 1e-4 needs converged maps (measured on a drawn
+    # 2-channel kernel: column error 6.5e-4 after 30 iterations, < 1e-4 after 50).
+    iterations = draw(st.integers(100, 200))
     terms = {}
     if attention:
         terms["interaction"] = (f"attention(u, heads={heads}, causal={str(causal).lower()}, "
