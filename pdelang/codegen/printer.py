@@ -180,6 +180,8 @@ class TorchPrinter:
             f"CHANNELS = {m.channels}",
             f"EXTRA_TOKENS = {m.extra_tokens}  # tokens before the grid: attention only",
             f"GRID_SHAPE = {tuple(m.shape) if m.shape and len(m.axes) == 2 else None!r}",
+            f"STENCIL_RADIUS = {max((s.radius for s in m.stencils.values()), default=0)}"
+            "  # ghost tokens each stencil reads beyond an end",
             f"CAUSAL = {m.causal!r}",
         ]
 

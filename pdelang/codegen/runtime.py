@@ -67,6 +67,9 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(grid_mask.shape[1], device=grid_mask.device)
     if not bool((grid_mask == (positions[None, :] < lengths[:, None])).all()):
         raise ValueError("padding tokens must follow the real tokens (right padding)")
+    if STENCIL_RADIUS and bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
+        raise ValueError(f"a padded sequence has {int(lengths[lengths > 0].min())} real tokens; "
+                         f"the stencils need > {STENCIL_RADIUS}")
     return lengths
 '''
 
@@ -82,7 +85,11 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     if not bool((grid == ((r < rows[:, None, None]) & (c < cols[:, None, None]))).all()):
         raise ValueError("padding on a 2-D grid must fill whole trailing rows and columns "
                          "(each image in the top-left corner)")
-    return torch.stack([rows, cols], dim=1)
+    extents = torch.stack([rows, cols], dim=1)  # (B, 2)
+    if STENCIL_RADIUS and bool(((extents > 0) & (extents <= STENCIL_RADIUS)).any()):
+        raise ValueError(f"a padded image has {int(extents[extents > 0].min())} real tokens "
+                         f"along an axis; the stencils need > {STENCIL_RADIUS}")
+    return extents
 '''
 
 POSITIVE = '''\

@@ -96,8 +96,20 @@ def _per_layer_maps(attentions: list, layers: int) -> list:
     return [attentions[(i + 1) * per_layer - 1] for i in range(layers)]
 
 
+def _call(stepper, run, **options):
+    """The stepper on the reference's embeddings and mask.  The generated module raises a
+    ValueError for inputs its grid cannot take (a sequence no longer than the stencil's
+    radius, a mask that is not right padding); here that is the user's to fix."""
+    try:
+        return stepper(run.embeddings, run.mask, return_trajectory=True, **options)
+    except ValueError as exc:
+        raise PdelangError(f"the generated stepper rejected the reference's inputs: {exc}",
+                           suggestion="use longer texts, or a lower "
+                                      "discretization accuracy (a smaller stencil)") from None
+
+
 def _run_stepper(stepper, run):
-    out = stepper(run.embeddings, run.mask, return_trajectory=True, return_attention=True)
+    out = _call(stepper, run, return_attention=True)
     return out, _per_layer_maps(out.attentions, len(run.attentions))
 
 
@@ -137,7 +149,7 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None) -> li
     history = []
     for _ in range(steps):
         optimizer.zero_grad()
-        out = stepper(run.embeddings, run.mask, return_trajectory=True)
+        out = _call(stepper, run)
         loss = sum(((s - t) ** 2 * mask).sum() / ((t ** 2) * mask).sum()
                    for s, t in zip(out.states[1:], targets)) / len(targets)
         loss.backward()

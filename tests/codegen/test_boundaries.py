@@ -282,3 +282,19 @@ def test_whole_2d_stepper_with_padding_equals_each_image_alone(boundary):
         keys = mask[b]
         for weights in out.attentions:
             assert torch.count_nonzero(weights[b][..., ~keys]) == 0
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_padded_input_shorter_than_the_stencil_is_rejected(two_d):
+    """A padded sequence (or image axis) with no more real tokens than the stencil's radius
+    has no defined ghost values: an error that says so, not clamped indices."""
+    if two_d:
+        stepper_class = diffusion_2d("neumann", 4, (6, 7))  # radius 2
+        u = random(2, 42, 2)
+        mask = corner_mask([(6, 7), (2, 7)], (6, 7))
+    else:
+        stepper_class = diffusion_1d("neumann", 4)  # radius 2
+        u = random(2, 12, 1)
+        mask = torch.arange(12)[None, :] < torch.tensor([12, 2])[:, None]
+    with pytest.raises(ValueError, match=r"real tokens.*the stencils need > 2"):
+        laplace(stepper_class, u, mask)

@@ -24,6 +24,7 @@ SUBSTEPS = 1
 CHANNELS = 384
 EXTRA_TOKENS = 0  # tokens before the grid: attention only
 GRID_SHAPE = None
+STENCIL_RADIUS = 0  # ghost tokens each stencil reads beyond an end
 CAUSAL = False
 
 ACTIVATIONS = {
@@ -82,6 +83,9 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(grid_mask.shape[1], device=grid_mask.device)
     if not bool((grid_mask == (positions[None, :] < lengths[:, None])).all()):
         raise ValueError("padding tokens must follow the real tokens (right padding)")
+    if STENCIL_RADIUS and bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
+        raise ValueError(f"a padded sequence has {int(lengths[lengths > 0].min())} real tokens; "
+                         f"the stencils need > {STENCIL_RADIUS}")
     return lengths
 
 

@@ -30,6 +30,7 @@ SUBSTEPS = 1
 CHANNELS = 64
 EXTRA_TOKENS = 1  # tokens before the grid: attention only
 GRID_SHAPE = (4, 4)
+STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
 CAUSAL = False
 
 ACTIVATIONS = {
@@ -93,7 +94,11 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     if not bool((grid == ((r < rows[:, None, None]) & (c < cols[:, None, None]))).all()):
         raise ValueError("padding on a 2-D grid must fill whole trailing rows and columns "
                          "(each image in the top-left corner)")
-    return torch.stack([rows, cols], dim=1)
+    extents = torch.stack([rows, cols], dim=1)  # (B, 2)
+    if STENCIL_RADIUS and bool(((extents > 0) & (extents <= STENCIL_RADIUS)).any()):
+        raise ValueError(f"a padded image has {int(extents[extents > 0].min())} real tokens "
+                         f"along an axis; the stencils need > {STENCIL_RADIUS}")
+    return extents
 
 
 class Positive(nn.Module):

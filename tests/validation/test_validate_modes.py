@@ -128,3 +128,20 @@ def test_fit_mode_learns_the_scalar_coefficients_and_writes_plots(tmp_path):
     assert len(data["fitted"]["alpha"]) == 3
     for name in ("results.json", "metrics.png", "attention_maps.png"):
         assert (out / name).stat().st_size > 0
+
+
+def test_texts_shorter_than_the_stencil_are_a_user_error(tmp_path):
+    """A padded sentence with no more tokens than the stencil's radius (accuracy 8: radius 4)
+    is refused with a message and exit code 2, not a traceback."""
+    text = tmp_path / "short.txt"
+    text.write_text("Hi.\n\nOk.\n\nThe quick brown fox jumps over the lazy dog, again and again.\n")
+    overrides = small("alpha * attention(u, heads=4)", "mlp(u, hidden=256, activation=gelu)",
+                      "discretization.laplace.accuracy=8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pdelang", "validate", "specs/master.yaml", "--reference",
+         "hf-config:bert", "--mode", "continuous", "--text", str(text),
+         *[arg for o in overrides for arg in ("--set", o)]],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "the stencils need > 4" in proc.stderr and "hint:" in proc.stderr
