@@ -57,7 +57,11 @@ class Stencil:
 
 
 def taylor_error(offsets, weights, derivative: int, search: int = 24):
-    """(order, coefficient, n) of the leading truncation term of a stencil (see module doc)."""
+    """(order, coefficient, n) of the leading truncation term of a stencil (see module doc).
+
+    A stencil on m points is exact on polynomials of degree < m at most (a nonzero one
+    vanishes at its m points otherwise), so searching n up to m + 1 always finds the term."""
+    search = max(search, len(offsets) + 2 - derivative)
     for n in range(0, derivative + search):
         c = sum((w * sympy.Integer(j) ** n for j, w in zip(offsets, weights)),
                 sympy.Integer(0)) / sympy.factorial(n)
@@ -68,7 +72,7 @@ def taylor_error(offsets, weights, derivative: int, search: int = 24):
         if c != 0:
             if n < derivative:
                 raise ValueError(f"the stencil is not consistent: c_{n} = {c} ≠ 0")
-            return n - derivative, sympy.nsimplify(c), n
+            return n - derivative, c, n
     return derivative + search, sympy.Integer(0), derivative + search  # exact on polynomials
 
 
@@ -82,13 +86,15 @@ def centred_stencil(derivative: int, accuracy: int) -> Stencil:
     radius = (derivative + 1) // 2 - 1 + accuracy // 2
     offsets = tuple(range(-radius, radius + 1))
     table = sympy.finite_diff_weights(derivative, [sympy.Integer(o) for o in offsets], 0)
-    weights = tuple(sympy.nsimplify(w) for w in table[derivative][-1])
+    weights = tuple(sympy.Rational(w) for w in table[derivative][-1])  # exact already
     order, coefficient, n = taylor_error(offsets, weights, derivative)
     return Stencil(derivative, accuracy, offsets, weights, order, coefficient, n)
 
 
 def stencil_from_weights(derivative: int, offsets, weights, accuracy: int = 0) -> Stencil:
     """A stencil with given (e.g. perturbed) weights; its order is re-derived."""
-    weights = tuple(sympy.nsimplify(w) for w in weights)
+    # nsimplify would turn a rational with a large denominator into a guessed radical
+    weights = tuple(w if isinstance(w, sympy.Rational) else sympy.nsimplify(w, rational=True)
+                    for w in map(sympy.sympify, weights))
     order, coefficient, n = taylor_error(offsets, weights, derivative)
     return Stencil(derivative, accuracy or order, tuple(offsets), weights, order, coefficient, n)

@@ -140,3 +140,14 @@ def test_spec_accuracy_selects_the_stencil():
     assert list(first.stencil.weights) == FIRST[4]
     assert first.to_json()["accuracy"] == 4 and first.to_json()["order"] == 4
     assert first.leading_error == "-h**4*Derivative(u(x), (x, 5))/30"
+
+
+@pytest.mark.parametrize("derivative", [1, 2, 4])
+def test_high_accuracy_stencils_stay_exact_rationals(derivative):
+    """Accuracy 30: the weights stay exact rationals (nsimplify once turned a large-denominator
+    weight into a guessed radical and the consistency check failed) and the Taylor search
+    reaches the order (it stopped at 24)."""
+    stencil = centred_stencil(derivative, 30)
+    assert all(isinstance(w, sympy.Rational) for w in stencil.weights)
+    assert stencil.order == 30
+    assert stencil.error_coefficient != 0
