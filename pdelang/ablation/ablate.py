@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from collections.abc import Iterable
 
-from pdelang.errors import OverrideError, PdelangError, SourceLocation
+from pdelang.errors import OverrideError, PdelangError, SourceLocation, did_you_mean
 
 TRAIN_KEYS = {"lr": float, "steps": int, "batch_size": int, "optimizer": str}
 
@@ -60,8 +60,27 @@ def parse_swaps(swaps: Iterable[str]) -> dict[str, list[str]]:
         if key.startswith("train.") and key[6:] not in TRAIN_KEYS:
             raise OverrideError(f"unknown training key '{key}'", where,
                                 "train.* keys: " + ", ".join(TRAIN_KEYS))
+        if key.startswith("train."):
+            for value in parsed:
+                _check_train_value(key[6:], value, where)
         out[key.strip()] = parsed
     return out
+
+
+def _check_train_value(key: str, value: str, where: SourceLocation) -> None:
+    """A training swap value the optimizer loop can take (checked before any variant runs)."""
+    from pdelang.ablation.train import OPTIMIZERS
+
+    try:
+        number = TRAIN_KEYS[key](value)
+    except ValueError:
+        raise OverrideError(f"train.{key}={value}: not a {TRAIN_KEYS[key].__name__}", where) \
+            from None
+    if key == "optimizer" and number not in OPTIMIZERS:
+        raise OverrideError(f"train.optimizer={value}: unknown optimizer", where,
+                            did_you_mean(value, OPTIMIZERS) or ", ".join(OPTIMIZERS))
+    if key in ("lr", "steps", "batch_size") and not (math.isfinite(number) and number > 0):
+        raise OverrideError(f"train.{key}={value}: must be positive", where)
 
 
 def load_sweep_file(path: str) -> dict[str, list[str]]:

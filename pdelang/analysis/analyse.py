@@ -23,6 +23,7 @@ import sympy
 
 from pdelang.analysis import stability as stab
 from pdelang.analysis.stencils import Stencil, centred_stencil
+from pdelang.errors import SpecError
 from pdelang.frozen import frozen_dict
 from pdelang.operators.registry import OPERATORS
 from pdelang.symbolic import functions as F
@@ -391,8 +392,35 @@ def stability(model: SymbolicModel, stencils) -> StabilityFacts:
                           term, method)
 
 
+def _check_grid_fits(model: SymbolicModel, stencils) -> None:
+    """Every stencil reads ``radius`` ghost tokens beyond each end, mirrored from inside the
+    grid: an axis needs more than ``radius`` tokens."""
+    spec = model.spec
+    if not spec.grid.shape:
+        return
+    for facts in stencils.values():
+        for axis in facts.axes:
+            size = spec.grid.shape[spec.grid.axes.index(axis)]
+            if size <= facts.stencil.radius:
+                raise SpecError(
+                    f"grid axis '{axis}' has {size} tokens; the {facts.operator} stencil of "
+                    f"accuracy {facts.stencil.accuracy} needs more than {facts.stencil.radius}",
+                    spec.where("grid.shape"),
+                    "use a larger grid or a lower discretization accuracy")
+
+
+def _check_finite(model: SymbolicModel) -> None:
+    """SymPy folds ``0^-1`` to complex infinity: such a term has no value to analyse."""
+    for term in model.terms:
+        if term.expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            raise SpecError(f"term '{term.name}' is not finite ({term.expr}): a division by "
+                            "zero or an infinite constant", model.spec.where(f"terms.{term.name}"))
+
+
 def analyse(model: SymbolicModel) -> Analysis:
+    _check_finite(model)
     stencils = derive_stencils(model)
+    _check_grid_fits(model, stencils)
     terms = classify(model)
     stab_facts = stability(model, stencils)
     warnings = []

@@ -6,6 +6,7 @@ import json
 
 import sympy
 
+from pdelang.discrete.discretize import discretize
 from pdelang.driver import front_end
 from pdelang.spec.load import load_spec
 
@@ -71,6 +72,7 @@ def format_text(data: dict) -> str:
 def execute(args) -> int:
     spec = load_spec(args.spec, args.overrides)
     _, symbolic, analysis = front_end(spec)
+    discretize(symbolic, analysis)  # what compile would refuse, check refuses too (no torch)
     data = report(spec, symbolic, analysis)
     if args.latex:
         data["latex"] = latex(spec, symbolic)

@@ -8,7 +8,9 @@ NaN or Inf appears.
 from __future__ import annotations
 
 import json
+import re
 import sys
+from pathlib import Path
 
 from pdelang.errors import PdelangError, RuntimeCheckError
 
@@ -22,13 +24,14 @@ def configure(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and the state")
     parser.add_argument("--batch", type=int, default=2, help="batch size of a random state")
     parser.add_argument("--tokens", type=int, default=None,
-                        help="tokens of a random state (default: the grid's, or 128)")
+                        help="tokens of a random state, extra tokens included (default: the "
+                             "grid's shape, or 128 grid tokens)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--save", default=None, help="save the final state to a .pt file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def initial_state(args, structure, torch):
+def initial_state(args, structure, torch, shape_1d=None):
     if args.init != "random":
         try:
             state = torch.load(args.init, map_location="cpu", weights_only=True)
@@ -43,11 +46,40 @@ def initial_state(args, structure, torch):
             shape = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
             raise PdelangError(f"the initial state must be a (B, N, {structure['channels']}) "
                                f"tensor, got {shape}")
+        _check_tokens(state.shape[1], structure, "the initial state's token count")
+        if state.shape[0] < 1:
+            raise PdelangError("the initial state has an empty batch")
         return state
-    grid = structure["grid_shape"]
-    tokens = args.tokens or ((grid[0] * grid[1] + structure["extra_tokens"]) if grid else 128)
+    if args.batch < 1:
+        raise PdelangError(f"--batch {args.batch}: the batch needs at least one sequence")
+    tokens = args.tokens or _default_tokens(structure, shape_1d)
+    _check_tokens(tokens, structure, f"--tokens {tokens}")
     generator = torch.Generator().manual_seed(args.seed)
     return torch.randn(args.batch, tokens, structure["channels"], generator=generator)
+
+
+def _default_tokens(structure, shape_1d) -> int:
+    grid = structure["grid_shape"]
+    if grid:
+        return grid[0] * grid[1] + structure["extra_tokens"]
+    return (shape_1d[0] if shape_1d else 128) + structure["extra_tokens"]
+
+
+def _check_tokens(tokens: int, structure, what: str) -> None:
+    """A state the grid can take: a 2-D grid's exact size; in 1-D, more grid tokens than the
+    stencils' radius (the generated module would refuse it with a traceback otherwise)."""
+    grid, extra = structure["grid_shape"], structure["extra_tokens"]
+    if grid:
+        if tokens != grid[0] * grid[1] + extra:
+            raise PdelangError(f"{what}: the {grid[0]}×{grid[1]} grid with {extra} extra "
+                               f"token(s) needs {grid[0] * grid[1] + extra} tokens",
+                               suggestion="leave --tokens out to use the grid's size")
+        return
+    radius = structure.get("stencil_radius", 0)
+    if tokens - extra < max(1, radius + 1):
+        raise PdelangError(f"{what}: {tokens - extra} grid token(s) are too few"
+                           + (f"; the stencils need more than {radius}" if radius else ""),
+                           suggestion=f"use at least {extra + max(1, radius + 1)} tokens")
 
 
 def execute(args) -> int:
@@ -56,15 +88,27 @@ def execute(args) -> int:
     from pdelang.builder import build_module
 
     module = build_module(args.spec, args.overrides)
-    structure = module.Stepper.STRUCTURE
+    structure = dict(module.Stepper.STRUCTURE)
+    spec = module.COMPILATION.spec
+    structure["stencil_radius"] = max(
+        (s.radius for s in module.COMPILATION.discrete.stencils.values()), default=0)
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        raise PdelangError(f"--device {args.device}: pdelang runs on cpu or cuda[:N]",
+                           suggestion="use --device cpu or --device cuda")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PdelangError(f"--device {args.device}: CUDA is not available on this machine",
                            suggestion="use --device cpu")
+    if args.device.startswith("cuda:") and int(args.device[5:]) >= torch.cuda.device_count():
+        raise PdelangError(f"--device {args.device}: this machine has "
+                           f"{torch.cuda.device_count()} CUDA device(s)")
+    if args.save and not Path(args.save).resolve().parent.is_dir():
+        raise PdelangError(f"--save {args.save}: the directory does not exist")
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(args.seed)
     stepper = module.Stepper().to(device=device, dtype=dtype).eval()
-    u = initial_state(args, structure, torch).to(device=device, dtype=dtype)
+    shape_1d = spec.grid.shape if len(spec.grid.axes) == 1 else None
+    u = initial_state(args, structure, torch, shape_1d).to(device=device, dtype=dtype)
 
     def watch(layer, substep, term, state):
         if not bool(torch.isfinite(state).all()):

@@ -26,8 +26,27 @@ def configure(parser) -> None:
     parser.add_argument("--out", default=None, help="directory for plots and results.json")
 
 
+def _check_options(args) -> None:
+    import math
+
+    from pdelang.errors import PdelangError
+
+    for flag, value, low in (("--sentences", args.samples, 1),
+                             ("--max-length", args.max_length, 3),  # [CLS] word [SEP]
+                             ("--steps", args.steps, 1),
+                             ("--train-samples", args.train_samples, 1)):
+        if value < low:
+            raise PdelangError(f"{flag} {value}: must be at least {low}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise PdelangError(f"--lr {args.lr}: the learning rate must be a positive number")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise PdelangError(f"--out {args.out} is a file, not a directory")
+
+
 def execute(args) -> int:
     from pdelang.validation.validate import format_table, validate, write_plots
+
+    _check_options(args)
 
     progress = None
     bar = None

@@ -26,6 +26,10 @@ def execute(args) -> int:
     from pdelang.spec.load import load_spec
     from pdelang.testing.verify import verify
 
+    if args.steps < 100:
+        from pdelang.errors import PdelangError
+        raise PdelangError(f"--steps {args.steps}: the sharpness check needs at least 100 steps "
+                           "to tell bounded from growing", suggestion="the default is 10000")
     spec = load_spec(args.spec, args.overrides)
     report = verify(spec, seed=args.seed, steps=args.steps, equivalence=args.equivalence)
     if args.json:

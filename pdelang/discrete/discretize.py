@@ -81,6 +81,23 @@ def to_discrete(expr: sympy.Expr, model: SymbolicModel) -> D.DExpr:
     raise AnalysisError(f"cannot discretize {expr}")  # pragma: no cover
 
 
+def _term_expr(term, model: SymbolicModel) -> D.DExpr:
+    """A term's discrete expression; its constants must be finite float64 numbers."""
+    where = model.spec.where(f"terms.{term.name}")
+    if term.expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        raise SpecError(f"term '{term.name}' is not finite ({term.expr}): a division by zero "
+                        "or an infinite constant", where)
+    try:
+        expr = to_discrete(term.expr, model)
+    except (OverflowError, ValueError):
+        expr = None
+    if expr is None or any(isinstance(n, D.Const) and not math.isfinite(float(n.value))
+                           for n in D.walk(expr)):
+        raise SpecError(f"a constant of term '{term.name}' overflows float64", where,
+                        "scale the term's constants down")
+    return expr
+
+
 def _stencils(model: SymbolicModel, analysis: Analysis) -> dict[str, D.DiscreteStencil]:
     out = {}
     axes = model.spec.grid.axes
@@ -129,7 +146,7 @@ def _normalized_terms(model: SymbolicModel) -> set[str]:
 def discretize(model: SymbolicModel, analysis: Analysis) -> D.DiscreteModel:
     spec = model.spec
     normalized = _normalized_terms(model)
-    terms = tuple(D.DiscreteTerm(t.name, to_discrete(t.expr, model), t.name in normalized)
+    terms = tuple(D.DiscreteTerm(t.name, _term_expr(t, model), t.name in normalized)
                   for t in model.terms)
     modules = tuple(D.OperatorModule(i.name, i.op, frozen_dict(i.options))
                     for i in sorted(model.instances.values(), key=lambda i: i.name)
@@ -139,6 +156,15 @@ def discretize(model: SymbolicModel, analysis: Analysis) -> D.DiscreteModel:
                        for p in spec.parameters.values()
                        if any(isinstance(n, D.Param) and n.name == p.name
                               for t in terms for n in D.walk(t.expr)))
+    stencils = _stencils(model, analysis)
+    generated = ({m.name for m in modules} | {s.attribute for s in stencils.values()}
+                 | {f"f_{t.name}" for t in terms} | {f"norm_{t.name}" for t in terms})
+    for p in parameters:
+        if p.name in generated:
+            raise SpecError(f"parameter '{p.name}' has the name of a generated submodule or "
+                            "method", spec.where(f"parameters.{p.name}#key")
+                            or spec.where(f"parameters.{p.name}"),
+                            f"rename it, e.g. '{p.name}_param'")
     norm = spec.stabilizers.norm
     for name, module in ((m.name, m) for m in modules):
         assert OPERATORS[module.op].learned, name
@@ -157,5 +183,5 @@ def discretize(model: SymbolicModel, analysis: Analysis) -> D.DiscreteModel:
         substeps=spec.time.substeps, residual=spec.stabilizers.residual,
         norm=D.NormStabilizer(norm.kind, norm.placement, norm.eps, norm.affine, norm.final),
         terms=terms, program=_program(model), parameters=parameters, modules=modules,
-        stencils=frozen_dict(_stencils(model, analysis)), facts=frozen_dict(facts),
+        stencils=frozen_dict(stencils), facts=frozen_dict(facts),
     )

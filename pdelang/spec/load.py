@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import keyword
 import json
 from pathlib import Path
 from collections.abc import Iterable
@@ -25,6 +26,26 @@ from pdelang.spec.schema import validate
 from pdelang.spec.yaml_source import LocatedNode, parse_yaml
 
 RESERVED = {"dt", "pi", "t"}
+
+# A parameter becomes an attribute of a generated torch module (``self.alpha``, ``p.D``): a
+# Python keyword would not parse, and these attribute names of ``torch.nn.Module`` (torch
+# 2.x; a test checks the list against the installed torch) would be shadowed or refused.
+MODULE_ATTRIBUTES = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
+    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
+    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook",
+    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook",
+    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
+    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
+    "zero_grad",
+    # what the generated layer and stepper classes define themselves
+    "rhs", "layers", "shared", "STRUCTURE",
+})
 
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
@@ -134,6 +155,23 @@ def _cross_check(raw: dict, locs: dict) -> None:
     if not span[1] > span[0]:
         raise SpecError(f"'time.span' must increase, got [{span[0]}, {span[1]}]",
                         locs.get("time.span"), "write [t0, t1] with t1 > t0")
+
+    if not raw["name"][:1].isalpha():
+        raise SpecError(f"the spec name '{raw['name']}' must start with a letter (it names the "
+                        "generated class)", locs.get("name"), f"e.g. 'm{raw['name']}'")
+    for name, p in raw["parameters"].items():
+        loc = locs.get(f"parameters.{name}#key")
+        if keyword.iskeyword(name):
+            raise SpecError(f"parameter '{name}' is a Python keyword, and parameters become "
+                            "attributes of the generated module", loc,
+                            f"rename it, e.g. '{name}_'")
+        if name in MODULE_ATTRIBUTES or name.startswith("_"):
+            raise SpecError(f"parameter '{name}' would clash with an attribute of the generated "
+                            "torch module", loc, f"rename it, e.g. '{name.strip('_')}_param'")
+        if isinstance(p, dict) and p["positive"] and not p["value"] > 0:
+            raise SpecError(f"parameter '{name}' is positive but its value is {p['value']:g}",
+                            locs.get(f"parameters.{name}.value", loc),
+                            "give a value > 0 (the softplus parametrization cannot reach ≤ 0)")
 
     field_name = next(iter(fields))
     taken: dict[str, str] = {field_name: "field"}

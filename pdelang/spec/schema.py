@@ -18,6 +18,12 @@ from collections.abc import Mapping
 from pdelang.errors import SourceLocation, SpecError, did_you_mean
 from pdelang.spec.yaml_source import LocatedNode
 
+# Bounds that keep a spec buildable: the stencil's SymPy derivation grows fast with the
+# accuracy (accuracy 40 takes ~2 s, 100 takes ~47 s), and every layer is a module.
+MAX_ACCURACY = 32
+MAX_STEPS = 100_000
+MAX_CHANNELS = 1 << 20
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -32,6 +38,7 @@ class Scalar:
     minimum: float | None = None
     exclusive_minimum: float | None = None
     even: bool = False
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,8 @@ SPEC_SCHEMA = Record(
                                doc="Tokens before the grid (e.g. a CLS token): attention only."),
         }), required=True),
         "fields": _f(MapOf(Record({
-            "channels": _f(Scalar("int", minimum=1), required=True, doc="Embedding width C."),
+            "channels": _f(Scalar("int", minimum=1, maximum=MAX_CHANNELS), required=True,
+                           doc="Embedding width C."),
         })), required=True, doc="The state field(s); pdelang 1 integrates exactly one."),
         "parameters": _f(MapOf(Either((
             Scalar("float"),
@@ -140,16 +148,17 @@ SPEC_SCHEMA = Record(
         "time": _f(Record({
             "span": _f(Sequence(Scalar("float"), min_items=2, max_items=2), default=[0.0, 1.0],
                        doc="[t0, t1]: depth interval."),
-            "layers": _f(Scalar("int", minimum=1), default=1,
+            "layers": _f(Scalar("int", minimum=1, maximum=MAX_STEPS), default=1,
                          doc="Distinct weight sets along depth."),
-            "substeps": _f(Scalar("int", minimum=1), default=1, doc="Time steps per layer."),
+            "substeps": _f(Scalar("int", minimum=1, maximum=MAX_STEPS), default=1,
+                           doc="Time steps per layer."),
             "scheme": _f(Scalar("str", enum=SCHEMES), default="euler"),
             "split_order": _f(Sequence(Scalar("identifier")), default=None,
                               doc="Order of the sub-steps in splitting schemes."),
         }), default={}),
         "discretization": _f(MapOf(Record({
-            "accuracy": _f(Scalar("int", minimum=2, even=True), default=2,
-                           doc="Order of accuracy of the centred stencil (even, ≥ 2)."),
+            "accuracy": _f(Scalar("int", minimum=2, even=True, maximum=MAX_ACCURACY), default=2,
+                           doc="Order of accuracy of the centred stencil (even, 2 to 32)."),
         }), keys=DISCRETIZED_OPERATORS), default={}),
     },
 )
@@ -222,6 +231,8 @@ def _check_scalar(schema: Scalar, node: LocatedNode, path: str) -> Any:
         raise fail(f"must be ≥ {schema.minimum}, got {value!r}")
     if schema.exclusive_minimum is not None and value <= schema.exclusive_minimum:
         raise fail(f"must be > {schema.exclusive_minimum}, got {value!r}")
+    if schema.maximum is not None and value > schema.maximum:
+        raise fail(f"must be ≤ {schema.maximum}, got {value!r}")
     if schema.even and value % 2:
         raise fail(f"must be even, got {value!r}", f"use {value + 1}")
     return value
@@ -348,6 +359,8 @@ def _to_json_schema(schema: Any, default: Any = None, doc: str = "") -> dict:
             out["minimum"] = schema.minimum
         if schema.exclusive_minimum is not None:
             out["exclusiveMinimum"] = schema.exclusive_minimum
+        if schema.maximum is not None:
+            out["maximum"] = schema.maximum
         if schema.even:
             out["multipleOf"] = 2
     elif isinstance(schema, Sequence):

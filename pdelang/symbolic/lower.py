@@ -264,7 +264,8 @@ class Lowering:
             heads = options["heads"]
             loc = given.get("heads", (None, node.loc))[1]
             if channels % heads:
-                divisors = [d for d in range(1, channels + 1) if channels % d == 0]
+                small = [d for d in range(1, math.isqrt(channels) + 1) if channels % d == 0]
+                divisors = sorted(set(small) | {channels // d for d in small})
                 near = sorted(divisors, key=lambda d: abs(d - heads))[:3]
                 raise OperatorError(
                     f"attention heads={heads} does not divide the {channels} channels of "

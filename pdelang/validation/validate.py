@@ -64,6 +64,12 @@ def _load_reference(name: str):
     except ValueError as exc:
         raise PdelangError(str(exc), suggestion="see `pdelang validate --help` for references") \
             from None
+    except Exception as exc:  # a user's hf:PATH directory can be broken in many ways
+        if not name.strip().lower().startswith("hf:"):
+            raise
+        raise PdelangError(f"cannot load {name}: {type(exc).__name__}: {exc}",
+                           suggestion="point hf: at a directory saved with save_pretrained()") \
+            from None
 
 
 def _inputs(reference, samples: int, split: str, text_file: str | None, max_length: int):
@@ -77,6 +83,10 @@ def _inputs(reference, samples: int, split: str, text_file: str | None, max_leng
             sentences = read_text_file(text_file)
         except OSError as exc:
             raise PdelangError(f"cannot read --text {text_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise PdelangError(f"--text {text_file} is not UTF-8 text") from None
+        except ValueError as exc:
+            raise PdelangError(f"--text {text_file}: {exc}") from None
         if not sentences:
             raise PdelangError(f"--text {text_file} holds no sentences")
         cut = max(1, len(sentences) // 2)

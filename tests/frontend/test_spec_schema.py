@@ -48,8 +48,8 @@ def test_schema_is_draft_2020_12_and_closed():
     assert grid["properties"]["boundary"]["enum"] == ["periodic", "neumann", "dirichlet", "copy"]
     accuracy = schema["properties"]["discretization"]["properties"]["laplace"]
     assert accuracy["properties"]["accuracy"] == {
-        "type": "integer", "minimum": 2, "multipleOf": 2, "default": 2,
-        "description": "Order of accuracy of the centred stencil (even, ≥ 2).",
+        "type": "integer", "minimum": 2, "maximum": 32, "multipleOf": 2, "default": 2,
+        "description": "Order of accuracy of the centred stencil (even, 2 to 32).",
     }
 
 
