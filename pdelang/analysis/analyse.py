@@ -409,6 +409,12 @@ def _check_grid_fits(model: SymbolicModel, stencils) -> None:
                     "use a larger grid or a lower discretization accuracy")
 
 
+def spec_scheme_ignores_split(model: SymbolicModel) -> bool:
+    spec = model.spec
+    return (spec.time.scheme not in ("lie", "strang")
+            and "time.split_order" in spec.locations)
+
+
 def _check_finite(model: SymbolicModel) -> None:
     """SymPy folds ``0^-1`` to complex infinity: such a term has no value to analyse."""
     for term in model.terms:
@@ -429,6 +435,9 @@ def analyse(model: SymbolicModel) -> Analysis:
             f"Δt = {stab_facts.dt:g} exceeds the largest stable step "
             f"{stab_facts.max_stable_dt:.6g} of the linear part for scheme "
             f"'{stab_facts.scheme}' (von Neumann); raise time.substeps or lower the coefficients")
+    if spec_scheme_ignores_split(model):
+        warnings.append(f"time.split_order is ignored: scheme '{stab_facts.scheme}' integrates "
+                        "the whole right-hand side at once (only lie and strang split it)")
     for name in model.unused_terms:
         warnings.append(f"term '{name}' is defined but not used in the equation")
     return Analysis(terms, frozen_dict(stencils), stab_facts, tuple(warnings))

@@ -43,6 +43,7 @@ MODULE_ATTRIBUTES = frozenset({
     "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
     "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
     "zero_grad",
+    "smart_apply",  # added to nn.Module by transformers when it is imported
     # what the generated layer and stepper classes define themselves
     "rhs", "layers", "shared", "STRUCTURE",
 })
