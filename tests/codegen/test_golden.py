@@ -105,17 +105,7 @@ def test_generated_module_imports_only_torch_typing_future(name, sources):
 
 
 def test_generated_modules_pass_ruff(tmp_path, sources):
-    ruff = shutil.which("ruff")
-    command = [ruff] if ruff else [sys.executable, "-m", "ruff"]
-    for name, source in sources.items():
-        (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
-    # --isolated: the generated code is judged on its own, under the project's rule set
-    # (pycodestyle incl. line length, pyflakes, bugbear, pyupgrade, ruff)
-    rules = ["--isolated", "--select", "E,F,W,B,UP,RUF", "--ignore", "RUF001,RUF002,RUF003",
-             "--line-length", "100", "--target-version", "py310"]
-    result = subprocess.run(command + ["check", "--no-cache", *rules, str(tmp_path)],
-                            capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _ruff(tmp_path, sources)
 
 
 # Specs whose modules leave out runtime pieces (no stencil, no mlp, no F.* call at all), plus
@@ -142,6 +132,8 @@ _MINIMAL_BODIES = [
 
 
 def _ruff(tmp_path, sources: dict[str, str]) -> None:
+    """``ruff check`` over the sources, judged on their own (--isolated) under the project's
+    rule set: pycodestyle incl. line length, pyflakes, bugbear, pyupgrade, ruff."""
     ruff = shutil.which("ruff")
     command = [ruff] if ruff else [sys.executable, "-m", "ruff"]
     for name, source in sources.items():
