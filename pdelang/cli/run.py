@@ -88,10 +88,8 @@ def execute(args) -> int:
     from pdelang.builder import build_module
 
     module = build_module(args.spec, args.overrides)
-    structure = dict(module.Stepper.STRUCTURE)
+    structure = {**module.Stepper.STRUCTURE, "stencil_radius": module.STENCIL_RADIUS}
     spec = module.COMPILATION.spec
-    structure["stencil_radius"] = max(
-        (s.radius for s in module.COMPILATION.discrete.stencils.values()), default=0)
     if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
         raise PdelangError(f"--device {args.device}: pdelang runs on cpu or cuda[:N]",
                            suggestion="use --device cpu or --device cuda")

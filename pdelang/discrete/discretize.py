@@ -82,11 +82,9 @@ def to_discrete(expr: sympy.Expr, model: SymbolicModel) -> D.DExpr:
 
 
 def _term_expr(term, model: SymbolicModel) -> D.DExpr:
-    """A term's discrete expression; its constants must be finite float64 numbers."""
+    """A term's discrete expression; its constants must be finite float64 numbers (infinite
+    SymPy constants such as ``zoo`` were refused by the analysis already)."""
     where = model.spec.where(f"terms.{term.name}")
-    if term.expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-        raise SpecError(f"term '{term.name}' is not finite ({term.expr}): a division by zero "
-                        "or an infinite constant", where)
     try:
         expr = to_discrete(term.expr, model)
     except (OverflowError, ValueError):

@@ -264,12 +264,12 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
                f"{', '.join(nonlinear)})" if nonlinear else ""))
     report.stability["note"] = note
     grid_model, length = _stability_grid(model)
-    if grid_model is not model or (length and model.shape and length != model.shape[0]):
+    stepped = (length,) if length else tuple(grid_model.shape)
+    if model.shape and stepped != tuple(model.shape):
         report.stability["note"] = note + (
-            f"; on a grid of {'×'.join(map(str, (length,) if length else grid_model.shape))} "
-            f"tokens instead "
-            f"of the spec's {'×'.join(map(str, model.shape))}: the bound is a sup over θ, which "
-            f"the few modes of a small grid do not reach")
+            f"; on a grid of {'×'.join(map(str, stepped))} tokens instead of the spec's "
+            f"{'×'.join(map(str, model.shape))}: the bound is a sup over θ, which the few "
+            f"modes of a small grid do not reach")
     stepper = P.LinearStepper(P.linear_reference(grid_model), length=length)
     empirical = P.empirical_max_dt(stepper, predicted, seed=seed)
     report.stability["empirical_max_dt"] = empirical
