@@ -14,7 +14,15 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from testing_helpers import SPECS, examples, generated_operator_factory
+from testing_helpers import (
+    NILPOTENT,
+    NILPOTENT_A,
+    NILPOTENT_B,
+    NILPOTENT_U0,
+    SPECS,
+    examples,
+    generated_operator_factory,
+)
 
 from pdelang.codegen.printer import print_module
 from pdelang.discrete import ir as D
@@ -213,31 +221,11 @@ def test_2_splitting_fraction_is_caught_by_the_time_order(scheme, steps):
     assert not P.check_time_order(perturbed)
 
 
-NILPOTENT = """\
-pdelang: 1
-name: nilpotent
-grid:
-  axes: [x]
-  shape: [3]
-fields:
-  u: {channels: 2}
-terms:
-  a: "linear(u, bias=false)"
-  b: "linear(u, bias=false)"
-equation: dt(u) = a + b
-time:
-  span: [0, 1]
-  scheme: SCHEME
-"""
-
-
 def _generated_time_order(scheme: str, perturb=None):
     """The time order of the *generated* stepper on u' = (A + B)u with nilpotent A, B (see
     test_properties), for the program as compiled or as changed by ``perturb``."""
-    compilation = compile_any(NILPOTENT.replace("SCHEME", scheme))
-    A = np.array([[0.0, 0.9], [0.0, 0.0]])
-    B = np.array([[0.0, 0.0], [-1.1, 0.0]])
-    u0 = np.array([[[0.3, -0.7], [1.0, 0.2], [-0.4, 0.5]]])
+    compilation = compile_any(NILPOTENT.format(n=1, scheme=scheme))
+    A, B, u0 = NILPOTENT_A, NILPOTENT_B, NILPOTENT_U0
     exact = u0 @ P.expm(A + B).T
 
     def run(n: int) -> np.ndarray:
@@ -291,7 +279,7 @@ def test_2_wrong_coefficient_moves_the_stability_threshold():
 
 
 def test_2_program_in_the_ir_but_not_in_the_code_is_caught_by_the_reference():
-    compilation = compile_any(NILPOTENT.replace("SCHEME", "rk4"))
+    compilation = compile_any(NILPOTENT.format(n=1, scheme="rk4"))
     check_generated_matches_reference(compilation).assert_passed()  # control
     model = compilation.discrete
     wrong = dataclasses.replace(model, program=dataclasses.replace(

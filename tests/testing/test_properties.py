@@ -18,7 +18,14 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from testing_helpers import examples, generated_operator_factory
+from testing_helpers import (
+    NILPOTENT,
+    NILPOTENT_A,
+    NILPOTENT_B,
+    NILPOTENT_U0,
+    examples,
+    generated_operator_factory,
+)
 
 from pdelang.analysis.stencils import centred_stencil
 from pdelang.codegen.printer import print_module
@@ -434,34 +441,12 @@ def test_e_butcher_tableaus_satisfy_their_order_conditions(scheme, order):
     assert P.tableau_order(D.TABLEAUS[scheme]) == order
 
 
-NILPOTENT = """\
-pdelang: 1
-name: nilpotent
-grid:
-  axes: [x]
-  shape: [3]
-fields:
-  u: {{channels: 2}}
-terms:
-  a: "linear(u, bias=false)"
-  b: "linear(u, bias=false)"
-equation: dt(u) = a + b
-time:
-  span: [0, 1]
-  layers: 1
-  substeps: {n}
-  scheme: {scheme}
-"""
-
-
 @pytest.mark.parametrize("scheme", S.SCHEMES)
 def test_e_generated_steppers_reach_their_order(scheme):
     """The *generated* code, on u' = (A + B)u with A = a·e₁e₂ᵀ and B = −b·e₂e₁ᵀ (two linear
     terms with hand-set weights): nilpotent terms make each Euler sub-step of a splitting
     its exact flow, so what is measured is the scheme's own order."""
-    A = np.array([[0.0, 0.9], [0.0, 0.0]])
-    B = np.array([[0.0, 0.0], [-1.1, 0.0]])
-    u0 = np.array([[[0.3, -0.7], [1.0, 0.2], [-0.4, 0.5]]])  # (1, 3 tokens, 2 channels)
+    A, B, u0 = NILPOTENT_A, NILPOTENT_B, NILPOTENT_U0
     exact = u0 @ P.expm(A + B).T
 
     def run(n: int) -> np.ndarray:

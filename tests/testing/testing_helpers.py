@@ -6,12 +6,38 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 from hypothesis import settings
 
 from pdelang.testing.harness import stepper_for, torch_stencil_operator
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SPECS = REPO / "specs"
+
+# u' = (A + B)u with two linear terms of nilpotent weights A = a·e₁e₂ᵀ, B = −b·e₂e₁ᵀ: each
+# Euler sub-step of a splitting is then its term's exact flow, so what a time-order study
+# measures is the scheme's own order.  Format with the scheme and the substeps n.
+NILPOTENT = """\
+pdelang: 1
+name: nilpotent
+grid:
+  axes: [x]
+  shape: [3]
+fields:
+  u: {{channels: 2}}
+terms:
+  a: "linear(u, bias=false)"
+  b: "linear(u, bias=false)"
+equation: dt(u) = a + b
+time:
+  span: [0, 1]
+  layers: 1
+  substeps: {n}
+  scheme: {scheme}
+"""
+NILPOTENT_A = np.array([[0.0, 0.9], [0.0, 0.0]])
+NILPOTENT_B = np.array([[0.0, 0.0], [-1.1, 0.0]])
+NILPOTENT_U0 = np.array([[[0.3, -0.7], [1.0, 0.2], [-0.4, 0.5]]])  # (1, 3 tokens, 2 channels)
 
 # must match ``CI_MAX_EXAMPLES`` in tests/conftest.py
 _CI_MAX_EXAMPLES = 10
