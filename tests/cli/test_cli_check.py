@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 import sympy
+from cli_helpers import run
 
-from pdelang.cli.main import main
 
 REPO = Path(__file__).parent.parent.parent
 SPECS = sorted((REPO / "specs").glob("*.yaml"))
 MASTER = REPO / "specs" / "master.yaml"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 
-from pdelang.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 HEAT = str(REPO / "specs" / "heat1d.yaml")
 VIT = str(REPO / "specs" / "vit2d.yaml")
 BERT = str(REPO / "specs" / "bert_postln.yaml")
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(argv))
-    return code, err.getvalue()
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -40,7 +31,7 @@ def run(*argv: str) -> tuple[int, str]:
     (("ablate", HEAT, "--swap", "train.steps=-1", "--quick"), "must be positive"),
 ])
 def test_bad_option_is_a_user_error(argv, fragment):
-    code, err = run(*argv)
+    code, _, err = run(*argv)
     assert code == 2, err
     assert fragment in err, err
     assert "Traceback" not in err
@@ -49,11 +40,9 @@ def test_bad_option_is_a_user_error(argv, fragment):
 def test_run_uses_the_1d_grid_shape(tmp_path):
     import json
 
-    out = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(io.StringIO()):
-        code = main(["run", HEAT, "--set", "grid.shape=[20]", "--json", "--no-progress"])
+    code, out, _ = run("run", HEAT, "--set", "grid.shape=[20]", "--json", "--no-progress")
     assert code == 0
-    assert json.loads(out.getvalue())["shape"] == [2, 20, 1]  # not the 128-token default
+    assert json.loads(out)["shape"] == [2, 20, 1]  # not the 128-token default
 
 
 def test_validate_reports_unreadable_text(tmp_path):
@@ -62,6 +51,6 @@ def test_validate_reports_unreadable_text(tmp_path):
     small = ["fields.u.channels=64", "time.layers=3", "time.span=[0, 3]",
              "terms.interaction=attention(u, heads=4)",
              "terms.reaction=mlp(u, hidden=256, activation=gelu)"]
-    code, err = run("validate", BERT, "--reference", "hf-config:bert", "--text", str(binary),
+    code, _, err = run("validate", BERT, "--reference", "hf-config:bert", "--text", str(binary),
                     *[arg for o in small for arg in ("--set", o)])
     assert code == 2 and "not UTF-8" in err and "Traceback" not in err

@@ -3,29 +3,20 @@ the bundled specs, and the exit codes (0 pass, 1 a property fails, 2 a bad spec)
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 
-from pdelang.cli.main import main
 
 REPO = Path(__file__).parent.parent.parent
 HEAT = "specs/heat1d.yaml"
 RD2D = "specs/reaction_diffusion2d.yaml"
 RD2D_ACCURACY_4 = ("--set", "discretization.laplace.accuracy=4")
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
