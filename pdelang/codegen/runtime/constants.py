@@ -1,0 +1,11 @@
+"""Stand-ins for the module constants that the blocks read.
+
+A generated module defines these from its spec (``TorchPrinter.constants``); here they
+only give the block files real, importable names.  Tests set other values on a block's
+module (``monkeypatch.setattr(stencil_2d, "GRID_SHAPE", (4, 5))``).
+"""
+
+EXTRA_TOKENS = 0  # tokens before the grid: attention only
+GRID_SHAPE: tuple[int, int] | None = None  # (rows, cols) of a 2-D grid
+STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
+CAUSAL = False

@@ -1,0 +1,45 @@
+"""Block ``Context``: per-call masks and recorded attention maps, shared by the operators."""
+
+from __future__ import annotations
+
+import torch
+
+from .constants import CAUSAL, EXTRA_TOKENS
+from .grid_lengths_1d import grid_lengths
+
+
+# pdelang: begin Context
+class Context:
+    """Per-call data the operators share: masks and the recorded attention maps."""
+
+    def __init__(self, u: torch.Tensor, mask: torch.Tensor | None, record: bool,
+                 watch=None) -> None:
+        batch, tokens, _ = u.shape  # u: (B, N, C)
+        self.record = record
+        self.watch = watch  # optional callback(layer, substep, term, u) for diagnostics
+        self.layer = 0
+        self.attentions: list[torch.Tensor] = []
+        self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
+        self.query_mask = None  # (B, 1, N, 1) bool
+        self.lengths = None  # (B,) number of real grid tokens, when some are padding
+        if mask is not None:
+            mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
+            if mask.shape != (batch, tokens):
+                raise ValueError(f"mask must have shape {(batch, tokens)}, got {tuple(mask.shape)}")
+            if not bool(mask.all()):
+                self.key_mask = mask[:, None, None, :]
+                self.query_mask = mask[:, None, :, None]
+                self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
+        self.causal = None
+        if CAUSAL:
+            self.causal = torch.ones(tokens, tokens, dtype=torch.bool, device=u.device).tril()
+        # The boolean "may attend" mask of the explicit path: (B or 1, 1, N, N) or None.
+        self.attend = self.key_mask
+        if self.causal is not None:
+            self.attend = self.causal if self.attend is None else self.attend & self.causal
+
+    def after(self, substep: int, term: str, u: torch.Tensor) -> None:
+        """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
+        if self.watch is not None:
+            self.watch(self.layer, substep, term, u)
+# pdelang: end Context

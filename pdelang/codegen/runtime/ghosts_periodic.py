@@ -1,0 +1,26 @@
+"""Blocks ``with_ghosts`` and ``ghost_value`` of the periodic boundary."""
+
+from __future__ import annotations
+
+import torch
+
+from .take import take
+
+
+# pdelang: begin with_ghosts
+def with_ghosts(g: torch.Tensor, dim: int, r: int) -> torch.Tensor:
+    """Periodic boundary: the grid wraps around, u_{-j} = u_{L-j}."""
+    size = g.shape[dim]
+    if size < r:
+        raise ValueError(f"the grid has {size} tokens along an axis; the stencil needs ≥ {r}")
+    left = g.narrow(dim, size - r, r)
+    right = g.narrow(dim, 0, r)
+    return torch.cat([left, g, right], dim=dim)
+# pdelang: end with_ghosts
+
+
+# pdelang: begin ghost_value
+def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """u at grid positions p (B, L) of sequences with n real tokens: periodic wrap."""
+    return take(g, torch.remainder(p, n))
+# pdelang: end ghost_value

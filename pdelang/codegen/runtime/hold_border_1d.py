@@ -1,0 +1,16 @@
+"""Block ``hold_border`` of a 1-D grid (copy boundary): zero rate on the grid's ends."""
+
+from __future__ import annotations
+
+import torch
+
+
+# pdelang: begin hold_border
+def hold_border(rate: torch.Tensor) -> torch.Tensor:
+    """Zero rate on the first and last token along every grid axis."""
+    keep = torch.ones_like(rate)
+    for dim in (1,):
+        keep.narrow(dim, 0, 1).zero_()
+        keep.narrow(dim, rate.shape[dim] - 1, 1).zero_()
+    return rate * keep
+# pdelang: end hold_border
