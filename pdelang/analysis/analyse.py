@@ -1,33 +1,41 @@
-"""Stage ``analyse``: facts about the symbolic IR — classification, stencils, stability.
+"""Stage ``analyse``: facts about the symbolic IR and its step program — classification,
+stencils, stability.
 
 * Each term is classified with SymPy: linear in the field iff T(εu) = εT(u) (linear
-  operators distribute and pull constants out, see ``symbolic.functions``); local unless it
-  contains attention; its differential order; its learnable parameters and weights.
-* Every derivative gets its centred stencil at the spec's accuracy, with the leading
-  truncation-error term and order from its Taylor expansion (``analysis.stencils``).
-* The linear, constant-coefficient differential part of the right-hand side gives a von
-  Neumann symbol; with the time scheme's stability region it gives the largest stable Δt
-  (``analysis.stability``).  Zero-order linear terms (growth/decay rates) and the nonlinear
-  terms do not enter the bound (the generalized von Neumann condition allows
-  |G| ≤ 1 + O(Δt)).
+  operators distribute and pull constants out); local unless an operator is non-local; its
+  differential order; its learnable parameters and weights (all from the operators' facts).
+* Every fixed stencil gets its centred weights at the spec's accuracy, with the leading
+  truncation-error term and order from its Taylor expansion (``analysis.stencils``), from
+  the operator that needs it.
+* Stability: the step program is run symbolically on ``u' = λu`` (``analysis.stability``),
+  λ_t(θ) being each term's linear, constant-coefficient differential part (its von Neumann
+  symbol).  Zero-order linear parts (growth/decay rates), nonlinear parts and learned
+  operators do not enter the bound (the generalized von Neumann condition allows
+  |G| ≤ 1 + O(Δt)); where something is left out, or a projection (norm) is in the step, the
+  result says so instead of "exact", and an unstable linear part is a verdict only where
+  nothing left out can stop the growth.
 """
 
 from __future__ import annotations
 
-import cmath
 import math
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import sympy
 
 from pdelang.analysis import stability as stab
-from pdelang.analysis.stencils import Stencil, centred_stencil
+from pdelang.analysis.stencils import StencilFacts
 from pdelang.errors import SpecError
 from pdelang.frozen import frozen_dict
-from pdelang.operators.registry import OPERATORS
-from pdelang.symbolic import functions as F
+from pdelang.operators import operator_of
+from pdelang.schemes import program as P
+from pdelang.schemes import restricted
+from pdelang.symbolic.functions import OperatorCall, is_field_free
 from pdelang.symbolic.ir import SymbolicModel
+
+__all__ = ["Analysis", "StabilityFacts", "StencilFacts", "TermFacts", "analyse", "classify",
+           "derive_stencils", "stability"]
 
 
 @dataclass(frozen=True)
@@ -43,39 +51,27 @@ class TermFacts:
 
 
 @dataclass(frozen=True)
-class StencilFacts:
-    key: str  # laplace | diff[axis,k]
-    operator: str
-    derivative: int
-    axes: tuple[str, ...]
-    stencil: Stencil
-    leading_error: str
-
-    def to_json(self) -> dict:
-        s = self.stencil
-        return {
-            "operator": self.operator,
-            "derivative": self.derivative,
-            "axes": list(self.axes),
-            "offsets": list(s.offsets),
-            "weights": [str(w) for w in s.weights],
-            "accuracy": s.accuracy,
-            "order": s.order,
-            "leading_error": self.leading_error,
-        }
-
-
-@dataclass(frozen=True)
 class StabilityFacts:
+    """The largest stable Δt of the step program's linear differential part, and the
+    verdict at the spec's Δt (``stable`` | ``unstable`` | ``unknown``)."""
+
     scheme: str
     dt: float
-    max_stable_dt: float | None  # None: no linear differential part, no bound
+    max_stable_dt: float | None  # None: no step size is too large (or nothing to bound)
     formula: str | None  # e.g. h**2/(2*D) where derivable
-    stable: bool
-    interval: float | None  # β of the (sub-)step scheme on the negative real axis
-    symbol: str | None  # λ(θ) of the linear differential part
+    verdict: str
+    interval: float | None  # β (or y₀) of the step's stability function on its shape
+    symbol: str | None  # λ(θ) of the linear differential part, per term
     limiting_term: str | None
-    method: str  # exact | sampled | none
+    method: str  # how the bound was computed
+    exact: bool  # the bound is the exact bound of the whole step (nothing left out)
+    amplification: str | None = None  # G(z_t) of one step, z_t = Δt λ_t
+    caveats: tuple[str, ...] = ()
+
+    @property
+    def stable(self) -> bool | None:
+        """True (stable), False (unstable) or None (unknown) at the spec's Δt."""
+        return {"stable": True, "unstable": False}.get(self.verdict)
 
     def to_json(self) -> dict:
         return {
@@ -83,12 +79,27 @@ class StabilityFacts:
             "dt": self.dt,
             "max_stable_dt": self.max_stable_dt,
             "formula": self.formula,
+            "verdict": self.verdict,
             "stable": self.stable,
             "stability_interval": self.interval,
             "symbol": self.symbol,
             "limiting_term": self.limiting_term,
             "method": self.method,
+            "exact": self.exact,
+            "amplification": self.amplification,
+            "caveats": list(self.caveats),
         }
+
+    def describe(self) -> str:
+        """``[exact]``, or the method and ``not exact: …`` for the reports."""
+        return describe(self.method, self.exact, self.caveats)
+
+
+def describe(method: str, exact: bool, caveats) -> str:
+    if exact:
+        return f"[{method}]"
+    what = "" if method == "exact" else f"{method}; "
+    return f"[{what}not exact: {'; '.join(caveats)}]" if caveats else f"[{method}]"
 
 
 @dataclass(frozen=True)
@@ -98,15 +109,6 @@ class Analysis:
     stability: StabilityFacts
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
-    def stencil_for(self, op_call) -> StencilFacts:
-        return self.stencils[stencil_key(op_call)]
-
-
-def stencil_key(call) -> str:
-    if isinstance(call, F.Laplace):
-        return "laplace"
-    return f"diff[{call.args[1]},{int(call.args[2])}]"
-
 
 # ------------------------------------------------------------------------- classification
 def _is_linear(expr: sympy.Expr, u: sympy.Expr) -> bool:
@@ -115,304 +117,384 @@ def _is_linear(expr: sympy.Expr, u: sympy.Expr) -> bool:
     return sympy.expand(scaled - eps * expr) == 0 and bool(expr.has(u))
 
 
-def _differential_calls(expr: sympy.Expr) -> list[F.OperatorCall]:
-    return sorted(expr.atoms(F.Laplace, F.Diff), key=sympy.default_sort_key)
+def _calls(expr: sympy.Expr) -> list:
+    """Every operator call in ``expr`` (with its operator), in a canonical order."""
+    atoms = expr.atoms(OperatorCall) | expr.atoms(sympy.tanh, sympy.exp)
+    out = [(atom, operator_of(atom)) for atom in sorted(atoms, key=sympy.default_sort_key)]
+    return [(atom, op) for atom, op in out if op is not None]
 
 
 def classify(model: SymbolicModel) -> tuple[TermFacts, ...]:
     facts = []
     for term in model.terms:
         expr = term.expr
-        ops = sorted({type(c).op_name for c in expr.atoms(F.OperatorCall)}
-                     | {f.func.__name__ for f in expr.atoms(sympy.tanh, sympy.exp)})
-        order = 0
-        for call in _differential_calls(expr):
-            order = max(order, 2 if isinstance(call, F.Laplace) else int(call.args[2]))
+        calls = _calls(expr)
+        ops = sorted({op.name for _, op in calls})
+        order = max((op.differential_order(op.options_of(call, model)) for call, op in calls),
+                    default=0)
         learnable = [name for name, sym in model.parameters.items()
                      if expr.has(sym) and model.spec.parameters[name].learnable]
         for inst in model.instances.values():
-            if expr.has(sympy.Symbol(inst.name)) and OPERATORS[inst.op].learned and \
-                    inst.options.get("affine", True):
+            op = operator_of_name(inst.op)
+            if expr.has(sympy.Symbol(inst.name)) and op.learnable(inst.options):
                 learnable.append(inst.name)
         facts.append(TermFacts(
             name=term.name, expression=sympy.sstr(expr), latex=sympy.latex(expr),
-            linear=_is_linear(expr, model.u), local=not expr.atoms(F.Attention), order=order,
-            operators=tuple(ops), learnable=tuple(learnable)))
+            linear=_is_linear(expr, model.u), local=all(op.local for _, op in calls),
+            order=order, operators=tuple(ops), learnable=tuple(learnable)))
     return tuple(facts)
+
+
+def operator_of_name(name: str):
+    from pdelang.operators import OPERATORS
+    return OPERATORS[name]
 
 
 # ------------------------------------------------------------------------- stencils
 def derive_stencils(model: SymbolicModel) -> dict[str, StencilFacts]:
-    spec = model.spec
+    """Every fixed stencil the terms use, from the operators that need them."""
     out: dict[str, StencilFacts] = {}
-    every = set()
     for term in model.terms:
-        every |= set(_differential_calls(term.expr))
-    for call in sorted(every, key=sympy.default_sort_key):
-        key = stencil_key(call)
-        if key in out:
-            continue
-        if isinstance(call, F.Laplace):
-            stencil = centred_stencil(2, spec.accuracy.get("laplace", 2))
-            axes = model.axes
-            error = sympy.Add(*[stencil.error_coefficient * model.h ** stencil.order
-                                * sympy.Derivative(model.u, (a, stencil.error_derivative))
-                                for a in axes])
-            out[key] = StencilFacts(key, "laplace", 2, tuple(map(str, axes)), stencil,
-                                    sympy.sstr(error))
-        else:
-            axis, k = call.args[1], int(call.args[2])
-            stencil = centred_stencil(k, spec.accuracy.get("diff", 2))
-            error = stencil.error_coefficient * model.h ** stencil.order * sympy.Derivative(
-                model.u, (axis, stencil.error_derivative))
-            out[key] = StencilFacts(key, "diff", k, (str(axis),), stencil, sympy.sstr(error))
-    return out
+        for call, op in _calls(term.expr):
+            if op.constant_coefficient:
+                for key, facts in op.stencils(call, model).items():
+                    out.setdefault(key, facts)
+    return dict(sorted(out.items()))
 
 
-# ------------------------------------------------------------------------- stability
-@dataclass(frozen=True)
-class _LinearPart:
-    coefficient: sympy.Expr  # field-free, may contain parameter symbols
-    call: F.OperatorCall
-
-
-def _linear_differential_parts(expr: sympy.Expr, u: sympy.Expr) -> list[_LinearPart] | None:
-    """``expr``'s additive pieces of the form c · L(u), L a derivative; None if some
-    derivative is applied to anything but the field itself (not constant-coefficient)."""
-    parts = []
-    for piece in sympy.Add.make_args(sympy.expand(expr)):
-        calls = [f for f in sympy.Mul.make_args(piece) if isinstance(f, (F.Laplace, F.Diff))]
-        if not calls:
-            if _differential_calls(piece):
-                return None  # a derivative nested inside a nonlinear function
-            continue
-        coefficient = sympy.Mul(*[f for f in sympy.Mul.make_args(piece) if f not in calls])
-        if len(calls) > 1 or calls[0].args[0] != u or not F.is_field_free(coefficient):
-            return None
-        parts.append(_LinearPart(coefficient, calls[0]))
-    return parts
-
-
-class _Symbol:
-    """The von Neumann symbol λ(θ) of a set of linear differential parts."""
-
-    def __init__(self, model: SymbolicModel, stencils, parts: list[_LinearPart]) -> None:
-        self.model = model
-        self.thetas = {a: sympy.Symbol(f"theta_{a}", real=True) for a in model.axes}
-        values = {sym: sympy.Rational(str(model.spec.parameters[name].value))
-                  for name, sym in model.parameters.items()}
-        values[model.h] = sympy.Rational(str(model.spec.grid.spacing))
-        self.values = values
-        self.per_axis: dict[sympy.Symbol, sympy.Expr] = {a: sympy.Integer(0) for a in model.axes}
-        self.symbolic_per_axis: dict[sympy.Symbol, list] = {a: [] for a in model.axes}
-        for part in parts:
-            stencil = stencils[stencil_key(part.call)].stencil
-            axes = model.axes if isinstance(part.call, F.Laplace) else (part.call.args[1],)
-            for a in axes:
-                theta = self.thetas[a]
-                base = stencil.symbol(theta)
-                if stencil.derivative % 2 == 0:
-                    base = stencil.real_symbol(theta)
-                self.per_axis[a] += part.coefficient * model.h ** (-stencil.derivative) * base
-                self.symbolic_per_axis[a].append((part.coefficient, stencil, theta))
-        self.total = sympy.Add(*self.per_axis.values())
-
-    @property
-    def empty(self) -> bool:
-        return self.total == 0
-
-    def is_real(self) -> bool:
-        return not self.total.subs(self.values).has(sympy.I)
-
-    def real_minimum(self) -> sympy.Expr:
-        """min_θ λ(θ), exactly (separable over axes), with parameter values substituted."""
-        total = sympy.Integer(0)
-        for a, expr in self.per_axis.items():
-            if expr == 0:
-                continue
-            total += stab.real_symbol_range(sympy.expand(expr.subs(self.values)),
-                                            self.thetas[a]).minimum
-        return total
-
-    def real_maximum(self) -> sympy.Expr:
-        total = sympy.Integer(0)
-        for a, expr in self.per_axis.items():
-            if expr == 0:
-                continue
-            total += stab.real_symbol_range(sympy.expand(expr.subs(self.values)),
-                                            self.thetas[a]).maximum
-        return total
-
-    def symbolic_minimum(self) -> sympy.Expr | None:
-        """min_θ λ as a formula in h and the parameters, when every axis has one part."""
-        total = sympy.Integer(0)
-        for _axis, parts in self.symbolic_per_axis.items():
-            if not parts:
-                continue
-            if len(parts) > 1:
-                return None
-            coefficient, stencil, theta = parts[0]
-            rng = stab.real_symbol_range(stencil.real_symbol(theta), theta)
-            value = coefficient.subs(self.values)
-            extreme = rng.minimum if value > 0 else rng.maximum
-            total += coefficient * self.model.h ** (-stencil.derivative) * extreme
-        return total
-
-    def samples(self, points: int = 129) -> list[complex]:
-        # complex symbols (odd derivatives) hold exp(i j θ): evaluate with cmath, not math
-        complex_math = {"exp": cmath.exp, "cos": cmath.cos, "sin": cmath.sin}
-        fn = sympy.lambdify(list(self.thetas.values()), self.total.subs(self.values),
-                            [complex_math, "math"])
-        grid = [-math.pi + 2 * math.pi * i / (points - 1) for i in range(points)]
-        if len(self.thetas) == 1:
-            return [complex(fn(t)) for t in grid]
-        coarse = grid[:: max(1, points // 48)]
-        return [complex(fn(t1, t2)) for t1 in coarse for t2 in coarse]
-
-
-def _bound_for(model, stencils, scheme: str, parts: list[_LinearPart], fraction):
-    """(max Δt, formula, β, symbol text, method) for one (sub-)step scheme."""
-    symbol = _Symbol(model, stencils, parts)
-    if symbol.empty:
-        return None
-    beta = stab.real_stability_interval(scheme)
-    text = sympy.sstr(sympy.simplify(symbol.total))
-    if symbol.is_real():
-        if symbol.real_maximum() > 0:
-            return 0.0, None, float(beta), text, "exact (the symbol is positive: anti-diffusion)"
-        spectral_radius = -symbol.real_minimum()
-        if spectral_radius == 0:
-            return None
-        exact = beta / (fraction * spectral_radius)
-        formula = None
-        symbolic_min = symbol.symbolic_minimum()
-        if symbolic_min is not None:
-            formula_expr = sympy.simplify(beta / (fraction * -symbolic_min))
-            formula = sympy.sstr(formula_expr)
-        return float(exact), formula, float(beta), text, "exact"
-    scale = float(fraction)
-    samples = [scale * lam for lam in symbol.samples()]
-    radius = max(abs(lam) for lam in samples)
-    if radius == 0:
-        return None
-    if all(abs(lam.real) <= 1e-12 * radius for lam in samples):
-        # odd derivatives only: λ(θ) is purely imaginary; the scheme's exact interval on
-        # the imaginary axis (0 for euler/rk2) over max |λ| (on a fine θ grid)
-        y0 = stab.imaginary_stability_interval(scheme)
-        if y0 == 0:
-            return 0.0, None, float(beta), text, \
-                "exact (imaginary symbol outside the scheme's stability region)"
-        peak = max(abs(scale * lam.imag) for lam in symbol.samples(2049))
-        return (float(y0) / peak, None, float(beta), text,
-                "imaginary symbol: exact interval of the scheme over max |λ| on a θ grid")
-    return (stab.max_stable_dt_complex(scheme, samples), None, float(beta), text,
-            "sampled (complex symbol, bisection over a θ grid)")
-
-
-def _composite_bound(model, stencils, scheme: str, order: list[str],
-                     linear_terms: dict[str, list[_LinearPart]], lower: float) -> float:
-    """Largest Δt at which the splitting's composite amplification factor
-
-        G(θ, Δt) = Π_sub-steps (1 + f_s Δt λ_s(θ))      (f_s: the sub-step's fraction of Δt)
-
-    has |G| ≤ 1 for every θ and every smaller step.  For each θ on a grid, |G|² − 1 is a real
-    polynomial in Δt; its first positive root where it turns positive is that mode's
-    threshold (exact, no bisection); the bound is the smallest over θ.  ``lower`` (every
-    sub-step stable on its own) is a bound the result cannot fall below."""
-    import numpy as np  # only here: the common cases are exact in SymPy
-
-    fractions = [(t, 0.5) for t in order[:-1]] + [(order[-1], 1.0)] + [
-        (t, 0.5) for t in order[-2::-1]] if scheme == "strang" else [(t, 1.0) for t in order]
-    samples = {name: np.array(_Symbol(model, stencils, parts).samples(
-        1025 if len(model.axes) == 1 else 129)) for name, parts in linear_terms.items()}
-    radius = max(float(np.max(np.abs(v))) for v in samples.values())
-    if radius == 0:
-        return lower
-    tiny = 1e-12 * radius  # rounding in the sampled symbols (θ = 0 gives ±1e-16, not 0)
-    best = math.inf
-    for i in range(len(next(iter(samples.values())))):
-        if all(abs(v[i]) <= tiny for v in samples.values()):
-            continue  # the constant mode: G ≡ 1
-        g = np.polynomial.Polynomial([1.0 + 0j])
-        for name, fraction in fractions:
-            if name in samples:
-                g = g * np.polynomial.Polynomial([1.0, fraction * samples[name][i]])
-        # |G(Δt)|² − 1 for real Δt: G(Δt) · conj(G)(Δt) − 1, a real polynomial, 0 at Δt = 0
-        p = g * np.polynomial.Polynomial(np.conj(g.coef)) - 1.0
-        p = np.polynomial.Polynomial(p.coef.real)
-        if p.coef[1] > 1e-9 * radius:
-            best = 0.0  # |G| grows for every Δt > 0 (a positive real part)
-            break
-        for r in sorted(r.real for r in p.roots()
-                        if abs(r.imag) <= 1e-9 * max(1.0, abs(r)) and r.real * radius > 1e-9):
-            if p(r * (1 + 1e-7)) > 0:  # |G| crosses 1 here (a tangency does not count)
-                best = min(best, r)
-                break
-    return float(max(best, lower))
-
-
-def stability(model: SymbolicModel, stencils) -> StabilityFacts:
-    spec = model.spec
-    scheme = spec.time.scheme
-    dt = spec.time.dt
-    results = []  # (bound, formula, beta, symbol, method, term)
-    if scheme in ("euler", "rk2", "rk4"):
-        parts = _linear_differential_parts(model.rhs, model.u)
-        if parts:
-            res = _bound_for(model, stencils, scheme, parts, sympy.Integer(1))
-            if res:
-                results.append((*res, None))
-    else:
-        order = list(model.split_order)
-        linear_terms = {}
-        for name in order:
-            fraction = sympy.Integer(1)
-            if scheme == "strang" and name != order[-1]:
-                fraction = sympy.Rational(1, 2)
-            parts = _linear_differential_parts(model.term(name).expr, model.u)
-            if parts:
-                res = _bound_for(model, stencils, "euler", parts, fraction)
-                if res:
-                    results.append((*res, name))
-                    linear_terms[name] = parts
-        if len(linear_terms) > 1:
-            # Each sub-step stable on its own is sufficient, not necessary: the composite
-            # can be stable beyond the smallest sub-step bound (Strang: (1 + z/2)²(1 + z)).
-            lower = min(r[0] for r in results)
-            bound = _composite_bound(model, stencils, scheme, order, linear_terms, lower)
-            symbols = "; ".join(f"{r[5]}: {r[3]}" for r in results)
-            return StabilityFacts(
-                scheme, dt, bound, None, bool(dt <= bound * (1 + 1e-12)), 2.0, symbols, None,
-                "composite: |Π_sub-steps (1 + f Δt λ_term(θ))| ≤ 1, exact in Δt on a θ grid")
-    if not results:
-        return StabilityFacts(scheme, dt, None, None, True, None, None, None,
-                              "none (no linear differential term)")
-    bound, formula, beta, symbol, method, term = min(results, key=lambda r: r[0])
-    return StabilityFacts(scheme, dt, bound, formula, dt <= bound * (1 + 1e-12), beta, symbol,
-                          term, method)
-
-
-def _check_grid_fits(model: SymbolicModel, stencils) -> None:
+def _check_grid_fits(model: SymbolicModel) -> None:
     """Every stencil reads ``radius`` ghost tokens beyond each end, mirrored from inside the
     grid: an axis needs more than ``radius`` tokens."""
     spec = model.spec
     if not spec.grid.shape:
         return
-    for facts in stencils.values():
-        for axis in facts.axes:
-            size = spec.grid.shape[spec.grid.axes.index(axis)]
-            if size <= facts.stencil.radius:
-                raise SpecError(
-                    f"grid axis '{axis}' has {size} tokens; the {facts.operator} stencil of "
-                    f"accuracy {facts.stencil.accuracy} needs more than {facts.stencil.radius}",
-                    spec.where("grid.shape"),
-                    "use a larger grid or a lower discretization accuracy")
+    for term in model.terms:
+        for call, op in _calls(term.expr):
+            options = op.options_of(call, model)
+            radius = op.stencil_radius(options, spec.accuracy)
+            if not radius:
+                continue
+            axes = [options["axis"]] if "axis" in options else list(spec.grid.axes)
+            for axis in axes:
+                size = spec.grid.shape[spec.grid.axes.index(axis)]
+                if size <= radius:
+                    what = (f"stencil of accuracy {spec.accuracy.get(op.name, 2)}"
+                            if op.discretized else "stencil")
+                    raise SpecError(
+                        f"grid axis '{axis}' has {size} tokens; the {op.name} {what} needs "
+                        f"more than {radius}", spec.where("grid.shape"),
+                        "use a larger grid or a lower discretization accuracy")
 
 
-def spec_scheme_ignores_split(model: SymbolicModel) -> bool:
+# ------------------------------------------------------------------------- linear model
+@dataclass
+class _TermModel:
+    """A term's linear, constant-coefficient differential part ``Σ c · S(u)``: coefficient
+    per (axis, stencil key) of its von Neumann symbol, and what was left out."""
+
+    coefficients: dict  # (axis symbol, key) → coefficient (values substituted, exact)
+    formulas: dict  # (axis symbol, key) → coefficient with the parameter symbols
+    symbolic: dict  # axis → [(coefficient with parameter symbols, stencil)]
+    left_out: list  # descriptions of the pieces that do not enter the symbol
+    nonconstant: str | None = None  # a derivative that enters otherwise (no analysis)
+
+
+def _values(model: SymbolicModel) -> dict:
+    values = {sym: sympy.Rational(str(model.spec.parameters[name].value))
+              for name, sym in model.parameters.items()}
+    values[model.h] = sympy.Rational(str(model.spec.grid.spacing))
+    return values
+
+
+def _term_model(term, model: SymbolicModel, stencils, thetas, basis: dict) -> _TermModel:
+    values = _values(model)
+    out = _TermModel({}, {}, {a: [] for a in model.axes}, [])
+    for piece in sympy.Add.make_args(sympy.expand(term.expr)):
+        factors = sympy.Mul.make_args(piece)
+        fixed = [f for f in factors if isinstance(f, OperatorCall)
+                 and operator_of(f) is not None and operator_of(f).constant_coefficient]
+        others = [f for f in factors if f not in fixed]
+        coefficient = sympy.Mul(*others)
+        if not fixed:
+            nested = [c for c, op in _calls(piece) if op.constant_coefficient]
+            if nested:
+                out.nonconstant = (f"the derivative {sympy.sstr(nested[0])} enters term "
+                                   f"'{term.name}' nonlinearly")
+                continue
+            learned = sorted({op.name for _, op in _calls(piece) if op.learned})
+            if learned:
+                out.left_out.append(f"{', '.join(learned)} in '{term.name}' (learned)")
+            elif not piece.has(model.u):
+                out.left_out.append(f"the constant {sympy.sstr(piece)} in '{term.name}'")
+            elif _is_linear(piece, model.u):
+                out.left_out.append(f"the zero-order part {sympy.sstr(piece)} of "
+                                    f"'{term.name}'")
+            else:
+                out.left_out.append(f"the nonlinear part {sympy.sstr(piece)} of "
+                                    f"'{term.name}'")
+            continue
+        call = fixed[0]
+        if len(fixed) > 1 or call.args[0] != model.u or not is_field_free(coefficient):
+            out.nonconstant = (f"the derivative {sympy.sstr(call)} in term '{term.name}' is "
+                               "not a constant coefficient times a stencil of the field")
+            continue
+        op = operator_of(call)
+        for axis, symbol, stencil in op.von_neumann(call, model, stencils, thetas):
+            key = (axis, op.key(call))
+            basis.setdefault(key, symbol)
+            value = sympy.nsimplify(coefficient.subs(values)) if coefficient.free_symbols \
+                else coefficient
+            out.coefficients[key] = out.coefficients.get(key, 0) + value
+            out.formulas[key] = out.formulas.get(key, 0) + coefficient
+            out.symbolic[axis].append((coefficient, stencil))
+    out.coefficients = {k: v for k, v in out.coefficients.items() if v != 0}
+    return out
+
+
+def _symbol_expr(coefficients: dict, basis: dict, values: dict) -> sympy.Expr:
+    return sympy.Add(*[c * basis[k].subs(values) for k, c in coefficients.items()])
+
+
+def _proportional(a: dict, b: dict):
+    """The constant r with a = r·b (coefficient dicts over the same keys), else None."""
+    if set(a) != set(b):
+        return None
+    keys = list(b)
+    ratio = a[keys[0]] / b[keys[0]]
+    if all(sympy.simplify(a[k] - ratio * b[k]) == 0 for k in keys):
+        return sympy.nsimplify(ratio)
+    return None
+
+
+def _symbolic_minimum(model, term_model: _TermModel, values) -> sympy.Expr | None:
+    """min_θ λ as a formula in h and the parameters, when every axis has one part."""
+    total = sympy.Integer(0)
+    for _axis, parts in term_model.symbolic.items():
+        if not parts:
+            continue
+        if len(parts) > 1:
+            return None
+        coefficient, stencil = parts[0]
+        theta = sympy.Symbol("theta", real=True)
+        rng = stab.real_symbol_range(stencil.real_symbol(theta), theta)
+        value = coefficient.subs(values)
+        extreme = rng.minimum if value > 0 else rng.maximum
+        total += coefficient * model.h ** (-stencil.derivative) * extreme
+    return total
+
+
+# ------------------------------------------------------------------------- stability
+def _caveats(model: SymbolicModel, program: P.StepProgram, term_models) -> tuple[list, bool]:
+    """(caveats, whether an unstable linear part is a verdict)."""
+    caveats = []
+    left_out = [piece for t in program.terms for piece in term_models[t].left_out]
+    if left_out:
+        caveats.append("left out: " + ", ".join(left_out))
+    kind = model.spec.stabilizers.norm.kind
+    pre = [t for n in program.norms if n.placement == "pre" for t in n.terms
+           if term_models[t].coefficients]
+    if pre:
+        caveats.append(f"{', '.join(pre)} act(s) on P(u) ({kind}, pre), treated as u")
+    post = [n.name for n in program.norms if n.placement == "post"]
+    if post:
+        caveats.append(f"{', '.join(post)} ({kind}, post) treated as the identity")
+    verdict_ok = not program.norms
+    if program.norms:
+        caveats.append("a projection can stop the growth: instability is no verdict")
+    if not program.residual:
+        incomplete = [t for t in program.terms if term_models[t].left_out]
+        if incomplete:
+            caveats.append(f"without the residual the sub-steps of {', '.join(incomplete)} "
+                           "replace the state by what the linear part does not describe "
+                           "(analysed as the identity)")
+            verdict_ok = False
+    return caveats, verdict_ok
+
+
+def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> StabilityFacts:
     spec = model.spec
-    return (spec.time.scheme not in ("lie", "strang")
-            and "time.split_order" in spec.locations)
+    dt = spec.time.dt
+    thetas = {a: sympy.Symbol(f"theta_{a}", real=True) for a in model.axes}
+    basis: dict = {}
+    term_models = {t.name: _term_model(t, model, stencils, thetas, basis) for t in model.terms}
+    values = _values(model)
+
+    def facts(bound, verdict, method, exact=False, formula=None, interval=None, symbol=None,
+              limiting=None, amplification=None, caveats=()):
+        return StabilityFacts(program.scheme, dt, bound, formula, verdict, interval, symbol,
+                              limiting, method, exact, amplification, tuple(caveats))
+
+    nonconstant = [m.nonconstant for m in term_models.values() if m.nonconstant]
+    if nonconstant:
+        return facts(None, "unknown", "none: " + nonconstant[0], caveats=nonconstant)
+    active = [t for t in program.terms if term_models[t].coefficients]
+    caveats, verdict_ok = _caveats(model, program, term_models)
+    z = {t: sympy.Symbol(f"z_{t}") if t in active else sympy.Integer(0)
+         for t in program.terms}
+    G = sympy.simplify(stab.amplification_factor(restricted(program, active), z))
+    symbols_text = "; ".join(
+        f"{t}: {sympy.sstr(sympy.simplify(_symbol_expr(term_models[t].formulas, basis, {})))}"
+        for t in active) or None
+    if not active:
+        verdict = "stable" if abs(complex(G)) <= 1 + 1e-12 else "unknown"
+        return facts(None, verdict, "none: no linear differential term", exact=False,
+                     amplification=sympy.sstr(G), caveats=caveats)
+    odd_nonperiodic = spec.grid.boundary != "periodic" and any(
+        stencils[key].stencil.derivative % 2 for t in active
+        for (_axis, key) in term_models[t].coefficients)
+    if odd_nonperiodic:
+        caveats.append("odd derivatives with a non-periodic ghost rule: the von Neumann "
+                       "symbol does not give the spectrum of the bounded operator")
+        verdict_ok = False
+    limiting = active[0] if len(active) == 1 else None
+    reference = term_models[active[0]].coefficients
+    ratios = {t: _proportional(term_models[t].coefficients, reference) for t in active}
+    w = sympy.Symbol("w")
+    if all(r is not None for r in ratios.values()):
+        shape = _symbol_expr(reference, basis, values)
+        per_axis = {a: _symbol_expr({k: c for k, c in reference.items() if k[0] == a},
+                                    basis, values) for a in model.axes}
+        parities = {stencils[key].stencil.derivative % 2 for (_axis, key) in reference}
+        imaginary = parities == {1}
+        if parities == {0}:
+            lo = sum((stab.real_symbol_range(sympy.expand(e), thetas[a]).minimum
+                      for a, e in per_axis.items() if e != 0), sympy.Integer(0))
+            hi = sum((stab.real_symbol_range(sympy.expand(e), thetas[a]).maximum
+                      for a, e in per_axis.items() if e != 0), sympy.Integer(0))
+            sign = 1
+            if hi > 0 and lo >= 0:  # a non-negative shape: flip it (Λ ≤ 0)
+                sign, lo, hi = -1, -hi, -lo
+            if hi <= 0:
+                g = G.subs({z[t]: sign * ratios[t] * w for t in active})
+                rho = -lo
+                if rho == 0:
+                    return facts(None, "stable", "exact (the symbol vanishes)", exact=True,
+                                 amplification=sympy.sstr(G), caveats=caveats)
+                beta, interval_exact = stab.real_stability_interval_of(g, w)
+                exact = not caveats and interval_exact
+                method = "exact" if interval_exact else \
+                    "numeric interval of the step's stability function (exponentials)"
+                if beta == 0:
+                    return _verdict(facts, 0.0, dt, verdict_ok, "exact (the step grows every "
+                                    "mode for any Δt > 0: anti-diffusion)", exact, None, 0.0,
+                                    symbols_text, limiting, G, caveats)
+                if beta == sympy.oo:
+                    return facts(None, "stable", method + ": no step size is too large",
+                                 exact=exact, interval=math.inf, symbol=symbols_text,
+                                 limiting=limiting, amplification=sympy.sstr(G),
+                                 caveats=caveats)
+                bound = float(beta / rho)
+                formula = None
+                if limiting is not None and sign == 1 and interval_exact:
+                    symbolic_min = _symbolic_minimum(model, term_models[limiting], values)
+                    if symbolic_min is not None and not isinstance(beta, sympy.Float):
+                        formula = sympy.sstr(sympy.simplify(beta / (-symbolic_min)))
+                return _verdict(facts, bound, dt, verdict_ok, method, exact, formula,
+                                float(beta), symbols_text, limiting, G, caveats)
+        elif imaginary:
+            g = G.subs({z[t]: ratios[t] * w for t in active})
+            fn = stab.complex_lambdify(list(thetas.values()), shape)
+            peak = max(abs(complex(fn(*theta)).imag)
+                       for theta in stab.sample_thetas(len(model.axes), 2049
+                                                       if len(model.axes) == 1 else 97))
+            y0 = stab.imaginary_stability_interval(g, w)
+            method = "imaginary symbol: exact interval of the step over max |λ| on a θ grid"
+            if y0 == 0:
+                return _verdict(facts, 0.0, dt, verdict_ok, "exact (imaginary symbol outside "
+                                "the step's stability region)", not caveats, None, 0.0,
+                                symbols_text, limiting, G, caveats)
+            if y0 == sympy.oo:
+                return facts(None, "stable", method + ": no step size is too large",
+                             exact=not caveats, interval=math.inf, symbol=symbols_text,
+                             limiting=limiting, amplification=sympy.sstr(G), caveats=caveats)
+            return _verdict(facts, float(y0) / peak, dt, verdict_ok, method, not caveats,
+                            None, float(y0), symbols_text, limiting, G, caveats)
+    bound = _sampled_bound(model, G, z, active, term_models, basis, values, thetas)
+    method = "sampled: |G| ≤ 1 on a θ grid, exact in Δt for each θ"
+    if bound == math.inf:
+        return facts(None, "stable", method + ": no step size is too large",
+                     symbol=symbols_text, limiting=limiting, amplification=sympy.sstr(G),
+                     caveats=caveats)
+    return _verdict(facts, bound, dt, verdict_ok, method, False, None, None, symbols_text,
+                    limiting, G, caveats)
+
+
+def _verdict(facts, bound, dt, verdict_ok, method, exact, formula, interval, symbol, limiting,
+             G, caveats):
+    if dt <= bound * (1 + 1e-12):
+        verdict = "stable"
+    else:
+        verdict = "unstable" if verdict_ok else "unknown"
+    return facts(bound, verdict, method, exact=exact, formula=formula, interval=interval,
+                 symbol=symbol, limiting=limiting, amplification=sympy.sstr(G),
+                 caveats=caveats)
+
+
+def _sampled_bound(model, G, z, active, term_models, basis, values, thetas) -> float:
+    """min over a θ grid of the first Δt > 0 at which |G(Δt λ(θ))| exceeds 1."""
+    import numpy as np
+
+    dt = sympy.Symbol("dt", positive=True)
+    lam = {t: sympy.Symbol(f"lam_{t}") for t in active}
+    g = G.subs({z[t]: dt * lam[t] for t in active})
+    symbols = {t: stab.complex_lambdify(list(thetas.values()),
+                                        _symbol_expr(term_models[t].coefficients, basis, values))
+               for t in active}
+    samples = stab.sample_thetas(len(model.axes), 1025 if len(model.axes) == 1 else 49)
+    lams = np.array([[complex(symbols[t](*theta)) for t in active] for theta in samples])
+    radius = float(np.max(np.sum(np.abs(lams), axis=1)))
+    if radius == 0:
+        return math.inf
+    tiny = 1e-12 * radius
+    best = math.inf
+    if not g.has(sympy.exp):
+        num, den = sympy.fraction(sympy.together(g))
+        num_poly = sympy.Poly(sympy.expand(num), dt)
+        den_poly = sympy.Poly(sympy.expand(den), dt)
+        args = [lam[t] for t in active]
+        num_fns = [sympy.lambdify(args, c) for c in reversed(num_poly.all_coeffs())]
+        den_fns = [sympy.lambdify(args, c) for c in reversed(den_poly.all_coeffs())]
+        for row in lams:
+            if np.all(np.abs(row) <= tiny):
+                continue  # the constant mode
+            n = np.polynomial.Polynomial([complex(f(*row)) for f in num_fns])
+            d = np.polynomial.Polynomial([complex(f(*row)) for f in den_fns])
+            p = n * np.polynomial.Polynomial(np.conj(n.coef)) \
+                - d * np.polynomial.Polynomial(np.conj(d.coef))
+            p = np.polynomial.Polynomial(p.coef.real)
+            coefs = p.coef
+            lowest = next((c for c in coefs if abs(c) > 1e-12 * max(1.0, np.max(np.abs(coefs)))),
+                          0.0)
+            if lowest > 0:
+                return 0.0
+            for r in sorted(r.real for r in p.roots()
+                            if abs(r.imag) <= 1e-9 * max(1.0, abs(r)) and r.real * radius > 1e-9):
+                if p(r * (1 + 1e-7)) > 0:
+                    best = min(best, r)
+                    break
+        return float(best)
+    fn = sympy.lambdify([dt] + [lam[t] for t in active], g, "numpy")
+    scale = 1.0 / radius
+    grid = scale * np.geomspace(1e-6, 1e8, 1400)
+    for row in lams:
+        if np.all(np.abs(row) <= tiny):
+            continue
+        with np.errstate(all="ignore"):
+            values_ = np.abs(fn(grid.astype(complex), *row))
+        over = np.flatnonzero(~(values_ <= 1 + 1e-12))
+        if len(over):
+            i = over[0]
+            lo, hi = (grid[i - 1] if i else 0.0), grid[i]
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if not abs(fn(complex(mid), *row)) <= 1 + 1e-12 else (mid, hi)
+            best = min(best, lo)
+    return float(best)
+
+
+# ------------------------------------------------------------------------- the stage
+def spec_scheme_ignores_split(model: SymbolicModel, program: P.StepProgram) -> bool:
+    return not program.is_splitting and "time.split_order" in model.spec.locations
 
 
 def _check_finite(model: SymbolicModel) -> None:
@@ -423,19 +505,25 @@ def _check_finite(model: SymbolicModel) -> None:
                             "zero or an infinite constant", model.spec.where(f"terms.{term.name}"))
 
 
-def analyse(model: SymbolicModel) -> Analysis:
+def analyse(model: SymbolicModel, program: P.StepProgram) -> Analysis:
     _check_finite(model)
     stencils = derive_stencils(model)
-    _check_grid_fits(model, stencils)
+    _check_grid_fits(model)
     terms = classify(model)
-    stab_facts = stability(model, stencils)
+    stab_facts = stability(model, program, stencils)
     warnings = []
-    if not stab_facts.stable:
+    if stab_facts.verdict == "unstable":
         warnings.append(
             f"Δt = {stab_facts.dt:g} exceeds the largest stable step "
             f"{stab_facts.max_stable_dt:.6g} of the linear part for scheme "
-            f"'{stab_facts.scheme}' (von Neumann); raise time.substeps or lower the coefficients")
-    if spec_scheme_ignores_split(model):
+            f"'{stab_facts.scheme}' (von Neumann); raise time.substeps, lower the "
+            "coefficients or treat the stiff terms implicitly (time.implicit)")
+    elif stab_facts.max_stable_dt is not None and stab_facts.verdict == "unknown":
+        warnings.append(
+            f"Δt = {stab_facts.dt:g} exceeds the largest stable step "
+            f"{stab_facts.max_stable_dt:.6g} of the linear part, but the analysis is not "
+            f"exact ({'; '.join(stab_facts.caveats)}): stability unknown")
+    if spec_scheme_ignores_split(model, program):
         warnings.append(f"time.split_order is ignored: scheme '{stab_facts.scheme}' integrates "
                         "the whole right-hand side at once (only lie and strang split it)")
     for name in model.unused_terms:

@@ -1,91 +1,234 @@
-"""Von Neumann stability of the linear stencil part, for each time scheme.
+"""Von Neumann stability of a step program, derived by running the program on ``u' = λu``.
 
-For explicit Runge–Kutta schemes one step multiplies a Fourier mode by R(Δt λ(θ)), with
-λ(θ) the von Neumann symbol of the linear operator and R the stability polynomial:
+Each term t of the equation contributes its *linear differential part*: on a Fourier mode
+e^{iθ·x} it is the number λ_t(θ) (the von Neumann symbol of its stencils, with the
+coefficients' values).  Running the step program symbolically (:class:`SymbolicMachine`) with
+``Rate: k = Σ_t λ_t s``, ``Solve: s/(1 − cΔt Σ λ_t)``, ``Flow: exp(cΔt Σ λ_t) s`` and the
+updates as written (with or without the identity part) gives the amplification factor of one
+step as a function ``G(z_1, …, z_m)`` of ``z_t = Δt λ_t(θ)``.  The step is stable when
+``|G| ≤ 1`` for every θ — and for every smaller Δt — so the largest stable Δt is found from G:
 
-    euler  R(z) = 1 + z
-    rk2    R(z) = 1 + z + z²/2
-    rk4    R(z) = 1 + z + z²/2 + z³/6 + z⁴/24
+* one *shape* (every λ_t a constant multiple a_t of one real symbol Λ(θ) ≤ 0): with
+  ``g(w) = G(a_t w)`` and ``ρ = max_θ |Λ(θ)|`` (exact, Chebyshev), ``Δt* = β/ρ`` where
+  ``β = sup{s : |g(−σ)| ≤ 1 on [0, s]}`` — exact roots of ``g(−σ)² − 1`` for a rational g
+  (e.g. euler: g = 1 + w, β = 2; without the residual g = w, β = 1; rk4: β ≈ 2.785;
+  Strang of a split diffusion: a product of factors), unbounded for implicit stages and
+  exact flows (``g = 1/(1 − w)``, ``e^w``: no step size is too large);
+* one purely imaginary shape (odd derivatives): the interval ``y₀`` of g on the imaginary
+  axis over ``max_θ |Λ|`` (on a fine θ grid);
+* anything else (several shapes, complex symbols): for each θ of a grid, the first Δt at
+  which |G| crosses 1 (exact roots of ``|G|² − 1`` in Δt for rational G, a scan otherwise),
+  and the smallest over θ.
 
-The step is stable when |R(Δt λ(θ))| ≤ 1 for every θ.  For a real, non-positive symbol
-this reduces to Δt · max_θ |λ(θ)| ≤ β, where β is the length of the scheme's stability
-interval on the negative real axis, found exactly from the roots of R(z)² − 1 (β = 2 for
-euler and rk2, β ≈ 2.785 for rk4).  A purely imaginary symbol (odd derivatives only) gives
-Δt · max_θ |λ(θ)| ≤ y₀, y₀ the scheme's interval on the imaginary axis (0 for euler and
-rk2, 2√2 for rk4).  Other complex symbols are handled by a bisection on Δt over a θ grid.
-Splitting schemes (lie, strang) advance each term with an explicit Euler sub-step of a
-fraction f of Δt.  With one term holding the linear differential part the bound is that
-sub-step's (exact); with several, the composite factor Π_s (1 + f_s Δt λ_s(θ)) is what
-must stay in the unit disc, and it can allow more than the smallest sub-step bound (see
-``analysis.analyse._composite_bound``).
+The helpers below take a stability function ``g`` of one variable ``z`` (a SymPy
+expression); :func:`stability_function` derives it for a scheme from its step program.
 """
 
 from __future__ import annotations
 
+import cmath
+import math
 from dataclasses import dataclass
-from functools import cache
 
 import sympy
 
+from pdelang.schemes import program as P
+
 Z = sympy.Symbol("z")
 
-STABILITY_POLYNOMIALS = {
-    "euler": 1 + Z,
-    "rk2": 1 + Z + Z**2 / 2,
-    "rk4": 1 + Z + Z**2 / 2 + Z**3 / 6 + Z**4 / 24,
-}
+
+# ----------------------------------------------------------------------------- the machine
+class SymbolicMachine:
+    """Interprets a step program on the scalar test equation: registers are SymPy
+    expressions in the symbols ``z[t]`` (Δt λ_t, with Δt = 1 absorbed: every λ enters with
+    exactly one factor Δt)."""
+
+    def __init__(self, program: P.StepProgram, z: dict[str, sympy.Expr],
+                 constants: dict[str, sympy.Expr]) -> None:
+        self.program = program
+        self.z = z
+        self.constants = constants
+
+    def _c(self, coefficient: P.Coefficient) -> sympy.Expr:
+        return coefficient.evaluate(self.constants,
+                                    lambda q: sympy.Rational(q.numerator, q.denominator))
+
+    def combine(self, parts):
+        return sympy.Add(*[self._c(c) * value for c, value, _dt in parts])
+
+    def rate(self, terms, state):
+        return sympy.Add(*[self.z[t] for t in terms]) * state
+
+    def solve(self, terms, coefficient, rhs):
+        return rhs / (1 - self._c(coefficient) * sympy.Add(*[self.z[t] for t in terms]))
+
+    def flow(self, terms, coefficient, state):
+        return sympy.exp(self._c(coefficient) * sympy.Add(*[self.z[t] for t in terms])) * state
+
+    def project(self, norm, state):
+        return state  # the analysis treats a projection as the identity (and says so)
+
+    def observe(self, index, label, value):
+        pass
 
 
-@cache
-def real_stability_interval(scheme: str) -> sympy.Expr:
-    """β: the largest s with |R(−σ)| ≤ 1 for all σ ∈ [0, s] (exact algebraic number)."""
-    R = STABILITY_POLYNOMIALS[scheme]
-    candidates = []
-    for target in (1, -1):
-        poly = sympy.Poly(R - target, Z)
-        for root in poly.real_roots():
-            if root < 0:
-                candidates.append(root)
-    for root in sorted(candidates, key=lambda r: -float(r)):  # closest to 0 first
-        beyond = float(root) - 1e-9
-        if abs(float(R.subs(Z, beyond))) > 1:
-            return -root
-    return sympy.oo  # pragma: no cover - every explicit scheme has a finite interval
+def exact_constants(program: P.StepProgram) -> dict[str, sympy.Expr]:
+    from pdelang.schemes import exact_constant
+    return {c.name: exact_constant(program.scheme, c.name) for c in program.constants}
 
 
-@cache
-def imaginary_stability_interval(scheme: str) -> sympy.Expr:
-    """y₀: the largest s with |R(iy)| ≤ 1 for all y ∈ [−s, s] (exact algebraic number).
+def amplification_factor(program: P.StepProgram, z: dict[str, sympy.Expr]) -> sympy.Expr:
+    """G: one step of ``program`` on ``u' = Σ_t λ_t u`` from u = 1, with z_t = Δt λ_t."""
+    machine = SymbolicMachine(program, z, exact_constants(program))
+    return sympy.simplify(P.run(program, machine, sympy.Integer(1)))
 
-    0 when the stability region only touches the imaginary axis at the origin (euler,
-    rk2: a purely imaginary symbol, e.g. centred advection, is unstable for every Δt > 0);
-    2√2 for rk4.
-    """
-    y = sympy.Symbol("y", real=True)
-    R = STABILITY_POLYNOMIALS[scheme]
-    # p(y) = |R(iy)|² − 1 = R(iy) R(−iy) − 1 (R has real coefficients)
-    p = sympy.Poly(sympy.expand(R.subs(Z, sympy.I * y) * R.subs(Z, -sympy.I * y) - 1), y)
-    lowest = next((c for c in reversed(p.all_coeffs()) if c != 0), sympy.Integer(0))
-    if lowest > 0:
+
+def stability_function(scheme, terms: tuple[str, ...] = ("a",), implicit: tuple[str, ...] = (),
+                       residual: bool = True) -> sympy.Expr:
+    """R(z) of a scheme (a :class:`pdelang.schemes.Scheme` or its name) on ``u' = λu`` with
+    every term sharing λ: derived from its step program, never written down."""
+    from pdelang.schemes import SCHEMES
+    if isinstance(scheme, str):
+        scheme = SCHEMES[scheme]
+    program = scheme.program(terms, terms, implicit, residual, ())
+    weights = {t: Z / len(terms) for t in terms}
+    return sympy.simplify(amplification_factor(program, weights))
+
+
+# ----------------------------------------------------------------------------- intervals
+def _real_polynomial_roots(poly_expr: sympy.Expr, x: sympy.Symbol) -> list[float]:
+    """Real roots of a polynomial (exact when its coefficients are rational)."""
+    poly = sympy.Poly(sympy.expand(poly_expr), x)
+    if poly.degree() <= 0:
+        return []
+    try:
+        return sorted(float(r) for r in poly.real_roots())
+    except (sympy.PolynomialError, NotImplementedError, TypeError):
+        roots = [complex(r) for r in poly.nroots(n=30, maxsteps=200)]
+        return sorted(r.real for r in roots if abs(r.imag) <= 1e-12 * max(1.0, abs(r)))
+
+
+def _exact_roots(poly_expr: sympy.Expr, x: sympy.Symbol) -> list[sympy.Expr]:
+    poly = sympy.Poly(sympy.expand(poly_expr), x)
+    if poly.degree() <= 0:
+        return []
+    try:
+        return sorted(poly.real_roots(), key=float)
+    except (sympy.PolynomialError, NotImplementedError, TypeError):
+        return [sympy.Float(r, 30) for r in _real_polynomial_roots(poly_expr, x)]
+
+
+def _first_crossing(p_expr: sympy.Expr, x: sympy.Symbol, value_at) -> sympy.Expr:
+    """sup{s : p ≤ 0 on [0, s]} for a polynomial p with p ≤ 0 meaning |g| ≤ 1: 0 if p is
+    positive right after 0, else its first positive root where it turns positive (a
+    tangency does not count), ∞ if there is none."""
+    if _leading_positive(p_expr, x):
         return sympy.Integer(0)
-    for root in sorted((r for r in p.real_roots() if r > 0), key=float):
-        if p.eval(root + sympy.Rational(1, 10**9)) > 0:
+    for root in _exact_roots(p_expr, x):
+        r = float(root)
+        if r <= 1e-12:
+            continue
+        if value_at(r * (1 + 1e-7) + 1e-12) > 0:
             return root
-    return sympy.oo  # pragma: no cover - no explicit scheme is stable on the whole axis
+    return sympy.oo
 
 
-@cache
-def _coefficients(scheme: str) -> tuple[float, ...]:
-    return tuple(float(c) for c in sympy.Poly(STABILITY_POLYNOMIALS[scheme], Z).all_coeffs()[::-1])
+def _leading_positive(p_expr, x) -> bool:
+    """Whether p > 0 just right of 0: its lowest-order non-zero coefficient is positive."""
+    poly = sympy.Poly(sympy.expand(p_expr), x)
+    if poly.is_zero:
+        return False
+    for coefficient in reversed(poly.all_coeffs()):
+        value = float(coefficient)
+        if abs(value) > 1e-14:
+            return value > 0
+    return False
 
 
-def amplification(scheme: str, z: complex) -> float:
-    return abs(sum(c * z**n for n, c in enumerate(_coefficients(scheme))))
+def real_stability_interval(g: sympy.Expr, z: sympy.Symbol = Z) -> sympy.Expr:
+    """β = sup{s : |g(−σ)| ≤ 1 for σ ∈ [0, s]} for a stability function g(z) real on the
+    real axis: exact (algebraic) for a rational g — the negative roots of
+    ``num(z)² − den(z)²``, closest to 0 first — a float for one with exponentials; ∞ when the
+    whole negative axis is stable, 0 when |g| > 1 right left of 0."""
+    h = sympy.together(g)
+    if h.has(sympy.exp):
+        fn = sympy.lambdify(z, h, "math")
+        return sympy.Float(_scan_real(lambda s: abs(fn(-s)) - 1.0))
+    num, den = sympy.fraction(h)
+    p = sympy.expand(num**2 - den**2)
+    poly = sympy.Poly(p, z)
+    if poly.is_zero:
+        return sympy.oo
+    lowest = next((k, c) for k, c in enumerate(reversed(poly.all_coeffs())) if c != 0)
+    if float(lowest[1]) * (-1) ** lowest[0] > 0:
+        return sympy.Integer(0)  # |g| > 1 just left of 0 (a positive real part)
+    fn = sympy.lambdify(z, p, "math")
+    negative = [r for r in _exact_roots(p, z) if float(r) < -1e-14]
+    for root in sorted(negative, key=lambda r: -float(r)):
+        if fn(float(root) * (1 + 1e-7) - 1e-12) > 0:  # crossing, not a tangency
+            return -root
+    return sympy.oo
 
 
+def real_stability_interval_of(g: sympy.Expr, z: sympy.Symbol = Z) -> tuple[sympy.Expr, bool]:
+    """(β, exact): :func:`real_stability_interval`, exact also for ``g = e^{c z} R(z)`` with
+    c ≥ 0 and R rational with β_R = ∞ (then |g(−σ)| ≤ |R(−σ)| ≤ 1: β = ∞)."""
+    if not g.has(sympy.exp):
+        return real_stability_interval(g, z), True
+    rational, exponents = sympy.Integer(1), []
+    for factor in sympy.Mul.make_args(sympy.powsimp(sympy.factor_terms(g), combine="exp")):
+        if isinstance(factor, sympy.exp):
+            exponents.append(sympy.expand(factor.args[0]))
+        elif factor.has(sympy.exp):
+            return real_stability_interval(g, z), False
+        else:
+            rational *= factor
+    decaying = all(sympy.Poly(e, z).degree() <= 1 and e.coeff(z, 1) >= 0
+                   and e.coeff(z, 0) == 0 for e in exponents)
+    if decaying and real_stability_interval(rational, z) == sympy.oo:
+        return sympy.oo, True
+    return real_stability_interval(g, z), False
+
+
+def imaginary_stability_interval(g: sympy.Expr, z: sympy.Symbol = Z) -> sympy.Expr:
+    """y₀ = sup{s : |g(iy)| ≤ 1 for |y| ≤ s}: 0 when the region only touches the imaginary
+    axis at the origin (euler, rk2), 2√2 for rk4, ∞ for an A-stable step."""
+    y = sympy.Symbol("y", real=True)
+    h = sympy.together(g.subs(z, sympy.I * y))
+    if h.has(sympy.exp):
+        fn = sympy.lambdify(y, h, "cmath")
+        return sympy.Float(_scan_real(lambda s: abs(complex(fn(s))) - 1.0))
+    num, den = sympy.fraction(h)
+    p = sympy.expand(num * sympy.conjugate(num) - den * sympy.conjugate(den))
+    p = sympy.expand(sympy.re(p))
+    fn = sympy.lambdify(y, p, "math")
+    return _first_crossing(p, y, lambda s: fn(s))
+
+
+def _scan_real(excess, upper: float = 1e9) -> float:
+    """The first s > 0 where ``excess(s) > 1e-12`` (geometric scan, then bisection); ∞ if
+    none up to ``upper``."""
+    grid = [10 ** (k / 40) for k in range(-400, int(40 * math.log10(upper)) + 1)]
+    previous = 0.0
+    for s in grid:
+        try:
+            value = excess(s)
+        except (OverflowError, ZeroDivisionError):
+            value = math.inf
+        if value > 1e-12:
+            lo, hi = previous, s
+            for _ in range(100):
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if excess(mid) > 1e-12 else (mid, hi)
+            return lo
+        previous = s
+    return math.inf
+
+
+# ----------------------------------------------------------------------------- symbols
 @dataclass(frozen=True)
 class SymbolRange:
-    """Extremes of a real symbol over θ ∈ [−π, π]^d (exact where SymPy can)."""
+    """Extremes of a real symbol over θ ∈ [−π, π] (exact)."""
 
     minimum: sympy.Expr
     maximum: sympy.Expr
@@ -111,19 +254,30 @@ def real_symbol_range(expr: sympy.Expr, theta: sympy.Symbol) -> SymbolRange:
     return SymbolRange(min(values, key=float), max(values, key=float))
 
 
-def max_stable_dt_complex(scheme: str, symbol_values, upper: float = 1e6) -> float:
-    """Largest Δt with |R(Δt λ)| ≤ 1 for sampled symbol values λ (bisection)."""
-    def stable(dt: float) -> bool:
-        return all(amplification(scheme, dt * lam) <= 1 + 1e-12 for lam in symbol_values)
+def sample_thetas(dims: int, points: int | None = None) -> list[tuple[float, ...]]:
+    """A grid of θ ∈ [−π, π]^dims (1025 points in 1-D, 49² in 2-D)."""
+    if dims == 1:
+        n = points or 1025
+        return [(-math.pi + 2 * math.pi * i / (n - 1),) for i in range(n)]
+    n = points or 49
+    axis = [-math.pi + 2 * math.pi * i / (n - 1) for i in range(n)]
+    return [(a, b) for a in axis for b in axis]
 
-    lo, hi = 0.0, 1.0
-    if not stable(1e-12):
-        return 0.0
-    while stable(hi):
-        lo, hi = hi, hi * 2
-        if hi > upper:
-            return float("inf")
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if stable(mid) else (lo, mid)
-    return lo
+
+def complex_lambdify(args, expr):
+    return sympy.lambdify(args, expr, [{"exp": cmath.exp, "cos": cmath.cos, "sin": cmath.sin},
+                                       "math"])
+
+
+__all__ = [
+    "SymbolRange",
+    "SymbolicMachine",
+    "Z",
+    "amplification_factor",
+    "complex_lambdify",
+    "imaginary_stability_interval",
+    "real_stability_interval",
+    "real_symbol_range",
+    "sample_thetas",
+    "stability_function",
+]

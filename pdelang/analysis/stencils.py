@@ -56,6 +56,35 @@ class Stencil:
         return sympy.Add(*[w * sympy.cos(j * theta) for j, w in zip(self.offsets, self.weights)])
 
 
+@dataclass(frozen=True)
+class StencilFacts:
+    """A stencil the spec needs, as the analysis reports it.
+
+    ``key`` names it in the discrete IR (``laplace``, ``diff[x,2]``), ``attribute`` is the
+    generated module attribute that applies it (``laplace``, ``d2_x``)."""
+
+    key: str
+    operator: str
+    derivative: int
+    axes: tuple[str, ...]
+    stencil: Stencil
+    leading_error: str
+    attribute: str = ""
+
+    def to_json(self) -> dict:
+        s = self.stencil
+        return {
+            "operator": self.operator,
+            "derivative": self.derivative,
+            "axes": list(self.axes),
+            "offsets": list(s.offsets),
+            "weights": [str(w) for w in s.weights],
+            "accuracy": s.accuracy,
+            "order": s.order,
+            "leading_error": self.leading_error,
+        }
+
+
 def taylor_error(offsets, weights, derivative: int, search: int = 24):
     """(order, coefficient, n) of the leading truncation term of a stencil (see module doc).
 

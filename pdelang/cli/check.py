@@ -6,8 +6,8 @@ import json
 
 import sympy
 
-from pdelang.discrete.discretize import discretize
-from pdelang.driver import front_end
+from pdelang.analysis.analyse import describe
+from pdelang.driver import compile_spec
 from pdelang.spec.load import load_spec
 
 
@@ -17,7 +17,7 @@ def configure(parser) -> None:
     parser.add_argument("--latex", action="store_true", help="print the equation in LaTeX")
 
 
-def report(spec, symbolic, analysis) -> dict:
+def report(spec, symbolic, analysis, program=None) -> dict:
     return {
         "spec": spec.file,
         "name": spec.name,
@@ -27,6 +27,9 @@ def report(spec, symbolic, analysis) -> dict:
                    "local": t.local, "order": t.order, "operators": list(t.operators),
                    "learnable": list(t.learnable)} for t in analysis.terms],
         "stencils": {k: v.to_json() for k, v in analysis.stencils.items()},
+        "scheme": None if program is None else {
+            "name": program.scheme, "kind": program.kind, "order": program.order,
+            "implicit": list(program.implicit)},
         "stability": analysis.stability.to_json(),
         "warnings": list(analysis.warnings),
     }
@@ -56,30 +59,38 @@ def format_text(data: dict) -> str:
                          f" / h^{s['derivative']}  accuracy {s['accuracy']}  order {s['order']}")
             lines.append(f"    leading error: {s['leading_error']}")
     st = data["stability"]
-    if st["max_stable_dt"] is None:
-        lines.append(f"stability ({st['scheme']}): no linear differential part; no Δt bound")
+    verdict = {"stable": "stable", "unstable": "UNSTABLE", "unknown": "unknown"}[st["verdict"]]
+    how = describe(st["method"], st["exact"], st["caveats"])
+    if st["method"].startswith("none"):
+        lines.append(f"stability ({st['scheme']}): {st['method'][6:]}; no Δt bound")
+    elif st["max_stable_dt"] is None:
+        lines.append(f"stability ({st['scheme']}): Δt = {st['dt']:g}, no step size is too large "
+                     f"→ {verdict}  {how}")
     else:
         formula = f"{st['formula']} = " if st["formula"] else ""
-        verdict = "stable" if st["stable"] else "UNSTABLE"
         lines.append(f"stability ({st['scheme']}): Δt = {st['dt']:g}, max stable Δt = "
-                     f"{formula}{st['max_stable_dt']:.6g} → {verdict}  [{st['method']}]")
+                     f"{formula}{st['max_stable_dt']:.6g} → {verdict}  {how}")
+    if st["symbol"]:
         lines.append(f"  symbol λ(θ) = {st['symbol']}")
+    if st["amplification"]:
+        lines.append(f"  amplification per step G = {st['amplification']}")
     for w in data["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
 
 
 def execute(args) -> int:
+    """Exit 0 for a stable or unknown verdict, 1 when the spec's Δt is unstable."""
     spec = load_spec(args.spec, args.overrides)
-    _, symbolic, analysis = front_end(spec)
-    discretize(symbolic, analysis)  # what compile would refuse, check refuses too (no torch)
-    data = report(spec, symbolic, analysis)
+    # up to the discrete IR: what compile would refuse, check refuses too (without torch)
+    compilation = compile_spec(spec, until="discrete", debug=getattr(args, "debug", None))
+    data = report(spec, compilation.symbolic, compilation.analysis, compilation.program)
     if args.latex:
-        data["latex"] = latex(spec, symbolic)
+        data["latex"] = latex(spec, compilation.symbolic)
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(format_text(data))
         if args.latex:
             print(f"latex: {data['latex']}")
-    return 0
+    return 1 if data["stability"]["verdict"] == "unstable" else 0

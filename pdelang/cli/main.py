@@ -29,6 +29,8 @@ def add_common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
                         metavar="KEY=VALUE", help="override a spec value (repeatable)")
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--debug", action="store_true",
+                        help="verify every compiler stage's output (and show tracebacks)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "debug", False):
+        import os
+        os.environ["PDELANG_DEBUG"] = "1"  # the driver verifies each stage's output
     try:
         return int(importlib.import_module(args.module).execute(args) or 0)
     except PdelangError as error:

@@ -14,6 +14,8 @@ from fractions import Fraction
 from pdelang import __version__
 from pdelang.codegen import runtime as R
 from pdelang.discrete import ir as D
+from pdelang.operators import OPERATORS, MissingHandler
+from pdelang.schemes import program as P
 
 _PRECEDENCE = {"sum": 1, "product": 2, "neg": 3, "power": 4, "atom": 5}
 
@@ -86,18 +88,20 @@ class TorchPrinter:
                 exp_text = f"({exp_text})"
             return f"{base}**{exp_text}", _PRECEDENCE["power"]
         if isinstance(node, D.Elementwise):
-            func = {"tanh": "torch.tanh", "exp": "torch.exp", "relu": "torch.relu",
-                    "gelu": "F.gelu", "sigmoid": "torch.sigmoid"}[node.func]
-            return f"{func}({self.field(node.operand)})", _PRECEDENCE["atom"]
+            return self.operator(node.func, node), _PRECEDENCE["atom"]
         if isinstance(node, D.ApplyStencil):
-            attribute = self.m.stencils[node.stencil].attribute
-            return f"self.{attribute}({self.field(node.operand)}, ctx)", _PRECEDENCE["atom"]
+            return self.operator(self.m.stencils[node.stencil].operator, node), \
+                _PRECEDENCE["atom"]
         if isinstance(node, D.ApplyModule):
-            operand = self.field(node.operand)
-            if node.op == "attention":
-                return f"self.{node.module}({operand}, ctx)", _PRECEDENCE["atom"]
-            return f"self.{node.module}({operand})", _PRECEDENCE["atom"]
+            return self.operator(node.op, node), _PRECEDENCE["atom"]
         raise TypeError(f"TorchPrinter cannot print {type(node).__name__}: {node!r}")
+
+    def operator(self, name: str, node) -> str:
+        """An operator call, printed by its operator (strict: no handler, no code)."""
+        op = OPERATORS.get(name)
+        if op is None:
+            raise MissingHandler("the torch printer", name, "an operator module")
+        return op.torch_expr(node, self.field(node.operand), self.m)
 
     def field(self, node: D.DExpr) -> str:
         """Source of ``node`` as a (B, N, C) tensor.
@@ -146,10 +150,13 @@ class TorchPrinter:
         order = ""
         if program.is_splitting:
             order = " (" + ", ".join(
-                f"{s.term}" + ("" if s.fraction == 1 else f"·{s.fraction}") for s in
-                program.split_steps) + ")"
+                term + ("" if fraction == 1 else f"·{fraction}")
+                for term, fraction in program.sub_steps) + ")"
         lines.append(f"# scheme: {program.scheme}{order}; Δt = {m.dt!r}; {m.layers} layers × "
                      f"{m.substeps} substeps")
+        if program.implicit:
+            how = "exact flows" if program.is_splitting else "implicit stages"
+            lines.append(f"# implicit ({how}): {', '.join(program.implicit)}")
         norm = m.norm
         norm_text = "none" if norm.kind == "none" else (
             f"{norm.kind} ({norm.placement}, eps={norm.eps!r}"
@@ -164,11 +171,15 @@ class TorchPrinter:
                          f"accuracy {s['accuracy']}, order {s['order']}")
             lines.append(f"#   leading error: {s['leading_error']}")
         st = facts.get("stability")
+        verdicts = {"stable": "stable", "unstable": "UNSTABLE", "unknown": "of unknown stability"}
         if st and st["max_stable_dt"] is not None:
             formula = f" = {st['formula']}" if st.get("formula") else ""
             lines.append(f"# stability: max stable Δt{formula} = {st['max_stable_dt']:.6g} "
                          f"(von Neumann, {st['scheme']}); Δt = {st['dt']!r} is "
-                         f"{'stable' if st['stable'] else 'UNSTABLE'}")
+                         f"{verdicts[st['verdict']]}")
+        elif st and program.implicit and "no step size is too large" in st["method"]:
+            lines.append(f"# stability: no step size is too large (von Neumann, "
+                         f"{st['scheme']}, implicit {', '.join(program.implicit)})")
         return lines
 
     def constants(self) -> list[str]:
@@ -180,10 +191,14 @@ class TorchPrinter:
             f"CHANNELS = {m.channels}",
             f"EXTRA_TOKENS = {m.extra_tokens}  # tokens before the grid: attention only",
             f"GRID_SHAPE = {tuple(m.shape) if m.shape and len(m.axes) == 2 else None!r}",
-            f"STENCIL_RADIUS = {max((s.radius for s in m.stencils.values()), default=0)}"
+            f"STENCIL_RADIUS = {m.stencil_radius}"
             "  # ghost tokens each stencil reads beyond an end",
             f"CAUSAL = {m.causal!r}",
-        ]
+        ] + ([f"BOUNDARY = {m.boundary!r}  # the grid's boundary rule"]
+             if m.implicit or any("BOUNDARY" in OPERATORS[mod.op].runtime_constants
+                                  for mod in m.modules) else []) + [
+            f"{c.name} = {c.value!r}  # {c.definition} ({m.program.scheme})"
+            for c in m.program.constants]
 
     def stencil_class(self) -> list[str]:
         return R.stencil(len(self.m.axes), self.m.boundary)  # runtime/stencil_*.py
@@ -192,21 +207,10 @@ class TorchPrinter:
         return R.hold_border(len(self.m.axes))  # runtime/hold_border_*d.py
 
     def norm_constructor(self, kind: str, eps: float, affine: bool) -> str:
-        cls = {"layernorm": "nn.LayerNorm", "rmsnorm": "nn.RMSNorm"}[kind]
-        return f"{cls}(CHANNELS, eps={eps!r}, elementwise_affine={affine!r})"
+        return OPERATORS[kind].torch_norm(eps, affine)
 
     def module_constructor(self, module: D.OperatorModule) -> str:
-        o = module.options
-        if module.op == "attention":
-            return (f"Attention(CHANNELS, {o['heads']}, causal={o['causal']!r}, "
-                    f"kernel={o['kernel']!r}, iterations={o['iterations']}, bias={o['bias']!r})")
-        if module.op == "mlp":
-            return f"MLP(CHANNELS, {o['hidden']}, {o['activation']!r}, bias={o['bias']!r})"
-        if module.op == "linear":
-            return f"nn.Linear(CHANNELS, CHANNELS, bias={o['bias']!r})"
-        if module.op in ("layernorm", "rmsnorm"):
-            return self.norm_constructor(module.op, float(o["eps"]), bool(o["affine"]))
-        raise TypeError(f"TorchPrinter cannot print a module for operator {module.op!r}")
+        return OPERATORS[module.op].torch_module(module)
 
     def scalar_lines(self, params, indent: str) -> list[str]:
         lines = []
@@ -242,59 +246,102 @@ class TorchPrinter:
             f"        return {source}",
         ]
 
-    def _vector_field(self, term: D.DiscreteTerm, state: str) -> str:
-        m = self.m
-        arg = state
-        if term.normalized and m.norm.placement == "pre":
-            arg = f"self.norm_{term.name}({state})"
-        return f"self.f_{term.name}({arg}, ctx, p)"
+    def _vector_field(self, term: str, state: str) -> str:
+        """``self.f_t(x, ctx, p)``, with the term's pre-norm applied to x if it has one."""
+        norm = self.m.program.pre_norms.get(term)
+        arg = f"self.{norm}({state})" if norm else state
+        return f"self.f_{term}({arg}, ctx, p)"
+
+    def _rate_method(self, terms: tuple[str, ...]) -> str | None:
+        """The generated method that sums several terms' vector fields (None for one)."""
+        program = self.m.program
+        if terms == program.terms and not program.is_splitting:
+            return "rhs"
+        if len(terms) == 1:
+            return None
+        explicit = tuple(t for t in self.m.program.terms if t not in self.m.program.implicit)
+        return "rhs_explicit" if terms == explicit else "rhs_" + "_".join(terms)
 
     @staticmethod
-    def _scaled(coefficient: float, text: str) -> str:
-        return text if coefficient == 1.0 else f"{coefficient!r} * {text}"
+    def _implicit_method(kind: str, terms: tuple[str, ...]) -> str:
+        return f"{kind}_{terms[0]}" if len(terms) == 1 else f"{kind}_implicit"
+
+    def rate_methods(self) -> list[str]:
+        lines = []
+        seen = set()
+        for ins in self.m.program.instructions:
+            if not isinstance(ins, P.Rate):
+                continue
+            name = self._rate_method(ins.terms)
+            if name is None or name in seen:
+                continue
+            seen.add(name)
+            total = " + ".join(self._vector_field(t, "u") for t in ins.terms)
+            what = "whole vector field" if name == "rhs" else "vector field of " + \
+                ", ".join(ins.terms)
+            lines += [
+                "",
+                f"    def {name}(",
+                "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
+                "    ) -> torch.Tensor:",
+                f'        """The {what} F(u) = Σ_terms f(u)."""',
+                f"        return {total}",
+            ]
+        return lines
+
+    def implicit_methods(self) -> list[str]:
+        """``solve_<t>`` / ``flow_<t>`` for the terms the program treats implicitly."""
+        m = self.m
+        lines = []
+        seen = set()
+        for ins in m.program.instructions:
+            if not isinstance(ins, (P.Solve, P.Flow)):
+                continue
+            kind = "solve" if isinstance(ins, P.Solve) else "flow"
+            name = self._implicit_method(kind, ins.terms)
+            if name in seen:
+                continue
+            seen.add(name)
+            parts, zero = [], []
+            for term in ins.terms:
+                implicit = m.implicit_term(term)
+                for coefficient, key in implicit.parts:
+                    parts.append(f"({self.expr(coefficient)[0]}, "
+                                 f"self.{m.stencils[key].attribute})")
+                zero.append(self.expr(implicit.zero_order)[0])
+            zero_order = " + ".join(z for z in zero if z != "0.0") or "0.0"
+            doc = ('"""(I − scale·L)⁻¹ x' if kind == "solve" else '"""exp(scale·L) x') + \
+                f", L the linear part of {', '.join(ins.terms)}: (B, N, C) → (B, N, C)." + '"""'
+            lines += [
+                "",
+                f"    def {name}(",
+                "        self, x: torch.Tensor, scale: float, ctx: Context, p: SharedParameters",
+                "    ) -> torch.Tensor:",
+                f"        {doc}",
+                f"        parts = ({', '.join(parts)},)  # (c_i, S_i): L = c₀ + Σ c_i S_i",
+                f"        return self.implicit.{kind}(x, scale, parts, {zero_order}, ctx)",
+            ]
+        return lines
 
     def step_lines(self) -> list[str]:
-        m = self.m
-        program = m.program
+        program = self.m.program
         lines = ["    def forward(",
                  "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
                  "    ) -> torch.Tensor:"]
-        if program.is_splitting:
+        if program.is_splitting and not program.implicit:
             lines.append('        """One splitting step: each term in turn advances the state '
                          'by an')
             lines.append('        explicit Euler sub-step of its own vector field."""')
-            for index, split in enumerate(program.split_steps):
-                term = m.term(split.term)
-                step = float(split.fraction) * m.dt
-                rate = self._scaled(step, self._vector_field(term, "u"))
-                update = f"u + {rate}" if m.residual else rate
-                post = term.normalized and m.norm.placement == "post"
-                pre = term.normalized and m.norm.placement == "pre"
-                rate_text = ("" if step == 1.0 else f"{step!r}·") + (
-                    f"f_{term.name}(P u)" if pre else f"f_{term.name}(u)")
-                comment = "  # u ← " + ("P(" if post else "") + (
-                    "u + " if m.residual else "") + rate_text + (")" if post else "")
-                if term.normalized and m.norm.placement == "post":
-                    update = f"self.norm_{term.name}({update})"
-                lines.append(f"        u = {update}{comment}")
-                lines.append(f"        ctx.after({index}, {term.name!r}, u)")
-            lines.append("        return u")
-            return lines
-        tableau = program.tableau
-        lines.append(f'        """One {program.scheme} step (explicit Runge–Kutta)."""')
-        for i, row in enumerate(tableau.a, start=1):
-            increments = [f"{float(a) * m.dt!r} * k{j}" for j, a in enumerate(row, start=1)
-                          if a != 0]
-            state = "u" if not increments else "u + " + " + ".join(increments)
-            lines.append(f"        k{i} = self.rhs({state}, ctx, p)")
-            lines.append(f"        ctx.after({i - 1}, 'stage k{i}', k{i})")
-        combination = " + ".join(
-            self._scaled(float(b) * m.dt, f"k{i}") for i, b in enumerate(tableau.b, start=1))
-        update = f"u + {combination}" if m.residual else combination
-        if m.norm.kind != "none" and m.norm.placement == "post":
-            update = f"self.norm({update})"
-        lines.append(f"        u = {update}")
-        lines.append(f"        ctx.after({len(tableau.a)}, 'update', u)")
+        elif program.is_splitting:
+            lines.append('        """One splitting step: each term in turn advances the state '
+                         'by a')
+            lines.append('        sub-step of its own: an explicit Euler step, or the exact flow '
+                         f'of {", ".join(program.implicit)}."""')
+        else:
+            kind = "explicit Runge–Kutta" if program.kind == "runge_kutta" else \
+                f"IMEX Runge–Kutta, implicit in {', '.join(program.implicit)}"
+            lines.append(f'        """One {program.scheme} step ({kind})."""')
+        lines += StepPrinter(self).lines()
         lines.append("        return u")
         return lines
 
@@ -314,28 +361,17 @@ class TorchPrinter:
                          f"({weights},), {dims!r})")
         for module in m.modules:
             lines.append(f"        self.{module.name} = {self.module_constructor(module)}")
-        if m.norm.kind != "none":
-            norm = self.norm_constructor(m.norm.kind, m.norm.eps, m.norm.affine)
-            if m.program.is_splitting or m.norm.placement == "pre":
-                for term in m.terms:
-                    if term.normalized:
-                        lines.append(f"        self.norm_{term.name} = {norm}")
-            else:
-                lines.append(f"        self.norm = {norm}")
+        for norm in m.program.norms:
+            lines.append(f"        self.{norm.name} = "
+                         f"{self.norm_constructor(m.norm.kind, m.norm.eps, m.norm.affine)}")
+        if m.implicit:
+            lines.append("        self.implicit = ImplicitLinear()  # (I − aL)⁻¹, exp(aL)")
         lines += self.scalar_lines([p for p in m.parameters if p.per_layer], " " * 8)
         for term in m.terms:
             lines.append("")
             lines += self.term_method(term)
-        if not m.program.is_splitting:
-            total = " + ".join(self._vector_field(t, "u") for t in m.terms)
-            lines += [
-                "",
-                "    def rhs(",
-                "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
-                "    ) -> torch.Tensor:",
-                '        """The whole vector field F(u) = Σ_terms f(u)."""',
-                f"        return {total}",
-            ]
+        lines += self.rate_methods()
+        lines += self.implicit_methods()
         lines.append("")
         lines += self.step_lines()
         return lines
@@ -410,29 +446,30 @@ class TorchPrinter:
         blocks.append(self.header() + [""] + doc)
         blocks.append(imports.rstrip("\n").splitlines())
         blocks.append(self.constants())
-        if "mlp" in ops:
-            activations = sorted({mod.options["activation"] for mod in m.modules
-                                  if mod.op == "mlp"})
-            blocks.append(["ACTIVATIONS = {"] + [f"    {a!r}: {R.ACTIVATION_SOURCES[a]},"
-                                                  for a in activations] + ["}"])
+        used = [op for op in OPERATORS.values() if op.name in ops]  # registry order
+        for op in used:
+            constants = op.torch_constants([mod for mod in m.modules if mod.op == op.name])
+            if constants:
+                blocks.append(constants)
         blocks.append(R.OUTPUT.rstrip("\n").splitlines())
         blocks.append(R.CONTEXT.rstrip("\n").splitlines())
         blocks.append((R.GRID_LENGTHS_2D if len(m.axes) == 2 else R.GRID_LENGTHS_1D)
                       .rstrip("\n").splitlines())
         if uses_param:
             blocks.append(R.POSITIVE.rstrip("\n").splitlines())
-        if m.stencils:
+        if m.stencil_radius:  # stencils, or a learned operator that reads ghost tokens
             blocks.append(R.GHOSTS[m.boundary].rstrip("\n").splitlines())
             blocks.append(R.TAKE.rstrip("\n").splitlines())
             blocks.append(R.RAGGED_VALUE[m.boundary].rstrip("\n").splitlines())
             if m.boundary == "copy":
                 blocks.append(self.hold_border())
+        if m.stencils:
             blocks.append(self.stencil_class())
-        if "attention" in ops:
-            blocks.append(R.FINITE_LOGSUMEXP.rstrip("\n").splitlines())
-            blocks.append(R.ATTENTION.rstrip("\n").splitlines())
-        if "mlp" in ops:
-            blocks.append(R.MLP.rstrip("\n").splitlines())
+        if m.implicit:
+            blocks.append(R.block_lines("implicit", "ImplicitLinear"))
+        for op in used:
+            for module, name in op.runtime_blocks:
+                blocks.append(R.block_lines(module, name))
         blocks.append(self.shared_class())
         blocks.append(self.layer_class())
         blocks.append(self.stepper_class())
@@ -451,6 +488,162 @@ class TorchPrinter:
         if not re.search(r"(?<![\w.])F\.", text.split(functional, 1)[-1]):
             text = text.replace(functional, "")  # e.g. linear and norm terms only
         return text
+
+
+_FRACTIONS = {Fraction(1): "", Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(1, 4): "¼"}
+
+
+class StepPrinter:
+    """Prints the step program as the body of the layer's ``forward``: one line per state
+    update, registers used once by the next instruction inlined (``u = u + DT * self.f(u)``),
+    a post-projection wrapped around the update it follows, Δt as ``DT``."""
+
+    def __init__(self, printer: TorchPrinter) -> None:
+        self.printer = printer
+        self.program = printer.m.program
+        self.pending: dict[str, str] = {}
+        self.sub_step = 0
+
+    # ------------------------------------------------------------------ coefficients
+    @staticmethod
+    def scaled_dt(c: P.Coefficient) -> tuple[str, str]:
+        """(sign, text) of ``c·DT``: ``DT``, ``DT / 2``, ``2 * DT / 3``, ``GAMMA * DT``,
+        ``(1 - GAMMA) * DT``."""
+        q = c.rational
+        if q is not None:
+            sign = "-" if q < 0 else "+"
+            q = abs(q)
+            head = "DT" if q.numerator == 1 else f"{q.numerator} * DT"
+            return sign, head if q.denominator == 1 else f"{head} / {q.denominator}"
+        if all(v < 0 for _, v in c.parts):
+            return "-", StepPrinter.scaled_dt(-c)[1]
+        text = str(c).replace("*", " * ")
+        if len(c.parts) > 1:
+            text = f"({text})"
+        return "+", f"{text} * DT"
+
+    def combination(self, combination: P.Combination) -> str:
+        pieces = []
+        for part in combination.parts:
+            register = self.pending.pop(part.register, part.register)
+            if part.dt:
+                sign, scale = self.scaled_dt(part.coefficient)
+                operand = register if _is_atom(register) else f"({register})"
+                pieces.append((sign, f"{scale} * {operand}"))
+            else:
+                q = part.coefficient.rational
+                sign = "-" if q is not None and q < 0 else "+"
+                magnitude = abs(q) if q is not None else None
+                if magnitude == 1:
+                    pieces.append((sign, register))
+                else:
+                    value = repr(float(magnitude)) if magnitude is not None else \
+                        f"({part.coefficient})"
+                    operand = register if _is_atom(register) else f"({register})"
+                    pieces.append((sign, f"{value} * {operand}"))
+        if not pieces:
+            return "0.0 * u"
+        text = ("-" if pieces[0][0] == "-" else "") + pieces[0][1]
+        for sign, piece in pieces[1:]:
+            text += f" {sign} {piece}"
+        return text
+
+    # ------------------------------------------------------------------ instructions
+    def source(self, ins) -> str:
+        printer = self.printer
+        if isinstance(ins, P.Rate):
+            at = self.combination(ins.at)
+            method = printer._rate_method(ins.terms)
+            if method is None:
+                return printer._vector_field(ins.terms[0], at)
+            return f"self.{method}({at}, ctx, p)"
+        if isinstance(ins, (P.Solve, P.Flow)):
+            kind = "solve" if isinstance(ins, P.Solve) else "flow"
+            value = self.combination(ins.rhs if kind == "solve" else ins.at)
+            sign, scale = self.scaled_dt(ins.coefficient)
+            scale = scale if sign == "+" else f"-{scale}"
+            return f"self.{printer._implicit_method(kind, ins.terms)}({value}, {scale}, ctx, p)"
+        if isinstance(ins, P.Assign):
+            return self.combination(ins.value)
+        raise TypeError(f"the step printer cannot print {ins!r}")  # pragma: no cover
+
+    def inlined(self, index: int) -> bool:
+        """Whether instruction ``index``'s register is read once, by the next instruction
+        (and not by the diagnostics hook): then it is printed inside that instruction."""
+        instructions = self.program.instructions
+        target = instructions[index].target
+        if target == "u" or index + 1 >= len(instructions):
+            return False
+        reads = []
+        for later in instructions[index + 1:]:
+            if _reads(later, target):
+                reads.append(later)
+            if getattr(later, "target", None) == target and not isinstance(later, P.Project):
+                break
+        nxt = instructions[index + 1]
+        return len(reads) == 1 and reads[0] is nxt and not isinstance(nxt, P.Observe)
+
+    def comment(self, projected: str | None) -> str:
+        """The update of a splitting sub-step in mathematical notation."""
+        program, m = self.program, self.printer.m
+        if not program.is_splitting:
+            return ""
+        term, fraction = program.sub_steps[self.sub_step]
+        self.sub_step += 1
+        frac = _FRACTIONS.get(fraction, f"{fraction}·")
+        if term in program.implicit:
+            body = f"exp({frac}Δt·L_{term}) u" + ("" if m.residual else " − u")
+        else:
+            arg = "P u" if term in program.pre_norms else "u"
+            body = ("u + " if m.residual else "") + f"{frac}Δt·f_{term}({arg})"
+        return f"  # u ← {'P(' + body + ')' if projected else body}"
+
+    def lines(self) -> list[str]:
+        out = []
+        instructions = self.program.instructions
+        i = 0
+        while i < len(instructions):
+            ins = instructions[i]
+            if isinstance(ins, P.Observe):
+                out.append(f"        ctx.after({ins.index}, {ins.label!r}, {ins.register})")
+                i += 1
+                continue
+            if isinstance(ins, P.Project):
+                out.append(f"        {ins.target} = self.{ins.norm}({ins.target})")
+                i += 1
+                continue
+            value = self.source(ins)
+            if self.inlined(i):
+                self.pending[ins.target] = value
+                i += 1
+                continue
+            projected = None
+            nxt = instructions[i + 1] if i + 1 < len(instructions) else None
+            if isinstance(nxt, P.Project) and nxt.target == ins.target:
+                projected = nxt.norm
+                value = f"self.{projected}({value})"
+                i += 1
+            comment = self.comment(projected) if ins.target == "u" else ""
+            out.append(f"        {ins.target} = {value}{comment}")
+            i += 1
+        return out
+
+
+def _reads(ins, register: str) -> bool:
+    if isinstance(ins, P.Observe):
+        return ins.register == register
+    if isinstance(ins, P.Project):
+        return ins.target == register
+    combination = {P.Rate: "at", P.Solve: "rhs", P.Flow: "at", P.Assign: "value"}[type(ins)]
+    return register in getattr(ins, combination).registers
+
+
+def _is_atom(text: str) -> bool:
+    """Whether ``text`` needs no parentheses as a factor (a name or one call)."""
+    if text.replace("_", "").isalnum():
+        return True
+    return text.endswith(")") and _matching_close(text, text.index("(")) == len(text) - 1 \
+        and text[: text.index("(")].replace(".", "").replace("_", "").isalnum()
 
 
 LINE_WIDTH = 99

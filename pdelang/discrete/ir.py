@@ -8,9 +8,11 @@ The code printer and the NumPy reference interpreter both read this — and noth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from collections.abc import Mapping
+
+from pdelang.schemes.program import StepProgram
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -111,10 +113,8 @@ class DiscreteStencil:
     def radius(self) -> int:
         return max(abs(o) for o in self.offsets)
 
-    @property
-    def attribute(self) -> str:
-        return ("laplace" if self.key == "laplace"
-                else "d" + str(self.derivative) + "_" + self.key[5:-1].split(",")[0])
+    attribute: str = ""  # the generated module attribute that applies it (laplace, d2_x)
+    operator: str = ""  # the operator it discretizes (laplace, diff)
 
     def scaled_weights(self) -> tuple[float, ...]:
         return tuple(float(w) / self.spacing ** self.derivative for w in self.weights)
@@ -145,47 +145,16 @@ class DiscreteTerm:
     normalized: bool  # the norm stabilizer applies to this term (pre or post)
 
 
-# ----------------------------------------------------------------------------- time stepping
+# ----------------------------------------------------------------------------- implicit terms
 @dataclass(frozen=True)
-class SplitStep:
-    """One sub-step of a splitting scheme: u ← [P](u + fraction·Δt·f_term([P]u))."""
+class ImplicitTerm:
+    """A linear, constant-coefficient term ``L u = c₀ u + Σ_i c_i S_i(u)`` that the step
+    program treats implicitly (``Solve``) or by its exact flow (``Flow``): the field-free
+    coefficient expressions and the stencils they multiply."""
 
     term: str
-    fraction: Fraction
-
-
-@dataclass(frozen=True)
-class ButcherTableau:
-    """An explicit Runge–Kutta method.
-
-    Stages k_i = F(u + Δt Σ_j a_ij k_j), update u⁺ = u + Δt Σ b_i k_i."""
-
-    a: tuple[tuple[Fraction, ...], ...]
-    b: tuple[Fraction, ...]
-
-
-TABLEAUS = {
-    "euler": ButcherTableau(((),), (Fraction(1),)),
-    # Heun's method (explicit trapezoidal rule), order 2.
-    "rk2": ButcherTableau(((), (Fraction(1),)), (Fraction(1, 2), Fraction(1, 2))),
-    # The classical fourth-order method.
-    "rk4": ButcherTableau(
-        ((), (Fraction(1, 2),), (Fraction(0), Fraction(1, 2)),
-         (Fraction(0), Fraction(0), Fraction(1))),
-        (Fraction(1, 6), Fraction(1, 3), Fraction(1, 3), Fraction(1, 6)),
-    ),
-}
-
-
-@dataclass(frozen=True)
-class StepProgram:
-    scheme: str
-    split_steps: tuple[SplitStep, ...] = ()  # lie / strang
-    tableau: ButcherTableau | None = None  # euler / rk2 / rk4
-
-    @property
-    def is_splitting(self) -> bool:
-        return self.tableau is None
+    zero_order: DExpr  # c₀ (field-free)
+    parts: tuple[tuple[DExpr, str], ...]  # (c_i field-free, stencil key)
 
 
 @dataclass(frozen=True)
@@ -221,6 +190,8 @@ class DiscreteModel:
     parameters: tuple[ScalarParameter, ...]
     modules: tuple[OperatorModule, ...]
     stencils: Mapping[str, DiscreteStencil]
+    implicit: tuple[ImplicitTerm, ...] = ()
+    stencil_radius: int = 0  # ghost tokens any operator reads beyond an end
     facts: Mapping[str, object] = field(default_factory=dict)  # derived facts for the header
 
     def term(self, name: str) -> DiscreteTerm:
@@ -238,16 +209,20 @@ class DiscreteModel:
     def normalized_terms(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.terms if t.normalized)
 
+    def implicit_term(self, name: str) -> ImplicitTerm:
+        return next(t for t in self.implicit if t.term == name)
+
     def structure(self) -> dict:
         """JSON-able description of the stepper (emitted as ``Stepper.STRUCTURE``)."""
-        return {
+        implicit = {"implicit": list(self.program.implicit)} if self.program.implicit else {}
+        return implicit | {
             "name": self.name,
             "channels": self.channels,
             "layers": self.layers,
             "substeps": self.substeps,
             "dt": self.dt,
             "scheme": self.program.scheme,
-            "split_order": [s.term for s in self.program.split_steps],
+            "split_order": [term for term, _ in self.program.sub_steps],
             "residual": self.residual,
             "norm": {"kind": self.norm.kind, "placement": self.norm.placement,
                      "eps": self.norm.eps, "affine": self.norm.affine, "final": self.norm.final,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import keyword
 import json
 from pathlib import Path
 from collections.abc import Iterable
 
 from pdelang.errors import PdelangError, SourceLocation, SpecError, did_you_mean
-from pdelang.operators.registry import OPERATORS
+from pdelang.operators import OPERATORS
 from pdelang.spec.model import (
     FieldDecl,
     Grid,
@@ -26,28 +25,6 @@ from pdelang.spec.schema import validate
 from pdelang.spec.yaml_source import LocatedNode, parse_yaml
 
 RESERVED = {"dt", "pi", "t"}
-
-# A parameter becomes an attribute of a generated torch module (``self.alpha``, ``p.D``): a
-# Python keyword would not parse, and these attribute names of ``torch.nn.Module`` (torch
-# 2.x; a test checks the list against the installed torch) would be shadowed or refused.
-MODULE_ATTRIBUTES = frozenset({
-    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
-    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
-    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
-    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
-    "named_modules", "named_parameters", "parameters", "register_backward_hook",
-    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
-    "register_full_backward_hook", "register_full_backward_pre_hook",
-    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
-    "register_module", "register_parameter", "register_state_dict_post_hook",
-    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
-    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
-    "zero_grad",
-    "smart_apply",  # added to nn.Module by transformers when it is imported
-    # what the generated layer and stepper classes define themselves
-    "rhs", "layers", "shared", "STRUCTURE",
-})
-
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
     """Read, validate and type a spec file.  Raises :class:`PdelangError` subclasses."""
@@ -108,7 +85,8 @@ def load_spec_text(text: str, filename: str = "<spec>", overrides: Iterable[str]
         ),
         time=TimeSpec((float(time_raw["span"][0]), float(time_raw["span"][1])),
                       time_raw["layers"], time_raw["substeps"], time_raw["scheme"],
-                      tuple(time_raw["split_order"]) if time_raw["split_order"] else None),
+                      tuple(time_raw["split_order"]) if time_raw["split_order"] else None,
+                      tuple(time_raw["implicit"])),
         accuracy=frozen_mapping({op: cfg["accuracy"]
                                  for op, cfg in raw["discretization"].items()}),
         locations=frozen_mapping(locs),
@@ -162,13 +140,6 @@ def _cross_check(raw: dict, locs: dict) -> None:
                         "generated class)", locs.get("name"), f"e.g. 'm{raw['name']}'")
     for name, p in raw["parameters"].items():
         loc = locs.get(f"parameters.{name}#key")
-        if keyword.iskeyword(name):
-            raise SpecError(f"parameter '{name}' is a Python keyword, and parameters become "
-                            "attributes of the generated module", loc,
-                            f"rename it, e.g. '{name}_'")
-        if name in MODULE_ATTRIBUTES or name.startswith("_"):
-            raise SpecError(f"parameter '{name}' would clash with an attribute of the generated "
-                            "torch module", loc, f"rename it, e.g. '{name.strip('_')}_param'")
         if isinstance(p, dict) and p["positive"] and not p["value"] > 0:
             raise SpecError(f"parameter '{name}' is positive but its value is {p['value']:g}",
                             locs.get(f"parameters.{name}.value", loc),
@@ -200,6 +171,10 @@ def _cross_check(raw: dict, locs: dict) -> None:
                             locs.get(f"time.split_order[{i}]"), did_you_mean(name, terms))
     if len(set(split)) != len(split):
         raise SpecError("'time.split_order' lists a term twice", locs.get("time.split_order"))
+    for i, name in enumerate(raw["time"]["implicit"]):
+        if name not in terms:
+            raise SpecError(f"'time.implicit' names '{name}', which is not a term",
+                            locs.get(f"time.implicit[{i}]"), did_you_mean(name, terms))
     norm_terms = raw["stabilizers"]["norm"]["terms"] or []
     for i, name in enumerate(norm_terms):
         if name not in terms:

@@ -66,6 +66,7 @@ class TimeSpec:
     substeps: int
     scheme: str
     split_order: tuple[str, ...] | None
+    implicit: tuple[str, ...] = ()  # terms the scheme treats implicitly
 
     @property
     def steps(self) -> int:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Mapping
 
+from pdelang import schemes as _schemes
 from pdelang.errors import SourceLocation, SpecError, did_you_mean
+from pdelang.operators import OPERATORS as _OPERATORS
 from pdelang.spec.yaml_source import LocatedNode
 
 # Bounds that keep a spec buildable: the stencil's SymPy derivation grows fast with the
@@ -87,10 +89,11 @@ def _f(schema: Any, default: Any = None, doc: str = "", required: bool = False) 
 
 
 BOUNDARIES = ("periodic", "neumann", "dirichlet", "copy")
-SCHEMES = ("euler", "lie", "strang", "rk2", "rk4")
+SCHEMES = tuple(_schemes.SCHEMES)  # the scheme registry (pdelang.schemes)
 NORM_KINDS = ("layernorm", "rmsnorm", "none")
 PLACEMENTS = ("pre", "post")
-DISCRETIZED_OPERATORS = ("laplace", "diff")
+# operators with a ``discretization.<name>.accuracy`` setting (the operator registry)
+DISCRETIZED_OPERATORS = tuple(op.name for op in _OPERATORS.values() if op.discretized)
 
 SPEC_SCHEMA = Record(
     doc="A pdelang spec: the master PDE of a Transformer, or any PDE on a token grid.",
@@ -155,6 +158,10 @@ SPEC_SCHEMA = Record(
             "scheme": _f(Scalar("str", enum=SCHEMES), default="euler"),
             "split_order": _f(Sequence(Scalar("identifier")), default=None,
                               doc="Order of the sub-steps in splitting schemes."),
+            "implicit": _f(Sequence(Scalar("identifier")), default=[],
+                           doc="Linear, constant-coefficient terms the scheme treats "
+                               "implicitly: exact flows in lie/strang, implicit stages in "
+                               "imex_euler/imex_ars222."),
         }), default={}),
         "discretization": _f(MapOf(Record({
             "accuracy": _f(Scalar("int", minimum=2, even=True, maximum=MAX_ACCURACY), default=2,

@@ -24,7 +24,7 @@ from pdelang.errors import (
 )
 from pdelang.frozen import frozen_dict
 from pdelang.language import ast
-from pdelang.operators.registry import OPERATORS, OperatorDef
+from pdelang.operators import OPERATORS, CallSite, Operator
 from pdelang.symbolic import functions as F
 from pdelang.symbolic.ir import OperatorInstance, SymbolicModel, SymbolicTerm
 from pdelang.spec.model import Spec
@@ -160,72 +160,71 @@ class Lowering:
 
     # ------------------------------------------------------------------ calls
     def call(self, node: ast.Call) -> sympy.Expr:
-        opdef = OPERATORS.get(node.func)
-        if opdef is None:
+        op = OPERATORS.get(node.func)
+        if op is None:
             hint = did_you_mean(node.func, OPERATORS)
             if node.func in self.spec.terms or node.func in self.parameters:
                 what = "term" if node.func in self.spec.terms else "parameter"
                 hint = f"'{node.func}' is a {what}, not an operator; drop the parentheses"
             raise OperatorError(f"unknown operator '{node.func}'", node.loc.shifted(
                 0, len(node.func)), hint)
-        max_positional = 1 + len(opdef.positional_options)
+        max_positional = 1 + len(op.positional_options)
         if not node.args:
             raise OperatorError(f"{node.func}() needs an operand", node.loc,
-                                f"signature: {opdef.signature}")
+                                f"signature: {op.signature}")
         if len(node.args) > max_positional:
             raise OperatorError(
                 f"{node.func}() takes {max_positional} positional argument"
                 f"{'s' if max_positional > 1 else ''}, got {len(node.args)}",
-                node.args[max_positional].loc, f"signature: {opdef.signature}")
+                node.args[max_positional].loc, f"signature: {op.signature}")
         given: dict[str, tuple[ast.Expr, SourceLocation]] = {}
-        for name, arg in zip(opdef.positional_options, node.args[1:]):
+        for name, arg in zip(op.positional_options, node.args[1:]):
             given[name] = (arg, arg.loc)
         for kw in node.keywords:
-            if opdef.option(kw.name) is None:
-                hint = did_you_mean(kw.name, [o.name for o in opdef.options])
+            if op.option(kw.name) is None:
+                hint = did_you_mean(kw.name, [o.name for o in op.options])
                 raise OperatorError(f"{node.func}() has no option '{kw.name}'",
                                     kw.loc.shifted(0, len(kw.name)),
-                                    hint or f"signature: {opdef.signature}")
+                                    hint or f"signature: {op.signature}")
             if kw.name in given:
                 raise OperatorError(f"{node.func}() got '{kw.name}' twice", kw.loc)
             given[kw.name] = (kw.value, kw.loc)
         options = {}
-        for option in opdef.options:
+        for option in op.options:
             if option.name in given:
                 value_node, _loc = given[option.name]
-                options[option.name] = self.option_value(opdef, option, value_node)
+                options[option.name] = self.option_value(op, option, value_node)
             elif option.required:
                 raise OperatorError(f"{node.func}() needs '{option.name}'", node.loc,
-                                    f"signature: {opdef.signature}")
+                                    f"signature: {op.signature}")
             else:
                 options[option.name] = option.default
-        self.check_call(opdef, options, given, node)
+        site = CallSite(self.spec.field.name, self.spec.field.channels, self.spec.grid.axes,
+                        node.loc, {name: loc for name, (_, loc) in given.items()})
+        options = op.check_call(options, site)
         operand = self.expr(node.args[0])
-        if opdef.name in F.SYMPY_ELEMENTWISE:
-            return F.SYMPY_ELEMENTWISE[opdef.name](operand)
-        cls = F.function_class(opdef.name, options)
-        if opdef.name == "laplace":
-            return cls(operand)
-        if opdef.name == "diff":
-            axis = self.axes[self.spec.grid.axes.index(options["axis"])]
-            return cls(operand, axis, sympy.Integer(options["order"]))
-        if opdef.category == "elementwise":
-            return cls(operand)
-        instance = self.instance(opdef, options, node)
-        return cls(operand, sympy.Symbol(instance.name))
+        self._call = node
+        return op.to_sympy(operand, options, self)
 
-    def instance(self, opdef: OperatorDef, options: dict, node: ast.Call) -> OperatorInstance:
+    # ------------------------------------------------------------------ for the operators
+    def axis_symbol(self, axis: str) -> sympy.Symbol:
+        """The SymPy symbol of a grid axis."""
+        return self.axes[self.spec.grid.axes.index(axis)]
+
+    def new_instance(self, op: Operator, options: dict) -> sympy.Symbol:
+        """A new weight-owning call site of ``op`` in the current term: its module name
+        (``<term>_<op>``, ``_2``… for further calls) as a SymPy symbol."""
         term = self._current_term
-        key = (term, opdef.name)
+        key = (term, op.name)
         count = self._instance_counts.get(key, 0) + 1
         self._instance_counts[key] = count
-        name = f"{term}_{opdef.name}" + (f"_{count}" if count > 1 else "")
-        inst = OperatorInstance(name, opdef.name, frozen_dict(options), term, node.loc)
-        self.instances[name] = inst
-        return inst
+        name = f"{term}_{op.name}" + (f"_{count}" if count > 1 else "")
+        self.instances[name] = OperatorInstance(name, op.name, frozen_dict(options), term,
+                                                self._call.loc)
+        return sympy.Symbol(name)
 
-    def option_value(self, opdef: OperatorDef, option, node: ast.Expr):
-        where = f"{opdef.name}(…, {option.name}=…)"
+    def option_value(self, op: Operator, option, node: ast.Expr):
+        where = f"{op.name}(…, {option.name}=…)"
         if option.kind == "bool":
             if isinstance(node, ast.Name) and node.id in ("true", "false", "True", "False"):
                 return node.id.lower() == "true"
@@ -256,26 +255,9 @@ class Lowering:
             number = int(number)
         if option.minimum is not None and number < option.minimum:
             raise OperatorError(f"{where} must be ≥ {option.minimum:g}, got {number}", node.loc)
+        if option.maximum is not None and number > option.maximum:
+            raise OperatorError(f"{where} must be ≤ {option.maximum:g}, got {number}", node.loc)
         return number
-
-    def check_call(self, opdef: OperatorDef, options: dict, given: dict, node: ast.Call) -> None:
-        channels = self.spec.field.channels
-        if opdef.name == "attention":
-            heads = options["heads"]
-            loc = given.get("heads", (None, node.loc))[1]
-            if channels % heads:
-                small = [d for d in range(1, math.isqrt(channels) + 1) if channels % d == 0]
-                divisors = sorted(set(small) | {channels // d for d in small})
-                near = sorted(divisors, key=lambda d: abs(d - heads))[:3]
-                raise OperatorError(
-                    f"attention heads={heads} does not divide the {channels} channels of "
-                    f"'{self.spec.field.name}'", loc,
-                    f"use heads={' or '.join(map(str, sorted(near)))}")
-        if opdef.name == "mlp" and options["hidden"] is None:
-            options["hidden"] = 4 * channels
-        if opdef.name in ("laplace", "diff") and self.spec.grid.shape is None \
-                and self.spec.grid.dims == 2:  # pragma: no cover - load() rejects it already
-            raise SpecError("a 2-D grid needs a shape", node.loc)
 
     # ------------------------------------------------------------------ equation
     def lower(self) -> SymbolicModel:

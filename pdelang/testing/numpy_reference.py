@@ -31,7 +31,6 @@ Semantics (float64 throughout):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -41,6 +40,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from pdelang.discrete import ir as D
+from pdelang.operators import OPERATORS, MissingHandler
+from pdelang.schemes import program as P
 
 __all__ = [
     "NumpyReference",
@@ -75,65 +76,13 @@ def softplus(x):
 
 
 # ----------------------------------------------------------------------------- elementwise
-_erf = np.frompyfunc(math.erf, 1, 1)
+# The operators' own NumPy definitions (pdelang.operators), re-exported for callers.
+from pdelang.operators.elementwise import numpy_gelu as gelu  # noqa: E402
+from pdelang.operators.layernorm import layer_norm  # noqa: E402
+from pdelang.operators.mlp import numpy_activation  # noqa: E402
+from pdelang.operators.rmsnorm import rms_norm  # noqa: E402
 
-
-def erf(x: np.ndarray) -> np.ndarray:
-    return np.asarray(_erf(np.asarray(x, dtype=np.float64)), dtype=np.float64)
-
-
-def gelu(x: np.ndarray) -> np.ndarray:
-    """x Φ(x) with the exact normal CDF Φ(x) = (1 + erf(x/√2))/2."""
-    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
-
-
-def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    """The tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³)))."""
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0)
-
-
-ELEMENTWISE = {
-    "tanh": np.tanh,
-    "exp": np.exp,
-    "relu": relu,
-    "gelu": gelu,
-    "sigmoid": sigmoid,
-}
-
-ACTIVATIONS = {
-    "gelu": gelu,
-    "gelu_tanh": gelu_tanh,
-    "relu": relu,
-    "silu": lambda x: x * sigmoid(x),
-    "tanh": np.tanh,
-}
-
-
-def layer_norm(x: np.ndarray, eps: float, weight=None, bias=None) -> np.ndarray:
-    """(x − mean) / √(var + ε) · γ + β over the last axis (biased variance)."""
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    y = (x - mean) / np.sqrt(var + eps)
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y
-
-
-def rms_norm(x: np.ndarray, eps: float, weight=None) -> np.ndarray:
-    """x / √(mean(x²) + ε) · γ over the last axis."""
-    y = x / np.sqrt((x**2).mean(axis=-1, keepdims=True) + eps)
-    return y if weight is None else y * weight
+gelu_tanh = numpy_activation("gelu_tanh")
 
 
 # ----------------------------------------------------------------------------- boundaries
@@ -322,7 +271,7 @@ class ReferenceOutput(NamedTuple):
     attentions: list  # (B, heads, N, N) per attention evaluation
 
 
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     """log Σ exp over ``axis`` (keepdims); 0 where every entry is −∞."""
     m = np.max(x, axis=axis, keepdims=True)
     finite = np.isfinite(m)
@@ -332,13 +281,52 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return np.where(finite, s, 0.0)
 
 
-def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     m = np.max(x, axis=axis, keepdims=True)
     e = np.exp(x - m)
     return e / e.sum(axis=axis, keepdims=True)
 
 
 # ----------------------------------------------------------------------------- interpreter
+class _ReferenceMachine:
+    """The NumPy semantics of the step program's instructions (see
+    :func:`pdelang.schemes.program.run`)."""
+
+    def __init__(self, reference: NumpyReference, layer: int, ctx: _Context, dt, shape):
+        self.reference = reference
+        self.layer = layer
+        self.ctx = ctx
+        self.dt = dt
+        self.shape = shape
+        self.combine = P.float_combine(dt, reference.model.program.constant_values)
+
+    def _scale(self, coefficient):
+        return self.reference.model.program.coefficient(coefficient) * self.dt
+
+    def rate(self, terms, state):
+        state = np.broadcast_to(state, self.shape)
+        total = np.zeros(self.shape)
+        for t in terms:
+            total = total + self.reference.term(t, state, self.layer, self.ctx)
+        return total
+
+    def solve(self, terms, coefficient, rhs):
+        return self.reference.implicit_apply("solve", terms, self._scale(coefficient),
+                                             np.broadcast_to(rhs, self.shape), self.layer,
+                                             self.ctx)
+
+    def flow(self, terms, coefficient, state):
+        return self.reference.implicit_apply("flow", terms, self._scale(coefficient),
+                                             np.broadcast_to(state, self.shape), self.layer,
+                                             self.ctx)
+
+    def project(self, norm, state):
+        return self.reference._norm_module(norm, self.layer, np.broadcast_to(state, self.shape))
+
+    def observe(self, index, label, value):
+        pass
+
+
 class NumpyReference:
     """Evaluates a discrete model with given weights, in float64 NumPy.
 
@@ -353,13 +341,13 @@ class NumpyReference:
         self.grid_shape = tuple(model.shape) if model.shape and len(model.axes) == 2 else None
 
     # ------------------------------------------------------------------ weights
-    def _tensor(self, key: str) -> np.ndarray:
+    def weight(self, key: str) -> np.ndarray:
         try:
             return self.weights[key]
         except KeyError:
             raise KeyError(f"the weights have no entry {key!r}") from None
 
-    def _optional(self, key: str) -> np.ndarray | None:
+    def optional_weight(self, key: str) -> np.ndarray | None:
         return self.weights.get(key)
 
     def scalar(self, name: str, layer: int) -> float:
@@ -369,74 +357,24 @@ class NumpyReference:
         raw = self.weights.get(f"{prefix}parametrizations.{name}.original")
         if raw is not None:
             return float(softplus(raw))
-        return float(self._tensor(prefix + name))
+        return float(self.weight(prefix + name))
 
     def module_options(self, name: str) -> Mapping[str, object]:
         return next(m for m in self.model.modules if m.name == name).options
 
     # ------------------------------------------------------------------ operators
     def linear(self, x: np.ndarray, prefix: str, bias: bool) -> np.ndarray:
-        y = x @ self._tensor(prefix + ".weight").T
+        y = x @ self.weight(prefix + ".weight").T
         if bias:
-            y = y + self._tensor(prefix + ".bias")
+            y = y + self.weight(prefix + ".bias")
         return y
 
     def norm(self, x: np.ndarray, kind: str, eps: float, affine: bool, prefix: str):
-        if kind == "layernorm":
-            weight = self._tensor(prefix + ".weight") if affine else None
-            bias = self._optional(prefix + ".bias") if affine else None
-            return layer_norm(x, eps, weight, bias)
-        if kind == "rmsnorm":
-            return rms_norm(x, eps, self._tensor(prefix + ".weight") if affine else None)
-        raise ValueError(f"unknown norm kind {kind!r}")
-
-    def attention(self, x: np.ndarray, prefix: str, options, ctx: _Context) -> np.ndarray:
-        heads = int(options["heads"])
-        bias = bool(options["bias"])
-        batch, tokens, channels = x.shape
-        d = channels // heads
-
-        def split(y):  # (B, N, C) → (B, H, N, d)
-            return y.reshape(batch, tokens, heads, d).transpose(0, 2, 1, 3)
-
-        q = split(self.linear(x, prefix + ".q", bias))
-        k = split(self.linear(x, prefix + ".k", bias))
-        v = split(self.linear(x, prefix + ".v", bias))
-        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)  # (B, H, N, N)
-        allowed = np.ones((batch, 1, tokens, tokens), dtype=bool)
-        if ctx.key_mask is not None:
-            allowed &= ctx.key_mask[:, None, None, :]
-        if options.get("causal"):
-            allowed &= np.tril(np.ones((tokens, tokens), dtype=bool))[None, None]
-        if options.get("kernel", "softmax") == "softmax":
-            p = _softmax(np.where(allowed, scores, -np.inf), axis=-1)
-        else:
-            if ctx.key_mask is not None:  # padding queries are outside the domain too
-                allowed &= ctx.key_mask[:, None, :, None]
-            s = np.where(allowed, scores, -np.inf)
-            for _ in range(int(options["iterations"])):
-                s = s - _logsumexp(s, axis=-2)  # columns
-                s = s - _logsumexp(s, axis=-1)  # rows (last, so rows sum to one)
-            p = np.exp(s)
-        if ctx.record:
-            ctx.attentions.append(p)
-        y = (p @ v).transpose(0, 2, 1, 3).reshape(batch, tokens, channels)
-        return self.linear(y, prefix + ".o", bias)
-
-    def module(self, name: str, op: str, x: np.ndarray, layer: int, ctx: _Context):
-        options = self.module_options(name)
-        prefix = f"layers.{layer}.{name}"
-        if op == "attention":
-            return self.attention(x, prefix, options, ctx)
-        if op == "mlp":
-            hidden = ACTIVATIONS[str(options["activation"])](
-                self.linear(x, prefix + ".fc1", bool(options["bias"])))
-            return self.linear(hidden, prefix + ".fc2", bool(options["bias"]))
-        if op == "linear":
-            return self.linear(x, prefix, bool(options["bias"]))
-        if op in ("layernorm", "rmsnorm"):
-            return self.norm(x, op, float(options["eps"]), bool(options["affine"]), prefix)
-        raise ValueError(f"the reference has no operator {op!r}")
+        """A normalization (its operator's NumPy definition) with the weights at prefix."""
+        op = OPERATORS.get(kind)
+        if op is None or op.category != "norm":
+            raise ValueError(f"unknown norm kind {kind!r}")
+        return op.numpy_norm(x, eps, affine, prefix, self)
 
     def stencil(self, key: str, x: np.ndarray, ctx: _Context) -> np.ndarray:
         return apply_stencil(x, self.model.stencils[key], boundary=self.model.boundary,
@@ -470,28 +408,28 @@ class NumpyReference:
             if exponent == Fraction(1, 2):
                 return np.sqrt(base)
             return np.power(base, float(exponent))
-        if isinstance(node, D.Elementwise):
-            return ELEMENTWISE[node.func](self.evaluate(node.operand, u, layer, ctx))
-        if isinstance(node, D.ApplyStencil):
+        if isinstance(node, (D.Elementwise, D.ApplyStencil, D.ApplyModule)):
+            name = (node.func if isinstance(node, D.Elementwise) else node.op
+                    if isinstance(node, D.ApplyModule)
+                    else self.model.stencils[node.stencil].operator)
+            op = OPERATORS.get(name)
+            if op is None:
+                raise MissingHandler("the NumPy reference", name, "an operator module")
             operand = self.evaluate(node.operand, u, layer, ctx)
-            return self.stencil(node.stencil, np.broadcast_to(operand, u.shape), ctx)
-        if isinstance(node, D.ApplyModule):
-            operand = np.broadcast_to(self.evaluate(node.operand, u, layer, ctx), u.shape)
-            return self.module(node.module, node.op, operand, layer, ctx)
+            if not isinstance(node, D.Elementwise):
+                operand = np.broadcast_to(operand, u.shape)
+            return op.numpy_eval(node, operand, self, layer, ctx)
         raise TypeError(f"the reference cannot evaluate {node!r}")
 
     # ------------------------------------------------------------------ the step program
-    def _norm_of(self, name: str, layer: int, x: np.ndarray) -> np.ndarray:
-        n = self.model.norm
-        return self.norm(x, n.kind, n.eps, n.affine, f"layers.{layer}.{name}")
-
     def term(self, name: str, u: np.ndarray, layer: int, ctx: _Context | None = None):
-        """F_term(u), with the pre-norm applied to the argument if the term is normalized."""
+        """F_term(u), with the pre-norm applied to the argument if the term has one."""
         ctx = ctx or _Context(u.shape[1])
         term = self.model.term(name)
         arg = u
-        if term.normalized and self.model.norm.placement == "pre":
-            arg = self._norm_of(f"norm_{name}", layer, u)
+        norm = self.model.program.pre_norms.get(name)
+        if norm is not None:
+            arg = self._norm_module(norm, layer, u)
         value = self.evaluate(term.expr, arg, layer, ctx)
         return np.broadcast_to(value, u.shape)
 
@@ -503,35 +441,57 @@ class NumpyReference:
             total = total + self.term(t.name, u, layer, ctx)
         return total
 
+    def _norm_module(self, name: str, layer: int, x: np.ndarray) -> np.ndarray:
+        n = self.model.norm
+        return self.norm(x, n.kind, n.eps, n.affine, f"layers.{layer}.{name}")
+
+    def implicit_matrix(self, terms, layer: int, ctx: _Context, tokens: int,
+                        batch_index: int) -> np.ndarray:
+        """The dense (N, N) matrix of L = Σ_{t ∈ terms} (c₀ I + Σ_i c_i S_i) on sequence
+        ``batch_index``'s tokens (its own domain: stencil rows are zero off its grid, so
+        extra and padding tokens see c₀ only)."""
+        matrix = np.zeros((tokens, tokens))
+        single = _Context(tokens, lengths=None if ctx.lengths is None
+                          else ctx.lengths[batch_index:batch_index + 1])
+        unit = np.eye(tokens)[:, :, None]  # (N, N, 1): column j is e_j
+        for name in terms:
+            implicit = self.model.implicit_term(name)
+            matrix += float(self.evaluate(implicit.zero_order, unit, layer, single)) \
+                * np.eye(tokens)
+            for coefficient, key in implicit.parts:
+                c = float(self.evaluate(coefficient, unit, layer, single))
+                lengths = None if ctx.lengths is None else np.repeat(
+                    ctx.lengths[batch_index:batch_index + 1], tokens, axis=0)
+                rate = apply_stencil(unit, self.model.stencils[key],
+                                     boundary=self.model.boundary,
+                                     extra_tokens=self.model.extra_tokens,
+                                     grid_shape=self.grid_shape, lengths=lengths)
+                matrix += c * rate[:, :, 0].T
+        return matrix
+
+    def implicit_apply(self, kind: str, terms, scale, x: np.ndarray, layer: int,
+                       ctx: _Context) -> np.ndarray:
+        """(I − scale·L)⁻¹ x (``solve``) or exp(scale·L) x (``flow``), with dense matrices;
+        ``scale`` may differ per batch element."""
+        import scipy.linalg
+
+        batch, tokens, _ = x.shape
+        scales = np.broadcast_to(np.asarray(scale, dtype=np.float64).reshape(-1), (batch,)) \
+            if np.ndim(scale) else np.full(batch, float(scale))
+        out = np.empty_like(x)
+        for b in range(batch):
+            matrix = self.implicit_matrix(terms, layer, ctx, tokens, b)
+            if kind == "solve":
+                out[b] = np.linalg.solve(np.eye(tokens) - scales[b] * matrix, x[b])
+            else:
+                out[b] = scipy.linalg.expm(scales[b] * matrix) @ x[b]
+        return out
+
     def layer_step(self, u: np.ndarray, layer: int, ctx: _Context | None = None, dt=None):
-        """One time step with layer ``layer``'s weights."""
-        m = self.model
+        """One time step with layer ``layer``'s weights: the step program interpreted."""
         ctx = ctx or _Context(u.shape[1])
-        dt = m.dt if dt is None else dt
-        program = m.program
-        if program.is_splitting:
-            for split in program.split_steps:
-                term = m.term(split.term)
-                rate = self.term(term.name, u, layer, ctx)
-                increment = float(split.fraction) * dt * rate
-                u = u + increment if m.residual else increment
-                if term.normalized and m.norm.placement == "post":
-                    u = self._norm_of(f"norm_{term.name}", layer, u)
-            return u
-        stages: list[np.ndarray] = []
-        for row in program.tableau.a:
-            state = u
-            for a, k in zip(row, stages):
-                if a != 0:
-                    state = state + float(a) * dt * k
-            stages.append(self.rhs(state, layer, ctx))
-        combination = 0.0
-        for b, k in zip(program.tableau.b, stages):
-            combination = combination + float(b) * dt * k
-        u = u + combination if m.residual else np.broadcast_to(combination, u.shape)
-        if m.norm.kind != "none" and m.norm.placement == "post":
-            u = self._norm_of("norm", layer, u)
-        return u
+        dt = self.model.dt if dt is None else dt
+        return P.run(self.model.program, _ReferenceMachine(self, layer, ctx, dt, u.shape), u)
 
     def final_norm(self, u: np.ndarray) -> np.ndarray:
         n = self.model.norm

@@ -49,12 +49,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from pdelang.discrete import ir as D
+from pdelang.schemes.program import float_combine
+from pdelang.schemes.program import run as run_program
 from pdelang.testing.fields import resolution_sizes, smooth_field
 from pdelang.testing.numpy_reference import NumpyReference, stencil_along
 
 __all__ = [
     "ORDER_TOLERANCE",
-    "SCHEME_ORDERS",
     "ConvergenceStudy",
     "LinearStepper",
     "PropertyFailure",
@@ -73,6 +74,8 @@ __all__ = [
     "check_stability_threshold",
     "check_symmetric_nsd",
     "check_time_order",
+    "check_unconditional_stability",
+    "claimed_order",
     "convergence_study",
     "empirical_max_dt",
     "expm",
@@ -92,7 +95,6 @@ __all__ = [
 ]
 
 ORDER_TOLERANCE = 0.15
-SCHEME_ORDERS = {"euler": 1, "lie": 1, "strang": 2, "rk2": 2, "rk4": 4}
 
 Operator = Callable[[np.ndarray], np.ndarray]
 
@@ -424,18 +426,22 @@ def check_max_norm_nonincreasing(step: Callable[[np.ndarray], np.ndarray], u0: n
                    f"change {worst:.2g})", growth=worst, steps=steps)
 
 
-def is_monotone(stencil, scheme: str) -> bool:
-    """Whether explicit stepping of ``D Δu`` with this stencil and scheme obeys the discrete
+def is_monotone(stencil, program) -> bool:
+    """Whether stepping ``D Δu`` with this stencil and step program obeys the discrete
     maximum principle for every Δt within the von Neumann bound: all off-centre weights
-    non-negative, and a scheme that is a convex combination of forward-Euler steps of the
-    bound's size (euler, lie, strang, rk2 = Heun, SSP coefficient 1).  Wider (higher
-    accuracy) Laplacian stencils have negative weights, and classical rk4 is not SSP: for
-    those the max norm can grow (the W-norm cannot)."""
+    non-negative, and a strong-stability-preserving scheme — a convex combination of
+    forward-Euler steps of the bound's size (the scheme's ``ssp`` fact: euler, lie, strang,
+    rk2 = Heun, imex_euler; exact flows and backward-Euler stages keep the principle too).
+    Wider (higher accuracy) Laplacian stencils have negative weights, and classical rk4 is
+    not SSP: for those the max norm can grow (the W-norm cannot).  ``program`` is a step
+    program or a scheme name."""
+    from pdelang.schemes import SCHEMES
+
+    name = program if isinstance(program, str) else program.scheme
     offsets = [int(o) for o in stencil.offsets]
     weights = [_fraction(w) for w in stencil.weights]
     off_centre_ok = all(w >= 0 for o, w in zip(offsets, weights) if o != 0)
-    return stencil.derivative == 2 and off_centre_ok and scheme in ("euler", "lie", "strang",
-                                                                      "rk2")
+    return stencil.derivative == 2 and off_centre_ok and SCHEMES[name].ssp
 
 
 # ----------------------------------------------------------------------------- (d) stability
@@ -477,20 +483,27 @@ def _linear_part(expr: D.DExpr) -> D.DExpr | None:
 
 
 def linear_differential_model(model: D.DiscreteModel) -> D.DiscreteModel | None:
-    """The model with every term replaced by its linear differential part, without norms
-    and with the residual on: what the von Neumann analysis looks at.  None when some
-    derivative is not of the form ``c · L(u)`` or no term has one."""
+    """The model with every term replaced by its linear differential part, without norms:
+    what the von Neumann analysis looks at, stepped by the same step program restricted to
+    the terms that have a differential part (:func:`pdelang.schemes.restricted`: the other
+    sub-steps of a splitting become the identity, also without the residual).  None when
+    some derivative is not of the form ``c · L(u)`` or no term has one."""
+    from pdelang.schemes import restricted
+
     terms = []
     for term in model.terms:
         part = _linear_part(term.expr)
         if part is None:
             return None
         terms.append(D.DiscreteTerm(term.name, part, False))
-    if not any(_has_stencil(t.expr) for t in terms):
+    active = [t.name for t in terms if _has_stencil(t.expr)]
+    if not active:
         return None
     norm = D.NormStabilizer("none", "pre", model.norm.eps, False, False)
-    return dataclasses.replace(model, terms=tuple(terms), norm=norm, residual=True,
-                               modules=())
+    implicit = tuple(dataclasses.replace(i, zero_order=D.Const(Fraction(0)))
+                     for i in model.implicit)
+    return dataclasses.replace(model, terms=tuple(terms), norm=norm, modules=(),
+                               program=restricted(model.program, active), implicit=implicit)
 
 
 def ir_parameter_weights(model: D.DiscreteModel) -> dict[str, np.ndarray]:
@@ -525,13 +538,14 @@ class LinearStepper:
     """The linear differential part of a model, stepped fast enough for 10⁴ steps.
 
     The matrix of each term's linear part on the grid tokens (one channel) is read off the
-    NumPy reference by applying it to unit vectors, and stepped with the model's own step
-    program: Euler sub-steps with their fractions for a splitting, the Butcher tableau
-    otherwise.  Small grids (≤ 256 tokens) step with dense NumPy products; larger ones with
-    torch's sparse CSR product (the matrices have a stencil's few non-zeros per row).
-    Parameters take their layer-0 values.  States are opaque: build one with
-    :meth:`state` from rows ``(K, n)``, read it back with :meth:`rows`; Δt may differ per
-    row (:meth:`dts`)."""
+    NumPy reference by applying it to unit vectors, and the model's own step program is
+    interpreted on those matrices (:class:`MatrixMachine`): rates are products, implicit
+    stages dense solves, exact flows matrix exponentials (both cached per Δt).  Small grids
+    (≤ 256 tokens) and implicit programs step with dense NumPy products; larger explicit ones
+    with torch's sparse CSR product (the matrices have a stencil's few non-zeros per row).
+    Parameters take their layer-0 values.  States are opaque: build one with :meth:`state`
+    from rows ``(K, n)``, read it back with :meth:`rows`; Δt may differ per row
+    (:meth:`dts`)."""
 
     def __init__(self, reference: NumpyReference, length: int | None = None,
                  backend: str | None = None) -> None:
@@ -550,7 +564,10 @@ class LinearStepper:
                 columns.append(np.asarray(rate)[:, extra:, 0])
             matrix = np.concatenate(columns, axis=0).T  # (n, n): column j = L e_j
             self.matrices[term.name] = matrix if matrix.any() else None
-        self.backend = backend or ("numpy" if n <= 256 else "torch")
+        implicit = bool(model.program.implicit)
+        self.backend = backend or ("numpy" if n <= 256 or implicit else "torch")
+        if implicit and self.backend != "numpy":
+            raise ValueError("implicit programs step with the numpy backend")
         self.parts: dict[str, object] = {}
         for name, matrix in self.matrices.items():
             if matrix is None:
@@ -564,6 +581,7 @@ class LinearStepper:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
                     self.parts[name] = torch.from_numpy(matrix.copy()).to_sparse_csr()
+        self.functions: dict = {}  # (kind, terms, scale) → (n, n) matrix acting on rows
 
     @contextlib.contextmanager
     def quiet_threads(self):
@@ -624,24 +642,26 @@ class LinearStepper:
                 total = total + self.apply(name, u)
         return total
 
-    def step(self, u, dt):
-        program = self.model.program
-        if program.is_splitting:
-            for split in program.split_steps:
-                if self.parts[split.term] is not None:
-                    u = u + float(split.fraction) * dt * self.apply(split.term, u)
-            return u
-        stages: list = []
-        for row in program.tableau.a:
-            state = u
-            for a, k in zip(row, stages):
-                if a != 0:
-                    state = state + float(a) * dt * k
-            stages.append(self.rhs(state))
-        out = u
-        for b, k in zip(program.tableau.b, stages):
-            out = out + float(b) * dt * k
+    def function(self, kind: str, terms, scales: np.ndarray, u):
+        """Rows of u times f(L)ᵀ, f(L) = (I − aL)⁻¹ or exp(aL), a = the row's scale."""
+        import scipy.linalg
+
+        matrix = sum((self.matrices[t] for t in terms if self.matrices[t] is not None),
+                     np.zeros((self.n, self.n)))
+        out = np.empty_like(u)
+        for i, scale in enumerate(np.asarray(scales).reshape(-1)):
+            key = (kind, tuple(terms), float(scale))
+            if key not in self.functions:
+                if kind == "solve":
+                    value = np.linalg.inv(np.eye(self.n) - scale * matrix)
+                else:
+                    value = scipy.linalg.expm(scale * matrix)
+                self.functions[key] = value.T.copy()
+            out[i] = u[i] @ self.functions[key]
         return out
+
+    def step(self, u, dt):
+        return run_program(self.model.program, MatrixMachine(self, dt), u)
 
     def advance(self, rows: np.ndarray, dt: float, steps: int = 1) -> np.ndarray:
         """``steps`` steps of rows ``(K, n)`` with one Δt; returns rows."""
@@ -651,6 +671,38 @@ class LinearStepper:
             for _ in range(steps):
                 u = self.step(u, dt_)
         return self.rows(u)
+
+
+class MatrixMachine:
+    """The step program's instructions on the linear stepper's matrices (states: rows with
+    one Δt each, or torch column blocks)."""
+
+    def __init__(self, stepper: LinearStepper, dt) -> None:
+        self.stepper = stepper
+        self.dt = dt
+        self.combine = float_combine(dt, stepper.model.program.constant_values)
+
+    def _scales(self, coefficient) -> np.ndarray:
+        return self.stepper.model.program.coefficient(coefficient) * np.asarray(self.dt)
+
+    def rate(self, terms, state):
+        total = 0.0 * state
+        for t in terms:
+            if self.stepper.parts[t] is not None:
+                total = total + self.stepper.apply(t, state)
+        return total
+
+    def solve(self, terms, coefficient, rhs):
+        return self.stepper.function("solve", terms, self._scales(coefficient), rhs)
+
+    def flow(self, terms, coefficient, state):
+        return self.stepper.function("flow", terms, self._scales(coefficient), state)
+
+    def project(self, norm, state):
+        return state
+
+    def observe(self, index, label, value):
+        pass
 
 
 def grows(stepper: LinearStepper, dts: Sequence[float], *, steps: int, seed: int = 0,
@@ -724,6 +776,19 @@ def check_stability_sharpness(stepper: LinearStepper, predicted: float, *,
                    grows_above=bool(g[1]), steps=steps)
 
 
+def check_unconditional_stability(stepper: LinearStepper, dt: float, *,
+                                  factors: Sequence[float] = (1, 10, 100, 1000),
+                                  steps: int = 2000, seed: int = 0,
+                                  name: str = "stability_bound_sharp") -> PropertyResult:
+    """(d) For a program the analysis finds stable at every Δt (implicit stages, exact
+    flows): stepping at 1, 10, 100 and 1000 × ``dt`` stays bounded."""
+    dts = [f * dt for f in factors]
+    g = grows(stepper, dts, steps=steps, seed=seed)
+    return _result(name, not g.any(), "no step size is too large: " + ", ".join(
+        f"{f:g}×Δt {'grows' if x else 'bounded'}" for f, x in zip(factors, g))
+        + f" ({steps} steps)", dts=dts, grows=[bool(x) for x in g])
+
+
 def check_stability_threshold(empirical: float, predicted: float, *, tolerance: float = 0.05,
                               name: str = "stability_threshold") -> PropertyResult:
     """(d) The empirical threshold is within ``tolerance`` (relative) of the derived bound."""
@@ -757,93 +822,120 @@ def check_convergence_in_time(run: Callable[[int], np.ndarray], exact: np.ndarra
 
 
 def expm(a: np.ndarray) -> np.ndarray:
-    """Matrix exponential (scaling and squaring of a 30-term Taylor series)."""
-    norm = max(np.linalg.norm(a, 1), 1e-300)
-    squarings = max(0, math.ceil(math.log2(norm)) + 1)
-    scaled = a / 2**squarings
-    out = np.eye(len(a))
-    term = np.eye(len(a))
-    for i in range(1, 30):
-        term = term @ scaled / i
-        out = out + term
-    for _ in range(squarings):
-        out = out @ out
-    return out
+    """Matrix exponential (SciPy's scaling-and-squaring Padé)."""
+    import scipy.linalg
+    return scipy.linalg.expm(np.asarray(a, dtype=np.float64))
 
 
-def linear_test_problem(program: D.StepProgram, seed: int = 0):
+def claimed_order(program) -> int:
+    """The order a program's scheme claims on :func:`linear_test_problem`: the scheme's
+    nominal order (a splitting's, with nilpotent terms whose Euler sub-steps are exact)."""
+    from pdelang.schemes import SCHEMES
+    return SCHEMES[program.scheme].order
+
+
+def linear_test_problem(program, seed: int = 0):
     """(e) A linear test problem ``du/dt = Σ_terms A_t u`` for a step program: the matrices
-    of its terms (by name) and the claimed order.
+    of its terms (by name).
 
-    * Runge–Kutta programs: one 4×4 matrix with eigenvalues in the left half-plane.
     * Splitting programs: the first two terms get non-commuting *nilpotent* maps
       ``A = a·e₁e₂ᵀ`` and ``B = b·e₂e₁ᵀ`` (A² = B² = 0, AB ≠ BA), the others zero.  An
       explicit Euler sub-step of a nilpotent map is its exact flow, so the error measured is
       the splitting error alone: order 1 for Lie–Trotter, 2 for Strang.  (With general
       terms the Euler sub-steps add their own first-order error.)
+    * IMEX programs: a stiff symmetric negative definite map (eigenvalues −1 … −20) on the
+      implicit terms and a non-commuting skew-dominated map on the explicit ones.
+    * Runge–Kutta programs: one 4×4 matrix with eigenvalues in the left half-plane.
     """
     rng = np.random.default_rng(seed)
+    names = list(program.terms)
+    maps = {name: np.zeros((4, 4) if not program.is_splitting else (2, 2)) for name in names}
     if program.is_splitting:
-        names = list(dict.fromkeys(s.term for s in program.split_steps))
-        maps = {name: np.zeros((2, 2)) for name in names}
         if len(names) >= 2:
-            maps[names[0]] = np.array([[0.0, 0.9 + 0.2 * rng.random()], [0.0, 0.0]])
-            maps[names[1]] = np.array([[0.0, 0.0], [-(0.9 + 0.2 * rng.random()), 0.0]])
+            order = list(dict.fromkeys(t for t, _ in program.sub_steps))
+            maps[order[0]] = np.array([[0.0, 0.9 + 0.2 * rng.random()], [0.0, 0.0]])
+            maps[order[1]] = np.array([[0.0, 0.0], [-(0.9 + 0.2 * rng.random()), 0.0]])
         return maps
     m = rng.standard_normal((4, 4)) / 2
-    a = m - m.T - 0.5 * np.eye(4) - 0.2 * (m @ m.T)
-    return {"rhs": a}
+    explicit = m - m.T - 0.5 * np.eye(4) - 0.2 * (m @ m.T)
+    if program.kind == "imex":
+        q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+        stiff = q @ np.diag([-1.0, -4.0, -10.0, -20.0]) @ q.T
+        for name in names:
+            maps[name] = np.zeros((4, 4))
+        maps[program.implicit[0]] = stiff
+        others = [t for t in names if t not in program.implicit]
+        if others:
+            maps[others[0]] = explicit
+        return maps
+    maps[names[0]] = explicit
+    return maps
 
 
-def _program_step(program: D.StepProgram, maps: Mapping[str, np.ndarray], u: np.ndarray,
-                  dt: float) -> np.ndarray:
-    if program.is_splitting:
-        for split in program.split_steps:
-            u = u + float(split.fraction) * dt * (maps[split.term] @ u)
-        return u
-    a = sum(maps.values())
-    stages: list[np.ndarray] = []
-    for row in program.tableau.a:
-        state = u + sum((float(c) * dt * k for c, k in zip(row, stages)), np.zeros_like(u))
-        stages.append(a @ state)
-    return u + sum(float(b) * dt * k for b, k in zip(program.tableau.b, stages))
+class VectorMachine:
+    """The step program's instructions on vectors, with a matrix per term."""
+
+    def __init__(self, program, maps: Mapping[str, np.ndarray], dt: float) -> None:
+        self.program = program
+        self.maps = maps
+        self.dt = dt
+        self.combine = float_combine(dt, program.constant_values)
+
+    def _matrix(self, terms):
+        return sum(self.maps[t] for t in terms)
+
+    def rate(self, terms, state):
+        return self._matrix(terms) @ state
+
+    def solve(self, terms, coefficient, rhs):
+        a = self.program.coefficient(coefficient) * self.dt
+        return np.linalg.solve(np.eye(len(rhs)) - a * self._matrix(terms), rhs)
+
+    def flow(self, terms, coefficient, state):
+        return expm(self.program.coefficient(coefficient) * self.dt * self._matrix(terms)) @ state
+
+    def project(self, norm, state):
+        return state
+
+    def observe(self, index, label, value):
+        pass
 
 
-def check_time_order(program: D.StepProgram, claimed_order: int | None = None, *,
+def check_time_order(program, claimed: int | None = None, *,
                      steps: Sequence[int] = (20, 40, 80, 160), span: float = 1.0,
                      seed: int = 0, tolerance: float = ORDER_TOLERANCE) -> PropertyResult:
-    """(e) The step program of a discrete model (its split steps with their fractions, or its
-    Butcher tableau) reaches the order its scheme claims (:data:`SCHEME_ORDERS`) on
-    :func:`linear_test_problem`."""
-    claimed = SCHEME_ORDERS[program.scheme] if claimed_order is None else claimed_order
+    """(e) The step program (its sub-steps with their fractions, its tableau, its implicit
+    stages) reaches the order its scheme claims (:func:`claimed_order`) on
+    :func:`linear_test_problem`, run by the same interpreter as every other backend."""
+    claimed = claimed_order(program) if claimed is None else claimed
     name = f"time_order[{program.scheme}]"
-    maps = linear_test_problem(program, seed)
-    if program.is_splitting and len({s.term for s in program.split_steps}) < 2:
+    if program.is_splitting and len(set(program.terms)) < 2:
         return not_applicable(name, "a splitting of a single term is one Euler step")
+    if not program.residual:
+        return not_applicable(name, "without the residual a step is not a time integrator")
+    maps = linear_test_problem(program, seed)
     rng = np.random.default_rng(seed + 1)
     u0 = rng.standard_normal(len(next(iter(maps.values()))))
     exact = expm(span * sum(maps.values())) @ u0
 
     def run(n: int) -> np.ndarray:
         u = u0
+        machine = VectorMachine(program, maps, span / n)
         for _ in range(n):
-            u = _program_step(program, maps, u, span / n)
+            u = run_program(program, machine, u)
         return u
 
     return check_convergence_in_time(run, exact, steps=steps, span=span,
                                      claimed_order=claimed, tolerance=tolerance, name=name)
 
 
-def tableau_order(tableau: D.ButcherTableau, max_order: int = 4) -> int:
-    """The order of an explicit Runge–Kutta tableau from its order conditions (exact, up to
-    ``max_order`` = 4): b·1 = 1; b·c = ½; b·c² = ⅓, b·Ac = ⅙; b·c³ = ¼, b·(c∘Ac) = ⅛,
-    b·Ac² = 1/12, b·A²c = 1/24."""
+def tableau_order(tableau, max_order: int = 4) -> int:
+    """The order of an explicit Runge–Kutta tableau (:class:`pdelang.schemes.runge_kutta.
+    Tableau`, rational entries) from its order conditions (exact, up to ``max_order`` = 4):
+    b·1 = 1; b·c = ½; b·c² = ⅓, b·Ac = ⅙; b·c³ = ¼, b·(c∘Ac) = ⅛, b·Ac² = 1/12, b·A²c = 1/24."""
     s = len(tableau.b)
-    A = [[Fraction(0)] * s for _ in range(s)]
-    for i, row in enumerate(tableau.a):
-        for j, v in enumerate(row):
-            A[i][j] = Fraction(v)
-    b = [Fraction(v) for v in tableau.b]
+    A = [[Fraction(tableau.entry(i, j).rational) for j in range(s)] for i in range(s)]
+    b = [Fraction(v.rational) for v in tableau.b]
     c = [sum(row, Fraction(0)) for row in A]
 
     def dot(x, y):

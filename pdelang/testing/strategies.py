@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from pdelang.operators.registry import ACTIVATIONS
+from pdelang.operators import OPERATORS
+from pdelang.operators.mlp import ACTIVATIONS
 from pdelang.testing.fields import FieldSample, smooth_field
 
 __all__ = [
@@ -48,7 +49,8 @@ __all__ = [
 ]
 
 BOUNDARIES = ("periodic", "neumann", "dirichlet", "copy")
-SCHEMES = ("euler", "lie", "strang", "rk2", "rk4")
+SCHEMES = ("euler", "lie", "strang", "rk2", "rk4")  # the explicit schemes
+IMEX_SCHEMES = ("imex_euler", "imex_ars222")
 ACCURACIES = (2, 4, 6, 8)
 NORM_KINDS = ("none", "layernorm", "rmsnorm")
 ELEMENTWISE = ("tanh", "relu", "gelu", "sigmoid")
@@ -117,59 +119,26 @@ class _Context:
         self.max_radius = max(self.max_radius, radius(k, self.accuracy[op]))
         self.used.add(op)
 
+    def note_radius(self, r: int) -> None:
+        """A learned stencil (conv) reads r ghost tokens: the grid must be larger."""
+        self.max_radius = max(self.max_radius, r)
+
 
 def _bool(draw) -> str:
     return draw(st.sampled_from(["true", "false"]))
 
 
 def _learned_call(draw, ctx: _Context, operand: str) -> str:
-    op = draw(st.sampled_from(["attention", "mlp", "linear", "layernorm", "rmsnorm"]))
-    opts = []
-    if op == "attention":
-        divisors = [d for d in range(1, ctx.channels + 1) if ctx.channels % d == 0]
-        if draw(st.booleans()):
-            opts.append(f"heads={draw(st.sampled_from(divisors))}")
-        if draw(st.booleans()):
-            opts.append(f"causal={_bool(draw)}")
-        if draw(st.booleans()):
-            opts.append(f"kernel={draw(st.sampled_from(['softmax', 'sinkhorn']))}")
-        if draw(st.booleans()):
-            opts.append(f"iterations={draw(st.integers(1, 30))}")
-        if draw(st.booleans()):
-            opts.append(f"bias={_bool(draw)}")
-    elif op == "mlp":
-        if draw(st.booleans()):
-            opts.append(f"hidden={draw(st.integers(1, 12))}")
-        if draw(st.booleans()):
-            opts.append(f"activation={draw(st.sampled_from(ACTIVATIONS))}")
-        if draw(st.booleans()):
-            opts.append(f"bias={_bool(draw)}")
-    elif op == "linear":
-        if draw(st.booleans()):
-            opts.append(f"bias={_bool(draw)}")
-    else:
-        if draw(st.booleans()):
-            opts.append(f"eps={draw(st.sampled_from(['1e-5', '1.0e-6', '0.001']))}")
-        if draw(st.booleans()):
-            opts.append(f"affine={_bool(draw)}")
-    ctx.used.add(op)
-    return f"{op}({', '.join([operand, *opts])})"
+    """A call of a learned operator (every operator of the registry that owns weights),
+    with options drawn by the operator itself."""
+    op = draw(st.sampled_from([o for o in OPERATORS.values() if o.learned]))
+    ctx.used.add(op.name)
+    return op.draw_call(draw, ctx, operand)
 
 
 def _differential_call(draw, ctx: _Context, operand: str) -> str:
-    if draw(st.booleans()):
-        ctx.note_stencil("laplace", 2)
-        return f"laplace({operand})"
-    axis = draw(st.sampled_from(ctx.axes))
-    k = draw(st.integers(1, 4))
-    ctx.note_stencil("diff", k)
-    form = draw(st.sampled_from(["positional", "keyword", "default"] if k == 1 else
-                                ["positional", "keyword"]))
-    if form == "default":
-        return f"diff({operand}, {axis})"
-    if form == "keyword":
-        return f"diff({operand}, {axis}, order={k})"
-    return f"diff({operand}, {axis}, {k})"
+    op = draw(st.sampled_from([o for o in OPERATORS.values() if o.category == "differential"]))
+    return op.draw_call(draw, ctx, operand)
 
 
 def _bounded(draw, ctx: _Context, depth: int) -> str:

@@ -114,7 +114,7 @@ def load_reference_weights(stepper, reference, spec: Spec | None = None,
     """
     structure = type(stepper).STRUCTURE
     names = check_compatible(structure, reference, spec, stabilizers)
-    split = bool(structure["split_order"])
+    norms = _norm_weights(type(stepper), names)
     for layer, w in zip(stepper.layers, reference.layer_weights):
         attention = getattr(layer, names["attention"])
         for proj, weight, bias in ((attention.q, w.q_weight, w.q_bias),
@@ -128,18 +128,31 @@ def load_reference_weights(stepper, reference, spec: Spec | None = None,
         mlp.fc1.bias.copy_(w.fc1_bias)
         mlp.fc2.weight.copy_(w.fc2_weight)
         mlp.fc2.bias.copy_(w.fc2_bias)
-        if split or structure["norm"]["placement"] == "pre":
-            norms = ((f"norm_{names['attention_term']}", w.norm_attention_weight,
-                      w.norm_attention_bias),
-                     (f"norm_{names['mlp_term']}", w.norm_mlp_weight, w.norm_mlp_bias))
-        else:  # one projection after a whole Runge–Kutta step: the layer's last norm
-            norms = (("norm", w.norm_mlp_weight, w.norm_mlp_bias),)
-        for attr, weight, bias in norms:
+        for attr, which in norms:
+            weight, bias = ((w.norm_mlp_weight, w.norm_mlp_bias) if which == "mlp" else
+                            (w.norm_attention_weight, w.norm_attention_bias))
             _copy_norm(getattr(layer, attr, None), weight, bias)
     if reference.final_norm_weight is not None:
         _copy_norm(getattr(stepper, "final_norm", None), reference.final_norm_weight,
                    reference.final_norm_bias)
     return names
+
+
+def _norm_weights(stepper_class, names: dict) -> list[tuple[str, str]]:
+    """(norm module, "attention" | "mlp") for each norm module of the layer, from the step
+    program the stepper was compiled with: a norm that stabilizes the MLP's term takes the
+    reference's MLP norm (the layer's last), one that stabilizes only the attention's term
+    the attention norm."""
+    from pdelang.builder import compilation_of
+
+    program = compilation_of(stepper_class).program
+    out = []
+    for norm in program.norms:
+        if names["mlp_term"] in norm.terms:
+            out.append((norm.name, "mlp"))
+        elif names["attention_term"] in norm.terms:
+            out.append((norm.name, "attention"))
+    return out
 
 
 def _copy_norm(norm, weight, bias) -> None:

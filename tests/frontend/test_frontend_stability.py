@@ -13,13 +13,13 @@ import pytest
 import sympy
 
 from pdelang.analysis.stability import (
-    STABILITY_POLYNOMIALS,
-    amplification,
+    Z,
     imaginary_stability_interval,
     real_stability_interval,
+    stability_function,
 )
 from pdelang.cli.main import main
-from pdelang.driver import front_end
+from pdelang.driver import compile_spec
 from pdelang.spec.load import load_spec_text
 
 REPO = Path(__file__).parent.parent.parent
@@ -27,10 +27,10 @@ HEAT = REPO / "specs" / "heat1d.yaml"
 BETA_RK4 = 2.785293563405282
 
 
-def check_json(*argv: str) -> dict:
+def check_json(*argv: str, rc: int = 0) -> dict:
     out = io.StringIO()
     with redirect_stdout(out):
-        assert main(["check", "--json", *argv]) == 0
+        assert main(["check", "--json", *argv]) == rc
     return json.loads(out.getvalue())
 
 
@@ -56,7 +56,7 @@ time:
 {split}discretization:
   laplace: {{accuracy: {accuracy}}}
 """
-    _, _, analysis = front_end(load_spec_text(text, "stab.yaml"))
+    analysis = compile_spec(load_spec_text(text, "stab.yaml"), until="analysis").analysis
     return analysis
 
 
@@ -77,25 +77,49 @@ def test_two_dimensional_laplacian_halves_the_bound():
     assert a.stability.formula == "h**2/(4*D)"
 
 
+def test_stability_functions_are_derived_from_the_step_programs():
+    """R(z) of each scheme is what its step program does on u' = λu (never written down)."""
+    z = Z
+    assert sympy.expand(stability_function("euler") - (1 + z)) == 0
+    assert sympy.expand(stability_function("rk2") - (1 + z + z**2 / 2)) == 0
+    assert sympy.expand(stability_function("rk4") - (1 + z + z**2 / 2 + z**3 / 6
+                                                      + z**4 / 24)) == 0
+    assert sympy.expand(stability_function("euler", residual=False) - z) == 0
+    assert sympy.simplify(stability_function("imex_euler", implicit=("a",)) - 1 / (1 - z)) == 0
+    assert sympy.simplify(stability_function("lie", implicit=("a",)) - sympy.exp(z)) == 0
+    # ARS(2,2,2)'s implicit part, from its tableau with γ = 1 − 1/√2: L-stable
+    g = stability_function("imex_ars222", implicit=("a",))
+    gamma = 1 - 1 / sympy.sqrt(2)
+    expected = (1 + (1 - 2 * gamma) * z) / (1 - gamma * z) ** 2
+    assert sympy.simplify(g - expected) == 0
+    assert sympy.limit(g, z, -sympy.oo) == 0
+
+
 def test_stability_intervals():
-    assert real_stability_interval("euler") == 2
-    assert real_stability_interval("rk2") == 2
-    beta = real_stability_interval("rk4")
+    assert real_stability_interval(stability_function("euler")) == 2
+    assert real_stability_interval(stability_function("rk2")) == 2
+    beta = real_stability_interval(stability_function("rk4"))
     assert float(beta) == pytest.approx(BETA_RK4, rel=1e-14)
     # β is the edge of the region: |R(-β)| = 1, and just beyond it |R| > 1
-    assert abs(float(STABILITY_POLYNOMIALS["rk4"].subs("z", -beta).evalf(30))) == \
-        pytest.approx(1.0, abs=1e-12)
-    assert amplification("rk4", -float(beta) - 1e-6) > 1
-    assert amplification("rk4", -float(beta) + 1e-6) < 1
-    assert imaginary_stability_interval("euler") == 0
-    assert imaginary_stability_interval("rk2") == 0
-    assert imaginary_stability_interval("rk4") == 2 * sympy.sqrt(2)
+    r4 = sympy.lambdify(Z, stability_function("rk4"))
+    assert abs(float(r4(-beta.evalf(30)))) == pytest.approx(1.0, abs=1e-12)
+    assert abs(r4(-float(beta) - 1e-6)) > 1
+    assert abs(r4(-float(beta) + 1e-6)) < 1
+    assert imaginary_stability_interval(stability_function("euler")) == 0
+    assert imaginary_stability_interval(stability_function("rk2")) == 0
+    assert imaginary_stability_interval(stability_function("rk4")) == 2 * sympy.sqrt(2)
+    # without the residual, Euler keeps |Δt λ| ≤ 1; implicit steps are unbounded
+    assert real_stability_interval(stability_function("euler", residual=False)) == 1
+    assert real_stability_interval(stability_function("imex_euler", implicit=("a",))) \
+        == sympy.oo
+    assert imaginary_stability_interval(
+        stability_function("imex_ars222", implicit=("a",))) == sympy.oo
 
 
 def test_rk4_uses_its_real_stability_interval():
     h, D = 0.1, 0.5
     a = spec(scheme="rk4", h=h, D=D)
-    beta = float(real_stability_interval("rk4"))
+    beta = float(real_stability_interval(stability_function("rk4")))
     assert a.stability.max_stable_dt == pytest.approx(beta * h * h / (4 * D), rel=1e-12)
     assert a.stability.interval == pytest.approx(BETA_RK4, rel=1e-14)
 
@@ -140,8 +164,9 @@ def test_too_large_a_step_is_flagged():
 
 
 def test_cli_reports_an_unstable_step():
-    data = check_json(str(HEAT), "--set", "time.substeps=5")
+    data = check_json(str(HEAT), "--set", "time.substeps=5", rc=1)  # exit 1: unstable
     assert data["stability"]["stable"] is False
+    assert data["stability"]["verdict"] == "unstable"
     assert any("exceeds the largest stable step" in w for w in data["warnings"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pdelang.driver import front_end
+from pdelang.driver import compile_spec
 from pdelang.errors import PdelangError
 from pdelang.spec.load import load_spec_text
 
@@ -25,7 +25,7 @@ TAIL = "equation: dt(u) = x\n"
 def error_for(term_yaml: str) -> tuple[PdelangError, str]:
     text = HEAD + term_yaml + TAIL
     with pytest.raises(PdelangError) as info:
-        front_end(load_spec_text(text, "loc.yaml"))
+        compile_spec(load_spec_text(text, "loc.yaml"), until="analysis")
     return info.value, text
 
 
@@ -89,7 +89,7 @@ def test_syntax_errors_in_quoted_and_block_terms(term, needle):
 def test_error_in_the_equation_is_located():
     text = HEAD + "  x: laplace(u)\n" + 'equation: "dt(u) = x + lapalce(u)"\n'
     with pytest.raises(PdelangError) as info:
-        front_end(load_spec_text(text, "loc.yaml"))
+        compile_spec(load_spec_text(text, "loc.yaml"), until="analysis")
     err = info.value
     assert (err.location.line, err.location.col) == where(text, "lapalce")
     assert err.suggestion == "did you mean 'laplace'?"
@@ -98,6 +98,6 @@ def test_error_in_the_equation_is_located():
 def test_block_scalar_equation():
     text = HEAD + "  x: laplace(u)\n" + "equation: >-\n  dt(u) =\n    x + tahn(u)\n"
     with pytest.raises(PdelangError) as info:
-        front_end(load_spec_text(text, "loc.yaml"))
+        compile_spec(load_spec_text(text, "loc.yaml"), until="analysis")
     err = info.value
     assert (err.location.line, err.location.col) == where(text, "tahn")

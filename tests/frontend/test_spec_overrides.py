@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pdelang.cli.main import main
-from pdelang.driver import front_end
+from pdelang.driver import compile_spec
 from pdelang.errors import OverrideError, PdelangError, SpecError
 from pdelang.spec.load import load_spec
 
@@ -139,13 +139,13 @@ def test_override_creates_a_missing_section():
     assert "discretization" not in NO_NORM.read_text()
     spec = load_spec(NO_NORM, ["discretization.laplace.accuracy=6"])
     assert spec.accuracy["laplace"] == 6
-    _, _, analysis = front_end(spec)
+    analysis = compile_spec(spec, until="analysis").analysis
     assert analysis.stencils["laplace"].stencil.accuracy == 6
 
 
 def test_override_flows_into_the_analysis():
-    _, _, base = front_end(load_spec(HEAT))
-    _, _, changed = front_end(load_spec(HEAT, ["parameters.D.value=0.25"]))
+    base = compile_spec(load_spec(HEAT), until="analysis").analysis
+    changed = compile_spec(load_spec(HEAT, ["parameters.D.value=0.25"]), until="analysis").analysis
     assert changed.stability.max_stable_dt == pytest.approx(2 * base.stability.max_stable_dt,
                                                             rel=1e-12)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from pdelang.driver import front_end
+from pdelang.driver import compile_spec
 from pdelang.errors import ExpressionSyntaxError, SourceLocation
 from pdelang.language import ast
 from pdelang.language.parse import parse_source, parser
 from pdelang.spec.load import load_spec_text
 from pdelang.spec.model import SourceString
-from pdelang.symbolic.functions import Laplace
+from pdelang.operators.laplace import Laplace
 
 
 def parse(text: str, what: str = "term"):
@@ -76,7 +76,7 @@ def test_numbers(text, value):
 def test_numbers_lower_to_exact_rationals():
     spec = load_spec_text("pdelang: 1\nname: n\ngrid: {axes: [seq]}\nfields: {u: {channels: 2}}\n"
                           "terms:\n  a: 1e-3 * u + .5 * u + 2. * u + 3 * u\nequation: dt(u) = a\n")
-    _, model, _ = front_end(spec)
+    model = compile_spec(spec, until="symbolic").symbolic
     u = model.u
     assert sympy.simplify(model.term("a").expr - sympy.Rational(5501, 1000) * u) == 0
 
@@ -105,7 +105,8 @@ equation: dt(u) = a
 
 
 def lowered(term: str):
-    _, model, analysis = front_end(load_spec_text(SPEC.format(term=term), "opts.yaml"))
+    compilation = compile_spec(load_spec_text(SPEC.format(term=term), "opts.yaml"), until="analysis")
+    model, analysis = compilation.symbolic, compilation.analysis
     return model, analysis
 
 
@@ -146,7 +147,7 @@ def test_term_references_are_inlined():
             "terms:\n  diffusion: D * laplace(u)\n  decay: -k * u\n"
             "  both: diffusion + 0.5 * decay\n"
             "equation: dt(u) = both\n")
-    _, model, _ = front_end(load_spec_text(text))
+    model = compile_spec(load_spec_text(text), until="symbolic").symbolic
     D, k = model.parameters["D"], model.parameters["k"]
     expected = D * Laplace(model.u) - k * model.u / 2
     assert sympy.expand(model.term("both").expr - expected) == 0
@@ -158,7 +159,8 @@ def test_equation_pieces_and_names():
     text = ("pdelang: 1\nname: pieces\ngrid: {axes: [seq]}\nfields: {u: {channels: 4}}\n"
             "terms:\n  a: laplace(u)\n  b: tanh(u)\n  c: u\n"
             "equation: dt(u) = a - 0.5 * b + u^2\n")
-    _, model, analysis = front_end(load_spec_text(text))
+    compilation = compile_spec(load_spec_text(text), until="analysis")
+    model, analysis = compilation.symbolic, compilation.analysis
     assert [t.name for t in model.terms] == ["a", "b", "term3"]
     assert sympy.simplify(model.term("b").expr + sympy.tanh(model.u) / 2) == 0
     assert model.unused_terms == ("c",)

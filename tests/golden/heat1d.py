@@ -191,7 +191,7 @@ class Heat1dLayer(nn.Module):
         """One euler step (explicit Runge–Kutta)."""
         k1 = self.rhs(u, ctx, p)
         ctx.after(0, 'stage k1', k1)
-        u = u + 0.005 * k1
+        u = u + DT * k1
         ctx.after(1, 'update', u)
         return u
 

@@ -304,15 +304,18 @@ class MacaronLayer(nn.Module):
     ) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        u = u + 0.5 * self.f_reaction(self.norm_reaction(u), ctx, p)  # u ← u + 0.5·f_reaction(P u)
+        # u ← u + ½Δt·f_reaction(P u)
+        u = u + DT / 2 * self.f_reaction(self.norm_reaction(u), ctx, p)
         ctx.after(0, 'reaction', u)
-        u = u + 0.5 * self.f_diffusion(u, ctx, p)  # u ← u + 0.5·f_diffusion(u)
+        u = u + DT / 2 * self.f_diffusion(u, ctx, p)  # u ← u + ½Δt·f_diffusion(u)
         ctx.after(1, 'diffusion', u)
-        u = u + self.f_interaction(self.norm_interaction(u), ctx, p)  # u ← u + f_interaction(P u)
+        # u ← u + Δt·f_interaction(P u)
+        u = u + DT * self.f_interaction(self.norm_interaction(u), ctx, p)
         ctx.after(2, 'interaction', u)
-        u = u + 0.5 * self.f_diffusion(u, ctx, p)  # u ← u + 0.5·f_diffusion(u)
+        u = u + DT / 2 * self.f_diffusion(u, ctx, p)  # u ← u + ½Δt·f_diffusion(u)
         ctx.after(3, 'diffusion', u)
-        u = u + 0.5 * self.f_reaction(self.norm_reaction(u), ctx, p)  # u ← u + 0.5·f_reaction(P u)
+        # u ← u + ½Δt·f_reaction(P u)
+        u = u + DT / 2 * self.f_reaction(self.norm_reaction(u), ctx, p)
         ctx.after(4, 'reaction', u)
         return u
 

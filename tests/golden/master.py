@@ -304,11 +304,12 @@ class MasterLayer(nn.Module):
     ) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        u = self.norm_interaction(u + self.f_interaction(u, ctx, p))  # u ← P(u + f_interaction(u))
+        # u ← P(u + Δt·f_interaction(u))
+        u = self.norm_interaction(u + DT * self.f_interaction(u, ctx, p))
         ctx.after(0, 'interaction', u)
-        u = self.norm_reaction(u + self.f_reaction(u, ctx, p))  # u ← P(u + f_reaction(u))
+        u = self.norm_reaction(u + DT * self.f_reaction(u, ctx, p))  # u ← P(u + Δt·f_reaction(u))
         ctx.after(1, 'reaction', u)
-        u = u + self.f_diffusion(u, ctx, p)  # u ← u + f_diffusion(u)
+        u = u + DT * self.f_diffusion(u, ctx, p)  # u ← u + Δt·f_diffusion(u)
         ctx.after(2, 'diffusion', u)
         return u
 

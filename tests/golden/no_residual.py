@@ -10,7 +10,7 @@
 # grid: ['seq'], h = 1.0, boundary neumann, 0 extra tokens
 # stencil laplace: offsets [-1, 0, 1], weights [1, -2, 1] / h^2, accuracy 2, order 2
 #   leading error: h**2*Derivative(u(seq), (seq, 4))/12
-# stability: max stable Δt = h**2/(2*D) = 5 (von Neumann, lie); Δt = 1.0 is stable
+# stability: max stable Δt = h**2/(4*D) = 2.5 (von Neumann, lie); Δt = 1.0 is stable
 
 """NoResidualStepper: a pdelang time-stepper (generated — do not edit)."""
 
@@ -303,11 +303,11 @@ class NoResidualLayer(nn.Module):
     ) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        u = self.norm_interaction(self.f_interaction(u, ctx, p))  # u ← P(f_interaction(u))
+        u = self.norm_interaction(DT * self.f_interaction(u, ctx, p))  # u ← P(Δt·f_interaction(u))
         ctx.after(0, 'interaction', u)
-        u = self.norm_reaction(self.f_reaction(u, ctx, p))  # u ← P(f_reaction(u))
+        u = self.norm_reaction(DT * self.f_reaction(u, ctx, p))  # u ← P(Δt·f_reaction(u))
         ctx.after(1, 'reaction', u)
-        u = self.f_diffusion(u, ctx, p)  # u ← f_diffusion(u)
+        u = DT * self.f_diffusion(u, ctx, p)  # u ← Δt·f_diffusion(u)
         ctx.after(2, 'diffusion', u)
         return u
 

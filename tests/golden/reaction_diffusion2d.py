@@ -219,19 +219,13 @@ class ReactionDiffusion2dLayer(nn.Module):
         """One rk4 step (explicit Runge–Kutta)."""
         k1 = self.rhs(u, ctx, p)
         ctx.after(0, 'stage k1', k1)
-        k2 = self.rhs(u + 0.01 * k1, ctx, p)
+        k2 = self.rhs(u + DT / 2 * k1, ctx, p)
         ctx.after(1, 'stage k2', k2)
-        k3 = self.rhs(u + 0.01 * k2, ctx, p)
+        k3 = self.rhs(u + DT / 2 * k2, ctx, p)
         ctx.after(2, 'stage k3', k3)
-        k4 = self.rhs(u + 0.02 * k3, ctx, p)
+        k4 = self.rhs(u + DT * k3, ctx, p)
         ctx.after(3, 'stage k4', k4)
-        u = (
-            u
-            + 0.003333333333333333 * k1
-            + 0.006666666666666666 * k2
-            + 0.006666666666666666 * k3
-            + 0.003333333333333333 * k4
-        )
+        u = u + DT / 6 * k1 + DT / 3 * k2 + DT / 3 * k3 + DT / 6 * k4
         ctx.after(4, 'update', u)
         return u
 

@@ -9,3 +9,4 @@ EXTRA_TOKENS = 0  # tokens before the grid: attention only
 GRID_SHAPE: tuple[int, int] | None = None  # (rows, cols) of a 2-D grid
 STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
 CAUSAL = False
+BOUNDARY = "periodic"  # the grid's boundary rule (implicit terms only)

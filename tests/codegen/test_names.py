@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from pdelang.spec.load import MODULE_ATTRIBUTES
+from pdelang.codegen.names import MODULE_ATTRIBUTES
 
 
 def test_every_public_nn_module_attribute_is_refused():

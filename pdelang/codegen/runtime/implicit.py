@@ -1,0 +1,198 @@
+"""Block ``ImplicitLinear``: (I − aL)⁻¹ x and exp(aL) x of a linear, constant-coefficient
+term on the token grid, exact for every boundary (used by ``time.implicit``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .constants import BOUNDARY, EXTRA_TOKENS, GRID_SHAPE
+from .context import Context
+
+
+# pdelang: begin ImplicitLinear
+class ImplicitLinear(nn.Module):
+    """f(L) x for L u = c₀ u + Σ_i c_i S_i u (S_i: the layer's stencils, c scalars), with
+
+        f(λ) = 1 / (1 − aλ)   (solve: an implicit stage, (I − aL)⁻¹ x)
+        f(λ) = exp(aλ)        (flow: the exact flow over a, exp(aL) x).
+
+    Off the grid (extra tokens, padding) L = c₀.  Each domain (the grid, or one padded
+    sequence or image) is diagonalized by the Fourier transform of its boundary's symmetric
+    extension, on which the stencils are circulant with the symbol σ(θ) = Σ_j w_j e^{ijθ}:
+    periodic (period n), neumann (even about the end tokens, period 2(n − 1)), dirichlet
+    (odd about the zeros one spacing beyond the ends, period 2(n + 1)), copy (border held
+    fixed: odd about the border on the interior, period 2(n − 1), plus the border's
+    coupling through the divided difference of f).  Odd derivatives on a non-periodic grid
+    have no such basis: there a dense matrix of the domain (cached) is solved or
+    exponentiated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.matrices: dict = {}  # (stencil, extent, dtype, device) → dense matrix
+
+    def solve(self, x: torch.Tensor, scale: float, parts, zero_order, ctx: Context):
+        """(I − scale·L)⁻¹ x; x: (B, N, C)."""
+        return self.apply(x, parts, zero_order, ctx, "solve", scale)
+
+    def flow(self, x: torch.Tensor, scale: float, parts, zero_order, ctx: Context):
+        """exp(scale·L) x; x: (B, N, C)."""
+        return self.apply(x, parts, zero_order, ctx, "flow", scale)
+
+    @staticmethod
+    def functions(kind: str, scale: float, c0: torch.Tensor):
+        """f and its divided difference μ ↦ (f(c₀ + μ) − f(c₀)) / μ."""
+        if kind == "solve":
+            def f(lam):
+                return 1 / (1 - scale * lam)
+
+            def divided(mu):
+                return scale / ((1 - scale * (c0 + mu)) * (1 - scale * c0))
+            return f, divided
+
+        def f(lam):  # flow
+            return torch.exp(scale * lam)
+
+        def divided(mu):  # e^{a c₀} a φ₁(a μ), φ₁(z) = (e^z − 1)/z
+            z = scale * mu
+            safe = torch.where(z == 0, torch.ones_like(z), z)
+            return torch.exp(scale * c0) * scale * torch.where(
+                z == 0, torch.ones_like(z), torch.expm1(safe) / safe)
+        return f, divided
+
+    def apply(self, x, parts, zero_order, ctx, kind, scale):
+        c0 = torch.as_tensor(zero_order, dtype=x.dtype, device=x.device)
+        f, divided = self.functions(kind, scale, c0)
+        outside = f(c0) * x  # extra tokens and padding: L = c₀
+        grid = x[:, EXTRA_TOKENS:]  # (B, L, C)
+        batch, length, channels = grid.shape
+        if GRID_SHAPE is None:
+            view = grid  # (B, L, C)
+        else:
+            view = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
+        if ctx.lengths is None:
+            result = self.domain(view, parts, c0, f, divided, kind, scale)
+        else:
+            result = f(c0) * view
+            extents = ctx.lengths.reshape(batch, -1)  # (B, 1) or (B, 2)
+            for extent in torch.unique(extents, dim=0):
+                size = tuple(int(n) for n in extent)
+                if min(size) == 0:
+                    continue
+                rows = (extents == extent).all(dim=1).nonzero().flatten()  # (b,)
+                corner = tuple(slice(0, n) for n in size)
+                inner = self.domain(view[(rows, *corner)], parts, c0, f, divided, kind, scale)
+                index = torch.meshgrid(rows, *(torch.arange(n, device=x.device) for n in size),
+                                       indexing="ij")
+                result = result.index_put(index, inner)
+        result = result.reshape(batch, length, channels)
+        return torch.cat([outside[:, :EXTRA_TOKENS], result], dim=1)
+
+    # ------------------------------------------------------------------ one domain
+    def domain(self, g, parts, c0, f, divided, kind, scale):
+        """f(L) g on one domain g: (b, *extent, C)."""
+        dims = tuple(range(1, g.ndim - 1))
+        symmetric = all(self.symmetric(stencil) for _, stencil in parts)
+        if BOUNDARY == "periodic":
+            return self.spectral(g, parts, c0, f, dims, "periodic")
+        if not symmetric:
+            return self.dense(g, parts, c0, kind, scale)
+        if BOUNDARY != "copy":
+            return self.spectral(g, parts, c0, f, dims, BOUNDARY)
+        # copy: the border keeps f(c₀)·u; the interior is odd about the border tokens
+        interior = tuple(slice(1, n - 1) for n in g.shape[1:-1])
+        if min(n for n in g.shape[1:-1]) <= 2:
+            return f(c0) * g
+        inside = torch.zeros_like(g)
+        inside[(slice(None), *interior)] = 1
+        border = g * (1 - inside)
+        coupling = self.stencils(border, parts)[(slice(None), *interior)]  # Σ c_i S_i border
+        core = g[(slice(None), *interior)]
+        moved = self.spectral(core, parts, c0, f, dims, "dirichlet")
+        moved = moved + self.spectral(coupling, parts, c0, divided, dims, "dirichlet",
+                                      shift=True)
+        widths = (0, 0) + (1, 1) * len(dims)  # F.pad: one token at both ends of each axis
+        return f(c0) * border + F.pad(moved, widths)
+
+    @staticmethod
+    def symmetric(stencil) -> bool:
+        w = dict(zip(stencil.offsets, stencil.weights.tolist(), strict=True))
+        return all(w[o] == w.get(-o) for o in w)
+
+    @staticmethod
+    def stencils(g, parts):
+        total = torch.zeros_like(g)
+        for coefficient, stencil in parts:
+            for dim in stencil.dims:
+                total = total + coefficient * stencil.along(g, dim)
+        return total
+
+    def spectral(self, g, parts, c0, f, dims, boundary, shift=False):
+        """f(λ) on the Fourier modes of g's symmetric extension (λ = c₀ + Σ c_i σ_i, or
+        λ − c₀ with ``shift``, for a divided difference)."""
+        extended = g
+        for dim in dims:
+            extended = extend(extended, dim, boundary)
+        periods = [extended.shape[d] for d in dims]
+        spectrum = torch.fft.rfftn(extended, dim=dims)
+        lam = torch.zeros(spectrum.shape[1:-1], dtype=spectrum.dtype, device=g.device)
+        for coefficient, stencil in parts:
+            for dim in stencil.dims:
+                axis = dims.index(dim)
+                modes = spectrum.shape[dim]
+                theta = 2 * torch.pi * torch.arange(modes, device=g.device, dtype=g.dtype)
+                theta = theta / periods[axis]
+                symbol = sum(w * torch.exp(1j * o * theta)
+                             for o, w in zip(stencil.offsets, stencil.weights.tolist(),
+                                             strict=True))
+                shape = [1] * len(dims)
+                shape[axis] = modes
+                lam = lam + coefficient * symbol.reshape(shape)
+        multiplier = f(lam) if shift else f(c0 + lam)
+        if not torch.is_complex(multiplier):
+            multiplier = multiplier.to(spectrum.dtype)
+        out = torch.fft.irfftn(spectrum * multiplier[None, ..., None], s=periods, dim=dims)
+        for dim in dims:
+            start = 1 if boundary == "dirichlet" else 0
+            out = out.narrow(dim, start, g.shape[dim])
+        return out
+
+    def dense(self, g, parts, c0, kind, scale):
+        """f(L) g with the dense matrix of L on this domain (odd derivatives, non-periodic)."""
+        extent = tuple(g.shape[1:-1])
+        size = 1
+        for n in extent:
+            size *= n
+        matrix = c0 * torch.eye(size, dtype=g.dtype, device=g.device)
+        for coefficient, stencil in parts:
+            key = (id(stencil), extent, g.dtype, g.device)
+            if key not in self.matrices:
+                unit = torch.eye(size, dtype=g.dtype, device=g.device).reshape(size, *extent, 1)
+                columns = self.stencils(unit, ((1.0, stencil),)).reshape(size, size)
+                if BOUNDARY == "copy":  # the border is held fixed: its rows are zero
+                    held = torch.ones(extent, dtype=g.dtype, device=g.device)
+                    held[tuple(slice(1, n - 1) for n in extent)] = 0
+                    columns = columns * (1 - held.reshape(1, size))
+                self.matrices[key] = columns.T  # column j: S e_j
+            matrix = matrix + coefficient * self.matrices[key]
+        flat = g.reshape(g.shape[0], size, g.shape[-1])  # (b, n, C)
+        eye = torch.eye(size, dtype=g.dtype, device=g.device)
+        if kind == "solve":
+            out = torch.linalg.solve(eye - scale * matrix, flat)
+        else:
+            out = torch.linalg.matrix_exp(scale * matrix) @ flat
+        return out.reshape(g.shape)
+
+
+def extend(g: torch.Tensor, dim: int, boundary: str) -> torch.Tensor:
+    """g's symmetric extension along dim to one period of the boundary's reflection."""
+    n = g.shape[dim]
+    if boundary == "periodic":
+        return g
+    if boundary == "neumann":  # even about the end tokens: period 2(n − 1)
+        return torch.cat([g, g.narrow(dim, 1, n - 2).flip(dim)], dim=dim)
+    # dirichlet (and the interior of copy): odd about the zeros at −1 and n: period 2(n + 1)
+    zero = torch.zeros_like(g.narrow(dim, 0, 1))
+    return torch.cat([zero, g, zero, -g.flip(dim)], dim=dim)
+# pdelang: end ImplicitLinear

@@ -1,0 +1,131 @@
+"""``attention(u, heads=1, causal=false, kernel=softmax|sinkhorn, iterations=20, bias=true)``:
+multi-head self-attention, the non-local interaction of the master PDE,
+
+    A[u](x) = W_O concat_h Σ_y P_h(x, y) W_V^h u(y),
+    P_h(x, ·) = softmax_y(<W_Q^h u(x), W_K^h u(y)> / √d_h)             (kernel=softmax)
+
+or the Sinkhorn-normalized, doubly stochastic kernel of Sander et al. ("Sinkformers"):
+alternate column and row normalization in the log domain, rows last (kernel=sinkhorn).
+Padding keys (and, for Sinkhorn, padding queries) are outside the domain; ``causal`` gives
+no weight to later tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pdelang.operators.base import Option, Operator, drawn_bool
+from pdelang.symbolic.functions import OperatorCall
+
+
+class Attention(OperatorCall):
+    op_name = "attention"
+
+    def _latex_body(self, printer):
+        return r"\mathcal{A}\left[" + printer._print(self.args[0]) + r"\right]"
+
+
+class AttentionOperator(Operator):
+    name = "attention"
+    category = "interaction"
+    meaning = "A[u](x) = W_O Σ_y softmax_y(<W_Q u(x), W_K u(y)>/√d_h) W_V u(y), per head"
+    options = (Option("heads", "int", 1, minimum=1, doc="number of heads (divides channels)"),
+               Option("causal", "bool", False, doc="no attention to later tokens"),
+               Option("kernel", "choice", "softmax", ("softmax", "sinkhorn"),
+                      doc="row-softmax, or Sinkhorn (doubly stochastic, Sander et al.)"),
+               Option("iterations", "int", 20, minimum=1,
+                      doc="Sinkhorn iterations (kernel=sinkhorn)"),
+               Option("bias", "bool", True, doc="biases on the Q, K, V, O projections"))
+    local = False
+    learned = True
+    sympy_class = Attention
+    runtime_blocks = (("finite_logsumexp", "finite_logsumexp"), ("attention", "Attention"))
+
+    def check_call(self, options, site):
+        from pdelang.errors import OperatorError
+
+        channels, heads = site.channels, options["heads"]
+        if channels % heads:
+            small = [d for d in range(1, math.isqrt(channels) + 1) if channels % d == 0]
+            divisors = sorted(set(small) | {channels // d for d in small})
+            near = sorted(divisors, key=lambda d: abs(d - heads))[:3]
+            raise OperatorError(
+                f"attention heads={heads} does not divide the {channels} channels of "
+                f"'{site.field}'",
+                site.where("heads"), f"use heads={' or '.join(map(str, sorted(near)))}")
+        return options
+
+    def to_sympy(self, operand, options, lowering):
+        return Attention(operand, lowering.new_instance(self, options))
+
+    def discretize(self, call, operand, model):
+        from pdelang.discrete import ir as D
+        instance = model.instances[str(call.args[1])]
+        return D.ApplyModule(instance.name, self.name, operand)
+
+    def torch_expr(self, node, operand: str, model) -> str:
+        return f"self.{node.module}({operand}, ctx)"
+
+    def torch_module(self, module) -> str:
+        o = module.options
+        return (f"Attention(CHANNELS, {o['heads']}, causal={o['causal']!r}, "
+                f"kernel={o['kernel']!r}, iterations={o['iterations']}, bias={o['bias']!r})")
+
+    def numpy_eval(self, node, x, reference, layer, ctx):
+        import numpy as np
+
+        from pdelang.testing.numpy_reference import logsumexp, softmax
+
+        options = reference.module_options(node.module)
+        prefix = f"layers.{layer}.{node.module}"
+        heads = int(options["heads"])
+        bias = bool(options["bias"])
+        batch, tokens, channels = x.shape
+        d = channels // heads
+
+        def split(y):  # (B, N, C) → (B, H, N, d)
+            return y.reshape(batch, tokens, heads, d).transpose(0, 2, 1, 3)
+
+        q = split(reference.linear(x, prefix + ".q", bias))
+        k = split(reference.linear(x, prefix + ".k", bias))
+        v = split(reference.linear(x, prefix + ".v", bias))
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)  # (B, H, N, N)
+        allowed = np.ones((batch, 1, tokens, tokens), dtype=bool)
+        if ctx.key_mask is not None:
+            allowed &= ctx.key_mask[:, None, None, :]
+        if options.get("causal"):
+            allowed &= np.tril(np.ones((tokens, tokens), dtype=bool))[None, None]
+        if options.get("kernel", "softmax") == "softmax":
+            p = softmax(np.where(allowed, scores, -np.inf), axis=-1)
+        else:
+            if ctx.key_mask is not None:  # padding queries are outside the domain too
+                allowed &= ctx.key_mask[:, None, :, None]
+            s = np.where(allowed, scores, -np.inf)
+            for _ in range(int(options["iterations"])):
+                s = s - logsumexp(s, axis=-2)  # columns
+                s = s - logsumexp(s, axis=-1)  # rows (last, so rows sum to one)
+            p = np.exp(s)
+        if ctx.record:
+            ctx.attentions.append(p)
+        y = (p @ v).transpose(0, 2, 1, 3).reshape(batch, tokens, channels)
+        return reference.linear(y, prefix + ".o", bias)
+
+    def draw_call(self, draw, ctx, operand: str) -> str:
+        from hypothesis import strategies as st
+
+        opts = []
+        divisors = [d for d in range(1, ctx.channels + 1) if ctx.channels % d == 0]
+        if draw(st.booleans()):
+            opts.append(f"heads={draw(st.sampled_from(divisors))}")
+        if draw(st.booleans()):
+            opts.append(f"causal={drawn_bool(draw)}")
+        if draw(st.booleans()):
+            opts.append(f"kernel={draw(st.sampled_from(['softmax', 'sinkhorn']))}")
+        if draw(st.booleans()):
+            opts.append(f"iterations={draw(st.integers(1, 30))}")
+        if draw(st.booleans()):
+            opts.append(f"bias={drawn_bool(draw)}")
+        return f"attention({', '.join([operand, *opts])})"
+
+
+OPERATOR = AttentionOperator()
