@@ -1,21 +1,38 @@
-"""Built-in deterministic validation data that needs no download.
+"""The one data module of the research tools: built-in, deterministic data that needs no download.
 
-Text: sentences of the Python reference manual as shipped in the standard library
-(``pydoc_data.topics.topics``).  Each topic is cut into paragraphs; headings and paragraphs
-whose lines are not all indented alike (grammar rules, most code) are dropped, and wrapped lines
-are joined (undoing hyphenation at a line end);
-footnote marks like ``[1]`` are removed, whitespace is collapsed, and the text is split into
-sentences at ``.``, ``!`` or ``?`` followed by a capital letter.  A sentence is kept when it has
-5–40 words, starts with a capital letter or a quote, ends with ``.``, ``!`` or ``?`` and is mostly
-letters; duplicates are removed.  The corpus therefore depends on the Python version (the topics
-change between releases) but is deterministic for a given one.
+Validation, the reference adapters (:meth:`pdelang.reference.base.Reference.sample_inputs`) and
+the ablation tasks (:mod:`pdelang.ablation.tasks`) all read their data here.  It is a
+top-level module, next to :mod:`pdelang.metrics`, because no single tool owns it.  Two sources:
 
-Split: a sentence is *held out* when the first byte of ``md5(sentence)`` is below 51 (≈ 20 %),
-otherwise it is *train*.  Within a split, sentences are ordered by their md5 digest, so the first
-``n`` are a deterministic sample spread over all topics.
+Text: the Python reference manual as shipped in the standard library
+(``pydoc_data.topics.topics``, read in sorted topic order by :func:`pydoc_topics`).  It is used
+in two forms:
+
+* :func:`load_corpus` — *sentences* (validation and the text references).  Each topic is cut
+  into paragraphs; headings and paragraphs whose lines are not all indented alike (grammar
+  rules, most code) are dropped, and wrapped lines are joined (undoing hyphenation at a line
+  end); footnote marks like ``[1]`` are removed, whitespace is collapsed, and the text is split
+  into sentences at ``.``, ``!`` or ``?`` followed by a capital letter.  A sentence is kept when
+  it has 5–40 words, starts with a capital letter or a quote, ends with ``.``, ``!`` or ``?``
+  and is mostly letters; duplicates are removed.  Split: a sentence is *held out* when the
+  first byte of ``md5(sentence)`` is below 51 (≈ 20 %), otherwise it is *train*.  Within a
+  split, sentences are ordered by their md5 digest, so the first ``n`` are a deterministic
+  sample spread over all topics.
+* :func:`load_pydoc_text` — one *character* string (the ablation's text task): the topics
+  joined with newlines, restricted to printable ASCII plus newline.
+
+Both depend on the Python version (the topics change between releases) but are deterministic
+for a given one.
 
 Images: scikit-learn's bundled 8x8 digits (``load_digits``, 1797 images, values 0..16) scaled
-to ``[0, 1]``; the split is a ``numpy.random.default_rng(0)`` permutation, the first 80 % train.
+to ``[0, 1]`` (:func:`digits_arrays`).  Two fixed splits exist, each kept because published
+numbers depend on it:
+
+* :func:`load_digits_images` (validation, the image references): a
+  ``numpy.random.default_rng(0)`` permutation, the first 80 % ``'train'``, the rest
+  ``'heldout'``;
+* :func:`digits_train_test` (the ablation's digits task): a legacy
+  ``numpy.random.RandomState(split_seed)`` permutation, the last ``test_fraction`` ``'test'``.
 """
 
 from __future__ import annotations
@@ -25,6 +42,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 SPLITS = ("train", "heldout")
@@ -117,14 +135,19 @@ def _acceptable(sentence: str) -> bool:
     return letters >= 0.75 * len(visible)
 
 
-@functools.lru_cache(maxsize=1)
-def _all_sentences() -> tuple[str, ...]:
+def pydoc_topics() -> list[tuple[str, str]]:
+    """``(name, text)`` of every ``pydoc_data.topics`` topic, in sorted name order."""
     from pydoc_data.topics import topics
 
+    return [(name, topics[name]) for name in sorted(topics)]
+
+
+@functools.lru_cache(maxsize=1)
+def _all_sentences() -> tuple[str, ...]:
     seen: set[str] = set()
     sentences: list[str] = []
-    for name in sorted(topics):
-        for paragraph in _prose_paragraphs(topics[name]):
+    for _, document in pydoc_topics():
+        for paragraph in _prose_paragraphs(document):
             for sentence in split_sentences(_FOOTNOTE.sub("", paragraph)):
                 if _acceptable(sentence) and sentence not in seen:
                     seen.add(sentence)
@@ -181,16 +204,38 @@ def read_text_file(path: str | Path, mode: str = "auto") -> list[str]:
     return sentences
 
 
+def _printable(char: str) -> bool:
+    return char == "\n" or 32 <= ord(char) <= 126
+
+
 @functools.lru_cache(maxsize=1)
-def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    import numpy as np
+def load_pydoc_text() -> str:
+    """The ``pydoc_data`` topics joined with newlines, printable ASCII + newline only.
+
+    Characters outside that set (a handful of typographic quotes/dashes, tabs) are dropped.
+    """
+    text = "\n".join(document for _, document in pydoc_topics())
+    return "".join(char for char in text if _printable(char))
+
+
+@functools.lru_cache(maxsize=1)
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 digits: ``(N, 8, 8)`` float32 images in ``[0, 1]`` and ``(N,)`` int64 labels.
+
+    Cached and shared: index into them (a copy), never write to them.
+    """
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    labels = torch.tensor(data.target, dtype=torch.long)
+    images = (data.images / 16.0).astype(np.float32)
+    return images, data.target.astype(np.int64)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    images, labels = digits_arrays()
     order = torch.tensor(np.random.default_rng(0).permutation(len(labels)), dtype=torch.long)
-    return images, labels, order
+    return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels), order
 
 
 def load_digits_images(
@@ -206,3 +251,22 @@ def load_digits_images(
             raise ValueError(f"the {split} split has {len(indices)} images, asked {n}")
         indices = indices[:n]
     return images[indices].clone(), labels[indices].clone()
+
+
+def digits_train_test(
+    split_seed: int = 0, test_fraction: float = 0.2
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{'train': (images, labels), 'test': (images, labels)}``: ``(N, 8, 8)`` float32 images
+    in ``[0, 1]`` and ``(N,)`` int64 labels.
+
+    The split is a ``numpy.random.RandomState(split_seed)`` permutation whose last
+    ``round(test_fraction * 1797)`` images are the test split.
+    """
+    images, labels = digits_arrays()
+    order = np.random.RandomState(split_seed).permutation(len(labels))
+    n_test = round(test_fraction * len(labels))
+    train_idx, test_idx = order[: len(labels) - n_test], order[len(labels) - n_test :]
+    return {
+        "train": (torch.from_numpy(images[train_idx]), torch.from_numpy(labels[train_idx])),
+        "test": (torch.from_numpy(images[test_idx]), torch.from_numpy(labels[test_idx])),
+    }

@@ -135,7 +135,7 @@ class _Reference:
 def _drift(module, spec, reference: _Reference | None, seed: int) -> tuple[list, str]:
     import torch
 
-    from pdelang.ablation.drift import drift_against_reference, variant_drift
+    from pdelang.ablation.drift import collect_states, drift_against_reference, variant_drift
     from pdelang.validation.weights import ReferenceMismatchError, load_reference_weights
 
     torch.manual_seed(seed)
@@ -147,8 +147,7 @@ def _drift(module, spec, reference: _Reference | None, seed: int) -> tuple[list,
             note = f"random weights: {exc.message}"
         else:
             run = reference.run
-            with torch.no_grad():
-                states = stepper(run.embeddings, run.mask, return_trajectory=True).states
+            states = collect_states(stepper, run.embeddings, run.mask)
             return (drift_against_reference(run.hidden_states, states, run.mask),
                     f"{reference.name} weights and embeddings")
     else:
@@ -158,9 +157,7 @@ def _drift(module, spec, reference: _Reference | None, seed: int) -> tuple[list,
     tokens = grid[0] * grid[1] + structure["extra_tokens"] if grid else 32
     generator = torch.Generator().manual_seed(seed)
     u = torch.randn(4, tokens, structure["channels"], generator=generator)
-    with torch.no_grad():
-        states = stepper(u, return_trajectory=True).states
-    return variant_drift(states), note
+    return variant_drift(collect_states(stepper, u)), note
 
 
 def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = None,

@@ -39,11 +39,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "finite_mean_std",
+    "finite_values",
     "format_number",
     "format_overrides",
     "json_safe",
@@ -166,12 +168,23 @@ def _seed_final_loss(run: Mapping[str, Any]) -> float | None:
     return _as_float(losses[-1]) if losses else None
 
 
-def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
+def finite_values(values: Iterable[float | None]) -> list[float]:
+    """The finite numbers among ``values`` (``None``, NaN and ±Inf left out)."""
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def finite_mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
+    """Mean and population standard deviation (ddof=0) of the finite values, or Nones.
+
+    The one seed statistic of the ablation: :func:`pdelang.ablation.train.summarize` and the
+    report's table both use it.
+    """
+    import numpy as np
+
+    finite = finite_values(values)
     if not finite:
         return None, None
-    mean = sum(finite) / len(finite)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in finite) / len(finite))
+    return float(np.mean(finite)), float(np.std(finite))
 
 
 def _label(variant: Mapping[str, Any]) -> str:
@@ -188,7 +201,7 @@ def variant_row(variant: Mapping[str, Any]) -> dict[str, Any]:
     runs = _seed_runs(variant)
     finals = [_seed_final_loss(run) for run in runs]
     if finals:
-        loss_mean, loss_std = _mean_std(finals)
+        loss_mean, loss_std = finite_mean_std(finals)
         if loss_mean is None and any(v is not None for v in finals):
             loss_mean = next(v for v in finals if v is not None)  # all nan/inf: show one
     else:
@@ -213,7 +226,7 @@ def variant_row(variant: Mapping[str, Any]) -> dict[str, Any]:
         "final_loss_mean": loss_mean,
         "final_loss_std": loss_std,
         "max_grad_norm": _as_float(variant.get("max_grad_norm")),
-        "eval_accuracy": _mean_std(accuracies)[0],
+        "eval_accuracy": finite_mean_std(accuracies)[0],
         "hidden_cosine": _as_float(final.get("hidden_cosine")),
         "relative_error": _as_float(final.get("relative_error")),
         "rank_collapse_ratio": _as_float(final.get("rank_collapse_ratio")),

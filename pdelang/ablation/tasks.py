@@ -17,9 +17,10 @@ Tasks
 -----
 :class:`DigitsTask`
     scikit-learn's bundled ``load_digits`` (1797 8x8 images, no download), pixel values
-    scaled to ``[0, 1]``, a deterministic 80/20 train/test split.  Patch embedding: the
-    image is cut into ``rows x cols`` patches (2x2 patches on a 4x4 grid by default, so 16
-    tokens), each flattened patch is mapped by a linear layer to ``C`` channels, a learned
+    scaled to ``[0, 1]``, a deterministic 80/20 train/test split
+    (:func:`pdelang.data.digits_train_test`).  Patch embedding: the image is cut into
+    ``rows x cols`` patches (2x2 patches on a 4x4 grid by default, so 16 tokens), each
+    flattened patch is mapped by a linear layer to ``C`` channels, a learned
     position embedding is added; a learned CLS token is prepended when
     ``extra_tokens >= 1`` (further extra tokens are learned "register" tokens).
     Read-out: the CLS token (token 0) if there is one, else the mean over the grid
@@ -27,9 +28,10 @@ Tasks
 :class:`TextTask`
     character-level language modelling on the standard library's
     ``pydoc_data.topics.topics`` (about 465k characters, no download), restricted to
-    printable ASCII plus newline; vocabulary = sorted set of characters.  The first 90% of
-    the corpus is the train split, the last 10% the test split.  Model: token embedding +
-    learned position embedding -> stepper -> linear head over the vocabulary.
+    printable ASCII plus newline (:func:`pdelang.data.load_pydoc_text`); vocabulary = sorted
+    set of characters.  The first 90% of the corpus is the train split, the last 10% the
+    test split.  Model: token embedding + learned position embedding -> stepper -> linear
+    head over the vocabulary.
     Objective:
 
     * causal stepper (``STRUCTURE['causal']`` true): next-token prediction, inputs
@@ -67,6 +69,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from pdelang.data import digits_train_test, load_pydoc_text
 
 __all__ = [
     "TASKS",
@@ -361,15 +365,6 @@ class _DigitsModel(nn.Module):
         return self.head(pooled), u, state
 
 
-@lru_cache(maxsize=1)
-def _load_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    images = (data.images / 16.0).astype(np.float32)
-    return images, data.target.astype(np.int64)
-
-
 class DigitsTask(AblationTask):
     """Classify scikit-learn's 8x8 digits with the stepper (see module docstring).
 
@@ -394,14 +389,7 @@ class DigitsTask(AblationTask):
         self.layout = digits_patch_layout(structure["grid_shape"])
         self.grid_tokens = self.layout[0] * self.layout[1]
         super().__init__(stepper, structure)
-        images, labels = _load_digits()
-        order = np.random.RandomState(split_seed).permutation(len(labels))
-        n_test = round(test_fraction * len(labels))
-        train_idx, test_idx = order[: len(labels) - n_test], order[len(labels) - n_test :]
-        self.splits = {
-            "train": (torch.from_numpy(images[train_idx]), torch.from_numpy(labels[train_idx])),
-            "test": (torch.from_numpy(images[test_idx]), torch.from_numpy(labels[test_idx])),
-        }
+        self.splits = digits_train_test(split_seed, test_fraction)
 
     def _build_model(self, stepper: nn.Module) -> nn.Module:
         return _DigitsModel(stepper, self.channels, self.extra_tokens, self.layout)
@@ -447,25 +435,9 @@ class DigitsTask(AblationTask):
 # ---------------------------------------------------------------------------------------
 
 
-def _printable(char: str) -> bool:
-    return char == "\n" or 32 <= ord(char) <= 126
-
-
-@lru_cache(maxsize=1)
-def load_corpus() -> str:
-    """``pydoc_data.topics.topics`` joined in sorted key order, printable ASCII + newline only.
-
-    Characters outside that set (a handful of typographic quotes/dashes, tabs) are dropped.
-    """
-    from pydoc_data.topics import topics
-
-    text = "\n".join(topics[key] for key in sorted(topics))
-    return "".join(char for char in text if _printable(char))
-
-
 @lru_cache(maxsize=1)
 def _encoded_corpus() -> tuple[tuple[str, ...], Tensor]:
-    text = load_corpus()
+    text = load_pydoc_text()
     vocabulary = tuple(sorted(set(text)))
     lookup = np.zeros(128, dtype=np.int64)
     for index, char in enumerate(vocabulary):

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pdelang.ablation.report import finite_mean_std, finite_values
 from pdelang.ablation.tasks import AblationTask
 
 __all__ = [
@@ -276,18 +277,6 @@ def train_seeds(
     return records
 
 
-def _finite(values: Iterable[float | None]) -> list[float]:
-    return [float(v) for v in values if v is not None and math.isfinite(v)]
-
-
-def _mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
-    """Mean and population standard deviation (ddof=0) of the finite values, or Nones."""
-    finite = _finite(values)
-    if not finite:
-        return None, None
-    return float(np.mean(finite)), float(np.std(finite))
-
-
 def summarize(records: Sequence[TrainingRecord]) -> dict[str, Any]:
     """Aggregate runs of one variant over seeds.
 
@@ -295,9 +284,9 @@ def summarize(records: Sequence[TrainingRecord]) -> dict[str, Any]:
     how many entered.  ``max_grad_norm`` is the largest over seeds (``inf`` kept),
     ``divergence_step`` the earliest divergence step (``None`` if no seed diverged).
     """
-    final_mean, final_std = _mean_std(r.final_loss for r in records)
-    acc_mean, acc_std = _mean_std(r.eval_accuracy for r in records)
-    eval_mean, eval_std = _mean_std(r.eval_loss for r in records)
+    final_mean, final_std = finite_mean_std(r.final_loss for r in records)
+    acc_mean, acc_std = finite_mean_std(r.eval_accuracy for r in records)
+    eval_mean, eval_std = finite_mean_std(r.eval_loss for r in records)
     divergence_steps = [r.divergence_step for r in records if r.diverged]
     grad_maxima = [r.max_grad_norm for r in records
                    if r.max_grad_norm is not None and not math.isnan(r.max_grad_norm)]
@@ -306,7 +295,7 @@ def summarize(records: Sequence[TrainingRecord]) -> dict[str, Any]:
         "seeds": len(records),
         "final_loss_mean": final_mean,
         "final_loss_std": final_std,
-        "final_loss_finite": len(_finite(r.final_loss for r in records)),
+        "final_loss_finite": len(finite_values(r.final_loss for r in records)),
         "eval_accuracy_mean": acc_mean,
         "eval_accuracy_std": acc_std,
         "eval_loss_mean": eval_mean,

@@ -292,7 +292,7 @@ class Reference(abc.ABC):
 
     def sample_inputs(self, n: int = 8, split: str = "heldout", max_length: int = 64) -> dict:
         """Inputs for ``n`` built-in samples: corpus sentences for text, digits for images."""
-        from pdelang.validation.corpus import load_corpus, load_digits_images
+        from pdelang.data import load_corpus, load_digits_images
 
         if self.modality == "image":
             images, _ = load_digits_images(n, split)

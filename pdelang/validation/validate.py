@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import torch
 
 from pdelang.errors import PdelangError
-from pdelang.validation.metrics import layer_metrics
+from pdelang.metrics import layer_metrics
 from pdelang.validation.weights import load_reference_weights
 
 EXACT_RELATIVE_ERROR = 1e-5
@@ -74,11 +74,11 @@ def _load_reference(name: str):
 
 def _inputs(reference, samples: int, split: str, text_file: str | None, max_length: int):
     if reference.modality == "image":
-        from pdelang.validation.corpus import load_digits_images
+        from pdelang.data import load_digits_images
         images, _ = load_digits_images(samples, split)
         return reference.inputs_from_images(images)
     if text_file:
-        from pdelang.validation.corpus import read_text_file
+        from pdelang.data import read_text_file
         try:
             sentences = read_text_file(text_file)
         except OSError as exc:
@@ -93,7 +93,7 @@ def _inputs(reference, samples: int, split: str, text_file: str | None, max_leng
         sentences = sentences[:cut] if split == "train" else (sentences[cut:] or sentences)
         sentences = sentences[:samples]
     else:
-        from pdelang.validation.corpus import load_corpus
+        from pdelang.data import load_corpus
         sentences = load_corpus(split, samples)
     return reference.inputs_from_text(sentences, max_length=max_length)
 

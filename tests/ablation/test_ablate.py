@@ -43,16 +43,6 @@ discretization:
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models run fastest, and immune to CPU contention, on one thread."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture()
 def tiny_spec(tmp_path):
     path = tmp_path / "tiny.yaml"

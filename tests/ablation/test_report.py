@@ -20,15 +20,6 @@ from pdelang.ablation.report import (
 from pdelang.ablation.train import TrainingRecord
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models run fastest, and immune to CPU contention, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FILES = ("results.json", "report.md", "drift.png", "loss.png", "grad_norm.png")
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 import string
-from types import SimpleNamespace
-from typing import ClassVar
 
 import pytest
 import torch
+from ablation_helpers import StandInStepper, build_task, stepper_class
 from torch import nn
 
 from pdelang.ablation.tasks import (
@@ -16,64 +15,10 @@ from pdelang.ablation.tasks import (
     TextTask,
     digits_patch_layout,
     image_patches,
-    load_corpus,
     make_task,
 )
 from pdelang.ablation.train import seeded
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models run fastest, and immune to CPU contention, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-# --- stand-in stepper (a compiled stepper is not available to these tests) ----------------
-class StandInStepper(nn.Module):
-    """Pre-norm encoder built from ``nn.TransformerEncoderLayer`` parts, with switchable
-    residual connections and normalization, and the compiled steppers' forward signature."""
-
-    STRUCTURE: ClassVar[dict] = {
-        "channels": 32, "grid_shape": (4, 4), "extra_tokens": 1, "causal": False,
-    }
-    LAYERS, HEADS, RESIDUAL, NORM = 2, 4, True, "layernorm"
-
-    def __init__(self):
-        super().__init__()
-        channels = self.STRUCTURE["channels"]
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(channels, self.HEADS, 4 * channels, dropout=0.0,
-                                       batch_first=True, norm_first=True)
-            for _ in range(self.LAYERS)
-        )
-        for layer in self.layers:
-            if self.NORM == "none":
-                layer.norm1, layer.norm2 = nn.Identity(), nn.Identity()
-            elif self.NORM == "rmsnorm":
-                layer.norm1, layer.norm2 = nn.RMSNorm(channels), nn.RMSNorm(channels)
-
-    def forward(self, u, mask=None, *, return_trajectory=False, return_attention=False):
-        n = u.shape[1]
-        causal = torch.ones(n, n, dtype=torch.bool).triu(1) if self.STRUCTURE["causal"] else None
-        x, states = u, [u]
-        for layer in self.layers:
-            h = layer.norm1(x)
-            a = layer.self_attn(h, h, h, attn_mask=causal, need_weights=False)[0]
-            x = x + a if self.RESIDUAL else a
-            f = layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
-            x = x + f if self.RESIDUAL else f
-            states.append(x)
-        return SimpleNamespace(state=x, states=states) if return_trajectory else x
-
-
-def stepper_class(layers=2, residual=True, norm="layernorm", **structure):
-    """A no-argument-constructible stand-in class with the given STRUCTURE overrides."""
-    attributes = {"STRUCTURE": {**StandInStepper.STRUCTURE, **structure}, "LAYERS": layers,
-                  "RESIDUAL": residual, "NORM": norm}
-    return type("Stepper", (StandInStepper,), attributes)
+from pdelang.data import load_pydoc_text
 
 
 class RecordingStepper(StandInStepper):
@@ -89,16 +34,11 @@ def recording_class(**structure):
                 {"STRUCTURE": {**StandInStepper.STRUCTURE, **structure}})
 
 
-def build(task_cls, seed=0, **structure):
-    with seeded(seed):
-        return task_cls(stepper_class(**structure)())
-
-
 # --- digits ------------------------------------------------------------------------------
 
 
 def test_digits_split_is_deterministic_and_scaled():
-    first, second = build(DigitsTask), build(DigitsTask, seed=5)
+    first, second = build_task(DigitsTask), build_task(DigitsTask, seed=5)
     for split in ("train", "test"):
         assert torch.equal(first.splits[split][1], second.splits[split][1])
     images = first.splits["train"][0]
@@ -108,7 +48,7 @@ def test_digits_split_is_deterministic_and_scaled():
 
 
 def test_digits_forward_loss_and_parameters():
-    task = build(DigitsTask)
+    task = build_task(DigitsTask)
     batch = next(task.batches("train", 8, torch.Generator().manual_seed(0)))
     assert batch.inputs.shape == (8, 8, 8) and batch.targets.shape == (8,)
     output = task.forward(batch)
@@ -140,7 +80,7 @@ def test_digits_token_layout_follows_structure(grid_shape, extra_tokens, tokens)
 
 def test_digits_rejects_incompatible_grid():
     with pytest.raises(ValueError, match="divid"):
-        build(DigitsTask, grid_shape=(3, 3))
+        build_task(DigitsTask, grid_shape=(3, 3))
     with pytest.raises(ValueError):
         digits_patch_layout((5,))
 
@@ -155,7 +95,7 @@ def test_image_patches_row_major():
 
 
 def test_digits_mean_pooling_without_extra_tokens():
-    task = build(DigitsTask, extra_tokens=0)
+    task = build_task(DigitsTask, extra_tokens=0)
     batch = task.sample_batch("train", 4, torch.Generator().manual_seed(0))
     output = task.forward(batch)
     expected = task.model.head(output.state.mean(dim=1))
@@ -163,7 +103,7 @@ def test_digits_mean_pooling_without_extra_tokens():
 
 
 def test_batches_are_deterministic_for_a_generator():
-    task = build(DigitsTask)
+    task = build_task(DigitsTask)
     first = task.batches("train", 4, torch.Generator().manual_seed(3))
     second = task.batches("train", 4, torch.Generator().manual_seed(3))
     for _ in range(3):
@@ -172,7 +112,7 @@ def test_batches_are_deterministic_for_a_generator():
 
 
 def test_evaluate_uses_a_fixed_subset():
-    task = build(DigitsTask)
+    task = build_task(DigitsTask)
     first = task.evaluate("test", max_examples=40)
     assert first == task.evaluate("test", max_examples=40)
     assert first["examples"] == 40 and 0.0 <= first["accuracy"] <= 1.0
@@ -183,15 +123,15 @@ def test_evaluate_uses_a_fixed_subset():
 
 
 def test_corpus_and_vocabulary():
-    corpus = load_corpus()
+    corpus = load_pydoc_text()
     assert len(corpus) > 100_000
     assert set(corpus) <= set(string.printable) - set("\t\r\x0b\x0c")
-    task = build(TextTask)
+    task = build_task(TextTask)
     assert list(task.vocabulary) == sorted(set(corpus))
 
 
 def test_text_causal_objective_for_causal_stepper():
-    task = build(TextTask, causal=True, grid_shape=None, extra_tokens=0)
+    task = build_task(TextTask, causal=True, grid_shape=None, extra_tokens=0)
     assert task.objective == "causal" and task.seq_len == 64 and task.mask_id is None
     batch = task.sample_batch("train", 2, torch.Generator().manual_seed(0))
     assert batch.inputs.shape == (2, 64) and batch.loss_mask is None
@@ -203,7 +143,7 @@ def test_text_causal_objective_for_causal_stepper():
 
 
 def test_text_masked_objective_for_bidirectional_stepper():
-    task = build(TextTask, causal=False, grid_shape=None, extra_tokens=1)
+    task = build_task(TextTask, causal=False, grid_shape=None, extra_tokens=1)
     assert task.objective == "masked" and task.masked_per_sequence == round(0.15 * 64)
     batch = task.sample_batch("train", 3, torch.Generator().manual_seed(0))
     assert batch.loss_mask.sum(dim=1).tolist() == [task.masked_per_sequence] * 3
@@ -224,7 +164,7 @@ def test_text_refuses_causal_objective_on_bidirectional_stepper():
 
 
 def test_text_sequence_length_follows_grid():
-    task = build(TextTask, grid_shape=(4, 4), extra_tokens=0)
+    task = build_task(TextTask, grid_shape=(4, 4), extra_tokens=0)
     assert task.seq_len == 16
     with seeded(0):
         stepper = stepper_class(grid_shape=(4, 4))()
@@ -233,7 +173,7 @@ def test_text_sequence_length_follows_grid():
 
 
 def test_text_evaluate_is_deterministic():
-    task = build(TextTask, causal=True, grid_shape=None)
+    task = build_task(TextTask, causal=True, grid_shape=None)
     first = task.evaluate("test", max_examples=4)
     assert first == task.evaluate("test", max_examples=4)
     assert first["examples"] == 4 * 64

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
-from types import SimpleNamespace
-from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
+from ablation_helpers import StandInStepper, build_task, stepper_class
 from torch import nn
 
 from pdelang.ablation.tasks import DigitsTask, TextTask
@@ -22,60 +22,6 @@ from pdelang.ablation.train import (
     train,
     train_seeds,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models run fastest, and immune to CPU contention, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-# --- stand-in stepper (a compiled stepper is not available to these tests) ----------------
-class StandInStepper(nn.Module):
-    """Pre-norm encoder built from ``nn.TransformerEncoderLayer`` parts, with switchable
-    residual connections and normalization, and the compiled steppers' forward signature."""
-
-    STRUCTURE: ClassVar[dict] = {
-        "channels": 32, "grid_shape": (4, 4), "extra_tokens": 1, "causal": False,
-    }
-    LAYERS, HEADS, RESIDUAL, NORM = 2, 4, True, "layernorm"
-
-    def __init__(self):
-        super().__init__()
-        channels = self.STRUCTURE["channels"]
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(channels, self.HEADS, 4 * channels, dropout=0.0,
-                                       batch_first=True, norm_first=True)
-            for _ in range(self.LAYERS)
-        )
-        for layer in self.layers:
-            if self.NORM == "none":
-                layer.norm1, layer.norm2 = nn.Identity(), nn.Identity()
-            elif self.NORM == "rmsnorm":
-                layer.norm1, layer.norm2 = nn.RMSNorm(channels), nn.RMSNorm(channels)
-
-    def forward(self, u, mask=None, *, return_trajectory=False, return_attention=False):
-        n = u.shape[1]
-        causal = torch.ones(n, n, dtype=torch.bool).triu(1) if self.STRUCTURE["causal"] else None
-        x, states = u, [u]
-        for layer in self.layers:
-            h = layer.norm1(x)
-            a = layer.self_attn(h, h, h, attn_mask=causal, need_weights=False)[0]
-            x = x + a if self.RESIDUAL else a
-            f = layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
-            x = x + f if self.RESIDUAL else f
-            states.append(x)
-        return SimpleNamespace(state=x, states=states) if return_trajectory else x
-
-
-def stepper_class(layers=2, residual=True, norm="layernorm", **structure):
-    """A no-argument-constructible stand-in class with the given STRUCTURE overrides."""
-    attributes = {"STRUCTURE": {**StandInStepper.STRUCTURE, **structure}, "LAYERS": layers,
-                  "RESIDUAL": residual, "NORM": norm}
-    return type("Stepper", (StandInStepper,), attributes)
 
 
 class FaultyStepper(StandInStepper):
@@ -93,9 +39,7 @@ class FaultyStepper(StandInStepper):
         return out * float("nan") if self.calls > self.FAIL_AT else out
 
 
-def digits(seed=0, cls=None, **structure):
-    with seeded(seed):
-        return DigitsTask((cls or stepper_class(**structure))())
+digits = functools.partial(build_task, DigitsTask)  # digits(seed, stepper_cls=None, **structure)
 
 
 def test_seeded_restores_global_state():
@@ -160,7 +104,7 @@ def test_grad_norm_is_measured_before_clipping():
 
 
 def test_nan_loss_marks_divergence_and_stops():
-    task = digits(0, cls=type("Faulty", (FaultyStepper,), {}))
+    task = digits(0, type("Faulty", (FaultyStepper,), {}))
     record = train(task, steps=10, lr=1e-3, seed=0, evaluate=False)
     assert record.diverged and record.divergence_step == 3
     assert record.divergence_reason == "non-finite loss"

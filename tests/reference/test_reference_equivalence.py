@@ -20,7 +20,7 @@ from pdelang.reference.bert import BertReference, bert_from_config
 from pdelang.reference.gpt2 import GPT2Reference, gpt2_from_config
 from pdelang.reference.torch_encoder import TorchEncoderReference, torch_reference
 from pdelang.reference.vit import ViTReference, vit_from_config
-from pdelang.validation.corpus import load_digits_images
+from pdelang.data import load_digits_images
 
 TOLERANCE = 1e-5
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from pdelang.reference import load_reference
-from pdelang.validation.corpus import load_corpus, load_digits_images
+from pdelang.data import load_corpus, load_digits_images
 
 
 def _hf_states(reference, inputs):

@@ -1,13 +1,16 @@
-"""The built-in corpus, user text files and the digits images."""
+"""pdelang.data: the built-in corpus, user text files and the digits images."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pdelang.validation.corpus import (
+from pdelang.data import (
     MAX_WORDS,
     MIN_WORDS,
+    SPLITS,
+    digits_arrays,
+    digits_train_test,
     load_corpus,
     load_digits_images,
     read_text_file,
@@ -85,3 +88,20 @@ def test_digits():
     assert overlap < 5  # (the digits data set has a few exact duplicates)
     with pytest.raises(ValueError):
         load_digits_images(10, "test")
+
+
+def test_both_digits_splits_partition_the_same_images():
+    """Validation's split and the ablation task's split are two permutations of one array."""
+    images, labels = digits_arrays()
+    assert images.shape == (1797, 8, 8) and images.dtype.name == "float32"
+    validation = [load_digits_images(None, split) for split in SPLITS]
+    task = digits_train_test()
+    assert [len(task[split][1]) for split in ("train", "test")] == [1438, 359]
+    everything = torch.from_numpy(images).double().sum()
+    for parts in (validation, list(task.values())):
+        assert sum(len(part_labels) for _, part_labels in parts) == 1797
+        assert torch.cat([part.double().flatten() for part, _ in parts]).sum() == everything
+        assert torch.cat([part_labels for _, part_labels in parts]).bincount().tolist() == \
+            torch.from_numpy(labels).bincount().tolist()
+    assert not torch.equal(task["test"][1], validation[1][1])  # different permutations
+

@@ -1,4 +1,8 @@
-"""Hand-computable cases for the validation metrics."""
+"""Hand-computable cases for pdelang.metrics, the metrics validation and ablation share.
+
+Every comparison takes ``(reference, candidate, mask)``: relative_error normalizes by its first
+argument and attention_kl is KL(first ‖ second).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import math
 import pytest
 import torch
 
-from pdelang.validation.metrics import (
+from pdelang.metrics import (
     attention_cosine,
     attention_kl,
     hidden_cosine,
@@ -15,6 +19,7 @@ from pdelang.validation.metrics import (
     linear_cka,
     rank_collapse_ratio,
     relative_error,
+    state_norm,
 )
 
 
@@ -78,30 +83,30 @@ def test_attention_mask_selects_real_query_rows():
 def test_hidden_cosine_and_relative_error_known_values():
     y = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
     x = torch.tensor([[[0.0, 3.0], [0.0, 1.0]]])  # orthogonal, then parallel
-    assert hidden_cosine(x, y) == pytest.approx(0.5)
-    # ||x - y||^2 = (1 + 9) + (0 + 1) = 11, ||y||^2 = 5
-    assert relative_error(x, y) == pytest.approx(math.sqrt(11 / 5))
+    assert hidden_cosine(y, x) == pytest.approx(0.5)
+    # ||x - y||^2 = (1 + 9) + (0 + 1) = 11, ||y||^2 = 5 (y, the reference, normalizes)
+    assert relative_error(y, x) == pytest.approx(math.sqrt(11 / 5))
     mask = torch.tensor([[0, 1]])
-    assert hidden_cosine(x, y, mask) == pytest.approx(1.0)
-    assert relative_error(x, y, mask) == pytest.approx(0.5)
-    assert hidden_cosine(-y, y) == pytest.approx(-1.0)
+    assert hidden_cosine(y, x, mask) == pytest.approx(1.0)
+    assert relative_error(y, x, mask) == pytest.approx(0.5)
+    assert hidden_cosine(y, -y) == pytest.approx(-1.0)
     assert hidden_cosine(y[0], y[0]) == pytest.approx(1.0)  # (N, C) accepted
 
 
 def test_linear_cka_invariances():
     x = random_states(3, 10, 6, seed=2)
     rotation, _ = torch.linalg.qr(random_states(6, 6, seed=3))
-    assert linear_cka(x @ rotation, x) == pytest.approx(1.0)
-    assert linear_cka(2.5 * x, x) == pytest.approx(1.0)
-    assert linear_cka(x + torch.randn(6), x) == pytest.approx(1.0)  # centering
+    assert linear_cka(x, x @ rotation) == pytest.approx(1.0)
+    assert linear_cka(x, 2.5 * x) == pytest.approx(1.0)
+    assert linear_cka(x, x + torch.randn(6)) == pytest.approx(1.0)  # centering
     # a different channel count is allowed: padding with zero channels changes nothing
     padded = torch.cat([x, torch.zeros(3, 10, 2)], dim=-1)
-    assert linear_cka(padded, x) == pytest.approx(1.0)
+    assert linear_cka(x, padded) == pytest.approx(1.0)
     # independent noise gives a clearly smaller value, still in [0, 1]
     other = random_states(3, 10, 6, seed=4)
-    assert 0.0 <= linear_cka(other, x) < 0.9
+    assert 0.0 <= linear_cka(x, other) < 0.9
     # not invariant to anisotropic scaling
-    assert linear_cka(x * torch.tensor([10.0, 1, 1, 1, 1, 1]), x) < 0.99
+    assert linear_cka(x, x * torch.tensor([10.0, 1, 1, 1, 1, 1])) < 0.99
 
 
 def test_linear_cka_known_value():
@@ -140,6 +145,53 @@ def test_rank_collapse_ratio():
     assert rank_collapse_ratio(batch, mask) == pytest.approx(0.5)
 
 
+def test_rank_collapse_ratio_matches_formula():
+    x = random_states(3, 5, 4)
+    expected = []
+    for seq in x.double():
+        residual = seq - seq.mean(dim=0, keepdim=True)
+        expected.append(float(residual.norm() / seq.norm()))
+    assert rank_collapse_ratio(x) == pytest.approx(sum(expected) / 3, rel=1e-12)
+
+
+def test_rank_collapse_ratio_extremes():
+    identical = torch.ones(2, 6, 4) * torch.tensor([1.0, -2.0, 3.0, 0.5])
+    assert rank_collapse_ratio(identical) == pytest.approx(0.0, abs=1e-12)
+    assert rank_collapse_ratio(torch.zeros(2, 3, 4)) == 0.0
+    centred = random_states(2, 6, 4)
+    centred = centred - centred.mean(dim=1, keepdim=True)
+    assert rank_collapse_ratio(centred) == pytest.approx(1.0)
+
+
+def test_state_norm_cosine_relative_error():
+    x = random_states(2, 3, 4)
+    assert state_norm(x) == pytest.approx(float(x.double().norm(dim=-1).mean()), rel=1e-12)
+    assert hidden_cosine(x, x) == pytest.approx(1.0)
+    assert hidden_cosine(x, -2 * x) == pytest.approx(-1.0)
+    assert relative_error(x, x) == 0.0
+    assert relative_error(x, 1.5 * x) == pytest.approx(0.5)
+    assert relative_error(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)) == 0.0
+    assert relative_error(torch.zeros(1, 2, 2), torch.ones(1, 2, 2)) == math.inf
+    assert hidden_cosine(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)) == 1.0
+    assert hidden_cosine(torch.zeros(1, 2, 2), torch.ones(1, 2, 2)) == 0.0
+
+
+def test_mask_excludes_padding_tokens():
+    x = random_states(2, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]], dtype=torch.bool)
+    padded = x.clone()
+    padded[~mask] = 1e6
+    for metric in (rank_collapse_ratio, state_norm):
+        assert metric(padded, mask) == pytest.approx(metric(x, mask))
+    assert hidden_cosine(x, padded, mask) == pytest.approx(1.0)
+    assert relative_error(x, padded, mask) == 0.0
+    first = x[:1, :3]
+    assert state_norm(x[:1], mask[:1]) == pytest.approx(state_norm(first))
+    assert rank_collapse_ratio(x[:1], mask[:1]) == pytest.approx(rank_collapse_ratio(first))
+    with pytest.raises(ValueError, match="mask shape"):
+        state_norm(x, mask[:, :3])
+
+
 def test_shape_errors():
     with pytest.raises(ValueError):
         hidden_cosine(torch.zeros(1, 2, 3), torch.zeros(1, 2, 4))
@@ -149,6 +201,9 @@ def test_shape_errors():
         relative_error(torch.ones(1, 2, 3), torch.ones(1, 2, 3), torch.ones(1, 3))
     with pytest.raises(ValueError):
         relative_error(torch.ones(1, 2, 3), torch.ones(1, 2, 3), torch.zeros(1, 2))
+    for metric in (rank_collapse_ratio, state_norm):  # a mask selecting no token
+        with pytest.raises(ValueError, match="no token"):
+            metric(torch.ones(1, 2, 3), torch.zeros(1, 2))
 
 
 def test_layer_metrics():
