@@ -803,13 +803,15 @@ def check_stability_threshold(empirical: float, predicted: float, *, tolerance: 
 def check_convergence_in_time(run: Callable[[int], np.ndarray], exact: np.ndarray, *,
                               steps: Sequence[int], span: float, claimed_order: int,
                               tolerance: float = ORDER_TOLERANCE,
-                              name: str = "time_order") -> PropertyResult:
+                              name: str = "time_order",
+                              scale: float | None = None) -> PropertyResult:
     """(e) ``run(n)`` integrates over ``span`` in ``n`` steps; the least-squares slope of
-    log error against log Δt must be within ``tolerance`` of ``claimed_order``."""
+    log error against log Δt must be within ``tolerance`` of ``claimed_order``.  Errors are
+    relative to max |exact| (or ``scale`` if larger)."""
     dts, errors = [], []
     for n in steps:
         dts.append(span / n)
-        errors.append(relative_error(run(n), exact))
+        errors.append(relative_error(run(n), exact, scale))
     if min(errors) == 0.0:
         return _result(name, True, "exact for every Δt (no error to measure)",
                        dts=dts, errors=errors, observed_order=math.inf,

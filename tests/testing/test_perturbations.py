@@ -26,6 +26,9 @@ from testing_helpers import (
 
 from pdelang.codegen.printer import print_module
 from pdelang.discrete import ir as D
+from pdelang.schemes import SCHEMES
+from pdelang.schemes import runge_kutta as RK
+from pdelang.schemes import splitting as SP
 from pdelang.testing import numpy_reference as R
 from pdelang.testing import properties as P
 from pdelang.testing import strategies as S
@@ -168,13 +171,23 @@ def test_1_stencil_in_the_ir_but_not_in_the_code_is_caught_by_the_reference():
 
 
 # ============================================================================ (2) time scheme
-def _perturbed_tableau(tableau: D.ButcherTableau, *, a=None, b=None) -> D.ButcherTableau:
-    rows = [list(row) for row in tableau.a]
+def _perturbed_tableau(tableau: RK.Tableau, *, a=None, b=None) -> RK.Tableau:
+    rows = [[c.rational for c in row] for row in tableau.a]
     if a is not None:
         (i, j), value = a
         rows[i][j] = value
-    weights = list(tableau.b) if b is None else list(b)
-    return D.ButcherTableau(tuple(tuple(r) for r in rows), tuple(weights))
+    weights = [c.rational for c in tableau.b] if b is None else list(b)
+    return RK.Tableau.of(rows, weights)
+
+
+def _rk(scheme: str, tableau: RK.Tableau, terms=("rhs",)):
+    """The step program the scheme's generator makes from a (perturbed) tableau."""
+    return RK.rk_program(scheme, SCHEMES[scheme].order, tableau, None, terms, (), True, ())
+
+
+def _split(scheme: str, fractions, terms=("a", "b")):
+    return SP.splitting_program(scheme, SCHEMES[scheme].order, list(fractions), terms, (),
+                                True, ())
 
 
 RK_PERTURBATIONS = [
@@ -185,18 +198,17 @@ RK_PERTURBATIONS = [
     ("rk2", "a21", dict(a=((1, 0), Fraction(1, 2)))),
     ("rk2", "b", dict(b=(Fraction(1, 4), Fraction(3, 4)))),
 ]
+TABLEAUS = {"rk2": RK.HEUN, "rk4": RK.RK4}
 
 
 @pytest.mark.parametrize(("scheme", "coefficient", "change"), RK_PERTURBATIONS,
                          ids=[f"{s}-{c}" for s, c, _ in RK_PERTURBATIONS])
 def test_2_butcher_coefficient_is_caught_by_the_time_order(scheme, coefficient, change):
-    program = D.StepProgram(scheme, tableau=D.TABLEAUS[scheme])
-    P.check_time_order(program).assert_passed()  # control
-    perturbed = dataclasses.replace(program, tableau=_perturbed_tableau(program.tableau,
-                                                                        **change))
-    assert sum(perturbed.tableau.b) == 1
-    assert P.tableau_order(perturbed.tableau) < P.SCHEME_ORDERS[scheme]
-    result = P.check_time_order(perturbed)
+    P.check_time_order(_rk(scheme, TABLEAUS[scheme])).assert_passed()  # control
+    tableau = _perturbed_tableau(TABLEAUS[scheme], **change)
+    assert sum(c.rational for c in tableau.b) == 1
+    assert P.tableau_order(tableau) < SCHEMES[scheme].order
+    result = P.check_time_order(_rk(scheme, tableau))
     assert not result
     with pytest.raises(PropertyFailure, match=f"time_order\\[{scheme}\\]"):
         result.assert_passed()
@@ -213,12 +225,18 @@ SPLIT_PERTURBATIONS = [
 @pytest.mark.parametrize(("scheme", "steps"), SPLIT_PERTURBATIONS,
                          ids=[s for s, _ in SPLIT_PERTURBATIONS])
 def test_2_splitting_fraction_is_caught_by_the_time_order(scheme, steps):
-    good = {"strang": (("a", Fraction(1, 2)), ("b", Fraction(1)), ("a", Fraction(1, 2))),
-            "lie": (("a", Fraction(1)), ("b", Fraction(1)))}[scheme]
-    program = D.StepProgram(scheme, split_steps=tuple(D.SplitStep(*s) for s in good))
-    P.check_time_order(program).assert_passed()  # control
-    perturbed = D.StepProgram(scheme, split_steps=tuple(D.SplitStep(*s) for s in steps))
-    assert not P.check_time_order(perturbed)
+    good = {"strang": SP.strang_fractions(["a", "b"]), "lie": SP.lie_fractions(["a", "b"])}
+    P.check_time_order(_split(scheme, good[scheme])).assert_passed()  # control
+    assert not P.check_time_order(_split(scheme, steps))
+
+
+def test_2_the_verifier_catches_an_inconsistent_program():
+    """The stage verifier refuses a program that advances a term by 0.9 Δt per step."""
+    from pdelang.invariants import InvariantError, check_program
+
+    check_program(_split("lie", SP.lie_fractions(["a", "b"])))  # control
+    with pytest.raises(InvariantError, match="term a.*0.9"):
+        check_program(_split("lie", (("a", Fraction(9, 10)), ("b", Fraction(1)))))
 
 
 def _generated_time_order(scheme: str, perturb=None):
@@ -239,7 +257,7 @@ def _generated_time_order(scheme: str, perturb=None):
             return stepper(torch.from_numpy(u0)).numpy()
 
     return P.check_convergence_in_time(run, exact, steps=(20, 40, 80, 160), span=1.0,
-                                       claimed_order=P.SCHEME_ORDERS[scheme])
+                                       claimed_order=SCHEMES[scheme].order)
 
 
 def test_2_generated_code_of_a_perturbed_program_misses_its_order():
@@ -248,17 +266,16 @@ def test_2_generated_code_of_a_perturbed_program_misses_its_order():
     _generated_time_order("strang").assert_passed()  # control
 
     def strang(program):
-        return dataclasses.replace(program, split_steps=(
-            D.SplitStep("a", Fraction(2, 5)), D.SplitStep("b", Fraction(1)),
-            D.SplitStep("a", Fraction(3, 5))))
+        return _split("strang", (("a", Fraction(2, 5)), ("b", Fraction(1)),
+                                 ("a", Fraction(3, 5))))
 
     result = _generated_time_order("strang", strang)
     assert not result and abs(result.details["observed_order"] - 1) < 0.15
 
     def rk4(program):
-        return dataclasses.replace(program, tableau=_perturbed_tableau(
-            program.tableau, b=(Fraction(1, 6), Fraction(1, 3), Fraction(1, 4),
-                                Fraction(1, 4))))
+        return _rk("rk4", _perturbed_tableau(RK.RK4, b=(Fraction(1, 6), Fraction(1, 3),
+                                                        Fraction(1, 4), Fraction(1, 4))),
+                   program.terms)
 
     assert not _generated_time_order("rk4", rk4)
 
@@ -271,8 +288,8 @@ def test_2_wrong_coefficient_moves_the_stability_threshold():
     predicted = compilation.analysis.stability.max_stable_dt
     stepper = P.LinearStepper(P.linear_reference(model))
     P.check_stability_sharpness(stepper, predicted, steps=2000).assert_passed()  # control
-    wrong = dataclasses.replace(model, program=dataclasses.replace(
-        model.program, tableau=D.ButcherTableau(((),), (Fraction(11, 10),))))
+    wrong = dataclasses.replace(model, program=_rk(
+        "euler", RK.Tableau.of(((),), (Fraction(11, 10),)), model.program.terms))
     perturbed = P.LinearStepper(P.linear_reference(wrong))
     result = P.check_stability_sharpness(perturbed, predicted, steps=2000)
     assert not result and not result.details["bounded_below"]
@@ -282,9 +299,8 @@ def test_2_program_in_the_ir_but_not_in_the_code_is_caught_by_the_reference():
     compilation = compile_any(NILPOTENT.format(n=1, scheme="rk4"))
     check_generated_matches_reference(compilation).assert_passed()  # control
     model = compilation.discrete
-    wrong = dataclasses.replace(model, program=dataclasses.replace(
-        model.program, tableau=_perturbed_tableau(model.program.tableau,
-                                                  a=((1, 0), Fraction(2, 5)))))
+    wrong = dataclasses.replace(model, program=_rk(
+        "rk4", _perturbed_tableau(RK.RK4, a=((1, 0), Fraction(2, 5))), model.program.terms))
     result = check_generated_matches_reference(_with_model(compilation, wrong, reprint=False))
     assert not result and "state" in result.message
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from testing_helpers import examples
 
 from pdelang.discrete import ir as D
+from pdelang.schemes import program as Program
 from pdelang.testing import properties as P
 from pdelang.testing import strategies as S
 from pdelang.testing.harness import compile_any, random_state, stepper_for
@@ -113,8 +114,8 @@ def test_f_reference_attention_maps(text, seed):
                  if any(isinstance(n, D.ApplyModule) and n.op == "attention"
                         for n in D.walk(t.expr))}
     program = model.program
-    per_step = (sum(s.term in attending for s in program.split_steps) if program.is_splitting
-                else len(program.tableau.b))
+    per_step = sum(len(set(ins.terms) & attending) for ins in program.instructions
+                   if isinstance(ins, Program.Rate))
     assert len(out.attentions) == model.layers * model.substeps * per_step
     result = P.check_attention_maps(out.attentions, causal=bool(module.options["causal"]),
                                     kernel=str(module.options["kernel"]), mask=mask,
