@@ -27,6 +27,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -414,6 +415,68 @@ def capture_layer_boundaries(layers: Sequence[nn.Module]) -> Iterator[LayerBound
     finally:
         for handle in handles:
             handle.remove()
+
+
+def run_with_hooks(
+    reference: Reference,
+    layers: Sequence[nn.Module],
+    forward: Callable[[], Any],
+    mask: torch.Tensor | None,
+) -> ReferenceRun:
+    """One forward pass of a Hugging Face model as a :class:`ReferenceRun`.
+
+    ``forward()`` calls the model with ``output_attentions=True`` (eager attention); under
+    ``torch.no_grad`` the states come from hooks on ``layers``
+    (:func:`capture_layer_boundaries`), the maps from ``output.attentions`` and the final state
+    from ``output.last_hidden_state``.
+    """
+    with torch.no_grad(), capture_layer_boundaries(layers) as captured:
+        output = forward()
+    hidden_states = captured.hidden_states()
+    attentions = [attention.detach() for attention in output.attentions]
+    expected = reference.architecture.layers
+    if len(hidden_states) != expected + 1 or len(attentions) != expected:
+        raise RuntimeError(
+            f"{reference.name}: captured {len(hidden_states)} states and {len(attentions)} "
+            f"attention maps for {expected} layers (is eager attention enabled?)"
+        )
+    return ReferenceRun(
+        embeddings=hidden_states[0],
+        mask=mask,
+        hidden_states=hidden_states,
+        attentions=attentions,
+        final_state=output.last_hidden_state.detach(),
+    )
+
+
+def tokenize(tokenizer: Any, sentences: Sequence[str] | str, max_length: int) -> dict[str, Any]:
+    """Right-padded ids truncated to ``max_length`` from a Hugging Face tokenizer or a
+    :class:`WordHashTokenizer`: ``{'input_ids', 'attention_mask', ...}`` of ``(B, N)`` tensors."""
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    if isinstance(tokenizer, WordHashTokenizer):
+        return tokenizer(sentences, max_length=max_length)
+    encoded = tokenizer(
+        list(sentences),
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    return dict(encoded)
+
+
+def local_tokenizer(path: Path, file_names: Sequence[str]) -> Any | None:
+    """The tokenizer saved in a local model directory, or ``None`` when the directory holds
+    none of ``file_names`` or its tokenizer does not load."""
+    from transformers import AutoTokenizer
+
+    if not any((path / name).exists() for name in file_names):
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError):
+        return None
 
 
 @contextlib.contextmanager

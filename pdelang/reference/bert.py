@@ -23,12 +23,14 @@ from pdelang.reference.base import (
     ReferenceArchitecture,
     ReferenceRun,
     WordHashTokenizer,
-    capture_layer_boundaries,
     detach,
+    local_tokenizer,
     map_activation,
     prepare_model,
     quiet_transformers,
+    run_with_hooks,
     set_offline,
+    tokenize,
 )
 
 #: The small configuration of ``hf-config:bert`` (randomly initialised, seed 0).
@@ -116,60 +118,25 @@ class BertReference(Reference):
 
     def inputs_from_text(self, sentences: list[str], max_length: int = 128) -> dict[str, Any]:
         """Tokenize with ``[CLS] ... [SEP]``, right padding, truncation to ``max_length``."""
-        if isinstance(sentences, str):
-            sentences = [sentences]
-        max_length = min(max_length, self.max_positions)
-        if isinstance(self.tokenizer, WordHashTokenizer):
-            return self.tokenizer(sentences, max_length=max_length)
-        encoded = self.tokenizer(
-            list(sentences),
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        )
-        return dict(encoded)
+        return tokenize(self.tokenizer, sentences, min(max_length, self.max_positions))
 
     def run(self, inputs: dict[str, Any]) -> ReferenceRun:
         """Run BERT; states are captured by hooks on the layers, maps from eager attention."""
         inputs = dict(inputs)
-        mask = inputs.get("attention_mask")
-        with torch.no_grad(), capture_layer_boundaries(self.model.encoder.layer) as captured:
-            output = self.model(**inputs, output_attentions=True, return_dict=True)
-        hidden_states = captured.hidden_states()
-        attentions = [attention.detach() for attention in output.attentions]
-        _check_run(self, hidden_states, attentions)
-        return ReferenceRun(
-            embeddings=hidden_states[0],
-            mask=mask,
-            hidden_states=hidden_states,
-            attentions=attentions,
-            final_state=output.last_hidden_state.detach(),
-        )
-
-
-def _check_run(reference: Reference, hidden_states: list, attentions: list) -> None:
-    layers = reference.architecture.layers
-    if len(hidden_states) != layers + 1 or len(attentions) != layers:
-        raise RuntimeError(
-            f"{reference.name}: captured {len(hidden_states)} states and {len(attentions)} "
-            f"attention maps for {layers} layers (is eager attention enabled?)"
+        return run_with_hooks(
+            self,
+            self.model.encoder.layer,
+            lambda: self.model(**inputs, output_attentions=True, return_dict=True),
+            inputs.get("attention_mask"),
         )
 
 
 def _tokenizer_or_fallback(path: Path, vocab_size: int) -> Any:
     """The directory's own tokenizer, or a :class:`WordHashTokenizer` if it has none."""
-    from transformers import AutoTokenizer
-
-    has_files = any(
-        (path / name).exists() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
-    )
-    if has_files:
-        try:
-            return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError):
-            pass
-    return WordHashTokenizer(vocab_size, bos=True, eos=True)
+    tokenizer = local_tokenizer(path, ("tokenizer.json", "vocab.txt", "tokenizer_config.json"))
+    if tokenizer is None:
+        return WordHashTokenizer(vocab_size, bos=True, eos=True)
+    return tokenizer
 
 
 def load_bert_dir(path: str | Path, name: str | None = None) -> BertReference:

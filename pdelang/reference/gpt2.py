@@ -29,12 +29,14 @@ from pdelang.reference.base import (
     ReferenceArchitecture,
     ReferenceRun,
     WordHashTokenizer,
-    capture_layer_boundaries,
     detach,
+    local_tokenizer,
     map_activation,
     prepare_model,
     quiet_transformers,
+    run_with_hooks,
     set_offline,
+    tokenize,
 )
 
 #: The small configuration of ``hf-config:gpt2`` (randomly initialised, seed 0).
@@ -125,63 +127,35 @@ class GPT2Reference(Reference):
 
     def inputs_from_text(self, sentences: list[str], max_length: int = 128) -> dict[str, Any]:
         """Tokenize with right padding (GPT-2's own tokenizer pads with its EOS token)."""
-        if isinstance(sentences, str):
-            sentences = [sentences]
-        max_length = min(max_length, self.max_positions)
-        if isinstance(self.tokenizer, WordHashTokenizer):
-            return self.tokenizer(sentences, max_length=max_length)
-        encoded = self.tokenizer(
-            list(sentences),
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        )
+        encoded = tokenize(self.tokenizer, sentences, min(max_length, self.max_positions))
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def run(self, inputs: dict[str, Any]) -> ReferenceRun:
         """Run GPT-2; states from hooks on the blocks (the last one before ``ln_f``)."""
         mask = inputs.get("attention_mask")
-        with torch.no_grad(), capture_layer_boundaries(self.model.h) as captured:
-            output = self.model(
+        return run_with_hooks(
+            self,
+            self.model.h,
+            lambda: self.model(
                 input_ids=inputs["input_ids"],
                 attention_mask=mask,
                 output_attentions=True,
                 use_cache=False,
                 return_dict=True,
-            )
-        hidden_states = captured.hidden_states()
-        attentions = [attention.detach() for attention in output.attentions]
-        layers = self.architecture.layers
-        if len(hidden_states) != layers + 1 or len(attentions) != layers:
-            raise RuntimeError(f"{self.name}: expected {layers} layers of states and maps")
-        return ReferenceRun(
-            embeddings=hidden_states[0],
-            mask=mask,
-            hidden_states=hidden_states,
-            attentions=attentions,
-            final_state=output.last_hidden_state.detach(),
+            ),
+            mask,
         )
 
 
 def _gpt2_tokenizer(path: Path, vocab_size: int) -> Any:
     """The directory's own tokenizer (pad = EOS, right padding), else a hash tokenizer."""
-    from transformers import AutoTokenizer
-
-    has_files = any(
-        (path / name).exists() for name in ("tokenizer.json", "vocab.json", "tokenizer_config.json")
-    )
-    if has_files:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError):
-            tokenizer = None
-        if tokenizer is not None:
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            tokenizer.padding_side = "right"
-            return tokenizer
-    return WordHashTokenizer(vocab_size, bos=True, eos=False)
+    tokenizer = local_tokenizer(path, ("tokenizer.json", "vocab.json", "tokenizer_config.json"))
+    if tokenizer is None:
+        return WordHashTokenizer(vocab_size, bos=True, eos=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer
 
 
 def load_gpt2_dir(path: str | Path, name: str | None = None) -> GPT2Reference:

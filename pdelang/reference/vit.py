@@ -32,11 +32,11 @@ from pdelang.reference.base import (
     Reference,
     ReferenceArchitecture,
     ReferenceRun,
-    capture_layer_boundaries,
     detach,
     map_activation,
     prepare_model,
     quiet_transformers,
+    run_with_hooks,
     set_offline,
 )
 
@@ -192,21 +192,13 @@ class ViTReference(Reference):
 
     def run(self, inputs: dict[str, Any]) -> ReferenceRun:
         """Run ViT; states from hooks on the layers (before ``layernorm``), eager maps."""
-        with torch.no_grad(), capture_layer_boundaries(_vit_layers(self.model)) as captured:
-            output = self.model(
+        return run_with_hooks(
+            self,
+            _vit_layers(self.model),
+            lambda: self.model(
                 pixel_values=inputs["pixel_values"], output_attentions=True, return_dict=True
-            )
-        hidden_states = captured.hidden_states()
-        attentions = [attention.detach() for attention in output.attentions]
-        layers = self.architecture.layers
-        if len(hidden_states) != layers + 1 or len(attentions) != layers:
-            raise RuntimeError(f"{self.name}: expected {layers} layers of states and maps")
-        return ReferenceRun(
-            embeddings=hidden_states[0],
-            mask=None,
-            hidden_states=hidden_states,
-            attentions=attentions,
-            final_state=output.last_hidden_state.detach(),
+            ),
+            None,
         )
 
 
