@@ -37,3 +37,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Every compilation in the test suite runs the stage verifier (pdelang.invariants): an IR
+# that breaks its stage's invariants fails the test that produced it.
+os.environ.setdefault("PDELANG_DEBUG", "1")

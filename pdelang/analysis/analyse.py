@@ -379,7 +379,7 @@ def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabili
                                     "mode for any Δt > 0: anti-diffusion)", exact, None, 0.0,
                                     symbols_text, limiting, G, caveats)
                 if beta == sympy.oo:
-                    return facts(None, "stable", method + ": no step size is too large",
+                    return facts(None, "stable", method,
                                  exact=exact, interval=math.inf, symbol=symbols_text,
                                  limiting=limiting, amplification=sympy.sstr(G),
                                  caveats=caveats)
@@ -404,7 +404,7 @@ def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabili
                                 "the step's stability region)", not caveats, None, 0.0,
                                 symbols_text, limiting, G, caveats)
             if y0 == sympy.oo:
-                return facts(None, "stable", method + ": no step size is too large",
+                return facts(None, "stable", method,
                              exact=not caveats, interval=math.inf, symbol=symbols_text,
                              limiting=limiting, amplification=sympy.sstr(G), caveats=caveats)
             return _verdict(facts, float(y0) / peak, dt, verdict_ok, method, not caveats,
@@ -412,7 +412,7 @@ def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabili
     bound = _sampled_bound(model, G, z, active, term_models, basis, values, thetas)
     method = "sampled: |G| ≤ 1 on a θ grid, exact in Δt for each θ"
     if bound == math.inf:
-        return facts(None, "stable", method + ": no step size is too large",
+        return facts(None, "stable", method,
                      symbol=symbols_text, limiting=limiting, amplification=sympy.sstr(G),
                      caveats=caveats)
     return _verdict(facts, bound, dt, verdict_ok, method, False, None, None, symbols_text,

@@ -177,7 +177,7 @@ class TorchPrinter:
             lines.append(f"# stability: max stable Δt{formula} = {st['max_stable_dt']:.6g} "
                          f"(von Neumann, {st['scheme']}); Δt = {st['dt']!r} is "
                          f"{verdicts[st['verdict']]}")
-        elif st and program.implicit and "no step size is too large" in st["method"]:
+        elif st and program.implicit and not st["method"].startswith("none"):
             lines.append(f"# stability: no step size is too large (von Neumann, "
                          f"{st['scheme']}, implicit {', '.join(program.implicit)})")
         return lines

@@ -39,9 +39,10 @@ def _sigmoid(x: float) -> float:
 def numpy_gelu(x):
     """x Φ(x) with the exact normal CDF Φ(x) = (1 + erf(x/√2))/2."""
     import numpy as np
-    erf = np.frompyfunc(math.erf, 1, 1)
+    from scipy.special import erf
+
     x = np.asarray(x, dtype=np.float64)
-    return 0.5 * x * (1.0 + np.asarray(erf(x / math.sqrt(2.0)), dtype=np.float64))
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
 def numpy_sigmoid(x):

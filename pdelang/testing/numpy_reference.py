@@ -339,6 +339,7 @@ class NumpyReference:
         self.model = model
         self.weights = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
         self.grid_shape = tuple(model.shape) if model.shape and len(model.axes) == 2 else None
+        self._cache: dict = {}  # implicit terms: dense matrices and their functions
 
     # ------------------------------------------------------------------ weights
     def weight(self, key: str) -> np.ndarray:
@@ -447,6 +448,14 @@ class NumpyReference:
 
     def implicit_matrix(self, terms, layer: int, ctx: _Context, tokens: int,
                         batch_index: int) -> np.ndarray:
+        key = ("matrix", tuple(terms), layer, tokens,
+               None if ctx.lengths is None else np.asarray(ctx.lengths[batch_index]).tobytes())
+        if key not in self._cache:
+            self._cache[key] = self._implicit_matrix(terms, layer, ctx, tokens, batch_index)
+        return self._cache[key]
+
+    def _implicit_matrix(self, terms, layer: int, ctx: _Context, tokens: int,
+                         batch_index: int) -> np.ndarray:
         """The dense (N, N) matrix of L = Σ_{t ∈ terms} (c₀ I + Σ_i c_i S_i) on sequence
         ``batch_index``'s tokens (its own domain: stencil rows are zero off its grid, so
         extra and padding tokens see c₀ only)."""
@@ -481,10 +490,11 @@ class NumpyReference:
         out = np.empty_like(x)
         for b in range(batch):
             matrix = self.implicit_matrix(terms, layer, ctx, tokens, b)
-            if kind == "solve":
-                out[b] = np.linalg.solve(np.eye(tokens) - scales[b] * matrix, x[b])
-            else:
-                out[b] = scipy.linalg.expm(scales[b] * matrix) @ x[b]
+            key = (kind, float(scales[b]), id(matrix))
+            if key not in self._cache:  # (I − aL)⁻¹ or exp(aL), kept with its matrix
+                self._cache[key] = (np.linalg.inv(np.eye(tokens) - scales[b] * matrix)
+                                    if kind == "solve" else scipy.linalg.expm(scales[b] * matrix))
+            out[b] = self._cache[key] @ x[b]
         return out
 
     def layer_step(self, u: np.ndarray, layer: int, ctx: _Context | None = None, dt=None):
