@@ -33,6 +33,7 @@ from pdelang.testing.fields import FieldSample, smooth_field
 __all__ = [
     "ACCURACIES",
     "BOUNDARIES",
+    "IMEX_SCHEMES",
     "SCHEMES",
     "GridChoice",
     "compilations",
@@ -122,10 +123,6 @@ class _Context:
     def note_radius(self, r: int) -> None:
         """A learned stencil (conv) reads r ghost tokens: the grid must be larger."""
         self.max_radius = max(self.max_radius, r)
-
-
-def _bool(draw) -> str:
-    return draw(st.sampled_from(["true", "false"]))
 
 
 def _learned_call(draw, ctx: _Context, operand: str) -> str:
@@ -376,9 +373,13 @@ def derivative_spec_texts(draw, dims=(1, 2), boundaries=BOUNDARIES, accuracies=A
 
 @st.composite
 def diffusion_spec_texts(draw, dims=(1, 2), boundaries=BOUNDARIES, accuracies=ACCURACIES,
-                         schemes=SCHEMES, sizes=(8, 16), dt: float | None = None) -> str:
-    """``dt(u) = D Δu`` (split into two diffusion terms for lie/strang, so the splitting has
-    something to split) on a drawn grid; ``dt`` sets Δt (default: the spec's span / steps)."""
+                         schemes=SCHEMES, sizes=(8, 16), dt: float | None = None,
+                         residual: bool | None = True, implicit: bool = False) -> str:
+    """``dt(u) = D Δu`` (split into two diffusion terms for lie/strang/IMEX, so the scheme
+    has something to split) on a drawn grid; ``dt`` sets Δt (default: the spec's span /
+    steps).  ``residual=None`` draws the residual switch; ``implicit`` lets lie/strang treat
+    one of the two terms by its exact flow (drawn) — IMEX schemes always treat one
+    implicitly."""
     grid = draw(grids(dims=dims, boundaries=boundaries, max_extra_tokens=1))
     p = draw(st.sampled_from(tuple(accuracies)))
     scheme = draw(st.sampled_from(tuple(schemes)))
@@ -387,14 +388,24 @@ def diffusion_spec_texts(draw, dims=(1, 2), boundaries=BOUNDARIES, accuracies=AC
     D = draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))
     lines = ["pdelang: 1", "name: diffusion"] + _grid_block(grid, shape)
     lines += ["fields:", "  u: {channels: 1}", "parameters:", f"  D: {D}", "terms:"]
-    if scheme in ("lie", "strang"):
+    implicit_terms = []
+    if scheme in ("lie", "strang") or scheme in IMEX_SCHEMES:
         lines += ['  half: "0.5 * D * laplace(u)"', '  other: "D * laplace(u) / 2"',
                   "equation: dt(u) = half + other"]
+        if scheme in IMEX_SCHEMES or (implicit and draw(st.booleans())):
+            implicit_terms = [draw(st.sampled_from(["half", "other"]))]
     else:
         lines += ['  diffusion: "D * laplace(u)"', "equation: dt(u) = diffusion"]
+    if residual is None:
+        residual = draw(st.booleans())
+    if not residual:
+        lines += ["stabilizers:", "  residual: false"]
     span = dt if dt is not None else 0.01
     lines += ["time:", f"  span: [0, {span!r}]", "  layers: 1", "  substeps: 1",
-              f"  scheme: {scheme}", "discretization:", f"  laplace: {{accuracy: {p}}}"]
+              f"  scheme: {scheme}"]
+    if implicit_terms:
+        lines.append(f"  implicit: {_yaml_list(implicit_terms)}")
+    lines += ["discretization:", f"  laplace: {{accuracy: {p}}}"]
     return "\n".join(lines) + "\n"
 
 
