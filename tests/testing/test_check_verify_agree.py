@@ -137,7 +137,7 @@ def test_residual_off_heat_reports_the_true_bound_and_exits_1(tmp_path):
 def test_residual_off_generated_stepper_just_below_and_above_the_bound(tmp_path, dt, grows):
     """The generated stepper decays just below h²/(4D) and grows just above it (the
     highest mode, θ = π, is multiplied by Δt·D·4/h² each step)."""
-    steps = 200
+    steps = 400
     text = HEAT_NO_RESIDUAL.format(span=dt * steps, steps=steps)
     compilation = compile_any(text)
     assert compilation.analysis.stability.verdict == ("unstable" if grows else "stable")
