@@ -1,4 +1,4 @@
-"""``pdelang compile SPEC [-o FILE] [--emit ast|symbolic|discrete|python] [--set …]``."""
+"""``pdelang compile SPEC [-o FILE] [--emit ast|symbolic|program|discrete|python] [--set …]``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def configure(parser) -> None:
     from pdelang.cli.main import add_common
     add_common(parser, json_flag=False)
     parser.add_argument("-o", "--output", help="write to FILE (atomically) instead of stdout")
-    parser.add_argument("--emit", choices=["ast", "symbolic", "discrete", "python"],
+    parser.add_argument("--emit", choices=["ast", "symbolic", "program", "discrete", "python"],
                         default="python", help="which stage's output to print (default: python)")
 
 
@@ -44,6 +44,9 @@ def _plain(value):
 def emit(compilation, stage: str) -> str:
     if stage == "python":
         return compilation.python
+    if stage == "program":
+        from pdelang.schemes.program import describe
+        return describe(compilation.program)
     if stage == "ast":
         tree = {"equation": str(compilation.ast.equation),
                 "terms": {k: str(v) for k, v in compilation.ast.terms.items()},
@@ -83,7 +86,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def execute(args) -> int:
-    compilation = compile_spec(args.spec, args.overrides)
+    compilation = compile_spec(args.spec, args.overrides, debug=args.debug or None)
     text = emit(compilation, args.emit)
     if args.output:
         try:

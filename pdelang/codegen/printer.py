@@ -580,8 +580,8 @@ class StepPrinter:
                 reads.append(later)
             if getattr(later, "target", None) == target and not isinstance(later, P.Project):
                 break
-        nxt = instructions[index + 1]
-        return len(reads) == 1 and reads[0] is nxt and not isinstance(nxt, P.Observe)
+        nxt = instructions[index + 1]  # only into an update: u = u + DT * self.f(u)
+        return len(reads) == 1 and reads[0] is nxt and isinstance(nxt, P.Assign)
 
     def comment(self, projected: str | None) -> str:
         """The update of a splitting sub-step in mathematical notation."""

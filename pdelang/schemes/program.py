@@ -108,7 +108,7 @@ def format_coefficient(c: Coefficient) -> str:
     if not c.parts:
         return "0"
     pieces = []
-    for name, q in sorted(c.parts, key=lambda p: p[0] == ""):  # constants first
+    for name, q in sorted(c.parts, key=lambda p: p[0] != ""):  # the rational part first
         magnitude = abs(q)
         if name:
             text = name if magnitude == 1 else f"{magnitude}*{name}"
@@ -279,6 +279,60 @@ class StepProgram:
     def coefficient(self, c: Coefficient) -> float:
         return float(c.evaluate(self.constant_values))
 
+
+
+# ----------------------------------------------------------------------------- reading
+def _combination_text(combination: Combination) -> str:
+    pieces = []
+    for part in combination.parts:
+        c = part.coefficient
+        q = c.rational
+        sign = "-" if (q is not None and q < 0) or (q is None and all(v < 0 for _, v in c.parts)) \
+            else "+"
+        magnitude = c if sign == "+" else -c
+        factor = "" if magnitude.rational == 1 else (
+            f"{magnitude}·" if magnitude.rational is not None or len(magnitude.parts) == 1
+            else f"({magnitude})·")
+        pieces.append((sign, f"{factor}{'Δt·' if part.dt else ''}{part.register}"))
+    if not pieces:
+        return "0"
+    text = ("−" if pieces[0][0] == "-" else "") + pieces[0][1]
+    for sign, piece in pieces[1:]:
+        text += f" {'−' if sign == '-' else '+'} {piece}"
+    return text
+
+
+def describe(program: StepProgram) -> str:
+    """The program as text, one instruction a line (``pdelang compile --emit program``)."""
+    lines = [f"scheme {program.scheme} ({program.kind}, order {program.order}); terms "
+             f"{', '.join(program.terms)}; residual {'on' if program.residual else 'off'}"
+             + (f"; implicit {', '.join(program.implicit)}" if program.implicit else "")]
+    for c in program.constants:
+        lines.append(f"  {c.name} = {c.definition} = {c.value!r}")
+    for n in program.norms:
+        lines.append(f"  norm {n.name}: {n.placement} on {', '.join(n.terms)}")
+    pre = program.pre_norms
+
+    def field(terms):
+        return " + ".join(f"f_{t}({'P ' if t in pre else ''}·)" for t in terms)
+
+    for ins in program.instructions:
+        if isinstance(ins, Rate):
+            text = f"{ins.target} = {field(ins.terms)} at {_combination_text(ins.at)}"
+        elif isinstance(ins, Solve):
+            text = (f"{ins.target} = (I − {ins.coefficient}·Δt·L[{', '.join(ins.terms)}])⁻¹ "
+                    f"({_combination_text(ins.rhs)})")
+        elif isinstance(ins, Flow):
+            text = (f"{ins.target} = exp({ins.coefficient}·Δt·L[{', '.join(ins.terms)}]) "
+                    f"({_combination_text(ins.at)})")
+        elif isinstance(ins, Assign):
+            text = f"{ins.target} = {_combination_text(ins.value)}"
+        elif isinstance(ins, Project):
+            text = f"{ins.target} = {ins.norm}({ins.target})"
+        else:
+            text = f"observe {ins.index} {ins.label!r}: {ins.register}"
+        lines.append("  " + text)
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- interpreting

@@ -398,12 +398,9 @@ class AllenCahnImexLayer(nn.Module):
         u2 = self.solve_diffusion(u + GAMMA * DT * k1, GAMMA * DT, ctx, p)
         ctx.after(0, 'stage u2', u2)
         k2 = self.f_reaction(u2, ctx, p)
+        l2 = self.f_diffusion(u2, ctx, p)
         u = self.solve_diffusion(
-            u + DELTA * DT * k1 + (-DELTA + 1) * DT * k2 + (-GAMMA + 1) * DT * self.f_diffusion(
-                u2,
-                ctx,
-                p,
-            ),
+            u + DELTA * DT * k1 + (1 - DELTA) * DT * k2 + (1 - GAMMA) * DT * l2,
             GAMMA * DT,
             ctx,
             p,
