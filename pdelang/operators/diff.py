@@ -19,6 +19,7 @@ class Diff(OperatorCall):
 
     op_name = "diff"
     linear = True
+    annihilates_constants = True
 
     def doit(self, **hints):
         operand, axis, order = self.args[0], self.args[1], self.args[2]

@@ -20,6 +20,7 @@ class Laplace(OperatorCall):
 
     op_name = "laplace"
     linear = True
+    annihilates_constants = True
 
     def doit(self, **hints):
         operand = self.args[0].doit(**hints) if hints.get("deep", True) else self.args[0]

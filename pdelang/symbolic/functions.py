@@ -24,6 +24,7 @@ class OperatorCall(sympy.Function):
 
     op_name = ""
     linear = False
+    annihilates_constants = False  # a derivative of a constant field is zero
 
     @classmethod
     def eval(cls, operand, *rest):
@@ -36,9 +37,8 @@ class OperatorCall(sympy.Function):
             if const:
                 other = [f for f in operand.args if not is_field_free(f)]
                 return sympy.Mul(*const) * cls(sympy.Mul(*other), *rest)
-        if is_field_free(operand):
-            # A derivative (and a bias-free linear map) of a constant field is zero.
-            return sympy.Integer(0)
+        if is_field_free(operand) and cls.annihilates_constants:
+            return sympy.Integer(0)  # a derivative of a constant field
         return None
 
     @property

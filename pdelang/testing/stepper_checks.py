@@ -49,9 +49,10 @@ STEPPER_RTOL = 1e-8
 def padding_mask(model, batch: int, tokens: int, seed: int = 0) -> np.ndarray | None:
     """A padding mask ``(B, N)``: right padding in 1-D, a smaller image in the top-left corner
     in 2-D (whole trailing rows and columns padded).  Each sequence keeps at least the
-    stencils' radius + 2 grid tokens along every axis; the first stays whole."""
+    stencils' radius (fixed or learned) + 2 grid tokens along every axis; the first stays
+    whole."""
     rng = np.random.default_rng(seed)
-    radius = max((s.radius for s in model.stencils.values()), default=0)
+    radius = model.stencil_radius  # fixed stencils and learned ones (conv)
     mask = np.ones((batch, tokens), dtype=bool)
     if len(model.axes) == 2:
         rows, cols = model.shape

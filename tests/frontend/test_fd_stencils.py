@@ -130,12 +130,14 @@ def test_spec_accuracy_selects_the_stencil():
             "parameters: {D: 0.5}\n"
             "terms:\n  a: TERM\nequation: dt(u) = a\n"
             "discretization:\n  laplace: {accuracy: 6}\n  diff: {accuracy: 4}\n")
-    analysis = compile_spec(load_spec_text(text.replace("TERM", "D * laplace(u)")), until="analysis").analysis
+    analysis = compile_spec(
+        load_spec_text(text.replace("TERM", "D * laplace(u)")), until="analysis").analysis
     lap = analysis.stencils["laplace"]
     assert list(lap.stencil.weights) == LAPLACE[6]
     assert lap.to_json()["weights"] == ["1/90", "-3/20", "3/2", "-49/18", "3/2", "-3/20", "1/90"]
     assert lap.leading_error == "h**6*Derivative(u(x), (x, 8))/560"
-    analysis = compile_spec(load_spec_text(text.replace("TERM", "diff(u, x)")), until="analysis").analysis
+    analysis = compile_spec(
+        load_spec_text(text.replace("TERM", "diff(u, x)")), until="analysis").analysis
     first = analysis.stencils["diff[x,1]"]
     assert list(first.stencil.weights) == FIRST[4]
     assert first.to_json()["accuracy"] == 4 and first.to_json()["order"] == 4

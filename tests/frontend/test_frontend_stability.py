@@ -177,7 +177,9 @@ def test_anti_diffusion_is_never_stable():
 
 def test_no_linear_differential_part_means_no_bound():
     a = spec(term="tanh(u) - D * u")
-    assert a.stability.max_stable_dt is None and a.stability.stable is True
+    # nothing to bound, and the nonlinear and zero-order parts were left out: no verdict
+    assert a.stability.max_stable_dt is None and a.stability.stable is None
+    assert a.stability.verdict == "unknown" and not a.stability.exact
 
 
 def test_advection_euler_is_unstable_rk4_is_not():

@@ -30,7 +30,8 @@ equation: dt(u) = a
 
 
 def facts(term: str):
-    analysis = compile_spec(load_spec_text(SPEC.format(term=term), "cls.yaml"), until="analysis").analysis
+    analysis = compile_spec(
+        load_spec_text(SPEC.format(term=term), "cls.yaml"), until="analysis").analysis
     (only,) = analysis.terms
     return only
 
@@ -88,7 +89,8 @@ def test_learnable_parameters_and_weights():
 
 
 def test_linear_operators_are_linear_in_sympy():
-    model = compile_spec(load_spec_text(SPEC.format(term="laplace(u)"), "cls.yaml"), until="symbolic").symbolic
+    model = compile_spec(
+        load_spec_text(SPEC.format(term="laplace(u)"), "cls.yaml"), until="symbolic").symbolic
     u, D = model.u, model.parameters["D"]
     assert Laplace(u + 2 * u) == 3 * Laplace(u)
     assert Laplace(D * u) == D * Laplace(u)

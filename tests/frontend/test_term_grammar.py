@@ -105,7 +105,8 @@ equation: dt(u) = a
 
 
 def lowered(term: str):
-    compilation = compile_spec(load_spec_text(SPEC.format(term=term), "opts.yaml"), until="analysis")
+    compilation = compile_spec(
+        load_spec_text(SPEC.format(term=term), "opts.yaml"), until="analysis")
     model, analysis = compilation.symbolic, compilation.analysis
     return model, analysis
 

@@ -91,14 +91,6 @@ def rate_of(stepper, u: torch.Tensor, mask: torch.Tensor | None = None) -> torch
 
 
 # ------------------------------------------------------------------- 1. generated == NumPy
-KERNEL_1_BUG = pytest.mark.xfail(strict=True, raises=NameError, reason=(
-    "kernel=1 has stencil radius 0: pdelang/codegen/printer.py:460 prints the ghost blocks "
-    "(with_ghosts, take, ghost_value) only when model.stencil_radius > 0, but the Conv "
-    "runtime block (pdelang/codegen/runtime/conv.py:35 and :57) calls with_ghosts / "
-    "ghost_value for every kernel, so a spec whose only ghost reader is conv(u, kernel=1) "
-    "raises NameError at its first forward (with or without padding)"))
-
-
 def _cases():
     """Every boundary × 1-D/2-D × kernel 1, 3, 5; bias and the CLS token alternate so that
     each (boundary, dims) pair sees both values of each, and each kernel does too."""
@@ -110,8 +102,7 @@ def _cases():
                 extra = (k + dims) % 2
                 cases.append(pytest.param(boundary, dims, kernel, bias, extra,
                                           id=f"{boundary}-{dims}d-k{kernel}-"
-                                             f"{'bias' if bias else 'nobias'}-cls{extra}",
-                                          marks=[KERNEL_1_BUG] if kernel == 1 else []))
+                                             f"{'bias' if bias else 'nobias'}-cls{extra}"))
     return cases
 
 
@@ -188,11 +179,6 @@ def _fits(model, mask, kernel) -> bool:
     return bool((grid.sum(axis=1) > radius).all())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pdelang/testing/stepper_checks.py:54 padding_mask takes the radius from "
-    "model.stencils only; conv is an ApplyModule, not a stencil, so padded images may be "
-    "drawn with fewer tokens than the conv reads (model.stencil_radius has it) and the "
-    "check crashes with ValueError instead of comparing"))
 def test_reference_check_padding_respects_the_conv_radius():
     compilation = compile_any(conv_spec(boundary="neumann", dims=2, kernel=5))
     model = compilation.discrete
@@ -299,7 +285,6 @@ def test_2d_copy_holds_the_border():
     torch.testing.assert_close(rate[1:-1, 1:-1], want, rtol=1e-12, atol=1e-12)
 
 
-@KERNEL_1_BUG
 def test_kernel_1_is_a_channelwise_scale():
     stepper = _stepper(conv_spec(boundary="dirichlet", kernel=1))
     weight = conv_module(stepper).weight.detach()
@@ -308,11 +293,6 @@ def test_kernel_1_is_a_channelwise_scale():
     torch.testing.assert_close(rate_of(stepper, u), u * weight[:, 0], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "with a laplace beside it the ghost blocks are printed, but the dirichlet with_ghosts "
-    "(pdelang/codegen/runtime/ghosts_dirichlet.py:18-19) narrows r - 1 = -1 tokens for the "
-    "radius-0 conv: 'narrow(): length must be non-negative' (unpadded runs only; the ragged "
-    "path works)"))
 def test_kernel_1_beside_a_stencil_on_dirichlet():
     stepper = _stepper(conv_spec(boundary="dirichlet", body="conv(u, kernel=1) + laplace(u)"))
     weight = conv_module(stepper).weight.detach()
@@ -324,11 +304,6 @@ def test_kernel_1_beside_a_stencil_on_dirichlet():
                                rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pdelang/symbolic/functions.py:39-41 OperatorCall.eval maps a linear operator of a "
-    "field-free operand to 0 ('a derivative (and a bias-free linear map) of a constant field "
-    "is zero'); Conv.linear is True, so conv(u + 1) splits into conv(u) + conv(1) and "
-    "conv(1) is dropped, although the convolution of a constant is Σⱼ wⱼ per channel"))
 @pytest.mark.parametrize("body", ["conv(u + 1, kernel=3)", "conv(2, kernel=3) + u"])
 def test_conv_of_a_constant_is_not_zero(body):
     stepper = _stepper(conv_spec(body=body))
@@ -599,10 +574,6 @@ def test_kernel_larger_than_the_grid_is_a_spec_error(dims, shape, kernel, axis):
     assert info.value.location is not None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pdelang/analysis/analyse.py:184-186 _check_grid_fits gives every operator the hint "
-    "'use a larger grid or a lower discretization accuracy'; conv has no discretization "
-    "accuracy (discretization.conv is not a key) — its remedy is a smaller kernel"))
 def test_kernel_larger_than_the_grid_hints_at_the_kernel():
     from pdelang.errors import SpecError
 
@@ -624,8 +595,7 @@ def _one_d(text: str) -> bool:
 def test_strategy_draws_conv_calls_that_compile_and_run():
     """``spec_texts()`` draws conv calls: find (generate phase only, no shrinking) a spec
     with any conv call, one with a kernel > 1, one on a 1-D grid, one with a bias option;
-    each compiles to a conv module, and those without kernel 1 (see KERNEL_1_BUG) run
-    exactly like the NumPy reference."""
+    each compiles to a conv module and runs exactly like the NumPy reference."""
     from hypothesis import HealthCheck, Phase, find, settings
 
     from pdelang.testing import strategies as S
@@ -647,7 +617,6 @@ def test_strategy_draws_conv_calls_that_compile_and_run():
         convs = [m for m in compilation.discrete.modules if m.op == "conv"]
         assert convs, (name, text)
         kernels |= {int(m.options["kernel"]) for m in convs}
-        if all(int(m.options["kernel"]) > 1 for m in convs):
-            result = check_generated_matches_reference(compilation, masked=False)
-            assert result.passed, (name, text, result.message)
+        result = check_generated_matches_reference(compilation, masked=False)
+        assert result.passed, (name, text, result.message)
     assert kernels - {1}, kernels
