@@ -90,7 +90,8 @@ def _f(schema: Any, default: Any = None, doc: str = "", required: bool = False) 
 
 BOUNDARIES = ("periodic", "neumann", "dirichlet", "copy")
 SCHEMES = tuple(_schemes.SCHEMES)  # the scheme registry (pdelang.schemes)
-NORM_KINDS = ("layernorm", "rmsnorm", "none")
+# the normalization stabilizer's kinds: the norm operators of the registry, or none
+NORM_KINDS = tuple(op.name for op in _OPERATORS.values() if op.category == "norm") + ("none",)
 PLACEMENTS = ("pre", "post")
 # operators with a ``discretization.<name>.accuracy`` setting (the operator registry)
 DISCRETIZED_OPERATORS = tuple(op.name for op in _OPERATORS.values() if op.discretized)

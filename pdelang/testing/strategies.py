@@ -54,7 +54,8 @@ SCHEMES = ("euler", "lie", "strang", "rk2", "rk4")  # the explicit schemes
 IMEX_SCHEMES = ("imex_euler", "imex_ars222")
 ACCURACIES = (2, 4, 6, 8)
 NORM_KINDS = ("none", "layernorm", "rmsnorm")
-ELEMENTWISE = ("tanh", "relu", "gelu", "sigmoid")
+ELEMENTWISE = ("tanh", "relu", "gelu", "sigmoid")  # bounded or tame: exp is drawn guarded
+DISCRETIZED = tuple(op.name for op in OPERATORS.values() if op.discretized)  # accuracy keys
 
 
 def radius(derivative: int, accuracy: int) -> int:
@@ -217,7 +218,8 @@ def _balanced_call(text: str) -> bool:
 def expressions(draw, axes=("x",), params=("D",), channels: int = 4, max_depth: int = 3,
                 accuracy: int = 2, learned: bool = True, differential: bool = True) -> str:
     """One term expression of the grammar (text)."""
-    ctx = _Context(tuple(axes), tuple(params), channels, {"laplace": accuracy, "diff": accuracy},
+    ctx = _Context(tuple(axes), tuple(params), channels,
+                   {op: accuracy for op in DISCRETIZED},
                    learned, differential)
     return _expr(draw, ctx, draw(st.integers(0, max_depth)))
 
@@ -303,8 +305,7 @@ def spec_texts(draw, dims=(1, 2), boundaries=BOUNDARIES, schemes=SCHEMES,
     n_params = draw(st.integers(0, 2))
     params = ("D", "alpha")[:n_params]
     c = draw(st.sampled_from(tuple(channels)))
-    accuracy = {"laplace": draw(st.sampled_from(tuple(accuracies))),
-                "diff": draw(st.sampled_from(tuple(accuracies)))}
+    accuracy = {op: draw(st.sampled_from(tuple(accuracies))) for op in DISCRETIZED}
     ctx = _Context(grid.axes, params, c, accuracy, learned, differential)
     n_terms = draw(st.integers(1, max_terms))
     names = [f"t{i + 1}" for i in range(n_terms)]
@@ -330,9 +331,9 @@ def spec_texts(draw, dims=(1, 2), boundaries=BOUNDARIES, schemes=SCHEMES,
     residual = draw(st.booleans())
     lines += _norm_block(draw, names, residual)
     lines += _time_block(draw, scheme, None if inline else names, residual=residual)
-    if ctx.used & {"laplace", "diff"}:
+    if ctx.used & set(DISCRETIZED):
         lines.append("discretization:")
-        for op in sorted(ctx.used & {"laplace", "diff"}):
+        for op in sorted(ctx.used & set(DISCRETIZED)):
             lines.append(f"  {op}: {{accuracy: {accuracy[op]}}}")
     return "\n".join(lines) + "\n"
 

@@ -129,7 +129,7 @@ class Conv(nn.Module):
         grid = u[:, EXTRA_TOKENS:]  # (B, L, C)
         g = grid if GRID_SHAPE is None else grid.reshape(batch, *GRID_SHAPE, channels)
         extended = g
-        for axis, dim in enumerate(self.dims):
+        for axis, dim in enumerate(self.dims if self.radius else ()):  # K = 1: no ghosts
             if ctx.lengths is None:
                 extended = with_ghosts(extended, dim, self.radius)
             else:
