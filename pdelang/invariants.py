@@ -32,10 +32,14 @@ def check_ast(parsed, spec) -> None:
 
     if set(parsed.terms) != set(spec.terms):
         _fail("ast", "terms", f"parsed {sorted(parsed.terms)}, the spec has {sorted(spec.terms)}")
+    if getattr(parsed.equation.field, "loc", None) is None:
+        _fail("ast", "equation", "the evolved field has no source location")
     for name, expr in [*parsed.terms.items(), ("equation", parsed.equation.rhs)]:
         for node in ast.walk(expr):
-            if getattr(node, "loc", None) is None:
-                _fail("ast", f"{name}: {node}", "a node without a source location")
+            keywords = node.keywords if isinstance(node, ast.Call) else ()
+            for located in (node, *keywords):
+                if getattr(located, "loc", None) is None:
+                    _fail("ast", f"{name}: {located}", "a node without a source location")
 
 
 def check_symbolic(model) -> None:
@@ -84,6 +88,14 @@ def check_program(program, model=None) -> None:
     norms = {n.name: n for n in program.norms}
     if len(norms) != len(program.norms):
         _fail(stage, "norms", "two norm modules with one name")
+    known_constants = {c.name for c in program.constants}
+    for index, ins in enumerate(program.instructions):
+        for coefficient in _coefficients(ins):
+            missing = set(coefficient.constants) - known_constants
+            if missing:
+                _fail(stage, f"instruction {index} ({type(ins).__name__})",
+                      f"a coefficient names {', '.join(sorted(missing))}, not a constant of "
+                      "the program")
     written = {"u"}
     last_observe = -1
     for index, ins in enumerate(program.instructions):
@@ -118,6 +130,19 @@ def check_program(program, model=None) -> None:
             written.add(ins.target)
     if program.residual:
         _check_consistent(program)
+
+
+def _coefficients(ins):
+    from pdelang.schemes import program as P
+
+    out = []
+    if isinstance(ins, (P.Solve, P.Flow)):
+        out.append(ins.coefficient)
+    for name in ("at", "rhs", "value"):
+        combination = getattr(ins, name, None)
+        if combination is not None:
+            out += [p.coefficient for p in combination.parts]
+    return out
 
 
 def _check_consistent(program) -> None:
@@ -174,6 +199,8 @@ def check_analysis(analysis) -> None:
             _fail("analysis", "stability", f"max stable Δt {st.max_stable_dt}")
         if st.verdict == "unstable" and st.dt <= st.max_stable_dt:
             _fail("analysis", "stability", "unstable at a Δt below the bound")
+        if st.verdict == "stable" and st.dt > st.max_stable_dt * (1 + 1e-12):
+            _fail("analysis", "stability", "stable at a Δt above the bound")
     if st.verdict == "unstable" and st.max_stable_dt is None:
         _fail("analysis", "stability", "unstable without a bound")
 

@@ -86,13 +86,6 @@ def test_ast_terms_are_the_specs():
     assert error.node == "terms" and "reaction" in str(error)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "check_ast (pdelang/invariants.py) walks term expressions with "
-    "pdelang.language.ast.walk, which yields a Call's keyword *values* but never the "
-    "Keyword nodes, and only the equation's rhs (not Equation.loc / Equation.field.loc): "
-    "a Keyword or the equation's field without a location passes the verifier, although "
-    "lower() locates errors with kw.loc (unknown / repeated option, CallSite.where for "
-    "attention heads, conv kernel) and eq.field.loc (wrong field)"))
 @pytest.mark.parametrize("where", ["keyword", "equation field"])
 def test_ast_keyword_and_equation_field_without_a_location(where):
     c = compiled("master.yaml")
@@ -261,11 +254,6 @@ def test_program_scheme_terms_and_instructions():
     assert "unknown terms ('nope',)" in str(violation("program", c, program=unknown))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "check_program (pdelang/invariants.py) does not check that the named constants of "
-    "the coefficients (GAMMA, DELTA) are among program.constants: with the residual the "
-    "consistency check crashes with a bare KeyError('GAMMA') (no stage, no node); without "
-    "it the program passes, and the printer would emit code reading an undefined GAMMA"))
 @pytest.mark.parametrize("residual", [True, False])
 def test_program_coefficients_name_only_its_constants(residual):
     c = compiled("allen_cahn_imex.yaml")
@@ -301,10 +289,6 @@ def test_analysis_stability_facts(change, message):
     assert error.node == "stability" and message in str(error)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "check_analysis (pdelang/invariants.py) checks an 'unstable' verdict against the bound "
-    "but not the mirror invariant: a 'stable' verdict with Δt above max_stable_dt passes "
-    "(analyse._verdict only says 'stable' when dt ≤ bound·(1 + 1e-12))"))
 def test_analysis_stable_above_the_bound():
     c = compiled("heat1d.yaml")
     violation("analysis", c, analysis=_analysis(c, dt=2 * c.analysis.stability.max_stable_dt))

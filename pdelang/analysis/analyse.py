@@ -18,6 +18,7 @@ stencils, stability.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class StabilityFacts:
     exact: bool  # the bound is the exact bound of the whole step (nothing left out)
     amplification: str | None = None  # G(z_t) of one step, z_t = Δt λ_t
     caveats: tuple[str, ...] = ()
+    limiting_theta: tuple[float, ...] | None = None  # the θ that sets a sampled bound
 
     @property
     def stable(self) -> bool | None:
@@ -81,13 +83,16 @@ class StabilityFacts:
             "formula": self.formula,
             "verdict": self.verdict,
             "stable": self.stable,
-            "stability_interval": self.interval,
+            "stability_interval": None if self.interval is None or math.isinf(self.interval)
+            else self.interval,  # (JSON has no infinity: null with max_stable_dt null)
             "symbol": self.symbol,
             "limiting_term": self.limiting_term,
             "method": self.method,
             "exact": self.exact,
             "amplification": self.amplification,
             "caveats": list(self.caveats),
+            "limiting_theta": None if self.limiting_theta is None
+            else list(self.limiting_theta),
         }
 
     def describe(self) -> str:
@@ -410,14 +415,15 @@ def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabili
                              limiting=limiting, amplification=sympy.sstr(G), caveats=caveats)
             return _verdict(facts, float(y0) / peak, dt, verdict_ok, method, not caveats,
                             None, float(y0), symbols_text, limiting, G, caveats)
-    bound = _sampled_bound(model, G, z, active, term_models, basis, values, thetas)
+    bound, theta = _sampled_bound(model, G, z, active, term_models, basis, values, thetas)
     method = "sampled: |G| ≤ 1 on a θ grid, exact in Δt for each θ"
     if bound == math.inf:
         return facts(None, "stable", method,
                      symbol=symbols_text, limiting=limiting, amplification=sympy.sstr(G),
                      caveats=caveats)
-    return _verdict(facts, bound, dt, verdict_ok, method, False, None, None, symbols_text,
-                    limiting, G, caveats)
+    result = _verdict(facts, bound, dt, verdict_ok, method, False, None, None, symbols_text,
+                      limiting, G, caveats)
+    return dataclasses.replace(result, limiting_theta=theta)
 
 
 def _verdict(facts, bound, dt, verdict_ok, method, exact, formula, interval, symbol, limiting,
@@ -431,8 +437,9 @@ def _verdict(facts, bound, dt, verdict_ok, method, exact, formula, interval, sym
                  caveats=caveats)
 
 
-def _sampled_bound(model, G, z, active, term_models, basis, values, thetas) -> float:
-    """min over a θ grid of the first Δt > 0 at which |G(Δt λ(θ))| exceeds 1."""
+def _sampled_bound(model, G, z, active, term_models, basis, values, thetas):
+    """(min over a θ grid of the first Δt > 0 at which |G(Δt λ(θ))| exceeds 1, the θ that
+    sets it)."""
     import numpy as np
 
     dt = sympy.Symbol("dt", positive=True)
@@ -441,13 +448,13 @@ def _sampled_bound(model, G, z, active, term_models, basis, values, thetas) -> f
     symbols = {t: stab.complex_lambdify(list(thetas.values()),
                                         _symbol_expr(term_models[t].coefficients, basis, values))
                for t in active}
-    samples = stab.sample_thetas(len(model.axes), 1025 if len(model.axes) == 1 else 49)
+    samples = stab.sample_thetas(len(model.axes))
     lams = np.array([[complex(symbols[t](*theta)) for t in active] for theta in samples])
     radius = float(np.max(np.sum(np.abs(lams), axis=1)))
     if radius == 0:
-        return math.inf
+        return math.inf, None
     tiny = 1e-12 * radius
-    best = math.inf
+    best, best_theta = math.inf, None
     if not g.has(sympy.exp):
         num, den = sympy.fraction(sympy.together(g))
         num_poly = sympy.Poly(sympy.expand(num), dt)
@@ -455,7 +462,7 @@ def _sampled_bound(model, G, z, active, term_models, basis, values, thetas) -> f
         args = [lam[t] for t in active]
         num_fns = [sympy.lambdify(args, c) for c in reversed(num_poly.all_coeffs())]
         den_fns = [sympy.lambdify(args, c) for c in reversed(den_poly.all_coeffs())]
-        for row in lams:
+        for theta, row in zip(samples, lams):
             if np.all(np.abs(row) <= tiny):
                 continue  # the constant mode
             n = np.polynomial.Polynomial([complex(f(*row)) for f in num_fns])
@@ -467,17 +474,18 @@ def _sampled_bound(model, G, z, active, term_models, basis, values, thetas) -> f
             lowest = next((c for c in coefs if abs(c) > 1e-12 * max(1.0, np.max(np.abs(coefs)))),
                           0.0)
             if lowest > 0:
-                return 0.0
+                return 0.0, tuple(theta)
             for r in sorted(r.real for r in p.roots()
                             if abs(r.imag) <= 1e-9 * max(1.0, abs(r)) and r.real * radius > 1e-9):
                 if p(r * (1 + 1e-7)) > 0:
-                    best = min(best, r)
+                    if r < best:
+                        best, best_theta = r, tuple(theta)
                     break
-        return float(best)
+        return float(best), best_theta
     fn = sympy.lambdify([dt] + [lam[t] for t in active], g, "numpy")
     scale = 1.0 / radius
     grid = scale * np.geomspace(1e-6, 1e8, 1400)
-    for row in lams:
+    for theta, row in zip(samples, lams):
         if np.all(np.abs(row) <= tiny):
             continue
         with np.errstate(all="ignore"):
@@ -489,8 +497,9 @@ def _sampled_bound(model, G, z, active, term_models, basis, values, thetas) -> f
             for _ in range(60):
                 mid = (lo + hi) / 2
                 lo, hi = (lo, mid) if not abs(fn(complex(mid), *row)) <= 1 + 1e-12 else (mid, hi)
-            best = min(best, lo)
-    return float(best)
+            if lo < best:
+                best, best_theta = lo, tuple(theta)
+    return float(best), best_theta
 
 
 # ------------------------------------------------------------------------- the stage
@@ -518,7 +527,8 @@ def analyse(model: SymbolicModel, program: P.StepProgram) -> Analysis:
             f"Δt = {stab_facts.dt:g} exceeds the largest stable step "
             f"{stab_facts.max_stable_dt:.6g} of the linear part for scheme "
             f"'{stab_facts.scheme}' (von Neumann); raise time.substeps, lower the "
-            "coefficients or treat the stiff terms implicitly (time.implicit)")
+            "coefficients" + ("" if program.implicit else
+                              " or treat the stiff terms implicitly (time.implicit)"))
     elif stab_facts.max_stable_dt is not None and stab_facts.verdict == "unknown":
         warnings.append(
             f"Δt = {stab_facts.dt:g} exceeds the largest stable step "

@@ -216,6 +216,8 @@ def _scan_real(excess, upper: float = 1e9) -> float:
         except (OverflowError, ZeroDivisionError):
             value = math.inf
         if value > 1e-12:
+            if previous == 0.0:
+                return 0.0  # |g| > 1 for the smallest step: growth at once
             lo, hi = previous, s
             for _ in range(100):
                 mid = (lo + hi) / 2
@@ -254,13 +256,15 @@ def real_symbol_range(expr: sympy.Expr, theta: sympy.Symbol) -> SymbolRange:
     return SymbolRange(min(values, key=float), max(values, key=float))
 
 
+SAMPLES = {1: 1025, 2: 49}  # θ samples per axis: θ = 2π m / (SAMPLES − 1), m = −… … +…
+
+
 def sample_thetas(dims: int, points: int | None = None) -> list[tuple[float, ...]]:
-    """A grid of θ ∈ [−π, π]^dims (1025 points in 1-D, 49² in 2-D)."""
-    if dims == 1:
-        n = points or 1025
-        return [(-math.pi + 2 * math.pi * i / (n - 1),) for i in range(n)]
-    n = points or 49
+    """A grid of θ ∈ [−π, π]^dims (SAMPLES[dims] points per axis)."""
+    n = points or SAMPLES[dims]
     axis = [-math.pi + 2 * math.pi * i / (n - 1) for i in range(n)]
+    if dims == 1:
+        return [(a,) for a in axis]
     return [(a, b) for a in axis for b in axis]
 
 

@@ -33,7 +33,10 @@ def _gelu(x: float) -> float:
 
 
 def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)  # no overflow for large negative x
+    return e / (1.0 + e)
 
 
 def numpy_gelu(x):

@@ -115,7 +115,8 @@ def restricted(program: P.StepProgram, terms) -> P.StepProgram:
             group = []
     return dataclasses.replace(program, instructions=tuple(instructions),
                                sub_steps=tuple(sub_steps), norms=(),
-                               terms=tuple(t for t in program.terms if t in keep))
+                               terms=tuple(t for t in program.terms if t in keep),
+                               implicit=tuple(t for t in program.implicit if t in keep))
 
 
 def lookup(name: str) -> Scheme:

@@ -61,6 +61,8 @@ class Coefficient:
     def __add__(self, other) -> Coefficient:
         return self._combine(Coefficient.of(other), 1)
 
+    __radd__ = __add__
+
     def __sub__(self, other) -> Coefficient:
         return self._combine(Coefficient.of(other), -1)
 
@@ -104,7 +106,7 @@ class Coefficient:
 
 
 def format_coefficient(c: Coefficient) -> str:
-    """``1/2``, ``GAMMA``, ``1 - GAMMA``, ``2*DELTA - 1`` (readable, for comments)."""
+    """``1/2``, ``GAMMA``, ``1 - GAMMA``, ``-1 + 2*DELTA`` (the rational part first)."""
     if not c.parts:
         return "0"
     pieces = []
@@ -302,6 +304,11 @@ def _combination_text(combination: Combination) -> str:
     return text
 
 
+def _scaled(c: Coefficient) -> str:
+    """``Δt·``, ``1/2·Δt·``, ``GAMMA·Δt·``."""
+    return "Δt·" if c.rational == 1 else f"{c}·Δt·"
+
+
 def describe(program: StepProgram) -> str:
     """The program as text, one instruction a line (``pdelang compile --emit program``)."""
     lines = [f"scheme {program.scheme} ({program.kind}, order {program.order}); terms "
@@ -320,10 +327,10 @@ def describe(program: StepProgram) -> str:
         if isinstance(ins, Rate):
             text = f"{ins.target} = {field(ins.terms)} at {_combination_text(ins.at)}"
         elif isinstance(ins, Solve):
-            text = (f"{ins.target} = (I − {ins.coefficient}·Δt·L[{', '.join(ins.terms)}])⁻¹ "
+            text = (f"{ins.target} = (I − {_scaled(ins.coefficient)}L[{', '.join(ins.terms)}])⁻¹ "
                     f"({_combination_text(ins.rhs)})")
         elif isinstance(ins, Flow):
-            text = (f"{ins.target} = exp({ins.coefficient}·Δt·L[{', '.join(ins.terms)}]) "
+            text = (f"{ins.target} = exp({_scaled(ins.coefficient)}L[{', '.join(ins.terms)}]) "
                     f"({_combination_text(ins.at)})")
         elif isinstance(ins, Assign):
             text = f"{ins.target} = {_combination_text(ins.value)}"

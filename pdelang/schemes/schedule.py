@@ -111,9 +111,11 @@ def _norm_modules(model: SymbolicModel, scheme, implicit) -> tuple[P.NormModule,
     if norm.kind == "none":
         return ()
     terms = normalized_terms(model)
+    listed = list(norm.terms or ())
     for name in terms:
         if name in implicit:
-            where = model.spec.where("stabilizers.norm.terms")
+            where = model.spec.where(f"stabilizers.norm.terms[{listed.index(name)}]"
+                                     if name in listed else "stabilizers.norm.terms")
             raise SpecError(f"term '{name}' is implicit and cannot be normalized (a "
                             "projection is not linear)", where,
                             f"leave '{name}' out of stabilizers.norm.terms")

@@ -15,6 +15,7 @@ normalized states lie on the normalization manifold.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,17 +210,48 @@ def _interior(grid: tuple[int, ...]) -> np.ndarray:
 STABILITY_MIN_TOKENS = 16  # per axis: dirichlet/copy grids' top mode is then ≤ 2 % off
 
 
-def _stability_grid(model):
+MAX_STEPPED_TOKENS = {True: 256, False: 4096}  # implicit (dense) / explicit (sparse)
+
+
+def _stability_grid(model, facts=None):
     """(model, 1-D length) to step for the stability threshold: the spec's own grid, or one
-    with at least STABILITY_MIN_TOKENS tokens per axis.  On 5 tokens a copy grid has 3 moving
-    nodes, whose highest mode sits 13 % below the von Neumann bound."""
+    with at least STABILITY_MIN_TOKENS tokens per axis (on 5 tokens a copy grid has 3 moving
+    nodes, whose highest mode sits 13 % below the von Neumann bound) — and, where a sampled
+    bound is set by one wave θ*, a grid that has that wave (see :func:`_grid_with_wave`)."""
     if len(model.axes) == 1:
-        n = model.shape[0] if model.shape else 64
-        return model, max(n, STABILITY_MIN_TOKENS)
-    shape = tuple(max(n, STABILITY_MIN_TOKENS) for n in model.shape)
+        shape = (max(model.shape[0] if model.shape else 64, STABILITY_MIN_TOKENS),)
+    else:
+        shape = tuple(max(n, STABILITY_MIN_TOKENS) for n in model.shape)
+    if facts is not None and facts.limiting_theta is not None:
+        shape = tuple(_grid_with_wave(n, t, model.boundary, len(model.axes))
+                      for n, t in zip(shape, facts.limiting_theta))
+    if len(model.axes) == 1:
+        return model, shape[0]
     if shape == tuple(model.shape):
         return model, None
     return dataclasses.replace(model, shape=shape), None
+
+
+def _grid_with_wave(n: int, theta: float, boundary: str, dims: int) -> int:
+    """The smallest grid size ≥ n whose Fourier modes include θ: the sampled θ are
+    2π m / S (S = the analysis' samples − 1); a periodic grid of n tokens has 2π k / n, a
+    neumann or copy grid π k / (n − 1), a dirichlet grid π k / (n + 1)."""
+    from math import gcd
+
+    from pdelang.analysis.stability import SAMPLES
+
+    period = SAMPLES[dims] - 1
+    m = abs(round(theta * period / (2 * math.pi)))
+    if m == 0:
+        return n
+    if boundary == "periodic":
+        step, shift = period // gcd(m, period), 0
+    else:  # π k / (n ∓ 1) = 2π m / S  ⇔  (n ∓ 1) a multiple of S / gcd(2m, S)
+        step = period // gcd(2 * m, period)
+        shift = -1 if boundary in ("neumann", "copy") else 1
+    size = n + shift
+    size = step * -(-size // step)  # round up to a multiple of step
+    return size - shift
 
 
 def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
@@ -253,8 +285,17 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
     if facts.caveats:
         note += f" ({'; '.join(facts.caveats)})"
     report.stability["note"] = note
-    grid_model, length = _stability_grid(model)
+    grid_model, length = _stability_grid(model, facts)
     stepped = (length,) if length else tuple(grid_model.shape)
+    largest = MAX_STEPPED_TOKENS[bool(model.program.implicit)]
+    if math.prod(stepped) > largest:
+        wave = ", ".join(f"{t:.3g}" for t in facts.limiting_theta)
+        why = (f"the bound is set by the wave θ = ({wave}), which only a grid "
+               f"of {'×'.join(map(str, stepped))} tokens has (more than {largest} to step)")
+        report.stability["note"] = note + "; " + why
+        for name in names:
+            report.add(name, P.not_applicable(name, why))
+        return
     if model.shape and stepped != tuple(model.shape):
         report.stability["note"] = note + (
             f"; on a grid of {'×'.join(map(str, stepped))} tokens instead of the spec's "

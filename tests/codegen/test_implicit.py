@@ -518,10 +518,6 @@ def test_generated_imex_stepper_equals_reference_with_two_implicit_terms():
 
 
 # ------------------------------------------------------------------ library bugs (xfail)
-@pytest.mark.xfail(strict=True, reason=(
-    "pdelang/codegen/runtime/ghosts_periodic.py ghost_value: torch.remainder(p, n) with n = 0 "
-    "raises ZeroDivisionError for a sequence with no real grid tokens (grid_lengths allows "
-    "length 0; ImplicitLinear and the NumPy reference handle it)"))
 def test_empty_padded_sequence_with_an_explicit_periodic_stencil():
     text = TEMPLATE.format(tag="empty", axes="[x]", shape="", boundary="periodic",
                            diffusion=EVEN, scheme="imex_euler", accuracy=2)
@@ -535,10 +531,6 @@ def test_empty_padded_sequence_with_an_explicit_periodic_stencil():
     assert relative_error(run(stepper, u, mask), want) <= 1e-10
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pdelang/schemes/schedule.py _norm_modules: the error for an implicit term in "
-    "stabilizers.norm.terms points at the list (spec.where('stabilizers.norm.terms')), not "
-    "at the offending element stabilizers.norm.terms[i]"))
 def test_normalized_implicit_term_error_points_at_the_term(tmp_path):
     text = TEMPLATE.format(tag="norm", axes="[x]", shape="", boundary="periodic",
                            diffusion=EVEN, scheme="lie", accuracy=2)

@@ -110,8 +110,9 @@ def take(g: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """u at grid positions p (B, L) of sequences with n real tokens: periodic wrap."""
-    return take(g, torch.remainder(p, n))
+    """u at grid positions p (B, L) of sequences with n real tokens: periodic wrap (a
+    sequence without grid tokens reads token 0; its rate is masked out)."""
+    return take(g, torch.remainder(p, n.clamp(min=1)))
 
 
 class Stencil(nn.Module):

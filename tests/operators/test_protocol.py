@@ -342,13 +342,7 @@ def test_elementwise_functions_print_as_torch_calls():
 ELEMENTWISE = sorted(n for n, o in OPERATORS.items() if o.category == "elementwise")
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-        "sigmoid's constant folding (pdelang/operators/elementwise.py, _sigmoid: "
-        "1 / (1 + math.exp(-x))) overflows for x < -709, so discretize refuses e.g. "
-        "'sigmoid(-800) * u' with 'a constant of term … overflows float64' although "
-        "sigmoid(-800) = 0 (numpy_sigmoid and torch.sigmoid are stable)")))
-    if n == "sigmoid" else n for n in ELEMENTWISE])
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_elementwise_constant_folding_agrees_with_numpy_eval(name):
     """An elementwise function of a constant folds (``Elementwise.value``) to what its NumPy
     evaluation and the generated code compute, over the whole float range."""

@@ -159,12 +159,6 @@ def test_check_json_without_implicit_is_unstable_and_exits_1(capsys):
 
 
 # ------------------------------------------------------------------ library bugs (xfail)
-@pytest.mark.xfail(strict=True, reason=(
-    "pdelang/analysis/stability.py real_stability_interval → _scan_real: for a stability "
-    "function with exponentials (an exact flow) that grows right left of 0 it returns the "
-    "bisection point of its 1e-12 tolerance (β ≈ 1e-12) instead of 0, so analyse.py's "
-    "`beta == 0` branch is missed and check reports max_stable_dt ≈ 7.4e-16 for anti-"
-    "diffusion under lie; the rational (IMEX) path gives 0"))
 def test_exact_flow_of_anti_diffusion_has_no_stable_step(capsys):
     code, data = check_json(capsys, str(HEAT), "--set", "parameters.D=-1.0")
     assert code == 1 and data["stability"]["verdict"] == "unstable"
@@ -201,12 +195,6 @@ discretization:
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pdelang/testing/verify.py _check_stability/_stability_grid: with implicit diffusion and "
-    "explicit advection the von Neumann bound (≈ 7.9 here; ≈ 2D/a² = 11.1 for lie) comes from "
-    "θ → 0, which the spec's 32-token grid cannot resolve: stepping stays bounded up to 8.6 "
-    "(lie: 3.7e5), so stability_threshold and stability_bound_sharp fail and `pdelang "
-    "verify` rejects a correct, stable classic IMEX spec"))
 def test_verify_passes_implicit_diffusion_with_explicit_advection():
     report = verify(ADVECTION_DIFFUSION, equivalence=False)
     assert report.stability["verdict"] == "stable"

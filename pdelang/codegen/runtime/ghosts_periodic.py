@@ -21,6 +21,7 @@ def with_ghosts(g: torch.Tensor, dim: int, r: int) -> torch.Tensor:
 
 # pdelang: begin ghost_value
 def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """u at grid positions p (B, L) of sequences with n real tokens: periodic wrap."""
-    return take(g, torch.remainder(p, n))
+    """u at grid positions p (B, L) of sequences with n real tokens: periodic wrap (a
+    sequence without grid tokens reads token 0; its rate is masked out)."""
+    return take(g, torch.remainder(p, n.clamp(min=1)))
 # pdelang: end ghost_value
