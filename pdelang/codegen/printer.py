@@ -509,44 +509,31 @@ class StepPrinter:
     def scaled_dt(c: P.Coefficient) -> tuple[str, str]:
         """(sign, text) of ``c·DT``: ``DT``, ``DT / 2``, ``2 * DT / 3``, ``GAMMA * DT``,
         ``(1 - GAMMA) * DT``."""
+        sign, c = P.signed(c)
         q = c.rational
         if q is not None:
-            sign = "-" if q < 0 else "+"
-            q = abs(q)
             head = "DT" if q.numerator == 1 else f"{q.numerator} * DT"
             return sign, head if q.denominator == 1 else f"{head} / {q.denominator}"
-        if all(v < 0 for _, v in c.parts):
-            return "-", StepPrinter.scaled_dt(-c)[1]
         text = str(c).replace("*", " * ")
-        if len(c.parts) > 1:
-            text = f"({text})"
-        return "+", f"{text} * DT"
+        return sign, f"({text}) * DT" if len(c.parts) > 1 else f"{text} * DT"
 
     def combination(self, combination: P.Combination) -> str:
         pieces = []
         for part in combination.parts:
             register = self.pending.pop(part.register, part.register)
+            operand = register if _is_atom(register) else f"({register})"
             if part.dt:
                 sign, scale = self.scaled_dt(part.coefficient)
-                operand = register if _is_atom(register) else f"({register})"
                 pieces.append((sign, f"{scale} * {operand}"))
+                continue
+            sign, magnitude = P.signed(part.coefficient)
+            if magnitude.rational == 1:
+                pieces.append((sign, register))
             else:
-                q = part.coefficient.rational
-                sign = "-" if q is not None and q < 0 else "+"
-                magnitude = abs(q) if q is not None else None
-                if magnitude == 1:
-                    pieces.append((sign, register))
-                else:
-                    value = repr(float(magnitude)) if magnitude is not None else \
-                        f"({part.coefficient})"
-                    operand = register if _is_atom(register) else f"({register})"
-                    pieces.append((sign, f"{value} * {operand}"))
-        if not pieces:
-            return "0.0 * u"
-        text = ("-" if pieces[0][0] == "-" else "") + pieces[0][1]
-        for sign, piece in pieces[1:]:
-            text += f" {sign} {piece}"
-        return text
+                value = repr(float(magnitude.rational)) if magnitude.rational is not None \
+                    else f"({magnitude})"
+                pieces.append((sign, f"{value} * {operand}"))
+        return P.join_signed(pieces, empty="0.0 * u")
 
     # ------------------------------------------------------------------ instructions
     def source(self, ins) -> str:

@@ -55,14 +55,6 @@ class AttentionOperator(Operator):
                 site.where("heads"), f"use heads={' or '.join(map(str, sorted(near)))}")
         return options
 
-    def to_sympy(self, operand, options, lowering):
-        return Attention(operand, lowering.new_instance(self, options))
-
-    def discretize(self, call, operand, model):
-        from pdelang.discrete import ir as D
-        instance = model.instances[str(call.args[1])]
-        return D.ApplyModule(instance.name, self.name, operand)
-
     def torch_expr(self, node, operand: str, model) -> str:
         return f"self.{node.module}({operand}, ctx)"
 

@@ -122,9 +122,16 @@ class Operator:
         return self.learned
 
     # ------------------------------------------------------------------ symbolic
+    affine_class: ClassVar[Any] = None  # the SymPy class when ``bias=true`` makes it affine
+
     def to_sympy(self, operand, options: dict, lowering):
         """The SymPy expression of a call.  ``lowering`` offers ``axis_symbol(name)`` and
-        ``new_instance(operator, options)`` (the name of a new weight-owning call site)."""
+        ``new_instance(operator, options)`` (the name of a new weight-owning call site).
+        A learned operator's call is ``Class(operand, <its call site>)``."""
+        if self.learned:
+            cls = self.affine_class if options.get("bias") and self.affine_class \
+                else self.sympy_class
+            return cls(operand, lowering.new_instance(self, options))
         raise MissingHandler("the SymPy lowering", self.name, "to_sympy")
 
     def options_of(self, call, model) -> dict:
@@ -148,7 +155,12 @@ class Operator:
 
     # ------------------------------------------------------------------ discretize
     def discretize(self, call, operand, model):
-        """The discrete IR node of a lowered call, given its discretized operand."""
+        """The discrete IR node of a lowered call, given its discretized operand (for a
+        learned operator: its call site's module applied to the operand)."""
+        if self.learned:
+            from pdelang.discrete import ir as D
+            instance = model.instances[str(call.args[1])]
+            return D.ApplyModule(instance.name, self.name, operand)
         raise MissingHandler("discretize", self.name, "discretize")
 
     # ------------------------------------------------------------------ torch

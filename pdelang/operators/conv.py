@@ -45,6 +45,7 @@ class ConvOperator(Operator):
     linear = True
     learned = True
     sympy_class = Conv
+    affine_class = AffineConv
     runtime_blocks = (("conv", "Conv"),)
     runtime_constants = ("BOUNDARY",)
 
@@ -62,15 +63,6 @@ class ConvOperator(Operator):
 
     def stencil_radius(self, options, accuracy) -> int:
         return int(options["kernel"]) // 2
-
-    def to_sympy(self, operand, options, lowering):
-        cls = AffineConv if options.get("bias") else Conv
-        return cls(operand, lowering.new_instance(self, options))
-
-    def discretize(self, call, operand, model):
-        from pdelang.discrete import ir as D
-        instance = model.instances[str(call.args[1])]
-        return D.ApplyModule(instance.name, self.name, operand)
 
     def torch_expr(self, node, operand: str, model) -> str:
         return f"self.{node.module}({operand}, ctx)"

@@ -37,14 +37,6 @@ class NormOperator(Operator):
     def learnable(self, options) -> bool:
         return bool(options.get("affine", True))
 
-    def to_sympy(self, operand, options, lowering):
-        return self.sympy_class(operand, lowering.new_instance(self, options))
-
-    def discretize(self, call, operand, model):
-        from pdelang.discrete import ir as D
-        instance = model.instances[str(call.args[1])]
-        return D.ApplyModule(instance.name, self.name, operand)
-
     def torch_norm(self, eps: float, affine: bool) -> str:
         """Constructor source of the norm (a call site, or a stabilizer's projection P)."""
         return f"{self.torch_class}(CHANNELS, eps={eps!r}, elementwise_affine={affine!r})"

@@ -30,18 +30,10 @@ class LinearOperator(Operator):
     linear = True
     learned = True
     sympy_class = LinearMap
+    affine_class = AffineMap
 
     def is_linear(self, options) -> bool:
         return not options.get("bias")
-
-    def to_sympy(self, operand, options, lowering):
-        cls = AffineMap if options.get("bias") else LinearMap
-        return cls(operand, lowering.new_instance(self, options))
-
-    def discretize(self, call, operand, model):
-        from pdelang.discrete import ir as D
-        instance = model.instances[str(call.args[1])]
-        return D.ApplyModule(instance.name, self.name, operand)
 
     def torch_module(self, module) -> str:
         return f"nn.Linear(CHANNELS, CHANNELS, bias={module.options['bias']!r})"

@@ -57,14 +57,6 @@ class MLPOperator(Operator):
             options["hidden"] = 4 * site.channels
         return options
 
-    def to_sympy(self, operand, options, lowering):
-        return MLP(operand, lowering.new_instance(self, options))
-
-    def discretize(self, call, operand, model):
-        from pdelang.discrete import ir as D
-        instance = model.instances[str(call.args[1])]
-        return D.ApplyModule(instance.name, self.name, operand)
-
     def torch_module(self, module) -> str:
         o = module.options
         return f"MLP(CHANNELS, {o['hidden']}, {o['activation']!r}, bias={o['bias']!r})"

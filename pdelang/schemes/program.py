@@ -284,24 +284,33 @@ class StepProgram:
 
 
 # ----------------------------------------------------------------------------- reading
+def signed(c: Coefficient) -> tuple[str, Coefficient]:
+    """(``+`` or ``-``, the magnitude): a coefficient is written with a minus when its parts
+    are all negative (``-GAMMA``, ``-1/2``), as it is (``1 - GAMMA``) otherwise."""
+    if c.parts and all(v < 0 for _, v in c.parts):
+        return "-", -c
+    return "+", c
+
+
+def join_signed(pieces: list[tuple[str, str]], minus: str = "-", empty: str = "0") -> str:
+    """``a + b - c`` from [(sign, text)], the first sign written only if it is a minus."""
+    if not pieces:
+        return empty
+    text = (minus if pieces[0][0] == "-" else "") + pieces[0][1]
+    for sign, piece in pieces[1:]:
+        text += f" {minus if sign == '-' else '+'} {piece}"
+    return text
+
+
 def _combination_text(combination: Combination) -> str:
     pieces = []
     for part in combination.parts:
-        c = part.coefficient
-        q = c.rational
-        sign = "-" if (q is not None and q < 0) or (q is None and all(v < 0 for _, v in c.parts)) \
-            else "+"
-        magnitude = c if sign == "+" else -c
+        sign, magnitude = signed(part.coefficient)
         factor = "" if magnitude.rational == 1 else (
             f"{magnitude}·" if magnitude.rational is not None or len(magnitude.parts) == 1
             else f"({magnitude})·")
         pieces.append((sign, f"{factor}{'Δt·' if part.dt else ''}{part.register}"))
-    if not pieces:
-        return "0"
-    text = ("−" if pieces[0][0] == "-" else "") + pieces[0][1]
-    for sign, piece in pieces[1:]:
-        text += f" {'−' if sign == '-' else '+'} {piece}"
-    return text
+    return join_signed(pieces, minus="−")
 
 
 def _scaled(c: Coefficient) -> str:
