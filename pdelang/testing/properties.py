@@ -635,13 +635,6 @@ class LinearStepper:
             return 0.0 * u
         return u @ part if self.backend == "numpy" else part @ u
 
-    def rhs(self, u):
-        total = 0.0 * u
-        for name, part in self.parts.items():
-            if part is not None:
-                total = total + self.apply(name, u)
-        return total
-
     def function(self, kind: str, terms, scales: np.ndarray, u):
         """Rows of u times f(L)ᵀ, f(L) = (I − aL)⁻¹ or exp(aL), a = the row's scale."""
         import scipy.linalg
