@@ -300,7 +300,8 @@ def _caveats(model: SymbolicModel, program: P.StepProgram, term_models) -> tuple
     pre = [t for n in program.norms if n.placement == "pre" for t in n.terms
            if term_models[t].coefficients]
     if pre:
-        caveats.append(f"{', '.join(pre)} act(s) on P(u) ({kind}, pre), treated as u")
+        caveats.append(f"{', '.join(pre)} {'acts' if len(pre) == 1 else 'act'} on P(u) "
+                       f"({kind}, pre), treated as u")
     post = [n.name for n in program.norms if n.placement == "post"]
     if post:
         caveats.append(f"{', '.join(post)} ({kind}, post) treated as the identity")

@@ -94,12 +94,15 @@ class ImplicitLinear(nn.Module):
         """f(L) g on one domain g: (b, *extent, C)."""
         dims = tuple(range(1, g.ndim - 1))
         symmetric = all(self.symmetric(stencil) for _, stencil in parts)
+        def shifted(mu):  # f at the eigenvalues c₀ + μ of L
+            return f(c0 + mu)
+
         if BOUNDARY == "periodic":
-            return self.spectral(g, parts, c0, f, dims, "periodic")
+            return self.spectral(((g, shifted),), parts, dims, "periodic")
         if not symmetric:
             return self.dense(g, parts, c0, kind, scale)
         if BOUNDARY != "copy":
-            return self.spectral(g, parts, c0, f, dims, BOUNDARY)
+            return self.spectral(((g, shifted),), parts, dims, BOUNDARY)
         # copy: the border keeps f(c₀)·u; the interior is odd about the border tokens
         interior = tuple(slice(1, n - 1) for n in g.shape[1:-1])
         if min(n for n in g.shape[1:-1]) <= 2:
@@ -109,9 +112,7 @@ class ImplicitLinear(nn.Module):
         border = g * (1 - inside)
         coupling = self.stencils(border, parts)[(slice(None), *interior)]  # Σ c_i S_i border
         core = g[(slice(None), *interior)]
-        moved = self.spectral(core, parts, c0, f, dims, "dirichlet")
-        moved = moved + self.spectral(coupling, parts, c0, divided, dims, "dirichlet",
-                                      shift=True)
+        moved = self.spectral(((core, shifted), (coupling, divided)), parts, dims, "dirichlet")
         widths = (0, 0) + (1, 1) * len(dims)  # F.pad: one token at both ends of each axis
         return f(c0) * border + F.pad(moved, widths)
 
@@ -128,35 +129,47 @@ class ImplicitLinear(nn.Module):
                 total = total + coefficient * stencil.along(g, dim)
         return total
 
-    def spectral(self, g, parts, c0, f, dims, boundary, shift=False):
-        """f(λ) on the Fourier modes of g's symmetric extension (λ = c₀ + Σ c_i σ_i, or
-        λ − c₀ with ``shift``, for a divided difference)."""
-        extended = g
-        for dim in dims:
-            extended = extend(extended, dim, boundary)
-        periods = [extended.shape[d] for d in dims]
-        spectrum = torch.fft.rfftn(extended, dim=dims)
-        lam = torch.zeros(spectrum.shape[1:-1], dtype=spectrum.dtype, device=g.device)
-        for coefficient, stencil in parts:
-            for dim in stencil.dims:
-                axis = dims.index(dim)
-                modes = spectrum.shape[dim]
-                theta = 2 * torch.pi * torch.arange(modes, device=g.device, dtype=g.dtype)
-                theta = theta / periods[axis]
-                symbol = sum(w * torch.exp(1j * o * theta)
-                             for o, w in zip(stencil.offsets, stencil.weights.tolist(),
-                                             strict=True))
-                shape = [1] * len(dims)
-                shape[axis] = modes
-                lam = lam + coefficient * symbol.reshape(shape)
-        multiplier = f(lam) if shift else f(c0 + lam)
-        if not torch.is_complex(multiplier):
-            multiplier = multiplier.to(spectrum.dtype)
-        out = torch.fft.irfftn(spectrum * multiplier[None, ..., None], s=periods, dim=dims)
+    def spectral(self, inputs, parts, dims, boundary):
+        """Σ_j h_j(μ) applied to the Fourier modes of g_j's symmetric extension, for pairs
+        (g_j, h_j) on one extent; μ = Σ_i c_i σ_i(θ) are the eigenvalues of the stencils."""
+        spectrum = None
+        for g, h in inputs:
+            extended = g
+            for dim in dims:
+                extended = extend(extended, dim, boundary)
+            modes = torch.fft.rfftn(extended, dim=dims)  # (b, *modes, C)
+            if spectrum is None:
+                periods = [extended.shape[d] for d in dims]
+                mu = self.eigenvalues(modes.shape[1:-1], parts, dims, periods, g, modes.dtype)
+                spectrum = 0
+            multiplier = h(mu)
+            if not torch.is_complex(multiplier):
+                multiplier = multiplier.to(modes.dtype)
+            spectrum = spectrum + modes * multiplier[None, ..., None]
+        g = inputs[0][0]
+        out = torch.fft.irfftn(spectrum, s=periods, dim=dims)
         for dim in dims:
             start = 1 if boundary == "dirichlet" else 0
             out = out.narrow(dim, start, g.shape[dim])
         return out
+
+    @staticmethod
+    def eigenvalues(shape, parts, dims, periods, g, dtype):
+        """μ(θ) = Σ_i c_i Σ_{dims of S_i} σ_i(θ_dim) on the transform's frequencies."""
+        mu = torch.zeros(tuple(shape), dtype=dtype, device=g.device)
+        for coefficient, stencil in parts:
+            for dim in stencil.dims:
+                axis = dims.index(dim)
+                count = shape[axis]
+                theta = 2 * torch.pi * torch.arange(count, device=g.device, dtype=g.dtype)
+                theta = theta / periods[axis]
+                symbol = sum(w * torch.exp(1j * o * theta)
+                             for o, w in zip(stencil.offsets, stencil.weights.tolist(),
+                                             strict=True))
+                view = [1] * len(dims)
+                view[axis] = count
+                mu = mu + coefficient * symbol.reshape(view)
+        return mu
 
     def dense(self, g, parts, c0, kind, scale):
         """f(L) g with the dense matrix of L on this domain (odd derivatives, non-periodic)."""
