@@ -210,6 +210,20 @@ def check_discrete(model) -> None:
     from pdelang.operators import OPERATORS
 
     stage = "discrete"
+    # names become Python code (class, attribute and method names): ASCII identifiers only
+    names = [model.name, model.class_name, *(t.name for t in model.terms),
+             *(p.name for p in model.parameters), *(m.name for m in model.modules),
+             *(s.attribute for s in model.stencils.values()),
+             *(n.name for n in model.program.norms)]
+    for name in names:
+        if not (name.isascii() and name.isidentifier()):
+            _fail(stage, f"name {name!r}", "not an ASCII identifier, but printed as code")
+    # numbers become Python literals: finite only (repr(inf) is the bare name inf)
+    numbers = [("dt", model.dt), ("spacing", model.spacing), ("norm eps", model.norm.eps),
+               *((f"parameter {p.name}", p.value) for p in model.parameters)]
+    for what, value in numbers:
+        if not math.isfinite(float(value)):
+            _fail(stage, what, f"the non-finite number {value!r} would be printed as code")
     modules = {m.name: m for m in model.modules}
     parameters = {p.name for p in model.parameters}
     if tuple(t.name for t in model.terms) != model.program.terms:

@@ -9,6 +9,7 @@ reference on the same state.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable
@@ -117,7 +118,7 @@ def torch_stencil_operator(compilation: Compilation, key: str, stepper: Any = No
     import torch
 
     stepper = stepper if stepper is not None else stepper_for(compilation, seed=None)
-    module = __import__(type(stepper).__module__, fromlist=["Context"])
+    module = sys.modules[type(stepper).__module__]  # the generated module (for Context)
     attribute = compilation.discrete.stencils[key].attribute
     layer = stepper.layers[0]
     op = getattr(layer, attribute)
