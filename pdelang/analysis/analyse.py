@@ -540,4 +540,13 @@ def analyse(model: SymbolicModel, program: P.StepProgram) -> Analysis:
                         "the whole right-hand side at once (only lie and strang split it)")
     for name in model.unused_terms:
         warnings.append(f"term '{name}' is defined but not used in the equation")
+    for name, symbol in model.parameters.items():
+        if not any(t.expr.has(symbol) for t in model.terms):
+            where = model.spec.where(f"parameters.{name}")
+            how = " (set with --set)" if where is not None and where.file == "<--set>" else ""
+            warnings.append(f"parameter '{name}'{how} is not used by any term of the "
+                            "equation")
+    for instance in model.instances.values():
+        for text in operator_of_name(instance.op).warnings(instance.options):
+            warnings.append(f"{instance.op} in term '{instance.term}': {text}")
     return Analysis(terms, frozen_dict(stencils), stab_facts, tuple(warnings))

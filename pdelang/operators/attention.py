@@ -55,6 +55,13 @@ class AttentionOperator(Operator):
                 site.where("heads"), f"use heads={' or '.join(map(str, sorted(near)))}")
         return options
 
+    def warnings(self, options) -> list[str]:
+        if options["causal"] and options["kernel"] == "sinkhorn":
+            return ["causal=true with kernel=sinkhorn: the only doubly stochastic "
+                    "lower-triangular matrix is the identity, so the Sinkhorn iterations "
+                    "converge to each token attending only to itself"]
+        return []
+
     def torch_expr(self, node, operand: str, model) -> str:
         return f"self.{node.module}({operand}, ctx)"
 

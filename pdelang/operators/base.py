@@ -121,6 +121,10 @@ class Operator:
         """Whether a call site owns trainable weights."""
         return self.learned
 
+    def warnings(self, options) -> list[str]:
+        """Options that are valid but almost certainly not what the user meant."""
+        return []
+
     # ------------------------------------------------------------------ symbolic
     affine_class: ClassVar[Any] = None  # the SymPy class when ``bias=true`` makes it affine
 
