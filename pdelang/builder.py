@@ -15,6 +15,7 @@ from types import ModuleType
 from collections.abc import Iterable
 
 from pdelang.driver import Compilation, compile_spec
+from pdelang.io import write_atomically
 from pdelang.spec.load import canonical_hash, load_spec
 from pdelang.spec.model import Spec
 
@@ -30,10 +31,8 @@ def import_source(source: str, name: str) -> ModuleType:
         return sys.modules[module_name]
     _BUILD_DIR.mkdir(parents=True, exist_ok=True)
     path = _BUILD_DIR / f"{module_name}.py"
-    if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{id(source)}.tmp")
-        tmp.write_text(source)
-        tmp.replace(path)
+    if not path.exists() or path.read_text(encoding="utf-8") != source:
+        write_atomically(path, source)  # concurrent builders never see half a module
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module

@@ -43,6 +43,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pdelang.io import save_figure, write_atomically
+
 __all__ = [
     "finite_mean_std",
     "finite_values",
@@ -345,7 +347,7 @@ def _new_figure(columns: int = 1):
 
 def _save(figure, path: Path) -> None:
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    save_figure(figure, path, format="png", dpi=100, metadata={"Software": None})
 
 
 def _style(index: int) -> dict[str, Any]:
@@ -496,8 +498,8 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any]) -> dict[str, P
         "grad_norm.png": out / "grad_norm.png",
     }
     text = json.dumps(safe, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False)
-    paths["results.json"].write_text(text + "\n", encoding="utf-8")
-    paths["report.md"].write_text(render_markdown(safe), encoding="utf-8")
+    write_atomically(paths["results.json"], text + "\n")
+    write_atomically(paths["report.md"], render_markdown(safe))
     variants = list(safe.get("variants") or [])
     plot_drift(variants, paths["drift.png"])
     plot_curves(variants, "losses", paths["loss.png"], "Training loss", "loss")

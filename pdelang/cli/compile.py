@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import sympy
 
 from pdelang.driver import compile_spec
 from pdelang.errors import PdelangError
+from pdelang.io import write_atomically
 
 
 def configure(parser) -> None:
@@ -67,22 +66,6 @@ def emit(compilation, stage: str) -> str:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     return json.dumps(_plain(compilation.discrete), indent=2, ensure_ascii=False,
                       default=str) + "\n"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def execute(args) -> int:

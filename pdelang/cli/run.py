@@ -138,7 +138,8 @@ def execute(args) -> int:
     if progress:
         progress.close()
     if args.save:
-        torch.save(u.cpu(), args.save)
+        from pdelang.io import save_tensor
+        save_tensor(u.cpu(), args.save)
     result = {"spec": args.spec, "device": str(device), "shape": list(u.shape),
               "dt": structure["dt"], "steps": steps, "layers": norms,
               "final_norm": float(u.norm(dim=-1).mean())}

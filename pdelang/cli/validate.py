@@ -44,6 +44,7 @@ def _check_options(args) -> None:
 
 
 def execute(args) -> int:
+    from pdelang.io import write_atomically
     from pdelang.validation.validate import format_table, validate, write_plots
 
     _check_options(args)
@@ -68,7 +69,7 @@ def execute(args) -> int:
     if args.out:
         out = Path(args.out)
         paths = write_plots(result, out)
-        (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+        write_atomically(out / "results.json", json.dumps(data, indent=2) + "\n")
         data["plots"] = [str(p) for p in paths]
     if args.json:
         print(json.dumps(data, indent=2))

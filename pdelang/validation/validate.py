@@ -24,6 +24,7 @@ from collections.abc import Iterable
 import torch
 
 from pdelang.errors import PdelangError
+from pdelang.io import save_figure
 from pdelang.metrics import layer_metrics
 from pdelang.validation.weights import load_reference_weights
 
@@ -269,7 +270,7 @@ def write_plots(result: ValidationResult, out_dir: Path) -> list[Path]:
     fig.suptitle(f"{Path(result.spec).name} vs {result.reference} ({result.mode})")
     fig.tight_layout()
     metrics_png = out_dir / "metrics.png"
-    fig.savefig(metrics_png, dpi=110)
+    save_figure(fig, metrics_png, dpi=110)
     plt.close(fig)
     paths = [metrics_png]
     if result.maps is not None:
@@ -287,7 +288,7 @@ def write_plots(result: ValidationResult, out_dir: Path) -> list[Path]:
         fig.suptitle("attention maps of sample 0 (mean over heads)")
         fig.tight_layout()
         maps_png = out_dir / "attention_maps.png"
-        fig.savefig(maps_png, dpi=110)
+        save_figure(fig, maps_png, dpi=110)
         plt.close(fig)
         paths.append(maps_png)
     return paths
