@@ -1,61 +1,71 @@
-"""``pdelang run SPEC [--device cpu|cuda] [--init random|FILE.pt] [--seed N]``.
+"""``pdelang run SPEC [--device cpu|cuda] [--init COND] [--seed N] [--strict]``.
 
 Integrates the spec from an initial state, layer by layer with a progress bar, reports
 per-layer state norms, and stops with an error naming the layer, sub-step and term if a
-NaN or Inf appears.
+NaN or Inf appears — with a hint that names the likely cause: Δt past the stability bound
+``pdelang check`` derives, or (Δt within it) an initial state outside the equation's natural
+range.
+
+Initial conditions (``--init``): ``random[:S]`` (i.i.d. N(0, S²), S = 0.1 unless given — the
+default), ``uniform:A,B``, ``bump[:H]`` (a smooth bump of height H on the middle half of the
+grid, zero near the ends, so it respects every boundary rule) or ``FILE.pt`` (a saved
+``(B, N, C)`` tensor, e.g. from ``--save``).  Past the stability bound ``run`` warns;
+``--strict`` refuses to run there (exit 1, like ``check``'s unstable verdict).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
 
 from pdelang.errors import PdelangError, RuntimeCheckError
 
+INIT_CHOICES = "random[:S] | uniform:A,B | bump[:H] | FILE.pt"
+
 
 def configure(parser) -> None:
     from pdelang.cli.main import add_common
     add_common(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--init", default="random",
-                        help="'random' (seeded normal) or a .pt file holding a (B, N, C) tensor")
+    parser.add_argument("--init", default="random", metavar="COND",
+                        help=f"initial condition, {INIT_CHOICES}: random = N(0, S²) with "
+                             "S = 0.1 unless given (default); uniform = i.i.d. in [A, B]; "
+                             "bump = a smooth bump of height H (default 1) on the middle half "
+                             "of the grid, zero near the ends (every boundary rule holds), the "
+                             "same in each channel; FILE.pt = a saved (B, N, C) tensor")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and the state")
-    parser.add_argument("--batch", type=int, default=2, help="batch size of a random state")
+    parser.add_argument("--batch", type=int, default=2, help="batch size of a generated state")
     parser.add_argument("--tokens", type=int, default=None,
-                        help="tokens of a random state, extra tokens included (default: the "
-                             "grid's shape, or 128 grid tokens)")
+                        help="tokens of a generated state, extra tokens included (default: "
+                             "the grid's shape, or 128 grid tokens)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--save", default=None, help="save the final state to a .pt file")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse (exit 1) to run when Δt exceeds the stability bound "
+                             "`pdelang check` derives")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def initial_state(args, structure, torch, shape_1d=None):
-    if args.init != "random":
-        try:
-            state = torch.load(args.init, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise PdelangError(f"no such initial-state file: {args.init}") from None
-        except Exception as exc:  # torch raises many kinds for a bad file
-            raise PdelangError(f"cannot read the initial state {args.init}: {exc}") from None
-        if isinstance(state, dict):
-            state = state.get("u", next(iter(state.values()), None))
-        if not isinstance(state, torch.Tensor) or state.dim() != 3 \
-                or state.shape[-1] != structure["channels"]:
-            shape = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
-            raise PdelangError(f"the initial state must be a (B, N, {structure['channels']}) "
-                               f"tensor, got {shape}")
+def initial_state(args, structure, model, torch, shape_1d=None):
+    """The initial state of ``--init`` as a float64 tensor (B, N, C)."""
+    from pdelang.testing.harness import initial_state as make_state
+    from pdelang.testing.harness import parse_init
+
+    init = parse_init(args.init)
+    if init.kind == "file":
+        state = make_state(model, init)
         _check_tokens(state.shape[1], structure, "the initial state's token count")
-        if state.shape[0] < 1:
-            raise PdelangError("the initial state has an empty batch")
-        return state
+        return torch.from_numpy(state), init
     if args.batch < 1:
         raise PdelangError(f"--batch {args.batch}: the batch needs at least one sequence")
     tokens = args.tokens or _default_tokens(structure, shape_1d)
     _check_tokens(tokens, structure, f"--tokens {tokens}")
-    generator = torch.Generator().manual_seed(args.seed)
-    return torch.randn(args.batch, tokens, structure["channels"], generator=generator)
+    length = None if structure["grid_shape"] else tokens - structure["extra_tokens"]
+    state = make_state(model, init, batch=args.batch, length=length, seed=args.seed)
+    return torch.from_numpy(state), init
 
 
 def _default_tokens(structure, shape_1d) -> int:
@@ -82,6 +92,61 @@ def _check_tokens(tokens: int, structure, what: str) -> None:
                            suggestion=f"use at least {extra + max(1, radius + 1)} tokens")
 
 
+# ----------------------------------------------------------------------------- stability
+def past_bound(facts) -> bool:
+    """Whether the spec's Δt exceeds the largest stable Δt of the analysis."""
+    bound = facts.max_stable_dt
+    return bound is not None and facts.dt > bound * (1 + 1e-12)
+
+
+def _bound_text(facts) -> str:
+    formula = f" = {facts.formula}" if facts.formula else ""
+    return f"{facts.max_stable_dt:.6g}{formula}"
+
+
+def _substeps_needed(facts, structure) -> int:
+    """Substeps per layer that bring Δt within the bound (the span and layers kept)."""
+    per_layer = facts.dt * structure["substeps"]
+    return max(structure["substeps"] + 1, math.ceil(per_layer / facts.max_stable_dt - 1e-9))
+
+
+def bound_warning(facts, structure) -> str:
+    """What ``run`` says before it runs past the bound (and ``--strict`` refuses with)."""
+    unknown = (" (the analysis is not exact: a projection may stop the growth, so "
+               "stability is unknown)" if facts.verdict != "unstable" else "")
+    return (f"Δt = {facts.dt:g} exceeds the largest stable Δt {_bound_text(facts)} that "
+            f"`pdelang check` derives for the linear part{unknown}; raise time.substeps to at "
+            f"least {_substeps_needed(facts, structure)} to stay within it")
+
+
+def blowup_hint(facts, structure, init, low: float, high: float) -> str:
+    """The likely cause of a NaN/Inf: Δt past the bound, or — Δt within it — what the bound
+    leaves out (nonlinear and zero-order parts, learned operators) growing from an initial
+    state outside the equation's natural range."""
+    if past_bound(facts):
+        implicit = "" if structure.get("implicit") else \
+            " (or treat the stiff terms implicitly, time.implicit)"
+        return (f"Δt = {facts.dt:g} exceeds the largest stable Δt {_bound_text(facts)} that "
+                f"`pdelang check` derives for the linear part: raise time.substeps to at least "
+                f"{_substeps_needed(facts, structure)}{implicit}")
+    if facts.max_stable_dt is not None:
+        where = (f"Δt = {facts.dt:g} is within the stability bound "
+                 f"{_bound_text(facts)} from `pdelang check`")
+    elif facts.method.startswith("none"):
+        where = f"`pdelang check` derives no Δt bound ({facts.method[6:]})"
+    else:
+        where = "no step size is too large for the linear part (`pdelang check`)"
+    left_out = "; ".join(facts.caveats)
+    growth = (f"the growth comes from what the bound leaves out ({left_out})" if left_out
+              else "the growth is not the linear part's")
+    return (f"{where}, so a smaller Δt is unlikely to help: {growth}.  The initial state "
+            f"({init.describe()}, values in [{low:.3g}, {high:.3g}]) may lie outside the "
+            "equation's natural range: start inside it (e.g. --init uniform:0,1 or --init "
+            "bump when the reaction's fixed points are 0 and 1, as for u(1 − u)), with a "
+            "smaller amplitude (--init random:0.01), or add a norm stabilizer")
+
+
+# ----------------------------------------------------------------------------- the command
 def execute(args) -> int:
     import torch
 
@@ -89,7 +154,9 @@ def execute(args) -> int:
 
     module = build_module(args.spec, args.overrides)
     structure = {**module.Stepper.STRUCTURE, "stencil_radius": module.STENCIL_RADIUS}
-    spec = module.COMPILATION.spec
+    compilation = module.COMPILATION
+    spec = compilation.spec
+    facts = compilation.analysis.stability
     if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
         raise PdelangError(f"--device {args.device}: pdelang runs on cpu or cuda[:N]",
                            suggestion="use --device cpu or --device cuda")
@@ -101,19 +168,32 @@ def execute(args) -> int:
                            f"{torch.cuda.device_count()} CUDA device(s)")
     if args.save and not Path(args.save).resolve().parent.is_dir():
         raise PdelangError(f"--save {args.save}: the directory does not exist")
+    shape_1d = spec.grid.shape if len(spec.grid.axes) == 1 else None
+    u0, init = initial_state(args, structure, compilation.discrete, torch, shape_1d)
+    for warning in compilation.analysis.warnings:
+        if not (past_bound(facts) and warning.startswith(f"Δt = {facts.dt:g} exceeds")):
+            print(f"warning: {warning}", file=sys.stderr)  # (the bound's: said below)
+    if past_bound(facts):
+        text = bound_warning(facts, structure)
+        if args.strict:
+            if args.json:
+                print(json.dumps({"refused": True, "reason": text}, ensure_ascii=False))
+            print(f"refused (--strict): {text}", file=sys.stderr)
+            return 1
+        print(f"warning: {text} (--strict refuses to run past the bound)", file=sys.stderr)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(args.seed)
     stepper = module.Stepper().to(device=device, dtype=dtype).eval()
-    shape_1d = spec.grid.shape if len(spec.grid.axes) == 1 else None
-    u = initial_state(args, structure, torch, shape_1d).to(device=device, dtype=dtype)
+    u = u0.to(device=device, dtype=dtype)
+    low, high = float(u0.min()), float(u0.max())
 
     def watch(layer, substep, term, state):
         if not bool(torch.isfinite(state).all()):
             bad = "NaN" if bool(torch.isnan(state).any()) else "Inf"
             raise RuntimeCheckError(
                 f"{bad} in the state after layer {layer}, sub-step {substep} (term '{term}')",
-                suggestion="lower Δt (raise time.substeps) or add a norm stabilizer")
+                suggestion=blowup_hint(facts, structure, init, low, high))
 
     ctx = module.Context(u, None, record=False, watch=watch)
     norms = [{"layer": 0, "norm": float(u.norm(dim=-1).mean()), "max_abs": float(u.abs().max())}]
@@ -122,32 +202,35 @@ def execute(args) -> int:
     if not args.no_progress and not args.json:
         from tqdm import tqdm
         progress = tqdm(total=steps, desc=structure["name"], unit="step", file=sys.stderr)
-    with torch.no_grad():
-        if not bool(torch.isfinite(u).all()):
-            raise RuntimeCheckError("the initial state contains NaN or Inf")
-        for index, layer in enumerate(stepper.layers):
-            ctx.layer = index
-            for _ in range(structure["substeps"]):
-                u = layer(u, ctx, stepper.shared)
-                if progress:
-                    progress.update(1)
-            norms.append({"layer": index + 1, "norm": float(u.norm(dim=-1).mean()),
-                          "max_abs": float(u.abs().max())})
-        if hasattr(stepper, "final_norm"):
-            u = stepper.final_norm(u)
-    if progress:
-        progress.close()
+    try:
+        with torch.no_grad():
+            if not bool(torch.isfinite(u).all()):
+                raise RuntimeCheckError("the initial state contains NaN or Inf")
+            for index, layer in enumerate(stepper.layers):
+                ctx.layer = index
+                for _ in range(structure["substeps"]):
+                    u = layer(u, ctx, stepper.shared)
+                    if progress:
+                        progress.update(1)
+                norms.append({"layer": index + 1, "norm": float(u.norm(dim=-1).mean()),
+                              "max_abs": float(u.abs().max())})
+            if hasattr(stepper, "final_norm"):
+                u = stepper.final_norm(u)
+    finally:
+        if progress:
+            progress.close()
     if args.save:
         from pdelang.io import save_tensor
         save_tensor(u.cpu(), args.save)
     result = {"spec": args.spec, "device": str(device), "shape": list(u.shape),
+              "init": init.describe(), "seed": args.seed,
               "dt": structure["dt"], "steps": steps, "layers": norms,
               "final_norm": float(u.norm(dim=-1).mean())}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"{structure['name']}: {steps} steps of Δt = {structure['dt']:g} on {device}, "
-              f"state {tuple(u.shape)}")
+              f"state {tuple(u.shape)} from {init.describe()}")
         print("layer  mean token norm   max |u|")
         for row in norms:
             print(f"{row['layer']:>5}  {row['norm']:>15.6g}  {row['max_abs']:>8.4g}")
