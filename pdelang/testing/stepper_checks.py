@@ -81,33 +81,94 @@ def _size(x: np.ndarray) -> float:
     return float(np.max(np.abs(finite))) if finite.size else 0.0
 
 
-def _run_torch(stepper, u: np.ndarray, mask, record: bool):
+def _run_torch(stepper, u: np.ndarray, mask, record: bool, window=None):
+    """(final state, states, attention maps) of the generated stepper: its ``forward``
+    (states at layer boundaries), or — for a ``window`` (k0, k1) of global step indices —
+    the steps k0 … k1 − 1 one by one (states after each step; the final norm only when
+    the window ends at the end of the span)."""
     import torch
 
     x = torch.as_tensor(u, dtype=torch.float64)
     m = None if mask is None else torch.as_tensor(mask)
     with torch.no_grad():
-        out = stepper(x, m, return_trajectory=True, return_attention=record)
-    return (out.state.numpy(), [s.numpy() for s in out.states],
-            [a.numpy() for a in out.attentions])
+        if window is None:
+            out = stepper(x, m, return_trajectory=True, return_attention=record)
+            return (out.state.numpy(), [s.numpy() for s in out.states],
+                    [a.numpy() for a in out.attentions])
+        ctx = _module(stepper).Context(x, m, record=record)
+        states = [x]
+        substeps = type(stepper).STRUCTURE["substeps"]
+        for k in range(*window):
+            ctx.layer = k // substeps
+            x = stepper.layers[ctx.layer](x, ctx, stepper.shared)
+            states.append(x)
+        if window[1] == _steps(stepper) and hasattr(stepper, "final_norm"):
+            x = stepper.final_norm(x)
+        return x.numpy(), [s.numpy() for s in states], [a.numpy() for a in ctx.attentions]
+
+
+def _steps(stepper) -> int:
+    structure = type(stepper).STRUCTURE
+    return structure["layers"] * structure["substeps"]
+
+
+def _run_reference(reference, u: np.ndarray, mask, record: bool, window=None):
+    """The NumPy reference's (final state, states, attention maps), like :func:`_run_torch`
+    (overflow is not an error here: it is detected and reported by the caller)."""
+    model = reference.model
+    with np.errstate(all="ignore"):
+        if window is None:
+            out = reference.forward(u, mask, return_trajectory=True, return_attention=record)
+            return out.state, out.states, out.attentions
+        ctx = reference.context(u, mask, record)
+        states = [u]
+        for k in range(*window):
+            u = reference.layer_step(u, k // model.substeps, ctx)
+            states.append(u)
+        if window[1] == model.layers * model.substeps:
+            u = reference.final_norm(u)
+        return u, states, ctx.attentions
+
+
+OVERFLOW = 1e150  # |u| beyond this (or NaN/Inf) has left any range a spec means
+
+
+def overflows(x: np.ndarray) -> bool:
+    """Whether a state is non-finite or beyond :data:`OVERFLOW`."""
+    x = np.asarray(x)
+    return not bool(np.isfinite(x).all()) or (x.size > 0 and float(np.max(np.abs(x))) > OVERFLOW)
+
+
+def _first_overflow(states) -> int | None:
+    return next((i for i, s in enumerate(states) if overflows(s)), None)
 
 
 def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0,
                                       batch: int = 2, length: int | None = None,
                                       masked: bool | None = None, stepper: Any = None,
                                       rtol: float = STEPPER_RTOL,
-                                      linear_rtol: float = LINEAR_RTOL) -> PropertyResult:
+                                      linear_rtol: float = LINEAR_RTOL,
+                                      state: np.ndarray | None = None,
+                                      window: tuple[int, int] | None = None,
+                                      state_label: str | None = None) -> PropertyResult:
     """(h) Generated code == NumPy reference of the discrete IR (random weights, float64).
 
-    ``masked`` (default: yes) also compares a run with padding (:func:`padding_mask`)."""
+    ``masked`` (default: yes) also compares a run with padding (:func:`padding_mask`).
+    ``state``: the test state (default: :func:`random_state`, N(0, 0.5²)); ``window``: the
+    global steps (k0, k1) to integrate (default: the whole span through ``forward``).  A
+    trajectory that leaves any finite range (:func:`overflows`) is not compared: the check
+    fails and says where it overflowed (``details["overflow"]``)."""
     import torch
 
     model = compilation.discrete
     stepper = stepper if stepper is not None else stepper_for(compilation, seed=seed)
     reference = reference_for(compilation, stepper)
-    u = random_state(model, batch, length, seed=seed + 1)
+    u = state if state is not None else random_state(model, batch, length, seed=seed + 1)
+    batch = u.shape[0]
+    label = state_label or "N(0, 0.5²)"
     worst: dict[str, float] = {}
     problems = []
+    overflow = None
     module = _module(stepper)
     layer0 = stepper.layers[0]
 
@@ -141,44 +202,71 @@ def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0
         if mask is not None:
             masks.append(mask)
     with_attention = any(m.op == "attention" for m in model.modules)
+    first = window[0] if window is not None else 0
+    per = 1 if window is not None else model.substeps  # steps between recorded states
+
+    def at(index: int) -> str:
+        return f"state at step {first + index}" if window is not None else \
+            f"state after layer {index}"
     for mask in masks:
-        label = "padded " if mask is not None else ""
+        padded = "padded " if mask is not None else ""
         for recorded in ((False, True) if with_attention else (False,)):
-            state, states, maps = _run_torch(stepper, u, mask, recorded)
-            ref = reference.forward(u, mask, return_trajectory=True, return_attention=recorded)
+            state, states, maps = _run_torch(stepper, u, mask, recorded, window)
+            ref_state, ref_states, ref_maps = _run_reference(reference, u, mask, recorded,
+                                                             window)
+            where = [i for i in (_first_overflow(ref_states + [ref_state]),
+                                 _first_overflow(states + [state])) if i is not None]
+            if where:
+                index = min(min(where), len(ref_states) - 1)
+                step = first + index * per
+                t = compilation.spec.time.span[0] + step * model.dt
+                overflow = {"step": step, "t": t, "state": at(index),
+                            "in": "the reference" if _first_overflow(ref_states + [ref_state])
+                            is not None else "the generated code"}
+                problems.append(
+                    f"overflow: from the test state ({label}) the {padded}trajectory leaves "
+                    f"any finite range (|u| > {OVERFLOW:g} or NaN/Inf) by step {step} "
+                    f"(t = {t:.6g}) — the equation leaves its natural range from this "
+                    "state; not compared: choose a state inside the range (--init, e.g. "
+                    "uniform:0,1 or bump) or a shorter window (--span T0,T1)")
+                break
             # A state is compared relative to the larger of its own size and the size of
             # the state the layer started from: a layer may legitimately cancel (e.g. the
             # Laplacian of a nearly constant state without the residual).
-            record(f"{label}final state",
-                   relative_error(state, ref.state, _size(ref.states[-1])), rtol)
-            for i, (a, b) in enumerate(zip(states, ref.states)):
-                record(f"{label}state after layer {i}",
-                       relative_error(a, b, _size(ref.states[max(i - 1, 0)])), rtol)
+            record(f"{padded}final state",
+                   relative_error(state, ref_state, _size(ref_states[-1])), rtol)
+            for i, (a, b) in enumerate(zip(states, ref_states)):
+                record(f"{padded}{at(i)}",
+                       relative_error(a, b, _size(ref_states[max(i - 1, 0)])), rtol)
             if recorded:
-                if len(maps) != len(ref.attentions):
+                if len(maps) != len(ref_maps):
                     problems.append(f"{len(maps)} attention maps, the reference has "
-                                    f"{len(ref.attentions)}")
-                for a, b in zip(maps, ref.attentions):
-                    record(f"{label}attention maps", relative_error(a, b), rtol)
+                                    f"{len(ref_maps)}")
+                for a, b in zip(maps, ref_maps):
+                    record(f"{padded}attention maps", relative_error(a, b), rtol)
+        if overflow is not None:
+            break
     message = "; ".join(problems[:5]) or (
         f"generated code == reference (largest relative error "
         f"{max(worst.values(), default=0.0):.2g})")
-    return _result("generated_equals_reference", not problems, message, errors=worst)
+    return _result("generated_equals_reference", not problems, message, errors=worst,
+                   overflow=overflow, test_state=label, window=window)
 
 
 def check_stepper_attention(compilation: Compilation, *, seed: int = 0, batch: int = 2,
                             length: int | None = None, stepper: Any = None,
-                            sinkhorn_tol: float = 1e-4) -> PropertyResult:
+                            sinkhorn_tol: float = 1e-4, state: np.ndarray | None = None,
+                            window: tuple[int, int] | None = None) -> PropertyResult:
     """(f) Run the stepper with ``return_attention`` (and padding, :func:`padding_mask`);
-    check each attention module's maps with :func:`check_attention_maps` for its options."""
-    import torch
-
+    check each attention module's maps with :func:`check_attention_maps` for its options.
+    ``state`` and ``window`` as in :func:`check_generated_matches_reference`."""
     model = compilation.discrete
     attention = {m.name: m for m in model.modules if m.op == "attention"}
     if not attention:
         return not_applicable("attention_maps", "no attention operator")
     stepper = stepper if stepper is not None else stepper_for(compilation, seed=seed)
-    u = random_state(model, batch, length, seed=seed + 1)
+    u = state if state is not None else random_state(model, batch, length, seed=seed + 1)
+    batch = u.shape[0]
     mask = padding_mask(model, batch, u.shape[1], seed)
     captured: list[tuple[str, np.ndarray]] = []
     hooks = []
@@ -188,9 +276,7 @@ def check_stepper_attention(compilation: Compilation, *, seed: int = 0, batch: i
                 captured.append((name, args[1].attentions[-1].detach().numpy().copy()))
             hooks.append(getattr(layer, name).register_forward_hook(hook))
     try:
-        with torch.no_grad():
-            stepper(torch.as_tensor(u), None if mask is None else torch.as_tensor(mask),
-                    return_attention=True)
+        _run_torch(stepper, u, mask, True, window)
     finally:
         for h in hooks:
             h.remove()
@@ -220,10 +306,12 @@ def _norm_modules(model) -> dict[str, tuple[str, float, bool]]:
 
 def check_stepper_normalization(compilation: Compilation, *, seed: int = 0, batch: int = 2,
                                 length: int | None = None, stepper: Any = None,
-                                rtol: float = 1e-9) -> PropertyResult:
+                                rtol: float = 1e-9, state: np.ndarray | None = None,
+                                window: tuple[int, int] | None = None) -> PropertyResult:
     """(g) Every norm output lies on the normalization manifold
     (:func:`check_norm_manifold`, given the norm's own input), and with ``post`` placement
-    the state after each normalized sub-step (each Runge–Kutta step) *is* a norm output."""
+    the state after each normalized sub-step (each Runge–Kutta step) *is* a norm output.
+    ``state`` and ``window`` as in :func:`check_generated_matches_reference`."""
     import torch
 
     model = compilation.discrete
@@ -233,7 +321,10 @@ def check_stepper_normalization(compilation: Compilation, *, seed: int = 0, batc
         return not_applicable("normalization_manifold", "no normalization")
     stepper = stepper if stepper is not None else stepper_for(compilation, seed=seed)
     module = _module(stepper)
-    u = random_state(model, batch, length, seed=seed + 1)
+    u = state if state is not None else random_state(model, batch, length, seed=seed + 1)
+    steps = model.layers * model.substeps
+    window = window if window is not None else (0, steps)
+    final = final and window[1] == steps
     calls: list[tuple[str, np.ndarray, np.ndarray, Any]] = []
     hooks = []
 
@@ -259,10 +350,9 @@ def check_stepper_normalization(compilation: Compilation, *, seed: int = 0, batc
         ctx = module.Context(x, None, record=False, watch=watch)
         with torch.no_grad():
             state = x
-            for index, layer in enumerate(stepper.layers):
-                ctx.layer = index
-                for _ in range(model.substeps):
-                    state = layer(state, ctx, stepper.shared)
+            for k in range(*window):
+                ctx.layer = k // model.substeps
+                state = stepper.layers[ctx.layer](state, ctx, stepper.shared)
             if final:
                 stepper.final_norm(state)
     finally:
@@ -361,20 +451,33 @@ def check_spec_time_order(compilation: Compilation, *, seed: int = 0, length: in
     if length is None and len(model.axes) == 1:
         # smooth fields need resolution where a stencil acts; token-wise terms do not
         length = (model.shape[0] if model.shape else 32) if model.stencil_radius else 8
-    u0 = smooth_state(model, 1, length, seed=seed + 3)
-    scale = float(np.max(np.abs(u0)))  # errors relative to the initial state (a decaying
-    # solution's own size would turn roundoff into a large relative error)
     span = periods * model.dt
-    ctx = reference.context(u0)
 
-    def run(n: int) -> np.ndarray:
+    def run(u0: np.ndarray, ctx, n: int) -> np.ndarray:
         u = u0
         with np.errstate(all="ignore"):
             for _ in range(n):
                 u = reference.layer_step(u, 0, ctx, dt=span / n)
+                if overflows(u):
+                    break
         return u
 
-    runs = {n: run(n) for n in steps}
+    # the smooth state's amplitude, made smaller while the runs leave any finite range (a
+    # reaction like u(1 − u) blows up from negative values): said in the message
+    for amplitude in AMPLITUDES:
+        u0 = smooth_state(model, 1, length, seed=seed + 3, scale=amplitude)
+        ctx = reference.context(u0)
+        runs = {n: run(u0, ctx, n) for n in steps}
+        if not any(overflows(u) for u in runs.values()):
+            break
+    else:
+        return _result(name, False, f"overflow: from smooth states of amplitude down to "
+                       f"{AMPLITUDES[-1]:g} the spec's own steps leave any finite range within "
+                       f"t = {span:.3g}; no order to measure", overflow=True)
+    scale = float(np.max(np.abs(u0)))  # errors relative to the initial state (a decaying
+    # solution's own size would turn roundoff into a large relative error)
+    smaller = "" if amplitude == AMPLITUDES[0] else (
+        f" (smooth state of amplitude {amplitude:g}: larger ones overflow)")
     dts, differences = [], []
     for coarse, fine in itertools.pairwise(steps):
         dts.append(span / coarse)
@@ -389,9 +492,12 @@ def check_spec_time_order(compilation: Compilation, *, seed: int = 0, length: in
     ok = np.isfinite(order) and abs(order - program.order) <= tolerance
     return _result(name, ok, f"observed order {order:.3f}, claimed {program.order}; "
                    "differences of successive halvings "
-                   + ", ".join(f"{e:.2e}" for e in differences),
+                   + ", ".join(f"{e:.2e}" for e in differences) + smaller,
                    dts=dts, differences=differences, observed_order=order,
-                   claimed_order=program.order)
+                   claimed_order=program.order, amplitude=amplitude)
+
+
+AMPLITUDES = (0.5, 0.05, 5e-3, 5e-4, 5e-5, 5e-6, 5e-7, 5e-8)  # tried, largest first
 
 
 ROUNDOFF = 1e-11  # relative errors below this are float64 noise, not discretization error

@@ -57,6 +57,7 @@ class VerifyReport:
     stability: dict = field(default_factory=dict)
     results: dict[str, P.PropertyResult] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    test_state: dict = field(default_factory=dict)  # the trajectory checks' state and window
 
     @property
     def passed(self) -> bool:
@@ -83,6 +84,7 @@ class VerifyReport:
             "not_applicable": {k: r.message for k, r in self.results.items()
                                if not r.applicable},
             "details": {k: r.to_json() for k, r in self.results.items() if r.applicable},
+            "test_state": P._jsonable(self.test_state) if self.test_state else None,
             "notes": list(self.notes),
         }
 
@@ -111,6 +113,14 @@ class VerifyReport:
                              f"{emp_text}{ratio}   spec Δt {st['dt']:.6g}")
                 if st.get("note"):
                     lines.append(f"  note: {st['note']}")
+        ts = self.test_state
+        if ts:
+            w = ts["window"]
+            lines.append(f"test state: {ts['init']} ({ts['batch']} × {ts['tokens']} tokens), "
+                         f"steps {w['steps'][0]}–{w['steps'][1]} (t = {w['t0']:g} … "
+                         f"{w['t1']:g})" + (f"; OVERFLOWS at step {ts['overflow']['step']} "
+                                           f"(t = {ts['overflow']['t']:.6g})"
+                                           if ts["overflow"] else ""))
         lines.append("properties:")
         width = max((len(k) for k in self.results), default=10)
         for key, result in self.results.items():
@@ -360,10 +370,144 @@ def _check_diffusion(report: VerifyReport, model, stepper: P.LinearStepper, pred
             "principle is not claimed"))
 
 
+# ----------------------------------------------------------------------------- test state
+def steps_window(compilation: Compilation, span: tuple[float, float] | str | None
+                 ) -> tuple[int, int]:
+    """The global steps (k0, k1) of a time window ``T0,T1`` of the spec's span (the whole
+    span for None); a :class:`PdelangError` unless T0 < T1 lie in the span on step
+    boundaries."""
+    from pdelang.errors import PdelangError
+
+    model = compilation.discrete
+    t_start, t_end = compilation.spec.time.span
+    total = model.layers * model.substeps
+    if span is None:
+        return 0, total
+    if isinstance(span, str):
+        parts = [p.strip() for p in span.replace("[", "").replace("]", "").split(",")]
+        if len(parts) != 2:
+            raise PdelangError(f"--span {span}: give two times T0,T1",
+                               suggestion=f"e.g. --span {t_start:g},{t_end:g}")
+        try:
+            span = (float(parts[0]), float(parts[1]))
+        except ValueError:
+            raise PdelangError(f"--span {span}: '{parts[0]}' or '{parts[1]}' is not a number",
+                               suggestion=f"e.g. --span {t_start:g},{t_end:g}") from None
+    t0, t1 = span
+    text = f"--span {t0:g},{t1:g}"
+    if not (math.isfinite(t0) and math.isfinite(t1) and t0 < t1):
+        raise PdelangError(f"{text}: need finite times T0 < T1")
+    tolerance = 1e-9 * max(1.0, abs(t_start), abs(t_end))
+    if t0 < t_start - tolerance or t1 > t_end + tolerance:
+        raise PdelangError(f"{text}: the window must lie within the spec's span "
+                           f"[{t_start:g}, {t_end:g}]")
+    window = []
+    for t in (t0, t1):
+        k = (t - t_start) / model.dt
+        if abs(k - round(k)) > 1e-6:
+            low = t_start + math.floor(k) * model.dt
+            raise PdelangError(f"{text}: t = {t:g} is not a step boundary (Δt = {model.dt:g} "
+                               f"from t = {t_start:g})",
+                               suggestion=f"use {low:g} or {low + model.dt:g}")
+        window.append(min(max(round(k), 0), total))
+    return window[0], window[1]
+
+
+def _probe(stepper, u: np.ndarray, window: tuple[int, int], masks) -> int | None:
+    """The first step of ``window`` after which the generated stepper's state (from ``u``,
+    float64, with each of ``masks``: a padded sequence is its own, smaller domain) has left
+    any finite range, or None."""
+    import torch
+
+    from pdelang.testing.stepper_checks import _module, overflows
+
+    substeps = type(stepper).STRUCTURE["substeps"]
+    first = None
+    for mask in masks:
+        x = torch.as_tensor(u, dtype=torch.float64)
+        m = None if mask is None else torch.as_tensor(mask)
+        ctx = _module(stepper).Context(x, m, record=False)
+        with torch.no_grad():
+            for k in range(window[0], window[1] if first is None else min(first, window[1])):
+                ctx.layer = k // substeps
+                x = stepper.layers[ctx.layer](x, ctx, stepper.shared)
+                if overflows(x.numpy()):
+                    first = k + 1
+                    break
+    return first
+
+
+def choose_test_state(compilation: Compilation, stepper, init, *, seed: int,
+                      length: int | None, window: tuple[int, int]) -> dict:
+    """The state of the trajectory checks.  ``init`` None: N(0, 0.5²) (seeded as the checks'
+    own default), and — where the spec's trajectory leaves any finite range from it (a
+    reaction u(1 − u) blows up from negative values) — 10× smaller amplitudes, down to
+    5e-8, until it does not (said in a note).  An explicit ``init`` (``--init``) is used as
+    given; an overflow is then reported by the checks."""
+    from pdelang.testing.harness import Init, initial_state, parse_init
+    from pdelang.testing.stepper_checks import AMPLITUDES, padding_mask
+
+    model = compilation.discrete
+    if init is None:
+        candidates = [Init("random", f"random:{a:g}", sigma=a) for a in AMPLITUDES]
+    else:
+        candidates = [parse_init(init) if isinstance(init, str) else init]
+    first_overflow = None
+    for candidate in candidates:
+        u = initial_state(model, candidate, batch=2, length=length, seed=seed + 1)
+        masks = (None, padding_mask(model, u.shape[0], u.shape[1], seed))  # as the checks
+        overflow = _probe(stepper, u, window, masks)
+        if overflow is None:
+            break
+        first_overflow = first_overflow or (candidate, overflow)
+    t_start = compilation.spec.time.span[0]
+    state = {
+        "init": candidate.describe(), "amplitude": _amplitude(candidate),
+        "batch": int(u.shape[0]), "tokens": int(u.shape[1]),
+        "window": {"t0": t_start + window[0] * model.dt, "t1": t_start + window[1] * model.dt,
+                   "steps": list(window)},
+        "overflow": None if overflow is None else
+        {"step": overflow, "t": t_start + overflow * model.dt},
+        "note": None, "array": u,
+    }
+    if first_overflow is not None and overflow is None:
+        bad, step = first_overflow
+        state["note"] = (
+            f"the test state {bad.describe()} leaves any finite range (overflow) by step "
+            f"{step} (t = {t_start + step * model.dt:.6g}) — the equation leaves its natural "
+            f"range from it; the trajectory checks use {candidate.describe()} instead "
+            f"(amplitude {_amplitude(candidate):g}); choose a state inside the range with "
+            "--init (e.g. uniform:0,1 or bump) or a window with --span")
+    elif overflow is not None and init is None:
+        state["note"] = (f"every test amplitude down to {_amplitude(candidate):g} leaves any "
+                         "finite range (overflow): choose --init or --span")
+    return state
+
+
+def _applies(model, name: str) -> bool:
+    """Whether the stepper check ``name`` has anything to look at in ``model``."""
+    if name == "attention_maps":
+        return any(m.op == "attention" for m in model.modules)
+    return bool(model.program.norms) or any(m.op in ("layernorm", "rmsnorm")
+                                            for m in model.modules) \
+        or (model.norm.final and model.norm.kind != "none")
+
+
+def _amplitude(init) -> float:
+    return {"random": init.sigma, "uniform": max(abs(init.low), abs(init.high)),
+            "bump": abs(init.height)}.get(init.kind, math.nan)
+
+
 # ----------------------------------------------------------------------------- driver
 def verify(spec: Compilation | str | Path, overrides: Iterable[str] = (), *, seed: int = 0,
-           steps: int = 10_000, equivalence: bool = True) -> VerifyReport:
-    """Run every applicable property on a spec (path, YAML text, Spec or Compilation)."""
+           steps: int = 10_000, equivalence: bool = True, init=None,
+           span: tuple[float, float] | str | None = None) -> VerifyReport:
+    """Run every applicable property on a spec (path, YAML text, Spec or Compilation).
+
+    ``init`` (an :class:`~pdelang.testing.harness.Init` or its text, e.g. ``"uniform:0,1"``)
+    and ``span`` (``(T0, T1)`` or ``"T0,T1"``) choose the state and time window of the
+    trajectory checks (generated code vs reference, attention maps, normalization); by
+    default N(0, 0.5²) — smaller where that overflows — over the whole span."""
     compilation = compile_any(spec, overrides)
     model = compilation.discrete
     report = VerifyReport(compilation.spec.file, model.name, model.boundary, model.program.scheme)
@@ -383,14 +527,25 @@ def verify(spec: Compilation | str | Path, overrides: Iterable[str] = (), *, see
             check_stepper_normalization,
         )
         length = 8 if len(model.axes) == 1 else None
-        report.add("generated_equals_reference",
-                   check_generated_matches_reference(compilation, seed=seed, length=length,
-                                                     stepper=stepper))
+        total = model.layers * model.substeps
+        window = steps_window(compilation, span)
+        state = choose_test_state(compilation, stepper, init, seed=seed, length=length,
+                                  window=window)
+        u = state.pop("array")
+        report.test_state = state
+        if state["note"]:
+            report.notes.append(state["note"])
+        run = {"state": u, "window": None if window == (0, total) else window}
+        report.add("generated_equals_reference", check_generated_matches_reference(
+            compilation, seed=seed, stepper=stepper, state_label=state["init"], **run))
         report.add(f"time_order_spec[{model.program.scheme}]", check_spec_time_order(
             compilation, seed=seed, stepper=stepper))  # on the spec's grid (or 32 tokens)
-        report.add("attention_maps", check_stepper_attention(compilation, seed=seed,
-                                                             length=length, stepper=stepper))
-        report.add("normalization_manifold",
-                   check_stepper_normalization(compilation, seed=seed, length=length,
-                                               stepper=stepper))
+        checks = (("attention_maps", check_stepper_attention),
+                  ("normalization_manifold", check_stepper_normalization))
+        for name, check in checks:
+            if state["overflow"] is not None and _applies(model, name):
+                # said by generated_equals_reference; maps of NaN states would only confuse
+                report.add(name, P.not_applicable(name, "the test state overflows"))
+            else:
+                report.add(name, check(compilation, seed=seed, stepper=stepper, **run))
     return report
