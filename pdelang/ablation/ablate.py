@@ -11,7 +11,10 @@ multirun).  For each variant:
   (digits on a patch grid, or a character-level text task), same optimizer and learning
   rate, several seeds: loss, gradient norm, update norm, max activation, divergence.
 
-A variant that fails to compile is reported as such.  Swap keys under ``train.`` (``lr``,
+Every swap key and value is checked against the spec schema before anything runs (an
+unknown key or a mistyped value is a located error with a suggestion).  A variant that
+fails to compile (e.g. a combination the schema accepts but the compiler refuses) is
+reported as such, and ``pdelang ablate`` then exits 1.  Swap keys under ``train.`` (``lr``,
 ``steps``, ``batch_size``, ``optimizer``) sweep the training set-up instead of the spec.
 """
 
@@ -44,6 +47,22 @@ def split_values(text: str) -> list[str]:
             current += char
     values.append(current.strip())
     return [v for v in values if v != ""]
+
+
+def value_offsets(text: str) -> list[int]:
+    """Where each value of :func:`split_values` (stripped, non-empty) starts in ``text``."""
+    starts, depth, start = [], 0, 0
+    for index, char in enumerate(text + ","):
+        if char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        if (char == "," and depth == 0) or index == len(text):
+            piece = text[start:index]
+            if piece.strip():
+                starts.append(start + len(piece) - len(piece.lstrip()))
+            start = index + 1
+    return starts
 
 
 def parse_swaps(swaps: Iterable[str]) -> dict[str, list[str]]:
@@ -103,6 +122,59 @@ def load_sweep_file(path: str) -> dict[str, list[str]]:
 
     return {str(k): [text(v) for v in (vs if isinstance(vs, list) else [vs])]
             for k, vs in data.items()}
+
+
+def check_swaps(spec: str, swaps: dict[str, list[str]], base: Iterable[str] = (),
+                texts: Iterable[str] = (), sweep_file: str | None = None) -> None:
+    """Every spec swap ``KEY=VALUE`` must pass the spec schema on its own (on top of the
+    ``base`` overrides): an unknown key or a value of the wrong type is an
+    :class:`OverrideError` located in its ``--swap`` text (``texts``, as given) or naming the
+    sweep file — raised before anything runs.  Errors that depend on the combination (e.g.
+    heads that do not divide a swapped channel count) are the variants' to report."""
+    from pdelang.spec.load import load_spec_text
+
+    path = Path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # load_spec reports it (it already ran on the base spec)
+    given = {}
+    for swap in texts:
+        key, _, values = swap.partition("=")
+        given[key.strip()] = swap
+    base = list(base)
+    for key, values in swaps.items():
+        if key.startswith("train."):
+            continue
+        for index, value in enumerate(values):
+            try:
+                load_spec_text(text, str(path), base + [f"{key}={value}"])
+            except PdelangError as exc:
+                where = exc.location
+                if where is None or where.file != "<--set>":
+                    continue  # about the spec itself: the variant reports it
+                raise _relocated(exc, key, value, index, given.get(key), sweep_file) from None
+
+
+def _relocated(exc: PdelangError, key: str, value: str, index: int, swap: str | None,
+               sweep_file: str | None) -> PdelangError:
+    """``exc`` (located in ``--set KEY=VALUE``) located in the ``--swap`` text instead."""
+    if swap is None:  # from the sweep file: no text to point into
+        message = exc.message.removeprefix(f"--set {key}={value}: ")
+        return type(exc)(f"sweep file {sweep_file}: {key}={value}: {message}", None,
+                         exc.suggestion)
+    message = exc.message.replace(f"--set {key}={value}", f"--swap {swap}")
+    where = exc.location
+    raw_key, _, raw_values = swap.partition("=")
+    key_end = 7 + len(raw_key)  # columns of "--set KEY" (1-based: the '=' is key_end)
+    if where.col < key_end:  # in the key: "--swap " is one column longer than "--set "
+        col = where.col + 1 + (len(raw_key) - len(raw_key.lstrip()))
+    else:  # in the value: shift to where this value starts in the --swap text
+        offsets = value_offsets(raw_values)
+        start = offsets[index] if index < len(offsets) else 0
+        col = 8 + len(raw_key) + 1 + start + (where.col - (key_end + 1))
+    location = SourceLocation("<--swap>", 1, col, f"--swap {swap}", where.length)
+    return type(exc)(message, location, exc.suggestion)
 
 
 def variants_of(swaps: dict[str, list[str]]) -> list[dict[str, str]]:
@@ -179,11 +251,15 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
         batch_size = batch_size or 8
     if train not in ("digits", "text", "none"):
         raise PdelangError(f"unknown training task '{train}'", suggestion="digits, text or none")
-    swap_values = load_sweep_file(sweep_file) if sweep_file else {}
-    swap_values.update(parse_swaps(swaps))
+    swaps = list(swaps)
+    from_file = load_sweep_file(sweep_file) if sweep_file else {}
+    from_options = parse_swaps(swaps)
+    swap_values = {**from_file, **from_options}
     variants = variants_of(swap_values)
     base = list(overrides)
     load_spec(spec, base)  # the base spec must be valid: report its errors, not each variant's
+    check_swaps(spec, from_file, base, sweep_file=sweep_file)  # before anything runs
+    check_swaps(spec, from_options, base, swaps)
     started = time.perf_counter()
     import torch
 

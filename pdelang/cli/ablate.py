@@ -1,9 +1,14 @@
 """``pdelang ablate SPEC --swap KEY=V1,V2 … [--reference minilm] [--train digits|text]
-[--steps N] [--seeds K] [--out DIR] [--json] [--quick]``."""
+[--steps N] [--seeds K] [--out DIR] [--json] [--quick]``.
+
+Exit 2 before anything runs when a swap key or value does not fit the spec schema (a
+located error with a suggestion); exit 1 when any variant failed (listed on stderr and in
+the report's Errors section); 0 when every variant ran."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 
 def configure(parser) -> None:
@@ -51,4 +56,18 @@ def execute(args) -> int:
         print(render_markdown(json_safe(data)))
         if args.out:
             print(f"\nwrote {args.out}: " + ", ".join(sorted(data.get("files", {}))))
-    return 0
+    return _failures(data["variants"])
+
+
+def _failures(variants: list[dict]) -> int:
+    """Exit 1 (listing them on stderr) when any variant failed, 0 otherwise."""
+    failed = [v for v in variants if not v.get("compiled") or v.get("error")]
+    if not failed:
+        return 0
+    if len(failed) == len(variants):
+        print(f"error: no variant compiled ({len(variants)} tried):", file=sys.stderr)
+    else:
+        print(f"error: {len(failed)} of {len(variants)} variants failed:", file=sys.stderr)
+    for variant in failed:
+        print(f"  {variant['label']}: {variant.get('error') or 'not compiled'}", file=sys.stderr)
+    return 1
