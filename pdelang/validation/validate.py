@@ -4,6 +4,8 @@ Modes
 -----
 ``exact``       the spec configured as the reference, with the reference's weights, must
                 reproduce it: per-layer relative error ≤ 1e-5 and attention cosine ≥ 0.99999.
+                One Lie–Trotter step of Δt = 1 per layer: a Δt ≠ 1, more substeps, another
+                scheme or extra terms are reported as mismatches, with the overrides.
 ``continuous``  the same weights under the spec's own continuous model (diffusion D > 0,
                 ``substeps > 1``, …): how far the continuous model departs.  No pass/fail.
 ``fit``         the reference's weights stay frozen; only the spec's *learnable scalar
@@ -26,7 +28,13 @@ import torch
 from pdelang.errors import PdelangError
 from pdelang.io import save_figure
 from pdelang.metrics import layer_metrics
-from pdelang.validation.weights import load_reference_weights
+from pdelang.validation.weights import (
+    complete_hint,
+    exact_mismatches,
+    load_reference_weights,
+    mismatch_error,
+    mismatches,
+)
 
 EXACT_RELATIVE_ERROR = 1e-5
 EXACT_ATTENTION_COSINE = 0.99999
@@ -46,6 +54,8 @@ class ValidationResult:
     fit_history: list[float] = field(default_factory=list)
     seconds: float = 0.0
     maps: tuple | None = None  # (reference maps, model maps) of sample 0 for plots
+    problems: list[dict] = field(default_factory=list)  # exact mode: Δt, substeps, scheme …
+    hint: str | None = None  # overrides that fix every problem at once
 
     def to_json(self) -> dict:
         def clean(value):
@@ -55,6 +65,7 @@ class ValidationResult:
             "samples": self.samples, "passed": self.passed, "tolerances": self.tolerances,
             "layers": [{k: clean(v) for k, v in row.items()} for row in self.layers],
             "fitted": self.fitted, "fit_loss": self.fit_history, "seconds": self.seconds,
+            "problems": self.problems, "hint": self.hint,
         }
 
 
@@ -189,6 +200,14 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     ref = _load_reference(reference)
     torch.manual_seed(seed)
     stepper = module.Stepper().eval()
+    structure = type(stepper).STRUCTURE
+    found, names = mismatches(structure, ref, spec_value, exact=mode == "exact")
+    # exact mode: one Lie–Trotter step of Δt = 1 per layer — said explicitly, and part of
+    # the one complete hint when something else does not fit either
+    problems = exact_mismatches(structure, ref, spec_value, names) \
+        if mode == "exact" and names else []
+    if found:
+        raise mismatch_error(found, ref, spec_value, problems)
     load_reference_weights(stepper, ref, spec_value)
     history: list[float] = []
     if mode == "fit":
@@ -221,7 +240,9 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         spec=str(spec_value.file), reference=reference, mode=mode,
         samples=int(run.embeddings.shape[0]), layers=rows, passed=passed,
         tolerances=tolerances, fitted=_scalar_values(stepper) if mode != "exact" else {},
-        fit_history=history, seconds=time.perf_counter() - started, maps=sample_maps)
+        fit_history=history, seconds=time.perf_counter() - started, maps=sample_maps,
+        problems=[m.to_json(ref.name) for m in problems],
+        hint=complete_hint(problems, spec_value) if problems else None)
 
 
 def format_table(result: ValidationResult) -> str:
@@ -239,6 +260,10 @@ def format_table(result: ValidationResult) -> str:
                      f"tolerances: relative error ≤ {t['relative_error']:g}, attention cosine ≥ "
                      f"{t['attention_cosine']}")
         lines.append("PASSED" if result.passed else "FAILED")
+        for problem in result.problems:
+            lines.append(f"mismatch: {problem['message']}")
+        if result.hint:
+            lines.append(f"hint: {result.hint}")
     if result.fitted:
         lines.append("parameters: " + ", ".join(
             f"{k} = {v:.4g}" if isinstance(v, float) else
