@@ -245,26 +245,95 @@ _TABLE_COLUMNS = ("#", "Variant", "Overrides", "Compiled", "Diverged", "Div. ste
                   "Cosine (final)", "Rel. error (final)", "Rank collapse (final)", "Error")
 
 
-def _table_row(index: int, row: Mapping[str, Any]) -> list[str]:
+def empty_reasons(variant: Mapping[str, Any], row: Mapping[str, Any],
+                  task: str | None = None) -> dict[str, str]:
+    """Why a variant's cells are empty, per group of columns: ``drift`` (cosine, relative
+    error and rank collapse), ``reference`` (cosine and relative error only), ``training``
+    (diverged, loss, gradient norm, accuracy) and ``accuracy``."""
     if not row["compiled"]:
-        cells = [str(index), row["label"], row["overrides"], "no"] + [MISSING] * 8
+        return {"drift": "not compiled (see Errors)", "training": "not compiled (see Errors)"}
+    out = {}
+    source = str(variant.get("drift_source") or "")
+    if not row["has_drift"]:
+        out["drift"] = "no drift measured"
+    elif row["hidden_cosine"] is None and row["relative_error"] is None:
+        if source.startswith("random weights: "):  # the reference's weights did not fit
+            out["reference"] = f"no reference comparison — {source}"
+        elif source:
+            out["reference"] = f"no reference comparison (--reference none: {source})"
+        else:
+            out["reference"] = "no reference comparison"
+    if not row["seeds"] and row["final_loss_mean"] is None:
+        out["training"] = ("not trained (--train none)" if task == "none"
+                           else "no training record")
+    elif row["eval_accuracy"] is None:
+        out["accuracy"] = "not evaluated"
+    return out
+
+
+def _empty(value: Any, marker: str | None) -> str:
+    text = format_number(value)
+    return f"{text} {marker}" if marker and text == MISSING else text
+
+
+def _table_row(index: int, row: Mapping[str, Any], markers: Mapping[str, str] | None = None
+               ) -> list[str]:
+    """One row of the variants table; ``markers`` (group → footnote marker, see
+    :func:`empty_reasons`) tag the empty cells."""
+    markers = markers or {}
+    drift = markers.get("drift")
+    reference = markers.get("reference") or drift
+    training = markers.get("training")
+    accuracy = markers.get("accuracy") or training
+    if not row["compiled"]:
+        cells = [str(index), row["label"], row["overrides"], "no"]
+        cells += [_empty(None, training)] * 5
+        cells += [_empty(None, drift)] * 3
         cells.append(_one_line(row["error"] or "not compiled", 80))
         return cells
     if row["seeds"]:
         diverged = f"{'yes' if row['diverged_seeds'] else 'no'} " \
                    f"({row['diverged_seeds']}/{row['seeds']})"
+    elif training:
+        diverged = _empty(None, training)
     else:
         diverged = "yes" if row["diverged"] else "no"
-    loss = format_number(row["final_loss_mean"])
+    loss = _empty(row["final_loss_mean"], training)
     if row["final_loss_std"] is not None:
         loss += f" ± {format_number(row['final_loss_std'])}"
     return [
         str(index), row["label"], row["overrides"], "yes", diverged,
-        format_number(row["divergence_step"]), loss, format_number(row["max_grad_norm"]),
-        format_number(row["eval_accuracy"]), format_number(row["hidden_cosine"]),
-        format_number(row["relative_error"]), format_number(row["rank_collapse_ratio"]),
+        format_number(row["divergence_step"]), loss,
+        _empty(row["max_grad_norm"], training), _empty(row["eval_accuracy"], accuracy),
+        _empty(row["hidden_cosine"], reference), _empty(row["relative_error"], reference),
+        _empty(row["rank_collapse_ratio"], drift),
         _one_line(row["error"], 80) if row["error"] else "",
     ]
+
+
+def _footnotes(variants, rows, task) -> tuple[list[dict[str, str]], list[str]]:
+    """Per row, group → marker; and the footnote lines (one per distinct reason)."""
+    labels: dict[str, str] = {}
+    per_row = []
+    for variant, row in zip(variants, rows):
+        markers = {}
+        for group, reason in empty_reasons(variant, row, task).items():
+            if reason not in labels:
+                labels[reason] = f"[{_letters(len(labels))}]"
+            markers[group] = labels[reason]
+        per_row.append(markers)
+    lines = [f"{marker} empty: {_one_line(reason)}" for reason, marker in labels.items()]
+    return per_row, lines
+
+
+def _letters(index: int) -> str:
+    """a, b, …, z, aa, ab, …"""
+    out = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        out = chr(ord("a") + rest) + out
+    return out
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -292,16 +361,22 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         values = swaps[key] if isinstance(swaps[key], (list, tuple)) else [swaps[key]]
         lines.append(f"- Swap `{key}`: {', '.join(_format_value(v) for v in values)}")
     lines += ["", "## Variants", ""]
-    lines += _markdown_table(_TABLE_COLUMNS, [_table_row(i + 1, r) for i, r in enumerate(rows)])
+    markers, notes = _footnotes(variants, rows, results.get("task"))
+    lines += _markdown_table(_TABLE_COLUMNS, [_table_row(i + 1, r, m) for i, (r, m)
+                                              in enumerate(zip(rows, markers))])
+    if notes:
+        lines += [""] + [f"{note}  " for note in notes[:-1]] + notes[-1:]
     lines += [
         "",
         (
             "Diverged: seeds whose loss or gradient norm became NaN/Inf or whose loss exceeded "
-            "the divergence threshold (training stops there).  Final loss: training loss of the "
+            "the divergence threshold (training stops there).  Div. step: the first step at "
+            "which a seed diverged (— when no seed diverged).  Final loss: training loss of the "
             "last step run, mean ± population std over seeds with a finite value.  Drift columns: "
             "the stepper output compared with the reference variant — mean per-token cosine, "
             "relative error ‖X − R‖_F/‖R‖_F, and rank-collapse ratio ‖X − 1x̄ᵀ‖_F/‖X‖_F "
-            "(0 = all tokens identical)."
+            "(0 = all tokens identical).  An empty cell (— [a]) has its reason in the note "
+            "of that letter under the table."
         ),
     ]
     failed = [(i + 1, r) for i, r in enumerate(rows) if not r["compiled"] or r["error"]]
@@ -316,6 +391,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         lines += ["", "## Per-layer drift", ""]
         for index, variant in with_drift:
             lines += [f"### {index}. {_label(variant)}", ""]
+            reason = empty_reasons(variant, rows[index - 1]).get("reference")
+            if reason:
+                lines += [f"Cosine and relative error: {_one_line(reason)}.", ""]
             table = [[_format_drift(layer.get(key), key) for key, _ in _DRIFT_COLUMNS]
                      for layer in variant["drift"]]
             lines += _markdown_table([title for _, title in _DRIFT_COLUMNS], table)
