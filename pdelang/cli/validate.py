@@ -65,6 +65,8 @@ def execute(args) -> int:
                       seed=args.seed, progress=progress)
     if bar is not None:
         bar.close()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     data = result.to_json()
     if args.out:
         out = Path(args.out)

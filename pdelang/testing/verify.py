@@ -58,6 +58,7 @@ class VerifyReport:
     results: dict[str, P.PropertyResult] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     test_state: dict = field(default_factory=dict)  # the trajectory checks' state and window
+    warnings: list[str] = field(default_factory=list)  # the analysis' (as check prints them)
 
     @property
     def passed(self) -> bool:
@@ -86,6 +87,7 @@ class VerifyReport:
             "details": {k: r.to_json() for k, r in self.results.items() if r.applicable},
             "test_state": P._jsonable(self.test_state) if self.test_state else None,
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
 
     def format_text(self) -> str:
@@ -129,6 +131,8 @@ class VerifyReport:
             lines.append(f"  {verdict}  {key:<{width}}  {result.message}")
         for note in self.notes:
             lines.append(f"note: {note}")
+        for warning in self.warnings:
+            lines.append(f"warning: {warning}")
         failed = [k for k, r in self.results.items() if not r.passed]
         lines.append("result: " + ("all properties hold" if not failed else
                                    f"{len(failed)} propert{'y' if len(failed) == 1 else 'ies'} "
@@ -511,6 +515,7 @@ def verify(spec: Compilation | str | Path, overrides: Iterable[str] = (), *, see
     compilation = compile_any(spec, overrides)
     model = compilation.discrete
     report = VerifyReport(compilation.spec.file, model.name, model.boundary, model.program.scheme)
+    report.warnings = list(compilation.analysis.warnings)
     stepper = stepper_for(compilation, seed=seed)
     _check_operators(report, compilation, stepper)
     _check_stability(report, compilation, steps, seed)

@@ -55,6 +55,7 @@ class ValidationResult:
     seconds: float = 0.0
     maps: tuple | None = None  # (reference maps, model maps) of sample 0 for plots
     problems: list[dict] = field(default_factory=list)  # exact mode: Δt, substeps, scheme …
+    warnings: list[str] = field(default_factory=list)  # the spec's analysis warnings
     hint: str | None = None  # overrides that fix every problem at once
 
     def to_json(self) -> dict:
@@ -65,7 +66,7 @@ class ValidationResult:
             "samples": self.samples, "passed": self.passed, "tolerances": self.tolerances,
             "layers": [{k: clean(v) for k, v in row.items()} for row in self.layers],
             "fitted": self.fitted, "fit_loss": self.fit_history, "seconds": self.seconds,
-            "problems": self.problems, "hint": self.hint,
+            "problems": self.problems, "hint": self.hint, "warnings": self.warnings,
         }
 
 
@@ -242,6 +243,7 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         tolerances=tolerances, fitted=_scalar_values(stepper) if mode != "exact" else {},
         fit_history=history, seconds=time.perf_counter() - started, maps=sample_maps,
         problems=[m.to_json(ref.name) for m in problems],
+        warnings=list(module.COMPILATION.analysis.warnings),
         hint=complete_hint(problems, spec_value) if problems else None)
 
 
