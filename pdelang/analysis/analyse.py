@@ -224,8 +224,9 @@ def _term_model(term, model: SymbolicModel, stencils, thetas, basis: dict) -> _T
         if not fixed:
             nested = [c for c, op in _calls(piece) if op.constant_coefficient]
             if nested:
-                out.nonconstant = (f"the derivative {sympy.sstr(nested[0])} enters term "
-                                   f"'{term.name}' nonlinearly")
+                out.nonconstant = (f"the derivative {_call_text(nested[0], model)} enters "
+                                   f"term '{term.name}' nonlinearly: it has no von Neumann "
+                                   "symbol")
                 continue
             learned = sorted({op.name for _, op in _calls(piece) if op.learned})
             if learned:
@@ -241,8 +242,12 @@ def _term_model(term, model: SymbolicModel, stencils, thetas, basis: dict) -> _T
             continue
         call = fixed[0]
         if len(fixed) > 1 or call.args[0] != model.u or not is_field_free(coefficient):
-            out.nonconstant = (f"the derivative {sympy.sstr(call)} in term '{term.name}' is "
-                               "not a constant coefficient times a stencil of the field")
+            what = ("acts on a nonlinear expression" if not _is_linear(call.args[0], model.u)
+                    else "acts on a linear expression, not the field itself (a product of "
+                    "stencils)" if call.args[0] != model.u
+                    else "has a coefficient that depends on the field (nonlinear)")
+            out.nonconstant = (f"the derivative {_call_text(call, model)} in term "
+                               f"'{term.name}' {what}: it has no von Neumann symbol")
             continue
         op = operator_of(call)
         for axis, symbol, stencil in op.von_neumann(call, model, stencils, thetas):
@@ -255,6 +260,15 @@ def _term_model(term, model: SymbolicModel, stencils, thetas, basis: dict) -> _T
             out.symbolic[axis].append((coefficient, stencil))
     out.coefficients = {k: v for k, v in out.coefficients.items() if v != 0}
     return out
+
+
+def _call_text(call, model: SymbolicModel) -> str:
+    """An operator call as the user wrote it: ``laplace(u**2)``, ``diff(u**2, x, 2)``."""
+    op = operator_of(call)
+    operand = sympy.sstr(call.args[0].subs(model.u, sympy.Symbol(model.spec.field.name)))
+    options = op.options_of(call, model)
+    extra = [str(options["axis"]), str(options["order"])] if "axis" in options else []
+    return f"{op.name}({', '.join([operand, *extra])})"
 
 
 def _symbol_expr(coefficients: dict, basis: dict, values: dict) -> sympy.Expr:

@@ -89,9 +89,6 @@ def test_causal_sinkhorn_attention_is_warned_about():
 
 
 # --------------------------------------------------------------------------- laplace(u^2)
-@pytest.mark.xfail(strict=True, reason="lead: pdelang/analysis/analyse.py should say why a "
-                   "derivative of a nonlinear expression has no Δt bound (it enters "
-                   "nonlinearly: no von Neumann symbol), in the stability line or a warning")
 def test_laplace_of_a_nonlinear_expression_says_why_there_is_no_bound(unused):
     data = check_json(unused, "--set", "terms.diffusion=D * laplace(u^2)")
     stability = data["stability"]
