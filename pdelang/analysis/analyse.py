@@ -265,7 +265,8 @@ def _term_model(term, model: SymbolicModel, stencils, thetas, basis: dict) -> _T
 def _call_text(call, model: SymbolicModel) -> str:
     """An operator call as the user wrote it: ``laplace(u**2)``, ``diff(u**2, x, 2)``."""
     op = operator_of(call)
-    operand = sympy.sstr(call.args[0].subs(model.u, sympy.Symbol(model.spec.field.name)))
+    # (printed, then u(x) renamed: substituting a symbol would re-evaluate the operators)
+    operand = sympy.sstr(call.args[0]).replace(sympy.sstr(model.u), model.spec.field.name)
     options = op.options_of(call, model)
     extra = [str(options["axis"]), str(options["order"])] if "axis" in options else []
     return f"{op.name}({', '.join([operand, *extra])})"
