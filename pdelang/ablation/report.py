@@ -30,6 +30,10 @@ Files written by :func:`write_report` (all deterministic for the same input):
 * ``loss.png``, ``grad_norm.png``: training curves per variant, log y, the mean over seeds
   with a shaded min-max band.  Non-finite and non-positive points are left out.
 
+Every variant has its own colour, line style and marker (later ones smaller), curves drawn
+over each other are named in a note, and no axis uses offset notation
+(:mod:`pdelang.validation.plots`).
+
 Variants with ``compiled: False`` appear in the table only.  Numbers are printed with
 4 significant digits (``format_number``).
 """
@@ -46,6 +50,8 @@ from typing import Any
 from pdelang.io import save_figure, write_atomically
 
 __all__ = [
+    "curves_figure",
+    "drift_figure",
     "finite_mean_std",
     "finite_values",
     "format_number",
@@ -60,9 +66,6 @@ __all__ = [
 
 MISSING = "—"
 _STRING_FLOATS = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
-_LINESTYLES = ("-", "--", ":", "-.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -414,13 +417,9 @@ def _format_drift(value: Any, key: str) -> str:
 
 
 def _new_figure(columns: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from pdelang.validation.plots import new_figure
 
-    figure = Figure(figsize=(6.4 * columns, 4.4), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = [figure.add_subplot(1, columns, i + 1) for i in range(columns)]
-    return figure, axes
+    return new_figure(1, columns)
 
 
 def _save(figure, path: Path) -> None:
@@ -429,8 +428,11 @@ def _save(figure, path: Path) -> None:
 
 
 def _style(index: int) -> dict[str, Any]:
-    return {"color": _COLORS[index % len(_COLORS)],
-            "linestyle": _LINESTYLES[(index // len(_COLORS)) % len(_LINESTYLES)]}
+    """Colour, line style and marker of variant ``index`` (distinct for every variant, later
+    ones smaller: coinciding curves stay visible)."""
+    from pdelang.validation.plots import style
+
+    return style(index)
 
 
 def _no_data(axis, message: str = "no data") -> None:
@@ -447,55 +449,65 @@ def _finite_points(xs: Sequence[float], ys: Sequence[Any], positive: bool):
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def drift_figure(variants: Sequence[Mapping[str, Any]]):
+    """The figure of ``drift.png``: per-layer rank-collapse ratio (left) and relative error
+    (right, log y) per variant; curves drawn over each other are named in a note."""
+    from pdelang.validation.plots import coinciding, note_coinciding, plain_ticks
+
+    figure, (collapse_axis, error_axis) = _new_figure(2)
+    zero_error: list[str] = []  # e.g. the reference itself: nothing to draw on log y
+    collapse: dict[str, tuple[list, list]] = {}
+    error: dict[str, tuple[list, list]] = {}
+    for index, variant in enumerate(variants):
+        drift = variant.get("drift")
+        if not variant.get("compiled", True) or not drift:
+            continue
+        layers = [int(row.get("layer", i)) for i, row in enumerate(drift)]
+        label = f"{index + 1}. {_label(variant)}"
+        broken = [row.get("layer", i) for i, row in enumerate(drift)
+                  if row.get("finite") is False]
+        if broken:
+            label += f" (non-finite from layer {broken[0]})"
+        xs, ys = _finite_points(layers, [r.get("rank_collapse_ratio") for r in drift], False)
+        if xs:
+            collapse_axis.plot(xs, ys, label=label, **_style(index))
+            collapse[label] = (xs, ys)
+        errors = [_as_float(r.get("relative_error")) for r in drift]
+        xs, ys = _finite_points(layers, errors, True)
+        if xs:
+            error_axis.plot(xs, ys, label=label, **_style(index))
+            error[label] = (xs, ys)
+        elif errors and all(e == 0 for e in errors):
+            zero_error.append(label)
+    collapse_axis.set(title="Rank-collapse ratio ‖X − 1x̄ᵀ‖/‖X‖", xlabel="layer",
+                      ylabel="ratio (0 = collapsed)")
+    error_axis.set(title="Relative error vs reference ‖X − R‖/‖R‖", xlabel="layer",
+                   ylabel="relative error")
+    if collapse:
+        collapse_axis.set_ylim(bottom=0)  # 0 = collapsed: rounding noise near 1 is flat
+        note_coinciding(collapse_axis, coinciding(collapse), fontsize="small")
+    else:
+        _no_data(collapse_axis)
+    if error:
+        error_axis.set_yscale("log")
+        note_coinciding(error_axis, coinciding(error), fontsize="small")
+    else:
+        _no_data(error_axis, "no nonzero relative error")
+    if zero_error:
+        error_axis.text(0.01, 0.01, "zero error, not shown: " + "; ".join(zero_error),
+                        transform=error_axis.transAxes, fontsize="x-small", va="bottom")
+    for axis in (collapse_axis, error_axis):
+        axis.grid(True, alpha=0.3)
+        plain_ticks(axis, integer_x=True)
+    return figure
+
+
 def plot_drift(variants: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Per-layer rank-collapse ratio (left) and relative error (right, log y) per variant."""
+    """Write :func:`drift_figure` to ``path``."""
     import matplotlib.style
 
     with matplotlib.style.context("default"):
-        figure, (collapse_axis, error_axis) = _new_figure(2)
-        plotted_collapse = plotted_error = False
-        zero_error: list[str] = []  # e.g. the reference itself: nothing to draw on log y
-        for index, variant in enumerate(variants):
-            drift = variant.get("drift")
-            if not variant.get("compiled", True) or not drift:
-                continue
-            layers = [int(row.get("layer", i)) for i, row in enumerate(drift)]
-            label = _label(variant)
-            broken = [row.get("layer", i) for i, row in enumerate(drift)
-                      if row.get("finite") is False]
-            if broken:
-                label += f" (non-finite from layer {broken[0]})"
-            xs, ys = _finite_points(layers, [r.get("rank_collapse_ratio") for r in drift], False)
-            if xs:
-                collapse_axis.plot(xs, ys, marker="o", label=label, **_style(index))
-                plotted_collapse = True
-            errors = [_as_float(r.get("relative_error")) for r in drift]
-            xs, ys = _finite_points(layers, errors, True)
-            if xs:
-                error_axis.plot(xs, ys, marker="o", label=label, **_style(index))
-                plotted_error = True
-            elif errors and all(e == 0 for e in errors):
-                zero_error.append(_label(variant))
-        collapse_axis.set(title="Rank-collapse ratio ‖X − 1x̄ᵀ‖/‖X‖", xlabel="layer",
-                          ylabel="ratio (0 = collapsed)")
-        error_axis.set(title="Relative error vs reference ‖X − R‖/‖R‖", xlabel="layer",
-                       ylabel="relative error")
-        if plotted_collapse:
-            collapse_axis.set_ylim(bottom=0)
-            collapse_axis.legend(fontsize="small")
-        else:
-            _no_data(collapse_axis)
-        if plotted_error:
-            error_axis.set_yscale("log")
-            error_axis.legend(fontsize="small")
-        else:
-            _no_data(error_axis, "no nonzero relative error")
-        if zero_error:
-            error_axis.text(0.01, 0.01, "zero error, not shown: " + "; ".join(zero_error),
-                            transform=error_axis.transAxes, fontsize="x-small", va="bottom")
-        for axis in (collapse_axis, error_axis):
-            axis.grid(True, alpha=0.3)
-        _save(figure, path)
+        _save(drift_figure(variants), path)
     return path
 
 
@@ -516,42 +528,51 @@ def _aggregate(runs: Sequence[Mapping[str, Any]], key: str):
             [min(by_step[s]) for s in ordered], [max(by_step[s]) for s in ordered])
 
 
+def curves_figure(variants: Sequence[Mapping[str, Any]], key: str, title: str, ylabel: str):
+    """The figure of ``training.seeds[*][key]`` per variant: mean (line, markers every
+    tenth of the run) and min-max band; curves drawn over each other are named in a note."""
+    from pdelang.validation.plots import coinciding, note_coinciding, plain_ticks
+
+    figure, (axis,) = _new_figure(1)
+    series: dict[str, tuple[list, list]] = {}
+    for index, variant in enumerate(variants):
+        runs = _seed_runs(variant)
+        if not variant.get("compiled", True) or not runs:
+            continue
+        steps, mean, low, high = _aggregate(runs, key)
+        if not steps:
+            continue
+        style = _style(index)
+        label = f"{index + 1}. {_label(variant)}"
+        diverged = [r.get("divergence_step") for r in runs if r.get("diverged")]
+        diverged = [s for s in diverged if s is not None]
+        if diverged:
+            label += f" (diverged at {min(diverged)})"
+        axis.plot(steps, mean, label=label, markevery=max(1, len(steps) // 10), **style)
+        series[label] = (steps, mean)
+        if len(runs) > 1:
+            axis.fill_between(steps, low, high, color=style["color"], alpha=0.2, linewidth=0)
+        if diverged:
+            axis.axvline(min(diverged), color=style["color"], linestyle=":", alpha=0.8)
+    axis.set(title=title, xlabel="step", ylabel=ylabel)
+    if series:
+        axis.set_yscale("log")
+        note_coinciding(axis, coinciding(series), fontsize="small")
+    else:
+        _no_data(axis)
+    axis.grid(True, alpha=0.3)
+    plain_ticks(axis, integer_x=True)
+    return figure
+
+
 def plot_curves(
     variants: Sequence[Mapping[str, Any]], key: str, path: Path, title: str, ylabel: str
 ) -> Path:
-    """Curves of ``training.seeds[*][key]`` per variant: mean (line) and min-max band."""
+    """Write :func:`curves_figure` to ``path``."""
     import matplotlib.style
 
     with matplotlib.style.context("default"):
-        figure, (axis,) = _new_figure(1)
-        plotted = False
-        for index, variant in enumerate(variants):
-            runs = _seed_runs(variant)
-            if not variant.get("compiled", True) or not runs:
-                continue
-            steps, mean, low, high = _aggregate(runs, key)
-            if not steps:
-                continue
-            style = _style(index)
-            label = _label(variant)
-            diverged = [r.get("divergence_step") for r in runs if r.get("diverged")]
-            diverged = [s for s in diverged if s is not None]
-            if diverged:
-                label += f" (diverged at {min(diverged)})"
-            axis.plot(steps, mean, label=label, **style)
-            if len(runs) > 1:
-                axis.fill_between(steps, low, high, color=style["color"], alpha=0.2, linewidth=0)
-            if diverged:
-                axis.axvline(min(diverged), color=style["color"], linestyle=":", alpha=0.8)
-            plotted = True
-        axis.set(title=title, xlabel="step", ylabel=ylabel)
-        if plotted:
-            axis.set_yscale("log")
-            axis.legend(fontsize="small")
-        else:
-            _no_data(axis)
-        axis.grid(True, alpha=0.3)
-        _save(figure, path)
+        _save(curves_figure(variants, key, title, ylabel), path)
     return path
 
 

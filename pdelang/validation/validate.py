@@ -26,7 +26,6 @@ from collections.abc import Iterable
 import torch
 
 from pdelang.errors import PdelangError
-from pdelang.io import save_figure
 from pdelang.metrics import layer_metrics
 from pdelang.validation.weights import (
     complete_hint,
@@ -278,44 +277,7 @@ def format_table(result: ValidationResult) -> str:
 
 
 def write_plots(result: ValidationResult, out_dir: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """``metrics.png`` and ``attention_maps.png`` (see :mod:`pdelang.validation.plots`)."""
+    from pdelang.validation.plots import write_plots as write
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    layers = [r["layer"] for r in result.layers]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    panels = (("attention_cosine", "attention cosine"), ("hidden_cosine", "hidden cosine"),
-              ("relative_error", "relative error"), ("cka", "linear CKA"))
-    for ax, (key, title) in zip(axes, panels):
-        ax.plot(layers, [r[key] for r in result.layers], "o-")
-        ax.set_title(title)
-        ax.set_xlabel("layer")
-        ax.grid(alpha=0.3)
-        if key == "relative_error":
-            ax.set_yscale("log")
-    fig.suptitle(f"{Path(result.spec).name} vs {result.reference} ({result.mode})")
-    fig.tight_layout()
-    metrics_png = out_dir / "metrics.png"
-    save_figure(fig, metrics_png, dpi=110)
-    plt.close(fig)
-    paths = [metrics_png]
-    if result.maps is not None:
-        ref_maps, pde_maps = result.maps
-        n = len(ref_maps)
-        fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.4), squeeze=False)
-        for i in range(n):
-            for row, (maps, label) in enumerate(((ref_maps, "reference"), (pde_maps, "PDE"))):
-                ax = axes[row][i]
-                if maps[i] is not None:
-                    ax.imshow(maps[i].numpy(), cmap="viridis", vmin=0)
-                ax.set_title(f"{label}, layer {i + 1}", fontsize=8)
-                ax.set_xticks([])
-                ax.set_yticks([])
-        fig.suptitle("attention maps of sample 0 (mean over heads)")
-        fig.tight_layout()
-        maps_png = out_dir / "attention_maps.png"
-        save_figure(fig, maps_png, dpi=110)
-        plt.close(fig)
-        paths.append(maps_png)
-    return paths
+    return write(result, out_dir)
