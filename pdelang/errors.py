@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from collections.abc import Iterable
 
 
+_WINDOW = 100  # a caret line shows at most about 2 × _WINDOW characters of its source line
+
+
 @dataclass(frozen=True)
 class SourceLocation:
     """A position in a source: 1-based line and column, plus the text of that line."""
@@ -34,9 +37,18 @@ class SourceLocation:
         """The source line and a caret line under the column (``^~~~`` for a span)."""
         if self.source_line is None:
             return ""
-        text = self.source_line.rstrip("\n")
-        pad = "".join("\t" if ch == "\t" else " " for ch in text[: max(self.col - 1, 0)])
-        marks = "^" + "~" * max(min(self.length, len(text) - self.col + 1) - 1, 0)
+        # one character per column: control characters (a newline inside an override, a
+        # NUL) would break the picture, so they are shown as '?'
+        text = "".join(ch if ch >= " " or ch == "\t" else "?"
+                       for ch in self.source_line.rstrip("\r\n"))
+        col = self.col
+        if len(text) > 2 * _WINDOW:  # a very long line: show a window around the column
+            start = max(0, min(col - 1 - _WINDOW // 2, len(text) - 2 * _WINDOW))
+            end = start + 2 * _WINDOW
+            text = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+            col = col - start + (1 if start else 0)
+        pad = "".join("\t" if ch == "\t" else " " for ch in text[: max(col - 1, 0)])
+        marks = "^" + "~" * max(min(self.length, len(text) - col + 1) - 1, 0)
         gutter = f"{self.line:>5} | "
         return f"{gutter}{text}\n{' ' * (len(gutter) - 2)}| {pad}{marks}"
 

@@ -2,6 +2,10 @@
 
 Plain frozen dataclasses.  Every node keeps the :class:`SourceLocation` of its text inside
 the spec file, so later stages can point at an operand, an option or a name.
+
+A sum of many summands is a chain of many nested :class:`BinOp` nodes, so the helpers here
+(:func:`walk`, :func:`unparse` and ``str()`` of a node) use an explicit stack, never Python
+recursion: they work at any depth the parser's limits allow.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class Keyword:
     loc: SourceLocation = field(compare=False)
 
     def __str__(self) -> str:
-        return f"{self.name}={self.value}"
+        return unparse(self)
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,7 @@ class Call:
     loc: SourceLocation = field(compare=False)
 
     def __str__(self) -> str:
-        inner = ", ".join([str(a) for a in self.args] + [str(k) for k in self.keywords])
-        return f"{self.func}({inner})"
+        return unparse(self)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class BinOp:
     loc: SourceLocation = field(compare=False)
 
     def __str__(self) -> str:
-        return f"({self.left} {self.op} {self.right})"
+        return unparse(self)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class Neg:
     loc: SourceLocation = field(compare=False)
 
     def __str__(self) -> str:
-        return f"-{self.operand}"
+        return unparse(self)
 
 
 Expr = Number | Name | Call | BinOp | Neg
@@ -85,7 +88,7 @@ class Equation:
     loc: SourceLocation = field(compare=False)
 
     def __str__(self) -> str:
-        return f"dt({self.field}) = {self.rhs}"
+        return unparse(self)
 
 
 @dataclass(frozen=True)
@@ -96,18 +99,59 @@ class SpecAST:
     terms: Mapping[str, Expr]
 
 
-def walk(node):
-    """Every node of an expression, pre-order."""
-    yield node
+def children(node) -> tuple:
+    """The sub-expressions of a node, in source order (a keyword's value stands for it)."""
     if isinstance(node, BinOp):
-        yield from walk(node.left)
-        yield from walk(node.right)
-    elif isinstance(node, Neg):
-        yield from walk(node.operand)
-    elif isinstance(node, Call):
-        for arg in node.args:
-            yield from walk(arg)
-        for kw in node.keywords:
-            yield from walk(kw.value)
-    elif isinstance(node, Equation):
-        yield from walk(node.rhs)
+        return (node.left, node.right)
+    if isinstance(node, Neg):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return (*node.args, *(kw.value for kw in node.keywords))
+    if isinstance(node, Keyword):
+        return (node.value,)
+    if isinstance(node, Equation):
+        return (node.rhs,)
+    return ()
+
+
+def walk(node):
+    """Every node of an expression, pre-order (iterative: any depth)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        yield item
+        stack.extend(reversed(children(item)))
+
+
+def _pieces(node) -> list:
+    if isinstance(node, Number):
+        return [node.text]
+    if isinstance(node, Name):
+        return [node.id]
+    if isinstance(node, BinOp):
+        return ["(", node.left, f" {node.op} ", node.right, ")"]
+    if isinstance(node, Neg):
+        return ["-", node.operand]
+    if isinstance(node, Keyword):
+        return [node.name, "=", node.value]
+    if isinstance(node, Call):
+        out: list = [node.func, "("]
+        for i, item in enumerate((*node.args, *node.keywords)):
+            out += [", ", item] if i else [item]
+        return out + [")"]
+    if isinstance(node, Equation):
+        return ["dt(", node.field, ") = ", node.rhs]
+    return [repr(node)]
+
+
+def unparse(node) -> str:
+    """The text of an expression, fully parenthesized (iterative: any depth)."""
+    out = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        else:
+            stack.extend(reversed(_pieces(item)))
+    return "".join(out)

@@ -3,24 +3,32 @@
 The grammar lives in ``grammar.lark`` (LALR(1), ``strict=True``: any conflict in the
 grammar is an error when the parser is built).  A syntax error is reported at its line
 and column *inside the YAML file*, with a caret under the expression.
+
+Limits (:mod:`pdelang.spec.limits`), checked before anything recurses: the number of
+operators is counted on the token stream before parsing; the nesting depth on the parse
+tree, which Lark builds without recursion, while it is turned into the AST with an explicit
+stack.  The depth counts what later stages (SymPy, its printers) nest: a call, a power, a
+sum inside a product and a product inside a sum each add a level; a long sum or product
+does not (SymPy keeps it flat), it counts against the operator limit.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
-    VisitError,
 )
 
-from pdelang.errors import ExpressionSyntaxError, PdelangError
+from pdelang.errors import ExpressionSyntaxError
 from pdelang.language import ast
+from pdelang.spec.limits import how_to_raise, limit
 from pdelang.spec.model import SourceString, Spec
 from pdelang.frozen import frozen_dict
 
@@ -39,12 +47,11 @@ def parser() -> Lark:
                 maybe_placeholders=False, start=["equation", "expression"])
 
 
-@v_args(meta=True)
-class _ToAST(Transformer):
-    """Lark tree → AST nodes, each located in the spec file."""
+class _ToAST:
+    """Lark tree → AST nodes, each located in the spec file: one method per rule, called
+    with the rule's meta and its converted children by :func:`_convert`."""
 
     def __init__(self, source: SourceString) -> None:
-        super().__init__()
         self.source = source
 
     def _loc(self, meta):
@@ -162,22 +169,78 @@ def _syntax_error(exc: UnexpectedInput, source: SourceString, what: str) -> Expr
                                  source.locate(start, length), hint)
 
 
+# The tokens of the grammar, for counting operators before parsing (same NUMBER and NAME).
+_TOKEN = re.compile(r"(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?|[A-Za-z_][A-Za-z0-9_]*|\S")
+_OPERATORS = frozenset("+-*/^")
+# classes of rules whose nesting SymPy flattens (a sum in a sum, a product in a product)
+_FLAT = {"add": "sum", "sub": "sum", "mul": "product", "div": "product", "neg": "product"}
+_PASS = frozenset({"expression", "equation", "arguments", "keyword"})  # add no level
+
+
+def _check_operators(source: SourceString, what: str) -> None:
+    """Refuse an expression with more operators than the limit (on the token stream)."""
+    most = limit("expression_operators")
+    count = 0
+    for match in _TOKEN.finditer(source.text):
+        if match.group() in _OPERATORS:
+            count += 1
+            if count > most:
+                raise ExpressionSyntaxError(
+                    f"the {what} has more than {most:,} operators", source.locate(match.start()),
+                    "split it into named terms; " + how_to_raise("expression_operators"))
+
+
+def _step(parent: Tree, index: int, child: Tree) -> int:
+    """The levels ``child`` adds below ``parent``: none where SymPy flattens the two."""
+    if parent.data in _PASS or child.data in ("arguments", "keyword"):
+        return 0
+    kind = _FLAT.get(child.data)
+    if kind is None or kind != _FLAT.get(parent.data):
+        return 1
+    return 1 if parent.data == "div" and index == 1 else 0  # a/(b/c): a power −1 between
+
+
+def _convert(tree: Tree, builder: _ToAST, source: SourceString, what: str):
+    """The AST of a parse tree, built bottom-up with an explicit stack; the nesting depth
+    is measured on the way and refused past the limit."""
+    most = limit("expression_nesting")
+    built: dict[int, object] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[Tree, bool]] = [(tree, False)]
+    while stack:
+        node, ready = stack.pop()
+        subtrees = [c for c in node.children if isinstance(c, Tree)]
+        if not ready:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(subtrees))
+            continue
+        level = 0
+        for index, child in enumerate(node.children):
+            if isinstance(child, Tree):
+                level = max(level, depth.pop(id(child)) + _step(node, index, child))
+        if level >= most:
+            raise ExpressionSyntaxError(
+                f"the {what} nests more than {most} levels deep (calls, powers, and sums "
+                "and products inside each other)", builder._loc(node.meta),
+                "name the inner parts as terms, or simplify; "
+                + how_to_raise("expression_nesting"))
+        depth[id(node)] = level
+        children = [built.pop(id(c)) if isinstance(c, Tree) else c for c in node.children]
+        built[id(node)] = getattr(builder, node.data)(node.meta, children)
+    return built[id(tree)]
+
+
 def parse_source(source: SourceString, what: str):
     """Parse an equation (``what='equation'``) or a term expression."""
     if not source.text.strip():
         raise ExpressionSyntaxError(f"the {what} is empty", source.location,
                                     "write an expression such as 'D * laplace(u)'")
+    _check_operators(source, what)
     try:
         tree = parser().parse(source.text, start="equation" if what == "equation" else "expression")
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, what) from None
-    try:
-        node = _ToAST(source).transform(tree)
-    except VisitError as exc:  # Lark wraps what a transformer method raises
-        if isinstance(exc.orig_exc, PdelangError):
-            raise exc.orig_exc from None
-        raise
-    return node
+    return _convert(tree, _ToAST(source), source, what)
 
 
 def parse_spec(spec: Spec) -> ast.SpecAST:

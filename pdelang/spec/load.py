@@ -20,8 +20,9 @@ from pdelang.spec.model import (
     TimeSpec,
     frozen_mapping,
 )
+from pdelang.spec.limits import how_to_raise, limit
 from pdelang.spec.overrides import apply_overrides
-from pdelang.spec.schema import validate
+from pdelang.spec.schema import MAX_TOTAL_STEPS, validate
 from pdelang.spec.yaml_source import LocatedNode, parse_yaml
 
 RESERVED = {"dt", "pi", "t"}
@@ -30,6 +31,12 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
     """Read, validate and type a spec file.  Raises :class:`PdelangError` subclasses."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > limit("spec_bytes"):  # refused before reading it
+            with path.open("rb") as handle:
+                first = handle.read(200).split(b"\n", 1)[0].decode("utf-8", "replace")
+            raise SpecError(f"the spec file is {size:,} bytes long, too large for a spec file",
+                            SourceLocation(str(path), 1, 1, first), how_to_raise("spec_bytes"))
         data = path.read_bytes()
     except FileNotFoundError:
         raise PdelangError(f"no such spec file: {path}", SourceLocation(str(path), 0, 0),
@@ -40,8 +47,18 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"the spec file is not UTF-8 text ({exc.reason})",
-                        SourceLocation(str(path), 1, 1)) from None
+                        _byte_location(data, exc.start, str(path)),
+                        "save the file as UTF-8") from None
     return load_spec_text(text, str(path), overrides)
+
+
+def _byte_location(data: bytes, offset: int, filename: str) -> SourceLocation:
+    """The line and column of a byte offset (columns count characters, bad bytes one each)."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    end = data.find(b"\n", offset)
+    line = data[start: end if end >= 0 else len(data)].decode("utf-8", "replace")
+    col = len(data[start:offset].decode("utf-8", "replace")) + 1
+    return SourceLocation(filename, data.count(b"\n", 0, offset) + 1, col, line)
 
 
 def load_spec_text(text: str, filename: str = "<spec>", overrides: Iterable[str] = ()) -> Spec:
@@ -130,6 +147,11 @@ def _cross_check(raw: dict, locs: dict) -> None:
     if grid["shape"] is not None and len(grid["shape"]) != len(axes):
         raise SpecError(f"'grid.shape' has {len(grid['shape'])} entries for {len(axes)} axes",
                         locs.get("grid.shape"))
+    steps = raw["time"]["layers"] * raw["time"]["substeps"]
+    if steps > MAX_TOTAL_STEPS:
+        raise SpecError(f"time.layers × time.substeps = {steps:,} steps; at most "
+                        f"{MAX_TOTAL_STEPS:,}", locs.get("time.substeps", locs.get("time.layers")),
+                        "use fewer layers or substeps")
     span = raw["time"]["span"]
     if not span[1] > span[0]:
         raise SpecError(f"'time.span' must increase, got [{span[0]}, {span[1]}]",

@@ -12,11 +12,14 @@ from dataclasses import replace
 
 import yaml
 
-from pdelang.errors import OverrideError, SourceLocation, did_you_mean
+from pdelang.errors import OverrideError, SourceLocation, SpecError, did_you_mean
 from pdelang.spec import schema as S
-from pdelang.spec.yaml_source import LocatedNode, TextOrigin
+from pdelang.spec.yaml_source import (LocatedNode, SourceText, TextOrigin, check_size,
+                                       compose_checked)
 
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# matched with fullmatch: "$" would accept a key that ends in a newline
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_MAX_KEY_PARTS = 16  # deeper than any key of the spec format
 
 
 def _located(value, loc: SourceLocation) -> LocatedNode:
@@ -34,20 +37,30 @@ def parse_override(text: str) -> tuple[list[str], object, SourceLocation]:
     source_line = f"--set {text}"
     whole = SourceLocation("<--set>", 1, 7, source_line, len(text))
     if "=" not in text:
-        raise OverrideError(f"override '{text}' has no '='", whole,
+        raise OverrideError(f"override {S.shown(text)} has no '='", whole,
                             "write --set KEY=VALUE, e.g. --set stabilizers.residual=false")
     key, raw = text.split("=", 1)
     key = key.strip()
-    if not _KEY.match(key):
-        raise OverrideError(f"override key '{key}' is not a dotted name",
+    if not _KEY.fullmatch(key) or key.count(".") >= _MAX_KEY_PARTS:
+        raise OverrideError(f"override key {S.shown(key)} is not a dotted name",
                             whole.shifted(0, len(key)),
                             "write --set section.key=value")
     value_loc = SourceLocation("<--set>", 1, 7 + len(text.split("=", 1)[0]) + 1, source_line,
                                max(len(raw), 1))
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        if raw.strip():
+            # the limits of a spec file (size, depth, aliases) hold for the value too
+            check_size(raw, "<--set>")
+            compose_checked(raw, SourceText("<--set>", raw))
+            value = yaml.safe_load(raw)
+        else:
+            value = None
+    except SpecError as exc:
+        raise OverrideError(f"--set {S.shown(text)[1:-1]}: {exc.message}", value_loc,
+                            exc.suggestion) from None
     except yaml.YAMLError:
-        raise OverrideError(f"--set {text}: the value '{raw}' is not valid YAML", value_loc,
+        raise OverrideError(f"--set {S.shown(text)[1:-1]}: the value {S.shown(raw)} is not "
+                            "valid YAML", value_loc,
                             "quote strings that contain ':' or brackets") from None
     return key.split("."), value, value_loc
 
@@ -77,7 +90,8 @@ def apply_override(root: LocatedNode, text: str) -> LocatedNode:
             key_col = len(".".join(path[: depth - 1])) + (1 if depth > 1 else 0)
             key_loc = SourceLocation("<--set>", 1, 7 + key_col, f"--set {text}", len(bad))
             prefix = ".".join(parent) + "." if parent else ""
-            raise OverrideError(f"--set {text}: unknown key '{prefix}{bad}'", key_loc,
+            raise OverrideError(f"--set {S.shown(text)[1:-1]}: unknown key '{prefix}{bad}'",
+                                key_loc,
                                 did_you_mean(bad, S.field_names_at(parent)))
     value = _coerce(S.schema_at(path), value)
     return _set(root, path, _located(value, loc), loc)

@@ -24,9 +24,43 @@ from pdelang.spec.yaml_source import LocatedNode
 # accuracy (accuracy 40 takes ~2 s, 100 takes ~47 s), and every layer is a module.
 MAX_ACCURACY = 32
 MAX_STEPS = 100_000
+MAX_TOTAL_STEPS = 1_000_000  # layers × substeps (a trajectory keeps one state per step)
 MAX_CHANNELS = 1 << 20
+MAX_TOKENS = 1 << 20  # tokens per grid axis, and extra tokens
 
+# The pattern of a name (JSON Schema keeps it; in Python, match with ``fullmatch``: ``$``
+# also matches before a trailing newline, and a name ending in "\n" would reach the
+# generated code).
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_identifier(text: str) -> bool:
+    return IDENTIFIER.fullmatch(text) is not None
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """A short repr of a user value for a message (long strings, huge numbers and big
+    collections are abbreviated; never a ValueError from int → str)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > 160:
+            digits = int(value.bit_length() * 0.30103) + 1
+            return f"{'-' if value < 0 else ''}<an integer of about {digits:,} digits>"
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= width else text[: width - 4] + "…" + text[-1]
+    if isinstance(value, list):
+        items = [shown(v, 20) for v in value[:4]]
+        return "[" + ", ".join(items + (["…"] if len(value) > 4 else [])) + "]"
+    if isinstance(value, dict):
+        items = [f"{shown(k, 20)}: {shown(v, 20)}" for k, v in list(value.items())[:4]]
+        return "{" + ", ".join(items + (["…"] if len(value) > 4 else [])) + "}"
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # --------------------------------------------------------------------------- schema DSL
@@ -106,14 +140,15 @@ SPEC_SCHEMA = Record(
         "grid": _f(Record({
             "axes": _f(Sequence(Scalar("identifier"), min_items=1, max_items=2),
                        default=["seq"], doc="[seq] for text, [rows, cols] for image patches."),
-            "shape": _f(Sequence(Scalar("int", minimum=1), min_items=1, max_items=2),
+            "shape": _f(Sequence(Scalar("int", minimum=1, maximum=MAX_TOKENS), min_items=1,
+                                 max_items=2),
                         default=None,
                         doc="Grid size per axis; required for 2-D grids, optional in 1-D."),
             "spacing": _f(Scalar("float", exclusive_minimum=0.0), default=1.0,
                           doc="Grid spacing h (the same on every axis)."),
             "boundary": _f(Scalar("str", enum=BOUNDARIES), default="periodic",
                            doc="Boundary condition at the ends of every axis."),
-            "extra_tokens": _f(Scalar("int", minimum=0), default=0,
+            "extra_tokens": _f(Scalar("int", minimum=0, maximum=MAX_TOKENS), default=0,
                                doc="Tokens before the grid (e.g. a CLS token): attention only."),
         }), required=True),
         "fields": _f(MapOf(Record({
@@ -210,39 +245,44 @@ def _check_scalar(schema: Scalar, node: LocatedNode, path: str) -> Any:
 
     if schema.kind == "bool":
         if not isinstance(value, bool):
-            raise fail(f"must be {want}, got {_type_name(value)} {node.plain()!r}")
+            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.plain())}")
     elif schema.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             hint = None
             if isinstance(value, float) and value.is_integer():
                 hint = f"write {int(value)}"
-            raise fail(f"must be {want}, got {_type_name(value)} {node.plain()!r}", hint)
+            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.plain())}", hint)
     elif schema.kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             hint = None
             if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", value):
                 hint = "YAML 1.1 reads '1e-3' as a string; write 1.0e-3"
-            raise fail(f"must be {want}, got {_type_name(value)} {node.plain()!r}", hint)
-        value = float(value)
+            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.plain())}", hint)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond float64
+            raise fail(f"must be a finite number, got {shown(value)}",
+                       "numbers must fit in a float (about 1.8e308)") from None
         if not math.isfinite(value):
             raise fail(f"must be finite, got {value!r}")
     elif schema.kind in ("str", "identifier"):
         if not isinstance(value, str):
-            raise fail(f"must be {want}, got {_type_name(value)} {node.plain()!r}")
-        if schema.kind == "identifier" and not IDENTIFIER.match(value):
+            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.plain())}")
+        if schema.kind == "identifier" and not is_identifier(value):
             raise fail(f"must be a name (letters, digits, _; not starting with a digit), "
-                       f"got {value!r}")
+                       f"got {shown(value)}")
     if schema.enum is not None and value not in schema.enum:
-        hint = did_you_mean(str(value), [str(e) for e in schema.enum])
-        raise fail(f"must be one of {', '.join(map(str, schema.enum))}; got {value!r}", hint)
+        hint = did_you_mean(str(value)[:100], [str(e) for e in schema.enum])
+        raise fail(f"must be one of {', '.join(map(str, schema.enum))}; got {shown(value)}",
+                   hint)
     if schema.minimum is not None and value < schema.minimum:
-        raise fail(f"must be ≥ {schema.minimum}, got {value!r}")
+        raise fail(f"must be ≥ {schema.minimum}, got {shown(value)}")
     if schema.exclusive_minimum is not None and value <= schema.exclusive_minimum:
-        raise fail(f"must be > {schema.exclusive_minimum}, got {value!r}")
+        raise fail(f"must be > {schema.exclusive_minimum}, got {shown(value)}")
     if schema.maximum is not None and value > schema.maximum:
-        raise fail(f"must be ≤ {schema.maximum}, got {value!r}")
+        raise fail(f"must be ≤ {schema.maximum}, got {shown(value)}")
     if schema.even and value % 2:
-        raise fail(f"must be even, got {value!r}", f"use {value + 1}")
+        raise fail(f"must be even, got {shown(value)}", f"use {value + 1}")
     return value
 
 
@@ -264,7 +304,7 @@ def _validate(schema: Any, node: LocatedNode, path: str, out: dict) -> Any:
     if isinstance(schema, Sequence):
         if not node.is_sequence:
             raise SpecError(f"'{path}' must be a list, got {_type_name(node.value)} "
-                            f"{node.plain()!r}", node.location,
+                            f"{shown(node.plain())}", node.location,
                             "write a YAML list, e.g. [a, b]")
         items = node.value
         if len(items) < schema.min_items or (schema.max_items and len(items) > schema.max_items):
@@ -275,25 +315,25 @@ def _validate(schema: Any, node: LocatedNode, path: str, out: dict) -> Any:
     if isinstance(schema, (Record, MapOf)):
         if not node.is_mapping:
             raise SpecError(f"'{path or 'the spec'}' must be a mapping, got "
-                            f"{_type_name(node.value)} {node.plain()!r}", node.location)
+                            f"{_type_name(node.value)} {shown(node.plain())}", node.location)
         result: dict[str, Any] = {}
         prefix = f"{path}." if path else ""
         if isinstance(schema, MapOf):
             for key, child in node.value.items():
                 key_loc = node.key_locations[key]
                 if schema.keys is not None and key not in schema.keys:
-                    raise SpecError(f"unknown key '{prefix}{key}'", key_loc,
-                                    did_you_mean(key, schema.keys))
-                if schema.keys is None and not IDENTIFIER.match(key):
-                    raise SpecError(f"'{prefix}{key}' is not a valid name", key_loc,
+                    raise SpecError(f"unknown key '{prefix}{shown(key)[1:-1]}'", key_loc,
+                                    did_you_mean(key[:100], schema.keys))
+                if schema.keys is None and not is_identifier(key):
+                    raise SpecError(f"{shown(prefix + key)} is not a valid name", key_loc,
                                     "names use letters, digits and _")
                 out[f"{prefix}{key}#key"] = key_loc
                 result[key] = _validate(schema.value, child, f"{prefix}{key}", out)
             return result
         for key in node.value:
             if key not in schema.fields:
-                raise SpecError(f"unknown key '{prefix}{key}'", node.key_locations[key],
-                                did_you_mean(key, schema.fields))
+                raise SpecError(f"unknown key '{prefix}{shown(key)[1:-1]}'",
+                                node.key_locations[key], did_you_mean(key[:100], schema.fields))
         for key, fld in schema.fields.items():
             if key in node.value:
                 out[f"{prefix}{key}#key"] = node.key_locations[key]

@@ -4,6 +4,11 @@ PyYAML's *composer* (safe resolver) gives nodes with start marks; we turn them i
 :class:`LocatedNode` values that keep ``file:line:col`` for every mapping key and value.
 Scalars are constructed with PyYAML's ``SafeConstructor`` only — never an unsafe loader.
 Duplicate keys are an error (PyYAML silently keeps the last one).
+
+Resource limits (:mod:`pdelang.spec.limits`) are checked on PyYAML's event stream, as the
+composer consumes it and before it recurses: the nesting depth of collections, and the
+number of values once every alias is expanded (an "alias bomb" — a few lines whose aliases
+expand to billions of values — is refused at the alias that crosses the limit).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from pdelang.errors import SourceLocation, SpecSyntaxError
+from pdelang.errors import SourceLocation, SpecError, SpecSyntaxError
+from pdelang.spec.limits import how_to_raise, limit
 
 
 @dataclass(frozen=True)
@@ -230,11 +236,91 @@ def _convert(node: yaml.Node, source: SourceText) -> LocatedNode:
     return LocatedNode(value, loc, origin=origin)
 
 
+class _GuardedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting what the composer takes from the event stream:
+    collections deeper than the depth limit and more values than the value limit (aliases
+    expanded) are refused at the event that crosses the limit, before the composer (which
+    recurses once per level) goes any deeper."""
+
+    def __init__(self, text: str, source: SourceText, depth_limit: int, value_limit: int):
+        super().__init__(text)
+        self._source = source
+        self._depth_limit = depth_limit
+        self._value_limit = value_limit
+        self._frames: list[list] = []  # [anchor, values] of each open collection
+        self._sizes: dict[str, int] = {}  # anchor → values of its node, aliases expanded
+        self._values = 0
+
+    def _count(self, event, values: int) -> None:
+        self._values += values
+        if self._frames:
+            self._frames[-1][1] += values
+        if self._values > self._value_limit:
+            alias = isinstance(event, yaml.AliasEvent)
+            mark = event.start_mark
+            raise SpecError(
+                "the YAML has too many values" + (
+                    f" once its aliases are expanded (the alias *{event.anchor} repeats "
+                    f"{values:,} values; an alias bomb?)" if alias else ""),
+                self._source.location(mark.line, mark.column),
+                how_to_raise("yaml_values"))
+
+    def get_event(self):
+        event = super().get_event()
+        if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+            size = self._sizes.get(event.anchor, 1) if isinstance(event, yaml.AliasEvent) else 1
+            self._count(event, size)
+            if isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
+                self._sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(self._frames) >= self._depth_limit:
+                mark = event.start_mark
+                raise SpecError("the YAML nests lists and mappings too deeply",
+                                self._source.location(mark.line, mark.column),
+                                how_to_raise("yaml_depth"))
+            self._count(event, 1)
+            self._frames.append([event.anchor, 1])
+        elif isinstance(event, yaml.CollectionEndEvent) and self._frames:
+            anchor, values = self._frames.pop()
+            if anchor is not None:
+                self._sizes[anchor] = values
+        return event
+
+
+def compose_checked(text: str, source: SourceText) -> yaml.Node | None:
+    """``yaml.compose`` with the safe loader and the depth and value limits."""
+    loader = _GuardedLoader(text, source, limit("yaml_depth"), limit("yaml_values"))
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def check_size(text: str, filename: str) -> None:
+    """Refuse a spec text larger than the ``spec_bytes`` limit before parsing it."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limit("spec_bytes"):
+        first = text[:200].split("\n", 1)[0]
+        raise SpecError(f"the spec is {size:,} bytes long, too large for a spec file",
+                        SourceLocation(filename, 1, 1, first), how_to_raise("spec_bytes"))
+
+
+def _offset_location(text: str, offset: int, filename: str) -> SourceLocation:
+    """The location of a character offset in a text."""
+    offset = max(0, min(offset, len(text)))
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    source_line = text[line_start: line_end if line_end >= 0 else len(text)]
+    return SourceLocation(filename, text.count("\n", 0, offset) + 1, offset - line_start + 1,
+                          source_line)
+
+
 def parse_yaml(text: str, filename: str) -> LocatedNode:
     """Parse YAML text into a located tree; malformed YAML is a :class:`SpecSyntaxError`."""
+    check_size(text, filename)
     source = SourceText(filename, text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose_checked(text, source)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = source.location(mark.line, mark.column) if mark else None
@@ -253,6 +339,12 @@ def parse_yaml(text: str, filename: str) -> LocatedNode:
         elif "mapping values are not allowed" in str(problem):
             hint = "quote the value if it contains ': ' (e.g. \"a: b\")"
         raise SpecSyntaxError(f"malformed YAML: {problem}", loc, hint) from None
+    except yaml.reader.ReaderError as exc:  # a control character, a lone surrogate …
+        raise SpecSyntaxError(f"malformed YAML: {exc.reason} (character #x{exc.character:04x})"
+                              if isinstance(exc.character, int) else f"malformed YAML: {exc}",
+                              _offset_location(text, exc.position, filename),
+                              "remove the character, or write it as an escape in a "
+                              "double-quoted string") from None
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
         raise SpecSyntaxError(f"malformed YAML: {exc}", SourceLocation(filename, 1, 1)) from None
     if root is None:

@@ -5,11 +5,19 @@ a reference cycle is an error that names the cycle).  Calls are checked against 
 operator registry and become SymPy function applications; every call site that owns
 weights is recorded as an :class:`OperatorInstance`.  The right-hand side of the equation
 is split into its top-level additive pieces — the terms a splitting scheme steps through.
+
+Resource limits (:mod:`pdelang.spec.limits`) are checked before SymPy does the work they
+bound: the nesting depth and operator count of every expression with the terms it uses
+inlined (before lowering), the size of exact constants and powers (before SymPy computes
+``2^2^2^2^2^2``), the number of summands a term multiplies out to (before the analysis
+expands it) and the weights of the generated stepper (before anything allocates them).
+Expressions are lowered with an explicit stack: a long sum does not recurse.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import sympy
 
@@ -25,9 +33,10 @@ from pdelang.errors import (
 from pdelang.frozen import frozen_dict
 from pdelang.language import ast
 from pdelang.operators import OPERATORS, CallSite, Operator
+from pdelang.spec.limits import how_to_raise, limit
+from pdelang.spec.model import Spec
 from pdelang.symbolic import functions as F
 from pdelang.symbolic.ir import OperatorInstance, SymbolicModel, SymbolicTerm
-from pdelang.spec.model import Spec
 
 
 def _references(expr: ast.Expr, terms) -> list[ast.Name]:
@@ -35,46 +44,198 @@ def _references(expr: ast.Expr, terms) -> list[ast.Name]:
 
 
 def check_cycles(terms: dict[str, ast.Expr]) -> None:
-    """Reject term definitions that refer to each other in a cycle (names the cycle)."""
-    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    """Reject term definitions that refer to each other in a cycle (names the cycle).
 
-    def visit(name: str, path: list[tuple[str, ast.Name | None]]) -> None:
-        state[name] = 1
-        for ref in _references(terms[name], terms):
+    A depth-first search with an explicit stack (a chain of many terms does not recurse)."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for start in terms:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(_references(terms[start], terms)))]
+        while stack:
+            name, refs = stack[-1]
+            ref = next(refs, None)
+            if ref is None:
+                state[name] = 2
+                stack.pop()
+                continue
             if state.get(ref.id) == 1:
-                names = [p for p, _ in path] + [name]
+                names = [n for n, _ in stack]
                 cycle = names[names.index(ref.id):] + [ref.id]
                 raise CycleError(f"terms refer to each other in a cycle: {' → '.join(cycle)}",
                                  ref.loc, f"one of {', '.join(sorted(set(cycle)))} must be "
                                  "written without the others")
             if state.get(ref.id) is None:
-                visit(ref.id, path + [(name, ref)])
-        state[name] = 2
+                state[ref.id] = 1
+                stack.append((ref.id, iter(_references(terms[ref.id], terms))))
 
-    for name in terms:
-        if name not in state:
-            visit(name, [])
+
+_FLAT = {"+": "sum", "-": "sum", "*": "product", "/": "product"}
+
+
+def _class(node) -> str | None:
+    if isinstance(node, ast.BinOp):
+        return _FLAT.get(node.op)
+    if isinstance(node, ast.Neg):
+        return "product"
+    return None
+
+
+def measure(expr: ast.Expr, terms: dict[str, tuple[int, int]]) -> tuple[int, int, ast.Name | None]:
+    """(nesting depth, operators, the term reference that brings the deepest part) of an
+    expression with the terms in ``terms`` (name → their own measure) inlined.  The depth
+    is the parser's (:mod:`pdelang.language.parse`): a level per call, power, or sum and
+    product inside each other — what SymPy nests."""
+    depth: dict[int, int] = {}
+    count: dict[int, int] = {}
+    deepest: dict[int, ast.Name | None] = {}
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        kids = ast.children(node)
+        if not ready:
+            stack.append((node, True))
+            stack.extend((k, False) for k in reversed(kids))
+            continue
+        level, ops, via = 0, 0, None
+        if isinstance(node, ast.Name) and node.id in terms:
+            level, ops = terms[node.id]
+            via = node
+        if isinstance(node, (ast.BinOp, ast.Neg)):
+            ops += 1
+        for index, kid in enumerate(kids):
+            kid_level = depth.pop(id(kid))
+            kind = _class(kid)
+            same = kind is not None and kind == _class(node) and not (
+                isinstance(node, ast.BinOp) and node.op == "/" and index == 1)
+            kid_level += 0 if same else 1
+            ops += count.pop(id(kid))
+            kid_via = deepest.pop(id(kid))
+            if kid_level > level or (via is None and kid_via is not None and kid_level == level):
+                level, via = kid_level, kid_via or via
+        depth[id(node)], count[id(node)], deepest[id(node)] = level, ops, via
+    return depth[id(expr)], count[id(expr)], deepest[id(expr)]
+
+
+def check_sizes(parsed: ast.SpecAST) -> None:
+    """The nesting and operator limits on every term and the equation, with the terms they
+    use inlined (the parser checked each expression alone)."""
+    terms = dict(parsed.terms)
+    most_terms = limit("terms")
+    if len(terms) > most_terms:
+        name = list(terms)[most_terms]
+        raise SpecError(f"the spec defines {len(terms):,} terms, more than {most_terms}",
+                        terms[name].loc, how_to_raise("terms"))
+    nesting, operators = limit("expression_nesting"), limit("expression_operators")
+    measured: dict[str, tuple[int, int]] = {}
+
+    def check(label: str, expr: ast.Expr) -> tuple[int, int]:
+        level, ops, via = measure(expr, measured)
+        where = via.loc if via is not None else expr.loc
+        if level >= nesting:
+            raise SpecError(f"{label} nests more than {nesting} levels deep once the terms it "
+                            "uses are inlined", where,
+                            "simplify the terms; " + how_to_raise("expression_nesting"))
+        if ops > operators:
+            raise SpecError(f"{label} has {ops:,} operators once the terms it uses are "
+                            f"inlined, more than {operators:,}", where,
+                            "simplify the terms; " + how_to_raise("expression_operators"))
+        return level, ops
+
+    # the terms in an order where every term comes after the terms it uses (no cycles here)
+    done: set[str] = set()
+    for start in terms:
+        stack = [start]
+        while stack:
+            name = stack[-1]
+            if name in done:
+                stack.pop()
+                continue
+            pending = [r.id for r in _references(terms[name], terms)
+                       if r.id not in done and r.id != name]
+            if pending:
+                stack.extend(reversed(pending))
+                continue
+            measured[name] = check(f"term '{name}'", terms[name])
+            done.add(name)
+            stack.pop()
+    check("the equation", parsed.equation.rhs)
 
 
 def _split_sum(expr: ast.Expr, sign: int = 1) -> list[tuple[int, ast.Expr]]:
-    if isinstance(expr, ast.BinOp) and expr.op in "+-":
-        right_sign = sign if expr.op == "+" else -sign
-        return _split_sum(expr.left, sign) + _split_sum(expr.right, right_sign)
-    return [(sign, expr)]
+    """The signed summands of a sum, left to right (an explicit stack: any length)."""
+    out = []
+    stack = [(sign, expr)]
+    while stack:
+        sign, node = stack.pop()
+        if isinstance(node, ast.BinOp) and node.op in "+-":
+            right_sign = sign if node.op == "+" else -sign
+            stack.append((right_sign, node.right))
+            stack.append((sign, node.left))
+        else:
+            out.append((sign, node))
+    return out
 
 
 def _piece_name(expr: ast.Expr, terms) -> str | None:
     """The term a piece of the equation names: ``diffusion`` or ``0.5 * diffusion``."""
-    if isinstance(expr, ast.Name) and expr.id in terms:
-        return expr.id
-    if isinstance(expr, ast.Neg):
-        return _piece_name(expr.operand, terms)
-    if isinstance(expr, ast.BinOp) and expr.op in "*/":
-        names = [_piece_name(side, terms) for side in (expr.left, expr.right)]
-        names = [n for n in names if n]
-        if len(names) == 1:
-            return names[0]
-    return None
+    # bottom-up over the products and signs of the piece (an explicit stack)
+    order, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        if isinstance(node, ast.Neg):
+            stack.append(node.operand)
+        elif isinstance(node, ast.BinOp) and node.op in "*/":
+            stack.extend((node.left, node.right))
+    named: dict[int, str | None] = {}
+    for node in reversed(order):
+        if isinstance(node, ast.Name) and node.id in terms:
+            named[id(node)] = node.id
+        elif isinstance(node, ast.Neg):
+            named[id(node)] = named[id(node.operand)]
+        elif isinstance(node, ast.BinOp) and node.op in "*/":
+            names = [n for n in (named[id(node.left)], named[id(node.right)]) if n]
+            named[id(node)] = names[0] if len(names) == 1 else None
+        else:
+            named[id(node)] = None
+    return named[id(expr)]
+
+
+_LITERAL = re.compile(r"(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
+
+
+def literal_value(node: ast.Number) -> sympy.Rational:
+    """The exact value of a number literal, refused before SymPy builds it when it is
+    beyond float64 or has more digits than the limit (``1e-99999999`` would take forever)."""
+    if not math.isfinite(node.value):
+        raise ExpressionSyntaxError(f"the number {_short(node.text)} is too large", node.loc,
+                                    "numbers must fit in a float (about 1.8e308)")
+    whole, fraction, exponent = _LITERAL.fullmatch(node.text).groups()
+    fraction = fraction or ""
+    digits = (whole + fraction).lstrip("0")
+    shift = int(exponent or 0) - len(fraction) if len(exponent or "") < 12 else None
+    most = limit("number_digits")
+    if shift is None or len(digits) > most or (digits and abs(shift) > most):
+        raise ExpressionSyntaxError(f"the number {_short(node.text)} has too many digits",
+                                    node.loc, how_to_raise("number_digits"))
+    mantissa = sympy.Integer(int(digits or "0"))
+    return mantissa * sympy.Integer(10) ** shift
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}…{text[-10:]} ({len(text):,} characters)"
+
+
+def _digits(value: int) -> int:
+    """Decimal digits of an integer, without converting it to a string."""
+    return int(abs(value).bit_length() * 0.30103) + 1
+
+
+def _log10(value: sympy.Rational) -> float:
+    """log10 of the larger of |numerator| and denominator (the digits of one power)."""
+    return max(math.log10(abs(int(value.p))), math.log10(int(value.q)))
 
 
 class Lowering:
@@ -127,36 +288,93 @@ class Lowering:
         return self.lowered_terms[name]
 
     # ------------------------------------------------------------------ expressions
-    def expr(self, node: ast.Expr) -> sympy.Expr:
+    def expr(self, root: ast.Expr) -> sympy.Expr:
+        """Lower an expression: operands left to right, with an explicit stack."""
+        stack: list[tuple[ast.Expr, bool]] = [(root, False)]
+        values: list[sympy.Expr] = []
+        while stack:
+            node, ready = stack.pop()
+            if isinstance(node, ast.BinOp):
+                if not ready:
+                    stack += [(node, True), (node.right, False), (node.left, False)]
+                    continue
+                right = values.pop()
+                values.append(self._checked(self.binop(node, values.pop(), right), node))
+            elif isinstance(node, ast.Neg):
+                if not ready:
+                    stack += [(node, True), (node.operand, False)]
+                    continue
+                values.append(-values.pop())
+            else:
+                values.append(self.leaf(node))
+        (value,) = values
+        return value
+
+    def leaf(self, node: ast.Expr) -> sympy.Expr:
         if isinstance(node, ast.Number):
-            if not math.isfinite(node.value):
-                raise ExpressionSyntaxError(f"the number {node.text} is too large", node.loc,
-                                            "numbers must fit in a float (about 1.8e308)")
-            return sympy.Rational(node.text) if any(c in node.text for c in ".eE") \
-                else sympy.Integer(node.text)
+            return literal_value(node)
         if isinstance(node, ast.Name):
             return self.name(node)
-        if isinstance(node, ast.Neg):
-            return -self.expr(node.operand)
-        if isinstance(node, ast.BinOp):
-            left, right = self.expr(node.left), self.expr(node.right)
-            if node.op == "+":
-                return left + right
-            if node.op == "-":
-                return left - right
-            if node.op == "*":
-                return left * right
-            if node.op == "/":
-                if right == 0:
-                    raise ExpressionSyntaxError("division by zero", node.right.loc)
-                return left / right
-            if not F.is_field_free(right):
-                raise OperatorError("an exponent cannot depend on the field", node.right.loc,
-                                    "use exp(...) for exponentials of the field")
-            return left ** right
         if isinstance(node, ast.Call):
             return self.call(node)
         raise TypeError(f"unknown AST node {node!r}")  # pragma: no cover
+
+    def binop(self, node: ast.BinOp, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
+        if node.op == "+":
+            return left + right
+        if node.op == "-":
+            return left - right
+        if node.op == "*":
+            return left * right
+        if node.op == "/":
+            if right == 0:
+                raise ExpressionSyntaxError("division by zero", node.right.loc)
+            return left / right
+        return self.power(node, left, right)
+
+    def power(self, node: ast.BinOp, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
+        """``left ^ right``, refused before SymPy computes a number that is too large."""
+        if not F.is_field_free(right):
+            raise OperatorError("an exponent cannot depend on the field", node.right.loc,
+                                "use exp(...) for exponentials of the field")
+        if not right.is_number:
+            raise OperatorError(f"an exponent must be a number, got '{_short(str(node.right))}'",
+                                node.right.loc, "parameters cannot be exponents; use "
+                                "exp(...) for exponentials")
+        if right.is_extended_real is False or right.has(sympy.I, sympy.zoo, sympy.nan,
+                                                         sympy.oo):
+            raise OperatorError(f"the exponent {_short(str(node.right))} is not a real number",
+                                node.right.loc)
+        base = left.as_coeff_Mul()[0] if left.is_Mul else left
+        if base.is_Rational and base not in (0, 1, -1):
+            most = limit("number_digits")
+            exponent = abs(right)
+            # |p| or q ≥ 2, so the result has at least 0.30103 · |exponent| digits
+            digits = (_log10(base) * float(exponent)) if exponent <= most / 0.30103 else math.inf
+            if digits > most:
+                shown = f" (about {digits:,.0f} digits)" if math.isfinite(digits) else ""
+                raise OperatorError(f"{_short(str(node))} is too large a number{shown}",
+                                    node.loc, how_to_raise("number_digits"))
+        value = left ** right
+        infinite = value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)  # analyse names them
+        if value.is_number and not infinite and (value.has(sympy.I)
+                                                 or value.is_extended_real is False):
+            raise OperatorError(f"{_short(str(node))} is not a real number", node.loc,
+                                "a negative number has no real fractional power")
+        return value
+
+    def _checked(self, value: sympy.Expr, node: ast.Expr) -> sympy.Expr:
+        """Refuse an exact constant with more digits than the limit (products of large
+        numbers; SymPy keeps every digit)."""
+        number = value
+        if value.is_Add or value.is_Mul:
+            number = value.args[0]  # SymPy puts the numeric coefficient first
+        if number.is_Rational and max(_digits(int(number.p)), _digits(int(number.q))) \
+                > limit("number_digits"):
+            raise OperatorError(f"a constant of {_short(str(node))} has more than "
+                                f"{limit('number_digits'):,} digits", node.loc,
+                                how_to_raise("number_digits"))
+        return value
 
     # ------------------------------------------------------------------ calls
     def call(self, node: ast.Call) -> sympy.Expr:
@@ -228,18 +446,19 @@ class Lowering:
         if option.kind == "bool":
             if isinstance(node, ast.Name) and node.id in ("true", "false", "True", "False"):
                 return node.id.lower() == "true"
-            raise OperatorError(f"{where} must be true or false, got '{node}'", node.loc)
+            raise OperatorError(f"{where} must be true or false, got '{_short(str(node))}'",
+                                node.loc)
         if option.kind == "choice":
             if isinstance(node, ast.Name) and node.id in option.choices:
                 return node.id
-            got = node.id if isinstance(node, ast.Name) else str(node)
+            got = node.id if isinstance(node, ast.Name) else _short(str(node))
             raise OperatorError(f"{where} must be one of {', '.join(option.choices)}; got '{got}'",
                                 node.loc, did_you_mean(got, option.choices))
         if option.kind == "axis":
             axes = self.spec.grid.axes
             if isinstance(node, ast.Name) and node.id in axes:
                 return node.id
-            got = node.id if isinstance(node, ast.Name) else str(node)
+            got = node.id if isinstance(node, ast.Name) else _short(str(node))
             raise OperatorError(f"'{got}' is not a grid axis (the grid has {', '.join(axes)})",
                                 node.loc, did_you_mean(got, axes))
         value = node
@@ -247,12 +466,21 @@ class Lowering:
         if isinstance(value, ast.Neg) and isinstance(value.operand, ast.Number):
             sign, value = -1, value.operand
         if not isinstance(value, ast.Number):
-            raise OperatorError(f"{where} must be a number, got '{node}'", node.loc)
+            raise OperatorError(f"{where} must be a number, got '{_short(str(node))}'",
+                                node.loc)
         number = sign * value.value
+        if not math.isfinite(number):
+            raise OperatorError(f"{where} must be a finite number, got {_short(value.text)}",
+                                node.loc, "numbers must fit in a float (about 1.8e308)")
         if option.kind == "int":
             if not float(number).is_integer() or any(c in value.text for c in ".eE"):
-                raise OperatorError(f"{where} must be an integer, got {value.text}", node.loc)
+                raise OperatorError(f"{where} must be an integer, got {_short(value.text)}",
+                                    node.loc)
             number = int(number)
+            most = limit("option_int")
+            if option.maximum is None and abs(number) > most:
+                raise OperatorError(f"{where} must be ≤ {most:,}, got {_short(value.text)}",
+                                    node.loc, how_to_raise("option_int"))
         if option.minimum is not None and number < option.minimum:
             raise OperatorError(f"{where} must be ≥ {option.minimum:g}, got {number}", node.loc)
         if option.maximum is not None and number > option.maximum:
@@ -262,6 +490,7 @@ class Lowering:
     # ------------------------------------------------------------------ equation
     def lower(self) -> SymbolicModel:
         check_cycles(dict(self.parsed.terms))
+        check_sizes(self.parsed)
         eq = self.parsed.equation
         if eq.field.id != self.spec.field.name:
             raise NameResolutionError(
