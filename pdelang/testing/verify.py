@@ -516,6 +516,7 @@ def verify(spec: Compilation | str | Path, overrides: Iterable[str] = (), *, see
     model = compilation.discrete
     report = VerifyReport(compilation.spec.file, model.name, model.boundary, model.program.scheme)
     report.warnings = list(compilation.analysis.warnings)
+    window = steps_window(compilation, span)  # a bad --span is an error even without the checks
     stepper = stepper_for(compilation, seed=seed)
     _check_operators(report, compilation, stepper)
     _check_stability(report, compilation, steps, seed)
@@ -533,7 +534,6 @@ def verify(spec: Compilation | str | Path, overrides: Iterable[str] = (), *, see
         )
         length = 8 if len(model.axes) == 1 else None
         total = model.layers * model.substeps
-        window = steps_window(compilation, span)
         state = choose_test_state(compilation, stepper, init, seed=seed, length=length,
                                   window=window)
         u = state.pop("array")
