@@ -188,11 +188,23 @@ def execute(args) -> int:
     u = u0.to(device=device, dtype=dtype)
     low, high = float(u0.min()), float(u0.max())
 
+    program = module.COMPILATION.program
+    before = {"state": u}  # the state at the start of the current step
+
     def watch(layer, substep, term, state):
         if not bool(torch.isfinite(state).all()):
             bad = "NaN" if bool(torch.isnan(state).any()) else "Inf"
+            where = f"term '{term}'"
+            if not program.is_splitting:
+                # a Runge–Kutta/IMEX stage sums several terms: re-run the step term by term
+                from pdelang.diagnose import blame
+                found = blame(program, stepper.layers[layer],
+                              module.Context(before["state"], None, record=False),
+                              stepper.shared, before["state"], structure["dt"])
+                where = f"{term}" + (f", in the rate of term '{found.term}'"
+                                     if found is not None and found.term else "")
             raise RuntimeCheckError(
-                f"{bad} in the state after layer {layer}, sub-step {substep} (term '{term}')",
+                f"{bad} in the state after layer {layer}, sub-step {substep} ({where})",
                 suggestion=blowup_hint(facts, structure, init, low, high))
 
     ctx = module.Context(u, None, record=False, watch=watch)
@@ -209,6 +221,7 @@ def execute(args) -> int:
             for index, layer in enumerate(stepper.layers):
                 ctx.layer = index
                 for _ in range(structure["substeps"]):
+                    before["state"] = u
                     u = layer(u, ctx, stepper.shared)
                     if progress:
                         progress.update(1)
