@@ -65,13 +65,27 @@ def _finite(expr_of, name: str, model: SymbolicModel) -> D.DExpr:
     where = model.spec.where(f"terms.{name}")
     try:
         expr = expr_of()
-    except (OverflowError, ValueError):
-        expr = None
-    if expr is None or any(isinstance(n, D.Const) and not math.isfinite(float(n.value))
-                           for n in D.walk(expr)):
+        finite = all(_finite_node(n) for n in D.walk(expr))
+    except (OverflowError, ValueError, ZeroDivisionError):
+        finite = False
+    if not finite:
         raise SpecError(f"a constant of term '{name}' overflows float64", where,
                         "scale the term's constants down")
     return expr
+
+
+def _finite_node(node) -> bool:
+    """A constant, or a power of a constant, that float64 holds (a power is evaluated
+    where the generated module runs: ``pi ** 1000000`` would raise there)."""
+    if isinstance(node, D.Const):
+        return math.isfinite(float(node.value))
+    if isinstance(node, D.Power):
+        exponent = float(node.exponent)
+        if not math.isfinite(exponent):
+            return False
+        if isinstance(node.base, D.Const):
+            return math.isfinite(float(node.base.value) ** exponent)
+    return True
 
 
 def _stencils(model: SymbolicModel, analysis: Analysis) -> dict[str, D.DiscreteStencil]:

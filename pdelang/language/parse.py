@@ -177,22 +177,37 @@ _FLAT = {"add": "sum", "sub": "sum", "mul": "product", "div": "product", "neg": 
 _PASS = frozenset({"expression", "equation", "arguments", "keyword"})  # add no level
 
 
-def _check_operators(source: SourceString, what: str) -> None:
-    """Refuse an expression with more operators than the limit (on the token stream)."""
+def _check_tokens(source: SourceString, what: str) -> None:
+    """Refuse, on the token stream and before parsing, an expression with more operators
+    than the limit, or parentheses nested far deeper than the nesting limit allows (a
+    parenthesis adds a level only around a sum in a product and the like, so the bound is
+    generous: 4 × the limit)."""
     most = limit("expression_operators")
-    count = 0
+    deepest = 4 * limit("expression_nesting")
+    count = depth = 0
     for match in _TOKEN.finditer(source.text):
-        if match.group() in _OPERATORS:
+        token = match.group()
+        if token in _OPERATORS:
             count += 1
             if count > most:
                 raise ExpressionSyntaxError(
                     f"the {what} has more than {most:,} operators", source.locate(match.start()),
                     "split it into named terms; " + how_to_raise("expression_operators"))
+        elif token == "(":
+            depth += 1
+            if depth > deepest:
+                raise ExpressionSyntaxError(
+                    f"the {what} nests parentheses more than {deepest} deep",
+                    source.locate(match.start()),
+                    "name the inner parts as terms, or simplify; "
+                    + how_to_raise("expression_nesting"))
+        elif token == ")":
+            depth = max(depth - 1, 0)
 
 
 def _step(parent: Tree, index: int, child: Tree) -> int:
     """The levels ``child`` adds below ``parent``: none where SymPy flattens the two."""
-    if parent.data in _PASS or child.data in ("arguments", "keyword"):
+    if parent.data in _PASS:
         return 0
     kind = _FLAT.get(child.data)
     if kind is None or kind != _FLAT.get(parent.data):
@@ -218,7 +233,7 @@ def _convert(tree: Tree, builder: _ToAST, source: SourceString, what: str):
         for index, child in enumerate(node.children):
             if isinstance(child, Tree):
                 level = max(level, depth.pop(id(child)) + _step(node, index, child))
-        if level >= most:
+        if level > most:
             raise ExpressionSyntaxError(
                 f"the {what} nests more than {most} levels deep (calls, powers, and sums "
                 "and products inside each other)", builder._loc(node.meta),
@@ -235,7 +250,7 @@ def parse_source(source: SourceString, what: str):
     if not source.text.strip():
         raise ExpressionSyntaxError(f"the {what} is empty", source.location,
                                     "write an expression such as 'D * laplace(u)'")
-    _check_operators(source, what)
+    _check_tokens(source, what)
     try:
         tree = parser().parse(source.text, start="equation" if what == "equation" else "expression")
     except UnexpectedInput as exc:

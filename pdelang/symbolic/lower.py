@@ -133,7 +133,7 @@ def check_sizes(parsed: ast.SpecAST) -> None:
     def check(label: str, expr: ast.Expr) -> tuple[int, int]:
         level, ops, via = measure(expr, measured)
         where = via.loc if via is not None else expr.loc
-        if level >= nesting:
+        if level > nesting:
             raise SpecError(f"{label} nests more than {nesting} levels deep once the terms it "
                             "uses are inlined", where,
                             "simplify the terms; " + how_to_raise("expression_nesting"))
@@ -224,6 +224,48 @@ def literal_value(node: ast.Number) -> sympy.Rational:
     return mantissa * sympy.Integer(10) ** shift
 
 
+def expanded_size(expr: sympy.Expr, cap: int) -> tuple[int, sympy.Expr | None]:
+    """(an upper bound of the summands of ``sympy.expand(expr)``, capped at ``cap + 1``; the
+    first subexpression whose bound passes ``cap``, or ``None``).  Computed over the
+    expression's DAG with an explicit stack, without expanding anything: a sum adds its
+    summands' counts, a product multiplies them, a power n of s summands has
+    C(s + n − 1, n) monomials; the arguments of a function are expanded on their own."""
+    sizes: dict[sympy.Expr, int] = {}
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in sizes:
+            continue
+        if not ready and node.args:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in sizes)
+            continue
+        args = [sizes[a] for a in node.args]
+        if node.is_Add:
+            size = sum(args)
+        elif node.is_Mul:
+            size = 1
+            for a in args:
+                size = min(size * a, cap + 1)
+        elif node.is_Pow and node.exp.is_Rational and args[0] > 1 and abs(node.exp) >= 1:
+            n = int(abs(node.exp))  # the integer part is multiplied out
+            base = args[0]
+            size = base if n == 1 else cap + 1 if n > cap else 1
+            if 1 < n <= cap:
+                for k in range(1, n + 1):  # C(base + n − 1, n), stopped past the cap
+                    size = size * (base + k - 1) // k
+                    if size > cap:
+                        size = cap + 1
+                        break
+        else:
+            size = 1
+        size = min(size, cap + 1)
+        if size > cap:
+            return size, node
+        sizes[node] = size
+    return sizes[expr], None
+
+
 def _short(text: str) -> str:
     return text if len(text) <= 40 else f"{text[:20]}…{text[-10:]} ({len(text):,} characters)"
 
@@ -243,7 +285,7 @@ class Lowering:
         self.spec = spec
         self.parsed = parsed
         self.axes = tuple(sympy.Symbol(a, real=True) for a in spec.grid.axes)
-        self.field = sympy.Function(spec.field.name)
+        self.field = F.field_function(spec.field.name)
         self.u = self.field(*self.axes)
         self.h = sympy.Symbol("h", positive=True)
         self.parameters = {
@@ -506,6 +548,15 @@ class Lowering:
             seen[name] = piece.loc
             self._current_term = name
             value = self.expr(piece)
+            most = limit("expanded_summands")
+            _size, culprit = expanded_size(value, most)
+            if culprit is not None:
+                what = ("a power of a sum" if culprit.is_Pow else "a product of sums"
+                        if culprit.is_Mul else "a sum")
+                raise SpecError(
+                    f"term '{name}' multiplies out to more than {most:,} summands ({what}); "
+                    "the analysis expands it",
+                    piece.loc, "factor the term differently; " + how_to_raise("expanded_summands"))
             pieces.append(SymbolicTerm(name, sign * value, piece.loc))
         self._current_term = ""
         for name in self.parsed.terms:  # lower unused terms too: their errors are errors
@@ -534,6 +585,40 @@ class Lowering:
         )
 
 
+# Weights of one call site per layer, by operator (C channels, the call's options, the grid's
+# dimensions): what the generated module allocates when it is constructed.
+_WEIGHTS = {
+    "attention": lambda c, o, d: 4 * c * c + 4 * c,
+    "mlp": lambda c, o, d: 2 * c * int(o.get("hidden") or 4 * c) + int(o.get("hidden") or 4 * c)
+    + c,
+    "linear": lambda c, o, d: c * c + c,
+    "conv": lambda c, o, d: c * int(o.get("kernel", 3)) ** d + c,
+    "layernorm": lambda c, o, d: 2 * c,
+    "rmsnorm": lambda c, o, d: c,
+}
+
+
+def check_weights(spec: Spec, instances) -> None:
+    """Refuse a spec whose generated stepper would hold more weights than the limit (all
+    layers; before anything allocates them)."""
+    channels, dims, layers = spec.field.channels, spec.grid.dims, spec.time.layers
+    per_call = {name: _WEIGHTS.get(inst.op, lambda c, o, d: 0)(channels, inst.options, dims)
+                for name, inst in instances.items()}
+    total = layers * (sum(per_call.values()) + 2 * channels * len(spec.terms or ()) + 2 * channels)
+    most = limit("weights")
+    if total > most:
+        largest = max(per_call, key=per_call.get) if per_call else None
+        where = instances[largest].loc if largest else spec.where("fields")
+        alone = f"; {largest} alone {per_call[largest]:.3g} per layer" if largest else ""
+        raise SpecError(
+            f"the generated stepper would hold about {total:.3g} weights ({layers:,} layers × "
+            f"{channels:,} channels{alone}), more than {most:.3g}", where,
+            "use fewer channels, a smaller hidden width or fewer layers; "
+            + how_to_raise("weights"))
+
+
 def lower(spec: Spec, parsed: ast.SpecAST) -> SymbolicModel:
     """Lower a parsed spec to SymPy."""
-    return Lowering(spec, parsed).lower()
+    model = Lowering(spec, parsed).lower()
+    check_weights(spec, model.instances)
+    return model
