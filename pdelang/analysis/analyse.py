@@ -355,7 +355,7 @@ def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabili
          for t in program.terms}
     G = sympy.simplify(stab.amplification_factor(restricted(program, active), z))
     symbols_text = "; ".join(
-        f"{t}: {sympy.sstr(sympy.simplify(_symbol_expr(term_models[t].formulas, basis, {})))}"
+        f"{t}: {sympy.sstr(stab.readable(_symbol_expr(term_models[t].formulas, basis, {})))}"
         for t in active) or None
     if not active:  # nothing to bound: a verdict only if nothing was left out either
         verdict = "stable" if not caveats and abs(complex(G)) <= 1 + 1e-12 else "unknown"
@@ -444,6 +444,10 @@ def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabili
 
 def _verdict(facts, bound, dt, verdict_ok, method, exact, formula, interval, symbol, limiting,
              G, caveats):
+    if not math.isfinite(bound):  # a tiny coefficient: the bound is beyond float64
+        return facts(None, "stable", method, exact=False, formula=formula, interval=interval,
+                     symbol=symbol, limiting=limiting, amplification=sympy.sstr(G),
+                     caveats=(*caveats, "the largest stable Δt is beyond float64"))
     if dt <= bound * (1 + 1e-12):
         verdict = "stable"
     else:
