@@ -468,9 +468,7 @@ class TorchPrinter:
                       .rstrip("\n").splitlines())
         if uses_param:
             blocks.append(R.POSITIVE.rstrip("\n").splitlines())
-        # stencils, or a learned operator that reads ghost tokens (the Conv block refers to
-        # the ghost functions even for kernel=1, which reads none)
-        if m.stencil_radius or any(op.name == "conv" for op in used):
+        if m.stencil_radius or any(op.reads_ghosts for op in used):  # stencils, learned ones
             blocks.append(R.GHOSTS[m.boundary].rstrip("\n").splitlines())
             blocks.append(R.TAKE.rstrip("\n").splitlines())
             blocks.append(R.RAGGED_VALUE[m.boundary].rstrip("\n").splitlines())

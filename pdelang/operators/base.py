@@ -89,6 +89,7 @@ class Operator:
     discretized: ClassVar[bool] = False  # has ``discretization.<name>.accuracy`` in the spec
     runtime_blocks: ClassVar[tuple[tuple[str, str], ...]] = ()  # (runtime file, block)
     runtime_constants: ClassVar[tuple[str, ...]] = ()  # module constants its blocks read
+    reads_ghosts: ClassVar[bool] = False  # its blocks call the boundary's ghost functions
 
     # ------------------------------------------------------------------ signature
     def option(self, name: str) -> Option | None:
