@@ -35,7 +35,7 @@ class Limit:
 LIMITS = {limit.name: limit for limit in (
     Limit("spec_bytes", 1 << 20, "PDELANG_MAX_SPEC_BYTES", "bytes in a spec file"),
     Limit("yaml_depth", 32, "PDELANG_MAX_YAML_DEPTH", "levels of nested YAML collections"),
-    Limit("yaml_values", 100_000, "PDELANG_MAX_YAML_VALUES",
+    Limit("yaml_values", 10_000, "PDELANG_MAX_YAML_VALUES",
           "YAML values, with every alias expanded"),
     Limit("expression_nesting", 50, "PDELANG_MAX_NESTING",
           "levels of nested calls, powers and signs in one expression (the terms it uses "

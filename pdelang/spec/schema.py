@@ -245,19 +245,19 @@ def _check_scalar(schema: Scalar, node: LocatedNode, path: str) -> Any:
 
     if schema.kind == "bool":
         if not isinstance(value, bool):
-            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.plain())}")
+            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.preview())}")
     elif schema.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             hint = None
             if isinstance(value, float) and value.is_integer():
                 hint = f"write {int(value)}"
-            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.plain())}", hint)
+            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.preview())}", hint)
     elif schema.kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             hint = None
             if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", value):
                 hint = "YAML 1.1 reads '1e-3' as a string; write 1.0e-3"
-            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.plain())}", hint)
+            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.preview())}", hint)
         try:
             value = float(value)
         except OverflowError:  # an integer beyond float64
@@ -267,7 +267,7 @@ def _check_scalar(schema: Scalar, node: LocatedNode, path: str) -> Any:
             raise fail(f"must be finite, got {value!r}")
     elif schema.kind in ("str", "identifier"):
         if not isinstance(value, str):
-            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.plain())}")
+            raise fail(f"must be {want}, got {_type_name(value)} {shown(node.preview())}")
         if schema.kind == "identifier" and not is_identifier(value):
             raise fail(f"must be a name (letters, digits, _; not starting with a digit), "
                        f"got {shown(value)}")
@@ -304,7 +304,7 @@ def _validate(schema: Any, node: LocatedNode, path: str, out: dict) -> Any:
     if isinstance(schema, Sequence):
         if not node.is_sequence:
             raise SpecError(f"'{path}' must be a list, got {_type_name(node.value)} "
-                            f"{shown(node.plain())}", node.location,
+                            f"{shown(node.preview())}", node.location,
                             "write a YAML list, e.g. [a, b]")
         items = node.value
         if len(items) < schema.min_items or (schema.max_items and len(items) > schema.max_items):
@@ -315,7 +315,7 @@ def _validate(schema: Any, node: LocatedNode, path: str, out: dict) -> Any:
     if isinstance(schema, (Record, MapOf)):
         if not node.is_mapping:
             raise SpecError(f"'{path or 'the spec'}' must be a mapping, got "
-                            f"{_type_name(node.value)} {shown(node.plain())}", node.location)
+                            f"{_type_name(node.value)} {shown(node.preview())}", node.location)
         result: dict[str, Any] = {}
         prefix = f"{path}." if path else ""
         if isinstance(schema, MapOf):

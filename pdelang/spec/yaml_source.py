@@ -13,6 +13,7 @@ expand to billions of values — is refused at the alias that crosses the limit)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,18 @@ class LocatedNode:
             return {k: v.plain() for k, v in self.value.items()}
         if isinstance(self.value, list):
             return [v.plain() for v in self.value]
+        return self.value
+
+    def preview(self, items: int = 5, depth: int = 3) -> Any:
+        """:meth:`plain` of the first few items of each collection, a few levels deep (for
+        messages: an aliased value may stand for thousands)."""
+        if depth <= 0 and (self.is_mapping or self.is_sequence):
+            return [] if self.is_sequence else {}
+        if isinstance(self.value, dict):
+            return {k: v.preview(items, depth - 1)
+                    for k, v in list(self.value.items())[:items]}
+        if isinstance(self.value, list):
+            return [v.preview(items, depth - 1) for v in self.value[:items]]
         return self.value
 
 
@@ -205,7 +218,18 @@ def _construct(node: yaml.ScalarNode, loc: SourceLocation):
                               "remove the tag or fix the value") from None
 
 
-def _convert(node: yaml.Node, source: SourceText) -> LocatedNode:
+def _convert(node: yaml.Node, source: SourceText, done: dict | None = None) -> LocatedNode:
+    """The located tree of a composed node; an aliased node is converted once and shared
+    (the located tree is immutable)."""
+    done = {} if done is None else done
+    if id(node) in done:
+        return done[id(node)]
+    converted = _convert_node(node, source, done)
+    done[id(node)] = converted
+    return converted
+
+
+def _convert_node(node: yaml.Node, source: SourceText, done: dict) -> LocatedNode:
     loc = source.location(node.start_mark.line, node.start_mark.column)
     _check_tag(node, loc)
     if isinstance(node, yaml.MappingNode):
@@ -227,10 +251,10 @@ def _convert(node: yaml.Node, source: SourceText) -> LocatedNode:
                     "remove one of the two entries",
                 )
             keys[key] = key_loc
-            values[key] = _convert(value_node, source)
+            values[key] = _convert(value_node, source, done)
         return LocatedNode(values, loc, keys)
     if isinstance(node, yaml.SequenceNode):
-        return LocatedNode([_convert(item, source) for item in node.value], loc)
+        return LocatedNode([_convert(item, source, done) for item in node.value], loc)
     value = _construct(node, loc)
     origin = _scalar_origin(node, value, source) if isinstance(value, str) else None
     return LocatedNode(value, loc, origin=origin)
@@ -267,6 +291,13 @@ class _GuardedLoader(yaml.SafeLoader):
 
     def get_event(self):
         event = super().get_event()
+        if isinstance(event, yaml.AliasEvent) and any(f[0] == event.anchor
+                                                      for f in self._frames):
+            mark = event.start_mark
+            raise SpecError(f"the alias *{event.anchor} refers to the collection that contains "
+                            "it (a value that contains itself)",
+                            self._source.location(mark.line, mark.column),
+                            "a spec value cannot contain itself; write the value out")
         if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
             size = self._sizes.get(event.anchor, 1) if isinstance(event, yaml.AliasEvent) else 1
             self._count(event, size)
@@ -315,6 +346,32 @@ def _offset_location(text: str, offset: int, filename: str) -> SourceLocation:
                           source_line)
 
 
+_ENTRY = re.compile(r"( *)(?:- +)?([^\s:#][^:#]*?) *: +[^\s#]")  # `key: value` on one line
+
+
+def _continued_value(source: SourceText, line0: int) -> SpecSyntaxError | None:
+    """The error for a key indented deeper than the ``key: value`` line above it: YAML reads
+    that line as the continuation of the value above, and then stumbles on its ':'."""
+    text = source.lines[line0] if line0 < len(source.lines) else ""
+    indent = len(text) - len(text.lstrip(" "))
+    above = line0 - 1
+    while above >= 0 and (not source.lines[above].strip()
+                          or source.lines[above].lstrip().startswith("#")):
+        above -= 1
+    if above < 0 or not text.strip():
+        return None
+    entry = _ENTRY.match(source.lines[above])
+    if entry is None or len(entry.group(1)) >= indent:
+        return None
+    sibling, column = entry.group(2), len(entry.group(1)) + 1
+    key = text.strip().split(":", 1)[0]
+    return SpecSyntaxError(
+        f"malformed YAML: '{key}' is indented more than '{sibling}' on the line above, so it "
+        f"continues that value", source.location(line0, indent, max(len(key), 1)),
+        f"indent '{key}' like '{sibling}' (column {column}), or fix the indentation of the "
+        "line above")
+
+
 def parse_yaml(text: str, filename: str) -> LocatedNode:
     """Parse YAML text into a located tree; malformed YAML is a :class:`SpecSyntaxError`."""
     check_size(text, filename)
@@ -338,6 +395,10 @@ def parse_yaml(text: str, filename: str) -> LocatedNode:
             hint = "check the indentation: the keys of one mapping start in the same column"
         elif "mapping values are not allowed" in str(problem):
             hint = "quote the value if it contains ': ' (e.g. \"a: b\")"
+            if mark is not None:
+                continued = _continued_value(source, mark.line)
+                if continued is not None:
+                    raise continued from None
         raise SpecSyntaxError(f"malformed YAML: {problem}", loc, hint) from None
     except yaml.reader.ReaderError as exc:  # a control character, a lone surrogate …
         raise SpecSyntaxError(f"malformed YAML: {exc.reason} (character #x{exc.character:04x})"
