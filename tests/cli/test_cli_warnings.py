@@ -115,10 +115,6 @@ time:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="spec helper: pdelang/spec/yaml_source.py should read "
-                   "'mapping values are not allowed here' on a line indented one space more "
-                   "than its sibling as an indentation error (the line continues the value "
-                   "above), pointing at the key, not hint 'quote the value'")
 def test_a_line_indented_one_space_too_far_is_an_indentation_error(tmp_path):
     path = tmp_path / "indent.yaml"
     path.write_text(MISINDENTED)
