@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from collections.abc import Iterable
 
 
-_WINDOW = 100  # a caret line shows at most about 2 × _WINDOW characters of its source line
+_LONG_LINE = 1000  # a longer source line is shown as a window of 2 × _WINDOW characters
+_WINDOW = 100
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class SourceLocation:
         text = "".join(ch if ch >= " " or ch == "\t" else "?"
                        for ch in self.source_line.rstrip("\r\n"))
         col = self.col
-        if len(text) > 2 * _WINDOW:  # a very long line: show a window around the column
+        if len(text) > _LONG_LINE:  # a very long line: show a window around the column
             start = max(0, min(col - 1 - _WINDOW // 2, len(text) - 2 * _WINDOW))
             end = start + 2 * _WINDOW
             text = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")

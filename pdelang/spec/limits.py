@@ -47,10 +47,11 @@ LIMITS = {limit.name: limit for limit in (
     Limit("number_digits", 1000, "PDELANG_MAX_DIGITS",
           "decimal digits of an exact constant (numerator or denominator)"),
     Limit("option_int", 1 << 20, "PDELANG_MAX_OPTION",
-          "the value of an integer operator option without a maximum of its own"),
+          "the largest integer operator option that has no maximum of its own"),
     Limit("weights", 1 << 30, "PDELANG_MAX_WEIGHTS",
           "weights of the generated stepper (all layers; 4 GiB in float32)"),
-    Limit("terms", 256, "PDELANG_MAX_TERMS", "named terms and pieces of the equation"),
+    Limit("terms", 256, "PDELANG_MAX_TERMS",
+          "named terms, and summands of the equation (each a term of the step program)"),
 )}
 
 
@@ -77,7 +78,7 @@ def limit(name: str) -> int:
 def how_to_raise(name: str) -> str:
     """The hint of an error that reports a limit."""
     spec = LIMITS[name]
-    return f"the limit is {limit(name):,} {spec.what}; set {spec.env} to change it"
+    return f"the limit is {limit(name):,} ({spec.what}); set {spec.env} to change it"
 
 
 __all__ = ["LIMITS", "Limit", "how_to_raise", "limit"]

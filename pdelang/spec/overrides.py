@@ -58,7 +58,7 @@ def parse_override(text: str) -> tuple[list[str], object, SourceLocation]:
     except SpecError as exc:
         raise OverrideError(f"--set {S.shown(text)[1:-1]}: {exc.message}", value_loc,
                             exc.suggestion) from None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError):  # ValueError: int('9' * 5000)
         raise OverrideError(f"--set {S.shown(text)[1:-1]}: the value {S.shown(raw)} is not "
                             "valid YAML", value_loc,
                             "quote strings that contain ':' or brackets") from None

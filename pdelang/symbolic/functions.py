@@ -60,6 +60,11 @@ class OperatorCall(sympy.Function):
     def operand(self):
         return self.args[0]
 
+    def as_real_imag(self, deep=True, **hints):
+        """Every operator maps real fields to real fields (see :func:`field_function`: the
+        assumption queries of nested functions stop here instead of expanding)."""
+        return (self, sympy.S.Zero)
+
     def _latex_body(self, printer) -> str | None:
         return None  # SymPy's default f(x) rendering
 

@@ -540,7 +540,13 @@ class Lowering:
                 f"'{self.spec.field.name}'", eq.field.loc, f"write dt({self.spec.field.name})")
         pieces: list[SymbolicTerm] = []
         seen: dict[str, SourceLocation] = {}
-        for index, (sign, piece) in enumerate(_split_sum(eq.rhs), start=1):
+        summands = _split_sum(eq.rhs)
+        if len(summands) > limit("terms"):
+            raise SpecError(f"the equation has {len(summands):,} summands, more than "
+                            f"{limit('terms')} (each is a term of the step program)",
+                            summands[limit("terms")][1].loc, "group them into named terms; "
+                            + how_to_raise("terms"))
+        for index, (sign, piece) in enumerate(summands, start=1):
             name = _piece_name(piece, self.parsed.terms) or f"term{index}"
             if name in seen:
                 raise SpecError(f"term '{name}' appears twice in the equation", piece.loc,
@@ -611,7 +617,8 @@ def check_weights(spec: Spec, instances) -> None:
         where = instances[largest].loc if largest else spec.where("fields")
         alone = f"; {largest} alone {per_call[largest]:.3g} per layer" if largest else ""
         raise SpecError(
-            f"the generated stepper would hold about {total:.3g} weights ({layers:,} layers × "
+            f"the generated stepper would hold about {total:.3g} weights ({layers:,} "
+            f"layer{'s' if layers > 1 else ''} × "
             f"{channels:,} channels{alone}), more than {most:.3g}", where,
             "use fewer channels, a smaller hidden width or fewer layers; "
             + how_to_raise("weights"))
