@@ -42,7 +42,7 @@ LIMITS = {limit.name: limit for limit in (
           "inlined)"),
     Limit("expression_operators", 1000, "PDELANG_MAX_OPERATORS",
           "operators in one expression"),
-    Limit("expanded_summands", 5000, "PDELANG_MAX_SUMMANDS",
+    Limit("expanded_summands", 1000, "PDELANG_MAX_SUMMANDS",
           "summands of a term once its products and powers are multiplied out"),
     Limit("number_digits", 1000, "PDELANG_MAX_DIGITS",
           "decimal digits of an exact constant (numerator or denominator)"),

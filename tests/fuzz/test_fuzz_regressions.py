@@ -65,6 +65,7 @@ def test_override_regressions(override, cls, fragment, col):
         compile_spec(HEAT, overrides)
     error = info.value
     F.COUNTS["regressions"] += 1
+    F.OUTCOMES[f"regressions:{type(error).__name__}"] += 1
     F.check_error(error)
     assert fragment in error.message, error.message
     if col is not None:
@@ -117,6 +118,7 @@ def test_the_command_line_exits_2_with_a_located_message(argv):
     with F.time_limit(), redirect_stdout(out), redirect_stderr(err):
         code = main(argv)
     F.COUNTS["regressions"] += 1
+    F.OUTCOMES["regressions:exit 2"] += 1
     assert code == 2, (out.getvalue(), err.getvalue())
     assert err.getvalue().startswith("<--set>:1:"), err.getvalue()
     assert "Traceback" not in err.getvalue()
