@@ -34,24 +34,22 @@ class Limit:
 
 LIMITS = {limit.name: limit for limit in (
     Limit("spec_bytes", 1 << 20, "PDELANG_MAX_SPEC_BYTES", "bytes in a spec file"),
-    Limit("yaml_depth", 32, "PDELANG_MAX_YAML_DEPTH", "levels of nested YAML collections"),
+    Limit("yaml_depth", 32, "PDELANG_MAX_YAML_DEPTH", "levels of nested YAML lists and mappings"),
     Limit("yaml_values", 10_000, "PDELANG_MAX_YAML_VALUES",
-          "YAML values, with every alias expanded"),
+          "YAML values once aliases are expanded"),
     Limit("expression_nesting", 50, "PDELANG_MAX_NESTING",
-          "levels of nested calls, powers and signs in one expression (the terms it uses "
-          "inlined)"),
+          "levels of nesting in an expression: calls, powers, sums inside products, "
+          "references to terms"),
     Limit("expression_operators", 1000, "PDELANG_MAX_OPERATORS",
-          "operators in one expression"),
+          "operators in an expression, with the terms it uses inlined"),
     Limit("expanded_summands", 1000, "PDELANG_MAX_SUMMANDS",
-          "summands of a term once its products and powers are multiplied out"),
-    Limit("number_digits", 1000, "PDELANG_MAX_DIGITS",
-          "decimal digits of an exact constant (numerator or denominator)"),
+          "summands of a term multiplied out"),
+    Limit("number_digits", 1000, "PDELANG_MAX_DIGITS", "digits of an exact constant"),
     Limit("option_int", 1 << 20, "PDELANG_MAX_OPTION",
-          "the largest integer operator option that has no maximum of its own"),
+          "for an integer operator option without a maximum of its own"),
     Limit("weights", 1 << 30, "PDELANG_MAX_WEIGHTS",
-          "weights of the generated stepper (all layers; 4 GiB in float32)"),
-    Limit("terms", 256, "PDELANG_MAX_TERMS",
-          "named terms, and summands of the equation (each a term of the step program)"),
+          "weights in the generated stepper, all layers; 4 GiB in float32"),
+    Limit("terms", 256, "PDELANG_MAX_TERMS", "named terms, and summands of the equation"),
 )}
 
 

@@ -101,6 +101,7 @@ def measure(expr: ast.Expr, terms: dict[str, tuple[int, int]]) -> tuple[int, int
         level, ops, via = 0, 0, None
         if isinstance(node, ast.Name) and node.id in terms:
             level, ops = terms[node.id]
+            level += 1  # lowering a reference recurses into the term
             via = node
         if isinstance(node, (ast.BinOp, ast.Neg)):
             ops += 1

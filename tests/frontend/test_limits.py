@@ -93,7 +93,7 @@ def test_the_highest_derivative_order_is_fast():
     " * ".join(["u"] * 999),
     "-" * 999 + "u",
     "(" * 150 + "u" + ")" * 150,
-    "tanh(" * 50 + "u" + ")" * 50,
+    "tanh(" * 49 + "u" + ")" * 49,  # with the reference from the equation: 50 levels
 ], ids=["sum", "powers", "differences", "product", "signs", "parentheses", "calls"])
 def test_long_chains_at_the_limits_compile(term):
     """The parser's AST, the lowering, the cycle check and the walkers use explicit stacks:
@@ -103,6 +103,22 @@ def test_long_chains_at_the_limits_compile(term):
 
     assert sys.getrecursionlimit() - 400 > 0
     deep(300)
+
+
+def test_a_long_chain_of_term_references_is_refused_before_lowering_recurses():
+    """t0: t1, t1: t2, …: lowering a reference recurses into the term, so a reference adds
+    a level of nesting (250 plain references used to reach the recursion limit)."""
+    chain = "\n".join(f"  t{i}: t{i + 1}" for i in range(250)) + "\n  t250: u"
+    text = SPEC.format(term="u").replace('  a: "u"', chain).replace("dt(u) = a", "dt(u) = t0")
+
+    def deep(k):
+        return compile_text(text, "chain.yaml") if k == 0 else deep(k - 1)
+
+    with pytest.raises(PdelangError, match="nests more than 50 levels deep once the terms"):
+        deep(300)
+    short = SPEC.format(term="u").replace('  a: "u"', "\n".join(
+        f"  t{i}: t{i + 1}" for i in range(40)) + "\n  t40: u").replace("dt(u) = a", "dt(u) = t0")
+    compile_text(short)
 
 
 def test_ast_helpers_handle_a_thousand_levels():
