@@ -6,11 +6,12 @@ NaN or Inf appears — with a hint that names the likely cause: Δt past the sta
 ``pdelang check`` derives, or (Δt within it) an initial state outside the equation's natural
 range.
 
-Initial conditions (``--init``): ``random[:S]`` (i.i.d. N(0, S²), S = 0.1 unless given — the
-default), ``uniform:A,B``, ``bump[:H]`` (a smooth bump of height H on the middle half of the
-grid, zero near the ends, so it respects every boundary rule) or ``FILE.pt`` (a saved
-``(B, N, C)`` tensor, e.g. from ``--save``).  Past the stability bound ``run`` warns;
-``--strict`` refuses to run there (exit 1, like ``check``'s unstable verdict).
+Initial conditions (``--init``, else the spec's ``init:``, else ``random``): ``random[:S]``
+(i.i.d. N(0, S²), S = 0.1 unless given), ``uniform:A,B``, ``bump[:H]`` (a smooth bump of
+height H on the middle half of the grid, zero near the ends, so it respects every boundary
+rule) or ``FILE.pt`` (a saved ``(B, N, C)`` tensor, e.g. from ``--save``).  Past the
+stability bound ``run`` warns; ``--strict`` refuses to run there (exit 1, like ``check``'s
+unstable verdict).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 from pdelang.errors import PdelangError, RuntimeCheckError
+from pdelang.spec.initial import option_location
 
 INIT_CHOICES = "random[:S] | uniform:A,B | bump[:H] | FILE.pt"
 
@@ -30,9 +32,10 @@ def configure(parser) -> None:
     from pdelang.cli.main import add_common
     add_common(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--init", default="random", metavar="COND",
-                        help=f"initial condition, {INIT_CHOICES}: random = N(0, S²) with "
-                             "S = 0.1 unless given (default); uniform = i.i.d. in [A, B]; "
+    parser.add_argument("--init", default=None, metavar="COND",
+                        help=f"initial condition, {INIT_CHOICES} (default: the spec's init:, "
+                             "else random): random = N(0, S²) with "
+                             "S = 0.1 unless given; uniform = i.i.d. in [A, B]; "
                              "bump = a smooth bump of height H (default 1) on the middle half "
                              "of the grid, zero near the ends (every boundary rule holds), the "
                              "same in each channel; FILE.pt = a saved (B, N, C) tensor")
@@ -49,20 +52,28 @@ def configure(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def initial_state(args, structure, model, torch, shape_1d=None):
-    """The initial state of ``--init`` as a float64 tensor (B, N, C)."""
+def initial_state(args, spec, structure, model, torch, shape_1d=None):
+    """The initial state as a float64 tensor (B, N, C): ``--init``, else the spec's
+    ``init:``, else ``random`` (N(0, 0.1²))."""
+    from pdelang.spec.initial import parse_init
     from pdelang.testing.harness import initial_state as make_state
-    from pdelang.testing.harness import parse_init
 
-    init = parse_init(args.init)
+    if args.init is not None:
+        init = parse_init(args.init)
+    else:
+        init = spec.init or parse_init("random")
     if init.kind == "file":
         state = make_state(model, init)
-        _check_tokens(state.shape[1], structure, "the initial state's token count")
+        _check_tokens(state.shape[1], structure, "the initial state's token count",
+                      init.where)
         return torch.from_numpy(state), init
     if args.batch < 1:
-        raise PdelangError(f"--batch {args.batch}: the batch needs at least one sequence")
+        raise PdelangError(f"--batch {args.batch}: the batch needs at least one sequence",
+                           option_location("--batch", str(args.batch)), "e.g. --batch 2")
     tokens = args.tokens or _default_tokens(structure, shape_1d)
-    _check_tokens(tokens, structure, f"--tokens {tokens}")
+    _check_tokens(tokens, structure, f"--tokens {tokens}",
+                  option_location("--tokens", str(tokens)) if args.tokens else None)
+    _check_state_size(args.batch, tokens, model.channels)
     length = None if structure["grid_shape"] else tokens - structure["extra_tokens"]
     state = make_state(model, init, batch=args.batch, length=length, seed=args.seed)
     return torch.from_numpy(state), init
@@ -75,21 +86,34 @@ def _default_tokens(structure, shape_1d) -> int:
     return (shape_1d[0] if shape_1d else 128) + structure["extra_tokens"]
 
 
-def _check_tokens(tokens: int, structure, what: str) -> None:
+def _check_state_size(batch: int, tokens: int, channels: int) -> None:
+    """Refuse a generated state larger than the ``state_values`` limit before allocating it
+    (``--batch 10**9`` would otherwise ask the machine for terabytes)."""
+    from pdelang.spec.limits import how_to_raise, limit
+
+    values = batch * tokens * channels
+    if values > limit("state_values"):
+        raise PdelangError(f"a state of {batch:,} × {tokens:,} tokens × {channels:,} channels "
+                           f"has {values:,} values, too many to allocate",
+                           option_location("--batch", str(batch)),
+                           "use a smaller --batch or --tokens; " + how_to_raise("state_values"))
+
+
+def _check_tokens(tokens: int, structure, what: str, where=None) -> None:
     """A state the grid can take: a 2-D grid's exact size; in 1-D, more grid tokens than the
     stencils' radius (the generated module would refuse it with a traceback otherwise)."""
     grid, extra = structure["grid_shape"], structure["extra_tokens"]
     if grid:
         if tokens != grid[0] * grid[1] + extra:
             raise PdelangError(f"{what}: the {grid[0]}×{grid[1]} grid with {extra} extra "
-                               f"token(s) needs {grid[0] * grid[1] + extra} tokens",
-                               suggestion="leave --tokens out to use the grid's size")
+                               f"token(s) needs {grid[0] * grid[1] + extra} tokens", where,
+                               "leave --tokens out to use the grid's size")
         return
     radius = structure.get("stencil_radius", 0)
     if tokens - extra < max(1, radius + 1):
         raise PdelangError(f"{what}: {tokens - extra} grid token(s) are too few"
                            + (f"; the stencils need more than {radius}" if radius else ""),
-                           suggestion=f"use at least {extra + max(1, radius + 1)} tokens")
+                           where, f"use at least {extra + max(1, radius + 1)} tokens")
 
 
 # ----------------------------------------------------------------------------- stability
@@ -159,17 +183,21 @@ def execute(args) -> int:
     facts = compilation.analysis.stability
     if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
         raise PdelangError(f"--device {args.device}: pdelang runs on cpu or cuda[:N]",
-                           suggestion="use --device cpu or --device cuda")
+                           option_location("--device", args.device),
+                           "use --device cpu or --device cuda")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PdelangError(f"--device {args.device}: CUDA is not available on this machine",
-                           suggestion="use --device cpu")
+                           option_location("--device", args.device), "use --device cpu")
     if args.device.startswith("cuda:") and int(args.device[5:]) >= torch.cuda.device_count():
         raise PdelangError(f"--device {args.device}: this machine has "
-                           f"{torch.cuda.device_count()} CUDA device(s)")
+                           f"{torch.cuda.device_count()} CUDA device(s)",
+                           option_location("--device", args.device), "use --device cuda:0")
     if args.save and not Path(args.save).resolve().parent.is_dir():
-        raise PdelangError(f"--save {args.save}: the directory does not exist")
+        raise PdelangError(f"--save {args.save}: the directory does not exist",
+                           option_location("--save", args.save),
+                           "create the directory first, or save elsewhere")
     shape_1d = spec.grid.shape if len(spec.grid.axes) == 1 else None
-    u0, init = initial_state(args, structure, compilation.discrete, torch, shape_1d)
+    u0, init = initial_state(args, spec, structure, compilation.discrete, torch, shape_1d)
     for warning in compilation.analysis.warnings:
         if not (past_bound(facts) and warning.startswith(f"Δt = {facts.dt:g} exceeds")):
             print(f"warning: {warning}", file=sys.stderr)  # (the bound's: said below)

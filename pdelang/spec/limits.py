@@ -49,6 +49,8 @@ LIMITS = {limit.name: limit for limit in (
           "for an integer operator option without a maximum of its own"),
     Limit("weights", 1 << 30, "PDELANG_MAX_WEIGHTS",
           "weights in the generated stepper, all layers; 4 GiB in float32"),
+    Limit("state_values", 1 << 28, "PDELANG_MAX_STATE",
+          "values in a state `run` generates (batch × tokens × channels); 2 GiB in float64"),
     Limit("terms", 256, "PDELANG_MAX_TERMS", "named terms, and summands of the equation"),
 )}
 

@@ -20,6 +20,7 @@ from pdelang.spec.model import (
     TimeSpec,
     frozen_mapping,
 )
+from pdelang.spec.initial import Init, parse_init
 from pdelang.spec.limits import how_to_raise, limit
 from pdelang.spec.overrides import apply_overrides
 from pdelang.spec.schema import MAX_TOTAL_STEPS, validate
@@ -106,9 +107,19 @@ def load_spec_text(text: str, filename: str = "<spec>", overrides: Iterable[str]
                       tuple(time_raw["implicit"])),
         accuracy=frozen_mapping({op: cfg["accuracy"]
                                  for op, cfg in raw["discretization"].items()}),
+        init=_initial_condition(raw["init"], locs, filename),
         locations=frozen_mapping(locs),
         raw=raw,
     )
+
+
+def _initial_condition(text: str | None, locs: dict, filename: str) -> Init | None:
+    """The spec's ``init:``, parsed now so that a typo fails as early as any other; a file
+    name is relative to the spec's folder."""
+    if text is None:
+        return None
+    folder = Path(filename).parent if not filename.startswith("<") else None
+    return parse_init(text, "init:", where=locs.get("init"), relative_to=folder)
 
 
 def canonical_hash(spec: Spec) -> str:

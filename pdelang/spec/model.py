@@ -12,6 +12,7 @@ from types import MappingProxyType
 from collections.abc import Mapping
 
 from pdelang.errors import SourceLocation
+from pdelang.spec.initial import Init
 from pdelang.spec.yaml_source import TextOrigin
 
 
@@ -108,6 +109,7 @@ class Spec:
     stabilizers: Stabilizers
     time: TimeSpec
     accuracy: Mapping[str, int]  # discretized operator → accuracy order
+    init: Init | None = None  # the spec's initial condition, if it names one
     locations: Mapping[str, SourceLocation] = field(default_factory=dict, repr=False)
     raw: Mapping = field(default_factory=dict, repr=False)  # validated plain values
 

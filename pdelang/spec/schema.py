@@ -199,6 +199,10 @@ SPEC_SCHEMA = Record(
                                "implicitly: exact flows in lie/strang, implicit stages in "
                                "imex_euler/imex_ars222."),
         }), default={}),
+        "init": _f(Scalar("str"), default=None,
+                   doc="Initial condition of `run` and `verify` (unless --init is given): "
+                       "random[:S] | uniform:A,B | bump[:H] | FILE.pt (relative to the "
+                       "spec file)."),
         "discretization": _f(MapOf(Record({
             "accuracy": _f(Scalar("int", minimum=2, even=True, maximum=MAX_ACCURACY), default=2,
                            doc="Order of accuracy of the centred stencil (even, 2 to 32)."),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable
@@ -18,7 +17,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from pdelang.driver import Compilation, compile_spec
-from pdelang.errors import PdelangError, did_you_mean
+from pdelang.errors import PdelangError
+from pdelang.spec.initial import INIT_HELP, Init, parse_init
 from pdelang.spec.load import load_spec_text
 from pdelang.spec.model import Spec
 from pdelang.testing.numpy_reference import NumpyReference, weights_from_stepper
@@ -153,97 +153,6 @@ def reference_stencil_operator(compilation: Compilation, key: str):
 
 
 # ----------------------------------------------------------------------------- initial states
-DEFAULT_SIGMA = 0.1  # ``random``: small, so that a reaction term starts near its fixed points
-
-INIT_HELP = (
-    "random[:S] = i.i.d. N(0, S²) entries (S = 0.1 unless given); uniform:A,B = i.i.d. "
-    "uniform in [A, B]; bump[:H] = a smooth bump of height H (default 1) on the middle half "
-    "of the grid, zero near the ends (so it respects every boundary rule), the same in "
-    "every channel, zero on extra tokens; FILE.pt = a saved (B, N, C) tensor (or a dict "
-    "with key 'u')")
-
-
-@dataclass(frozen=True)
-class Init:
-    """A named initial condition (see :data:`INIT_HELP`); ``text`` is what the user wrote."""
-
-    kind: str  # random | uniform | bump | file
-    text: str
-    sigma: float = DEFAULT_SIGMA
-    low: float = 0.0
-    high: float = 1.0
-    height: float = 1.0
-    path: str | None = None
-
-    def describe(self) -> str:
-        if self.kind == "random":
-            return f"random N(0, {self.sigma:g}²)"
-        if self.kind == "uniform":
-            return f"uniform in [{self.low:g}, {self.high:g}]"
-        if self.kind == "bump":
-            return f"a smooth bump of height {self.height:g}"
-        return f"the tensor in {self.path}"
-
-    def scaled(self, factor: float) -> Init:
-        """The same condition with ``factor`` times the amplitude (random: σ; bump: H)."""
-        if self.kind == "random":
-            return Init("random", f"random:{self.sigma * factor:g}", sigma=self.sigma * factor)
-        if self.kind == "bump":
-            return Init("bump", f"bump:{self.height * factor:g}", height=self.height * factor)
-        raise ValueError(f"cannot scale {self.text}")
-
-
-def _number(text: str, what: str, option: str, example: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise PdelangError(f"{option} {what}: '{text}' is not a finite number",
-                           suggestion=f"e.g. {option} {example}")
-    return value
-
-
-def parse_init(text: str, option: str = "--init") -> Init:
-    """An :class:`Init` from ``random[:S] | uniform:A,B | bump[:H] | FILE.pt`` (a
-    :class:`PdelangError` naming the option for anything else)."""
-    raw = text
-    text = text.strip()
-    name, _, argument = text.partition(":")
-    key = name.strip().lower()
-    if key == "random":
-        if not argument:
-            return Init("random", raw)
-        sigma = _number(argument, raw, option, "random:0.1")
-        if sigma <= 0:
-            raise PdelangError(f"{option} {raw}: the standard deviation must be positive",
-                               suggestion=f"e.g. {option} random:0.1")
-        return Init("random", raw, sigma=sigma)
-    if key == "uniform":
-        bounds = argument.split(",")
-        if len(bounds) != 2 or not all(b.strip() for b in bounds):
-            raise PdelangError(f"{option} {raw}: uniform needs two bounds A,B",
-                               suggestion=f"e.g. {option} uniform:0,1")
-        low, high = (_number(b.strip(), raw, option, "uniform:0,1") for b in bounds)
-        if not low < high:
-            raise PdelangError(f"{option} {raw}: the lower bound must be below the upper one",
-                               suggestion=f"e.g. {option} uniform:{min(low, high):g},"
-                                          f"{max(low, high) if low != high else low + 1:g}")
-        return Init("uniform", raw, low=low, high=high)
-    if key == "bump":
-        if not argument:
-            return Init("bump", raw)
-        height = _number(argument, raw, option, "bump:1")
-        return Init("bump", raw, height=height)
-    path = Path(text).expanduser()
-    if text.endswith(".pt") or path.is_file():
-        return Init("file", raw, path=str(path))
-    hint = did_you_mean(key, ("random", "uniform", "bump"))
-    raise PdelangError(f"{option} {raw}: not an initial condition: use random[:S], "
-                       "uniform:A,B, bump[:H] or a .pt file",
-                       suggestion=(f"{hint} " if hint else "") + INIT_HELP)
-
-
 def _bump_profile(n: int) -> np.ndarray:
     """exp(1 − 1/(1 − r²)) for |r| < 1, 0 elsewhere; r = (i − centre)/(n/4): C^∞, height 1
     at the centre, zero on the outer quarters of the axis."""
@@ -256,39 +165,43 @@ def _bump_profile(n: int) -> np.ndarray:
 
 
 def _load_state(init: Init, model) -> np.ndarray:
+    """The tensor of an ``init: FILE.pt``; every problem with it is located where the file
+    was named (the spec's ``init:`` or ``--init``)."""
     import torch
+
+    def fail(message: str, suggestion: str | None = None) -> PdelangError:
+        return PdelangError(message, init.where, suggestion)
 
     try:
         state = torch.load(init.path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise PdelangError(f"no such initial-state file: {init.path}",
-                           suggestion=INIT_HELP) from None
+        raise fail(f"no such initial-state file: {init.path}", INIT_HELP) from None
     except Exception as exc:  # torch raises many kinds for a bad file
-        raise PdelangError(f"cannot read the initial state {init.path}: {exc}") from None
+        raise fail(f"cannot read the initial state {init.path}: {exc}",
+                   "a (B, N, C) tensor saved by torch, e.g. from pdelang run --save") from None
     if isinstance(state, dict):
         state = state.get("u", next(iter(state.values()), None))
     if not isinstance(state, torch.Tensor) or state.dim() != 3 \
             or state.shape[-1] != model.channels:
         shape = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
-        raise PdelangError(f"the initial state must be a (B, N, {model.channels}) tensor, "
-                           f"got {shape}")
+        raise fail(f"the initial state must be a (B, N, {model.channels}) tensor, got {shape}")
     if state.shape[0] < 1:
-        raise PdelangError("the initial state has an empty batch")
+        raise fail("the initial state has an empty batch")
     if state.is_complex() or not state.is_floating_point():
-        raise PdelangError(f"the initial state must hold real floating-point numbers, got "
-                           f"{state.dtype}")
+        raise fail(f"the initial state must hold real floating-point numbers, got "
+                   f"{state.dtype}")
     tokens, extra = state.shape[1], model.extra_tokens
     if len(model.axes) == 2:
         rows, cols = model.shape
         if tokens != rows * cols + extra:
-            raise PdelangError(f"the initial state has {tokens} tokens; the {rows}×{cols} grid "
-                               f"with {extra} extra token(s) needs {rows * cols + extra}")
+            raise fail(f"the initial state has {tokens} tokens; the {rows}×{cols} grid "
+                       f"with {extra} extra token(s) needs {rows * cols + extra}")
     elif tokens - extra < max(1, model.stencil_radius + 1):
-        raise PdelangError(f"the initial state has {tokens - extra} grid token(s); the "
-                           f"stencils need more than {model.stencil_radius}")
+        raise fail(f"the initial state has {tokens - extra} grid token(s); the "
+                   f"stencils need more than {model.stencil_radius}")
     array = state.detach().double().numpy().copy()
     if not np.isfinite(array).all():
-        raise PdelangError(f"the initial state in {init.path} contains NaN or Inf")
+        raise fail(f"the initial state in {init.path} contains NaN or Inf")
     return array
 
 

@@ -381,38 +381,43 @@ def steps_window(compilation: Compilation, span: tuple[float, float] | str | Non
     span for None); a :class:`PdelangError` unless T0 < T1 lie in the span on step
     boundaries."""
     from pdelang.errors import PdelangError
+    from pdelang.spec.initial import option_location
 
     model = compilation.discrete
     t_start, t_end = compilation.spec.time.span
     total = model.layers * model.substeps
     if span is None:
         return 0, total
+    where = option_location("--span", span if isinstance(span, str)
+                            else f"{span[0]:g},{span[1]:g}")
     if isinstance(span, str):
         parts = [p.strip() for p in span.replace("[", "").replace("]", "").split(",")]
         if len(parts) != 2:
-            raise PdelangError(f"--span {span}: give two times T0,T1",
-                               suggestion=f"e.g. --span {t_start:g},{t_end:g}")
+            raise PdelangError(f"--span {span}: give two times T0,T1", where,
+                               f"e.g. --span {t_start:g},{t_end:g}")
         try:
             span = (float(parts[0]), float(parts[1]))
         except ValueError:
             raise PdelangError(f"--span {span}: '{parts[0]}' or '{parts[1]}' is not a number",
-                               suggestion=f"e.g. --span {t_start:g},{t_end:g}") from None
+                               where, f"e.g. --span {t_start:g},{t_end:g}") from None
     t0, t1 = span
     text = f"--span {t0:g},{t1:g}"
     if not (math.isfinite(t0) and math.isfinite(t1) and t0 < t1):
-        raise PdelangError(f"{text}: need finite times T0 < T1")
+        raise PdelangError(f"{text}: need finite times T0 < T1", where,
+                           f"e.g. --span {t_start:g},{t_end:g}")
     tolerance = 1e-9 * max(1.0, abs(t_start), abs(t_end))
     if t0 < t_start - tolerance or t1 > t_end + tolerance:
         raise PdelangError(f"{text}: the window must lie within the spec's span "
-                           f"[{t_start:g}, {t_end:g}]")
+                           f"[{t_start:g}, {t_end:g}]", where,
+                           f"e.g. --span {t_start:g},{t_end:g}")
     window = []
     for t in (t0, t1):
         k = (t - t_start) / model.dt
         if abs(k - round(k)) > 1e-6:
             low = t_start + math.floor(k) * model.dt
             raise PdelangError(f"{text}: t = {t:g} is not a step boundary (Δt = {model.dt:g} "
-                               f"from t = {t_start:g})",
-                               suggestion=f"use {low:g} or {low + model.dt:g}")
+                               f"from t = {t_start:g})", where,
+                               f"use {low:g} or {low + model.dt:g}")
         window.append(min(max(round(k), 0), total))
     return window[0], window[1]
 
@@ -446,12 +451,14 @@ def choose_test_state(compilation: Compilation, stepper, init, *, seed: int,
     """The state of the trajectory checks.  ``init`` None: N(0, 0.5²) (seeded as the checks'
     own default), and — where the spec's trajectory leaves any finite range from it (a
     reaction u(1 − u) blows up from negative values) — 10× smaller amplitudes, down to
-    5e-8, until it does not (said in a note).  An explicit ``init`` (``--init``) is used as
-    given; an overflow is then reported by the checks."""
+    5e-8, until it does not (said in a note).  An explicit ``init`` (``--init``, or else the
+    spec's ``init:``) is used as given; an overflow is then reported by the checks."""
     from pdelang.testing.harness import Init, initial_state, parse_init
     from pdelang.testing.stepper_checks import AMPLITUDES, padding_mask
 
     model = compilation.discrete
+    if init is None:
+        init = compilation.spec.init
     if init is None:
         candidates = [Init("random", f"random:{a:g}", sigma=a) for a in AMPLITUDES]
     else:

@@ -77,6 +77,44 @@ def test_bump_init_respects_the_boundary_and_round_trips_through_a_file(tmp_path
     assert _json(out)["layers"][0]["max_abs"] == pytest.approx(float(final.abs().max()))
 
 
+def test_the_spec_init_is_the_default_and_init_overrides_it(tmp_path):
+    """A spec that names its initial condition runs inside its range without --init; an
+    explicit --init wins, and its bad value is still located on the command line."""
+    spec = tmp_path / "kpp.yaml"
+    spec.write_text(Path(FISHER).read_text() + "init: uniform:0,1\n")
+    code, out, err = run("run", str(spec), "--json", "--no-progress")
+    assert code == 0, err
+    assert _json(out)["init"] == "uniform in [0, 1]"
+    code, out, err = run("run", str(spec), "--init", "bump:0.5", "--json", "--no-progress")
+    assert code == 0 and _json(out)["init"] == "a smooth bump of height 0.5", err
+    code, _, err = run("run", str(spec), "--init", "uniform:-0.5,0", "--no-progress")
+    assert code == 2 and "runtime error" in err and "uniform in [-0.5, 0]" in err, err
+    code, _, err = run("run", str(spec), "--init", "uniform:1,0", "--no-progress")
+    assert code == 2 and err.startswith("<--init>:1:8: error"), err
+
+
+def test_a_spec_init_file_is_read_relative_to_the_spec(tmp_path):
+    torch.save(torch.full((1, 64, 1), 0.25, dtype=torch.float64), tmp_path / "start.pt")
+    spec = tmp_path / "kpp.yaml"
+    spec.write_text(Path(FISHER).read_text() + "init: start.pt\n")
+    code, out, err = run("run", str(spec), "--json", "--no-progress")
+    assert code == 0, err
+    layers = _json(out)["layers"]
+    assert layers[0]["max_abs"] == pytest.approx(0.25) and layers[-1]["max_abs"] > 0.9
+    torch.save(torch.zeros(1, 64, 3), tmp_path / "start.pt")
+    code, _, err = run("run", str(spec), "--no-progress")
+    line = Path(FISHER).read_text().count("\n") + 1
+    assert code == 2 and f"kpp.yaml:{line}:7: error" in err and "(B, N, 1)" in err, err
+
+
+def test_a_state_too_large_is_refused_before_allocation(monkeypatch):
+    code, _, err = run("run", HEAT, "--batch", str(10**9), "--no-progress")
+    assert code == 2 and "too many to allocate" in err and "PDELANG_MAX_STATE" in err, err
+    monkeypatch.setenv("PDELANG_MAX_STATE", "100")
+    code, _, err = run("run", HEAT, "--batch", "2", "--no-progress")
+    assert code == 2 and "the limit is 100" in err, err
+
+
 def test_initial_states_by_name():
     from pdelang.driver import compile_spec
     from pdelang.testing.harness import initial_state, parse_init

@@ -88,3 +88,17 @@ def test_text_report_names_the_test_state():
     code, out, err = run("verify", FISHER, "--steps", "200", "--init", "bump")
     assert code == 0, err
     assert "test state: a smooth bump of height 1" in out, out
+
+
+def test_the_spec_init_is_the_test_state(tmp_path):
+    """A spec's init: is verify's test state, used as given (as --init would be)."""
+    spec = tmp_path / "kpp.yaml"
+    spec.write_text(Path(FISHER).read_text() + "init: bump:0.5\n")
+    code, out, err = run("verify", str(spec), "--json", "--steps", "200")
+    data = json.loads(out)
+    assert code == 0 and data["passed"], err
+    assert data["test_state"]["init"] == "a smooth bump of height 0.5"
+    assert not data["notes"] or not any("amplitude" in note for note in data["notes"])
+    code, out, _ = run("verify", str(spec), "--json", "--steps", "200",
+                       "--init", "uniform:-0.5,0")
+    assert code == 1 and json.loads(out)["test_state"]["init"] == "uniform in [-0.5, 0]"
