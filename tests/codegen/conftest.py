@@ -18,3 +18,24 @@ def _one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The injection corpus's results (tests/codegen/test_injection.py) in the test output:
+    how many payloads, cases, clean located errors and modules checked safe."""
+    import sys
+
+    injection = next((module for name, module in sorted(sys.modules.items())
+                      if name.rsplit(".", 1)[-1] == "test_injection"
+                      and hasattr(module, "RESULTS")), None)
+    if injection is None or not injection.RESULTS["cases"]:
+        return
+    results = injection.RESULTS
+    failed = results["cases"] - results["clean errors"] - results["safe modules"]
+    terminalreporter.write_sep(
+        "=", f"pdelang injection corpus: {results['payloads']} payloads, "
+             f"{results['cases']} cases")
+    terminalreporter.write_line(
+        f"  {results['clean errors']} clean located errors, {results['safe modules']} "
+        f"modules whose code tokens are unchanged and which import and run without the "
+        f"payload's side effect; {failed} failed")

@@ -126,7 +126,7 @@ def outcome(compile_it, tag: str) -> str:
     try:
         source = compile_it()
     except PdelangError as error:
-        assert error.location is not None or error.message, str(error)
+        assert error.location is not None and error.location.line >= 1, str(error)
         RESULTS["clean errors"] += 1
         return "error"
     assert code_tokens(source) == BASELINE, "the payload changed the code tokens"
