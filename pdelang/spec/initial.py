@@ -73,13 +73,14 @@ def parse_init(text: str, option: str = "--init", where: SourceLocation | None =
     value) or on the command line under ``option``.  A relative file name is taken relative
     to ``relative_to`` (the spec file's folder) when given."""
     raw = text
+    shown = text if len(text) <= 60 else text[:57] + "…"  # for messages: a value may be huge
     if where is not None and where.length == 1:  # a spec's value: underline all of it
         where = replace(where, length=max(len(text), 1))
     location = where or option_location(option, text)
     error = SpecError if where is not None else PdelangError  # the spec's, or an option's
 
     def fail(message: str, example: str) -> PdelangError:
-        return error(f"{option} {raw}: {message}", location, f"e.g. {option} {example}")
+        return error(f"{option} {shown}: {message}", location, f"e.g. {option} {example}")
 
     text = text.strip()
     name, _, argument = text.partition(":")
@@ -108,12 +109,21 @@ def parse_init(text: str, option: str = "--init", where: SourceLocation | None =
     path = Path(text).expanduser() if text else None
     if path is not None and relative_to is not None and not path.is_absolute():
         path = Path(relative_to) / path
-    if path is not None and (text.endswith(".pt") or path.is_file()):
+    if path is not None and (text.endswith(".pt") or _is_file(path)):
         return Init("file", raw, path=str(path), where=location)
     hint = did_you_mean(key, ("random", "uniform", "bump"))
-    raise error(f"{option} {raw}: not an initial condition: use random[:S], "
+    raise error(f"{option} {shown}: not an initial condition: use random[:S], "
                        "uniform:A,B, bump[:H] or a .pt file", location,
                        (f"{hint} " if hint else "") + INIT_HELP)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` names a file; False where the system refuses the name itself (too
+    long, a NUL byte): then it is no file name either."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _number(text: str, fail, example: str) -> float:

@@ -74,6 +74,16 @@ def test_a_bad_init_is_located_at_its_value(text, fragment, hint):
     assert "^" in str(error) and "Traceback" not in str(error)
 
 
+@pytest.mark.parametrize("value", ['"a\\0b"', "x" * 5000])
+def test_a_name_the_system_refuses_is_not_a_file(value):
+    """A NUL byte or a 5,000-character name: the file probe must not raise OSError (found by
+    the long fuzz profile: 'File name too long')."""
+    with pytest.raises(SpecError) as caught:
+        _spec(value)
+    assert "not an initial condition" in caught.value.message
+    assert len(caught.value.message) < 200  # the value abbreviated in the message
+
+
 def test_a_bad_override_is_located_on_the_command_line():
     with pytest.raises(SpecError) as caught:
         _spec(None, overrides=["init=bump:x"])

@@ -50,6 +50,8 @@ OVERRIDES = [
     ("terms.diffusion=exp(-1000) * laplace(u)", None, "", None),
     ("fields.u.channels=1048576|terms.diffusion=attention(u)", SpecError, "weights", None),
     (".".join(["grid"] * 40) + "=1", OverrideError, "is not a dotted name", 7),
+    # an init: too long for a file name (the file probe raised OSError: File name too long)
+    ("init=" + "tanh(" * 80 + "u" + ")" * 80, SpecError, "not an initial condition", 12),
 ]
 
 
