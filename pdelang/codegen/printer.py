@@ -79,6 +79,9 @@ class TorchPrinter:
             negated = self._negated(node)
             if negated is not None:
                 return "-" + self.wrap(negated, _PRECEDENCE["neg"]), _PRECEDENCE["neg"]
+            folded = self._folded(node)
+            if folded is not None:
+                return folded, _PRECEDENCE["atom"]
             factors = sorted(node.factors, key=lambda f: not isinstance(f, (D.Const, D.Param)))
             return " * ".join(self.wrap(f, _PRECEDENCE["product"] + (i > 0) * 0.5)
                               for i, f in enumerate(factors)), _PRECEDENCE["product"]
@@ -102,6 +105,23 @@ class TorchPrinter:
         if isinstance(node, D.ApplyModule):
             return self.operator(node.op, node), _PRECEDENCE["atom"]
         raise TypeError(f"TorchPrinter cannot print {type(node).__name__}: {node!r}")
+
+    def _folded(self, node: D.Product) -> str | None:
+        """``scale · S(x)`` as one call, when the product is one operator application S times
+        field-free factors (constant within a step) and S folds a scale into itself
+        (:meth:`~pdelang.operators.base.Operator.torch_scaled_expr`), else None."""
+        applied = [f for f in node.factors if isinstance(f, D.ApplyStencil)]
+        scalars = [f for f in node.factors if not isinstance(f, D.ApplyStencil)]
+        if len(applied) != 1 or not scalars or any(
+                isinstance(n, (D.State, D.ApplyStencil, D.ApplyModule))
+                for f in scalars for n in D.walk(f)):
+            return None
+        stencil = applied[0]
+        op = OPERATORS.get(self.m.stencils[stencil.stencil].operator)
+        if op is None:
+            return None
+        scale = self.expr(scalars[0] if len(scalars) == 1 else D.Product(tuple(scalars)))[0]
+        return op.torch_scaled_expr(stencil, self.field(stencil.operand), scale, self.m)
 
     def operator(self, name: str, node) -> str:
         """An operator call, printed by its operator (strict: no handler, no code)."""

@@ -176,6 +176,13 @@ class Operator:
             return f"self.{node.module}({operand})"
         raise MissingHandler("the torch printer", self.name, "torch_expr")
 
+    def torch_scaled_expr(self, node, operand: str, scale: str, model) -> str | None:
+        """Source of ``scale · call`` with the field-free factor ``scale`` (constant within a
+        step: a number, a parameter) folded into the operator, or None when it has no such
+        form and the printer multiplies.  The fixed stencils fold it into their kernel, so
+        ``D * laplace(u)`` is one operation instead of two."""
+        return None
+
     def torch_module(self, module) -> str:
         """Constructor source of a weight-owning call site's module."""
         raise MissingHandler("the torch printer", self.name, "torch_module")

@@ -92,6 +92,10 @@ class DiffOperator(Operator):
     def torch_expr(self, node, operand: str, model) -> str:
         return f"self.{model.stencils[node.stencil].attribute}({operand}, ctx)"
 
+    def torch_scaled_expr(self, node, operand: str, scale: str, model) -> str:
+        attribute = model.stencils[node.stencil].attribute
+        return f"self.{attribute}({operand}, ctx, scale={scale})"  # folded into the kernel
+
     def numpy_eval(self, node, operand, reference, layer, ctx):
         return reference.stencil(node.stencil, operand, ctx)
 

@@ -79,6 +79,9 @@ class LaplaceOperator(Operator):
     def torch_expr(self, node, operand: str, model) -> str:
         return f"self.laplace({operand}, ctx)"
 
+    def torch_scaled_expr(self, node, operand: str, scale: str, model) -> str:
+        return f"self.laplace({operand}, ctx, scale={scale})"  # scale folded into the kernel
+
     def numpy_eval(self, node, operand, reference, layer, ctx):
         return reference.stencil(node.stencil, operand, ctx)
 

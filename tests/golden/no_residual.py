@@ -126,12 +126,17 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
 
 
 class Stencil(nn.Module):
-    """A centred finite-difference operator on the token grid,
+    """A centred finite-difference operator on the token grid, applied as one kernel,
 
-        (L u)_i = Σ_axes Σ_j w_j u_{i + j e_axis} / h^k,
+        (L u)_i = s Σ_j w_j u_{i + j},
 
-    with ghost values from the neumann boundary.  Extra tokens (before the grid)
-    and padding tokens are outside the domain: their rate is zero."""
+    w_j the weights (divided by h^k) and s an optional scale folded into the kernel (a
+    coefficient constant within the step: D of D Δu).  The ghost values of the neumann
+    boundary are built once per call, r tokens beyond each end; then each nonzero weight
+    adds its shifted window into one rate tensor, in offset order, each product rounded
+    before it is added (no fused multiply-add), so that a constant field gives exactly
+    zero under the 3-point stencils (a, −2a, a).  Extra tokens (before the grid) and
+    padding tokens are outside the domain: their rate is zero."""
 
     def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...],
                  dims: tuple[int, ...]) -> None:
@@ -141,34 +146,58 @@ class Stencil(nn.Module):
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
         self.register_buffer("weights", torch.tensor(weights, dtype=torch.float64),
                              persistent=False)
+        taps = [(o, w) for o, w in zip(offsets, weights, strict=True) if w != 0] or [(0, 0.0)]
+        self.shifts = tuple((offset,) for offset, _ in taps)  # shift t of each tap, along dim 1
+        self.register_buffer("kernel", torch.tensor([w for _, w in taps], dtype=torch.float64),
+                             persistent=False)
 
-    def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
-        grid = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
-        if ctx.lengths is not None:
-            rate = self.ragged(grid, ctx.lengths)
+    def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
+        """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
+        g = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
+        kernel = self.kernel.to(u.dtype)  # (T,): one weight per tap
+        if scale is not None:
+            kernel = kernel * scale
+        if ctx.lengths is not None:  # (B,): each sequence's real grid tokens
+            extended = self.ragged_ghosts(g, 1, ctx.lengths)  # (B, L + 2r, C)
+            rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
+            rate = rate * self.inside(g, ctx.lengths)
         else:
-            rate = self.along(grid, 1)
+            extended = with_ghosts(g, 1, self.radius)  # (B, L + 2r, C)
+            rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
         if EXTRA_TOKENS:
             rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
 
     def along(self, g: torch.Tensor, dim: int) -> torch.Tensor:
-        size = g.shape[dim]
-        padded = with_ghosts(g, dim, self.radius)
-        rate = torch.zeros_like(g)
-        for offset, weight in zip(self.offsets, self.weights, strict=True):
-            rate = rate + weight * padded.narrow(dim, self.radius + offset, size)
+        """Σ_j w_j g_{i + j e_dim}: the 1-D stencil along one axis of g (b, *extent, C)."""
+        shifts = tuple((offset,) for offset in self.offsets)
+        extended = with_ghosts(g, dim, self.radius)
+        return self.taps(extended, g.shape, (dim,), shifts, self.weights.to(g.dtype))
+
+    def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
+             shifts: tuple[tuple[int, ...], ...], kernel: torch.Tensor) -> torch.Tensor:
+        """Σ_t k_t (extended shifted by t along dims, cut to shape), into one tensor."""
+        rate = None
+        for shift, k in zip(shifts, kernel.unbind(), strict=True):
+            window = extended
+            for dim, offset in zip(dims, shift, strict=True):
+                window = window.narrow(dim, self.radius + offset, shape[dim])
+            rate = window * k if rate is None else rate.add_(window * k)
         return rate
 
-    def ragged(self, g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # g: (B, L, C); sequence b has lengths[b] real grid tokens, then padding
+    def ragged_ghosts(self, g: torch.Tensor, dim: int, n: torch.Tensor) -> torch.Tensor:
+        """g (B, L, C) with r ghosts beyond both ends of dim 1, sequence b's after its n[b]
+        real tokens: one gather for all the taps."""
+        positions = torch.arange(-self.radius, g.shape[dim] + self.radius,
+                                 device=g.device)[None, :]  # (1, L + 2r)
+        return ghost_value(g, positions, n[:, None])  # (B, L + 2r, C)
+
+    @staticmethod
+    def inside(g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, 1): 1 on the tokens of each sequence whose rate is not held at zero."""
         positions = torch.arange(g.shape[1], device=g.device)[None, :]  # (1, L)
-        n = lengths[:, None]  # (B, 1)
-        rate = torch.zeros_like(g)
-        for offset, weight in zip(self.offsets, self.weights, strict=True):
-            rate = rate + weight * ghost_value(g, positions + offset, n)
-        inside = positions < n
-        return rate * inside[..., None].to(g.dtype)
+        inside = positions < lengths[:, None]
+        return inside[..., None].to(g.dtype)
 
 
 def finite_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -284,7 +313,7 @@ class NoResidualLayer(nn.Module):
         self, u: torch.Tensor, ctx: Context, p: SharedParameters
     ) -> torch.Tensor:
         """The diffusion term of the vector field: (B, N, C) → (B, N, C)."""
-        return p.D * self.laplace(u, ctx)
+        return self.laplace(u, ctx, scale=p.D)
 
     def f_interaction(
         self, u: torch.Tensor, ctx: Context, p: SharedParameters

@@ -117,12 +117,18 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
 
 
 class Stencil(nn.Module):
-    """A centred finite-difference operator on the token grid,
+    """A centred finite-difference operator on the token grid, applied as one kernel,
 
-        (L u)_i = Σ_axes Σ_j w_j u_{i + j e_axis} / h^k,
+        (L u)_i = Σ_t k_t u_{i + t},   k = s w_j at t = j e_a, for each axis a it acts on,
 
-    with ghost values from the neumann boundary.  Extra tokens (before the grid)
-    and padding tokens are outside the domain: their rate is zero."""
+    w_j the 1-D weights (divided by h^k) and s an optional scale folded into the kernel (a
+    coefficient constant within the step: D of D Δu).  The ghost values of the neumann
+    boundary are built once per call, r tokens beyond each end of every axis it acts on;
+    then each nonzero tap adds its shifted window into one rate tensor.  The taps go axis
+    by axis in offset order, each product rounded before it is added (no fused
+    multiply-add), so that a constant field gives exactly zero under the 3-point stencils
+    (a, −2a, a).  Extra tokens (before the grid) and padding tokens are outside the
+    domain: their rate is zero."""
 
     def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...],
                  dims: tuple[int, ...]) -> None:
@@ -132,39 +138,63 @@ class Stencil(nn.Module):
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
         self.register_buffer("weights", torch.tensor(weights, dtype=torch.float64),
                              persistent=False)
+        taps = [(tuple(offset if a == axis else 0 for a in range(len(dims))), weight)
+                for axis in range(len(dims))
+                for offset, weight in zip(offsets, weights, strict=True) if weight != 0]
+        taps = taps or [((0,) * len(dims), 0.0)]
+        self.shifts = tuple(t for t, _ in taps)  # shift t of each tap: one offset per dim
+        self.register_buffer("kernel", torch.tensor([w for _, w in taps], dtype=torch.float64),
+                             persistent=False)
 
-    def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
+        """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
         grid = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
         batch, _, channels = u.shape  # (B, N, C)
         g = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
+        kernel = self.kernel.to(u.dtype)  # (T,): one weight per tap
+        if scale is not None:
+            kernel = kernel * scale
+        extended = g  # (B, rows + 2r, cols + 2r, C) once ghosted along both axes
         if ctx.lengths is not None:  # (B, 2): each image's rows and cols
-            rate = sum(self.ragged(g, dim, ctx.lengths[:, dim - 1])
-                       for dim in self.dims)
+            for dim in self.dims:
+                extended = self.ragged_ghosts(extended, dim, ctx.lengths[:, dim - 1])
+            rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
             rate = rate * self.inside(g, ctx.lengths)
         else:
-            rate = sum(self.along(g, dim) for dim in self.dims)
+            for dim in self.dims:
+                extended = with_ghosts(extended, dim, self.radius)
+            rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
         rate = rate.reshape(batch, -1, channels)  # (B, L, C)
         if EXTRA_TOKENS:
             rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
 
     def along(self, g: torch.Tensor, dim: int) -> torch.Tensor:
-        size = g.shape[dim]
-        padded = with_ghosts(g, dim, self.radius)
-        rate = torch.zeros_like(g)
-        for offset, weight in zip(self.offsets, self.weights, strict=True):
-            rate = rate + weight * padded.narrow(dim, self.radius + offset, size)
+        """Σ_j w_j g_{i + j e_dim}: the 1-D stencil along one axis of g (b, *extent, C)."""
+        shifts = tuple((offset,) for offset in self.offsets)
+        extended = with_ghosts(g, dim, self.radius)
+        return self.taps(extended, g.shape, (dim,), shifts, self.weights.to(g.dtype))
+
+    def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
+             shifts: tuple[tuple[int, ...], ...], kernel: torch.Tensor) -> torch.Tensor:
+        """Σ_t k_t (extended shifted by t along dims, cut to shape), into one tensor."""
+        rate = None
+        for shift, k in zip(shifts, kernel.unbind(), strict=True):
+            window = extended
+            for dim, offset in zip(dims, shift, strict=True):
+                window = window.narrow(dim, self.radius + offset, shape[dim])
+            rate = window * k if rate is None else rate.add_(window * k)
         return rate
 
-    def ragged(self, g: torch.Tensor, dim: int, n: torch.Tensor) -> torch.Tensor:
-        # g: (B, rows, cols, C); image b has n[b] real tokens along dim
+    def ragged_ghosts(self, g: torch.Tensor, dim: int, n: torch.Tensor) -> torch.Tensor:
+        """g with r ghosts beyond both ends of dim, image b's at its own extent n[b]: one
+        gather for all the taps."""
         moved = g.movedim(dim, 1)  # (B, S, O, C): S along dim, O the other axis
         flat = moved.reshape(moved.shape[0], moved.shape[1], -1)  # (B, S, O·C)
-        positions = torch.arange(flat.shape[1], device=g.device)[None, :]  # (1, S)
-        rate = torch.zeros_like(flat)
-        for offset, weight in zip(self.offsets, self.weights, strict=True):
-            rate = rate + weight * ghost_value(flat, positions + offset, n[:, None])
-        return rate.reshape(moved.shape).movedim(1, dim)
+        positions = torch.arange(-self.radius, flat.shape[1] + self.radius,
+                                 device=g.device)[None, :]  # (1, S + 2r)
+        values = ghost_value(flat, positions, n[:, None])  # (B, S + 2r, O·C)
+        return values.reshape(moved.shape[0], -1, *moved.shape[2:]).movedim(1, dim)
 
     @staticmethod
     def inside(g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -199,7 +229,7 @@ class ReactionDiffusion2dLayer(nn.Module):
         self, u: torch.Tensor, ctx: Context, p: SharedParameters
     ) -> torch.Tensor:
         """The diffusion term of the vector field: (B, N, C) → (B, N, C)."""
-        return p.D * self.laplace(u, ctx)
+        return self.laplace(u, ctx, scale=p.D)
 
     def f_reaction(
         self, u: torch.Tensor, ctx: Context, p: SharedParameters
