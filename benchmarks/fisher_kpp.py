@@ -108,6 +108,9 @@ def run(cfg, cases: list[tuple[int, int]], dtypes=("float64", "float32")) -> lis
             py_stepper, make_field, solver = pypde_stepper(n, np.dtype(dtype_name), cfg.threads)
             state = make_field(u0)
             py_stepper(state, 0.0, steps * DT)  # compiles here (untimed)
+            # numba's set-up leaves torch on more intra-op threads (seen: 1 → 2, and pdelang
+            # 10–40× slower on this loaded 2-core machine): restore the suite's setting
+            torch.set_num_threads(cfg.threads)
             diff = float(np.abs(field - state.data.astype(np.float64)).max())
             done = solver.info["steps"]
             work = make_field(u0)
@@ -117,6 +120,9 @@ def run(cfg, cases: list[tuple[int, int]], dtypes=("float64", "float32")) -> lis
 
             t = interleaved({"pdelang": ours, "py-pde": theirs}, cfg.rounds_fisher,
                             cfg.warmup, cfg.device)
+            if torch.get_num_threads() != cfg.threads:
+                raise RuntimeError(f"torch ran on {torch.get_num_threads()} threads, not "
+                                   f"{cfg.threads}, during the Fisher–KPP timing")
             per_call = (solver.info["steps"] - done) // (cfg.rounds_fisher + cfg.warmup)
             if per_call != steps:
                 raise RuntimeError(f"py-pde took {per_call} steps per call, not {steps}")
