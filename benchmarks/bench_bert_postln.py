@@ -21,13 +21,16 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: make the ``benchmarks`` package importable
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.timing import interleaved  # noqa: E402
 CHANNELS, HEADS, HIDDEN, LAYERS, EPS = 384, 12, 1536, 6, 1e-12
 
 
@@ -81,11 +84,6 @@ def has_fastpath_switch() -> bool:
     return hasattr(getattr(torch.backends, "mha", None), "set_fastpath_enabled")
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def make_variants(stepper, encoder, u):
     variants = {}
     for mode_name, mode in (("no_grad", torch.no_grad), ("inference_mode", torch.inference_mode)):
@@ -132,20 +130,8 @@ def benchmark(device: str = "cpu", batch: int = 8, tokens: int = 128, repeats: i
     error_slow = float((ours - slow).abs().max()) / scale
 
     variants = make_variants(stepper, encoder, u)
-    names = list(variants)
-    for _ in range(warmup):
-        for name in names:
-            variants[name]()
-    sync(dev)
-    times = {name: [] for name in names}
-    for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]  # rotate the start
-        for name in order:
-            sync(dev)
-            start = time.perf_counter()
-            variants[name]()
-            sync(dev)
-            times[name].append(time.perf_counter() - start)
+    timings = interleaved(variants, repeats, warmup, dev)
+    times = timings.times
     medians = {name: statistics.median(t) for name, t in times.items()}
     ratios = {}
     for mode in ("no_grad", "inference_mode"):

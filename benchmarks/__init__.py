@@ -1,0 +1,1 @@
+"""pdelang's benchmark suite (``python -m benchmarks``); see :mod:`benchmarks.run`."""
