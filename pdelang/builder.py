@@ -2,6 +2,11 @@
 
 Modules are cached by the canonical hash of the spec (its validated values, so
 comments and formatting do not matter) together with the generated source.
+
+``build(spec, compile=True)`` returns a subclass of the generated ``Stepper`` whose
+instances are compiled with ``torch.compile`` as they are made (see
+:mod:`pdelang.accelerate`); it is cached under its own key, so ``build(spec)`` keeps
+returning the plain generated class and the two never share an instance.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pdelang.spec.load import canonical_hash, load_spec
 from pdelang.spec.model import Spec
 
 _CACHE: dict[str, ModuleType] = {}
+_COMPILED: dict[tuple[str, bool | None], type] = {}  # (module name, dynamic) → subclass
 _BUILD_DIR = Path(tempfile.gettempdir()) / "pdelang-build"
 
 
@@ -52,9 +58,33 @@ def build_module(spec: Spec | str | Path, overrides: Iterable[str] = ()) -> Modu
     return _CACHE[key]
 
 
-def build(spec: Spec | str | Path, overrides: Iterable[str] = ()):
-    """Compile a spec and return its generated ``Stepper`` class."""
-    return build_module(spec, overrides).Stepper
+def build(spec: Spec | str | Path, overrides: Iterable[str] = (), *, compile: bool = False,
+          dynamic: bool | None = None):
+    """Compile a spec and return its generated ``Stepper`` class.
+
+    ``compile=True``: a subclass whose every instance is compiled in place with
+    ``torch.compile(dynamic=dynamic)`` when it is made (the same ``STRUCTURE``, parameters
+    and ``state_dict`` keys; uncompiled, after one warning, where torch.compile cannot be
+    used).  The first call of an instance compiles (tens of seconds on a CPU)."""
+    module = build_module(spec, overrides)
+    if not compile:
+        return module.Stepper
+    key = (module.__name__, dynamic)  # the module's name carries its source's digest
+    if key not in _COMPILED:
+        _COMPILED[key] = _compiled_class(module.Stepper, dynamic)
+    return _COMPILED[key]
+
+
+def _compiled_class(base: type, dynamic: bool | None) -> type:
+    def __init__(self, *args, **kwargs):
+        base.__init__(self, *args, **kwargs)
+        from pdelang.accelerate import compile_stepper
+        compile_stepper(self, dynamic=dynamic)
+
+    return type(base.__name__, (base,), {
+        "__init__": __init__, "__module__": base.__module__,
+        "__qualname__": base.__qualname__, "COMPILED": True,
+        "__doc__": f"{base.__doc__}\n\n    (compiled with torch.compile on construction)"})
 
 
 def compilation_of(stepper_class) -> Compilation:

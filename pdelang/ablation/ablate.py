@@ -204,14 +204,19 @@ class _Reference:
                                               max_length))
 
 
-def _drift(module, spec, reference: _Reference | None, seed: int) -> tuple[list, str]:
+def _drift(module, spec, reference: _Reference | None, seed: int,
+           compile: bool = False) -> tuple[list, str]:
     import torch
+
+    from pdelang.accelerate import compile_stepper
 
     from pdelang.ablation.drift import collect_states, drift_against_reference, variant_drift
     from pdelang.validation.weights import ReferenceMismatchError, load_reference_weights
 
     torch.manual_seed(seed)
     stepper = module.Stepper().eval()
+    if compile:
+        compile_stepper(stepper)
     if reference is not None:
         try:
             load_reference_weights(stepper, reference.reference, spec, stabilizers=False)
@@ -236,15 +241,33 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
            overrides: Iterable[str] = (), reference: str | None = "minilm",
            train: str = "digits", steps: int = 100, seeds: int = 2, lr: float = 1e-4,
            batch_size: int | None = None, drift_samples: int = 16, quick: bool = False,
-           out: str | None = None, progress: bool = True, threads: int | None = None) -> dict:
+           out: str | None = None, progress: bool = True, threads: int | None = None,
+           compile: bool = False, dtype: str = "float32") -> dict:
     """Run the sweep; returns the results dict (also written to ``out`` when given).
 
     ``threads``: torch intra-op threads for the sweep (None: torch's default, or 1 with
     ``quick``).  Small models on a loaded CPU run several times faster on one thread than
     with oversubscribed OpenMP workers (measured: ``--quick`` 179 s on 2 threads next to
     another process, against 39 s alone).
+
+    ``compile``: every variant's steppers compiled with ``torch.compile`` (each new stepper
+    compiles on its first call: worth it for long sweeps only).  ``dtype`` ``bfloat16``:
+    the steppers' forward passes (drift and training) under autocast; the reference run,
+    the metrics and the optimizer stay float32/float64.
     """
+    from pdelang.accelerate import check_dtype
     from pdelang.spec.load import load_spec
+
+    if dtype not in ("float32", "bfloat16"):
+        raise PdelangError(f"--dtype {dtype}: ablate trains in float32 or bfloat16",
+                           suggestion="float16 training needs loss scaling, which ablate does "
+                                      "not do; use --dtype bfloat16")
+    slow = check_dtype(dtype, "cpu")
+    if slow:
+        import warnings
+
+        from pdelang.accelerate import PrecisionWarning
+        warnings.warn(f"--dtype {dtype}: {slow}", PrecisionWarning, stacklevel=2)
 
     if quick:
         steps, seeds, drift_samples = min(steps, 8), 1, min(drift_samples, 4)
@@ -271,7 +294,8 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
         torch.set_num_threads(threads or 1)
     try:
         return _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
-                      drift_samples, quick, out, progress, swap_values, started)
+                      drift_samples, quick, out, progress, swap_values, started, compile,
+                      dtype)
     finally:
         torch.set_num_threads(threads_before)
         if flush_denormal:
@@ -279,7 +303,9 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
 
 
 def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
-           drift_samples, quick, out, progress, swap_values, started) -> dict:
+           drift_samples, quick, out, progress, swap_values, started, compile=False,
+           dtype="float32") -> dict:
+    from pdelang.accelerate import precision
     from pdelang.builder import build_module
     from pdelang.spec.load import load_spec
 
@@ -309,10 +335,12 @@ def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
                 bar.update(1)
             continue
         entry["compiled"] = True
-        entry["drift"], entry["drift_source"] = _drift(module, variant_spec, ref, seed=0)
-        if train != "none":
-            entry.update(_train_variant(module, train, steps, seeds, lr, batch_size,
-                                        train_overrides, progress))
+        with precision(dtype, "cpu"):  # the steppers' forward only: the reference ran above
+            entry["drift"], entry["drift_source"] = _drift(module, variant_spec, ref, seed=0,
+                                                           compile=compile)
+            if train != "none":
+                entry.update(_train_variant(module, train, steps, seeds, lr, batch_size,
+                                            train_overrides, progress, compile))
         results.append(entry)
         if bar is not None:
             bar.update(1)
@@ -321,7 +349,8 @@ def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
     data = {
         "spec": spec, "swaps": swap_values, "overrides": base, "task": train,
         "steps": steps, "seeds": list(range(seeds)), "lr": lr, "reference": reference,
-        "quick": quick, "seconds": round(time.perf_counter() - started, 1),
+        "quick": quick, "dtype": dtype, "compile": compile,
+        "seconds": round(time.perf_counter() - started, 1),
         "variants": results,
     }
     if out:
@@ -331,14 +360,19 @@ def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
 
 
 def _train_variant(module, task_name: str, steps: int, seeds: int, lr: float,
-                   batch_size: int | None, train_overrides: dict, progress: bool) -> dict:
+                   batch_size: int | None, train_overrides: dict, progress: bool,
+                   compile: bool = False) -> dict:
     from pdelang.ablation.tasks import make_task
     from pdelang.ablation.train import summarize, train_seeds
 
     options = {"steps": steps, "lr": lr, "batch_size": batch_size, **train_overrides}
 
     def fresh_task():
-        return make_task(task_name, module.Stepper(), module.Stepper.STRUCTURE)
+        stepper = module.Stepper()
+        if compile:
+            from pdelang.accelerate import compile_stepper
+            compile_stepper(stepper)
+        return make_task(task_name, stepper, module.Stepper.STRUCTURE)
 
     bar_factory = None
     if progress:

@@ -34,6 +34,13 @@ def configure(parser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's; 1 with --quick)")
     parser.add_argument("--out", default="results/ablate", help="report directory")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile every stepper with torch.compile (each compiles on its "
+                             "first call, tens of seconds on a CPU: for long sweeps; one "
+                             "warning and uncompiled where torch.compile cannot be used)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="the steppers' precision in drift and training: float32 "
+                             "(default) or bfloat16 under autocast")
 
 
 def execute(args) -> int:
@@ -44,7 +51,7 @@ def execute(args) -> int:
                   reference=args.reference, train=args.train, steps=args.steps,
                   seeds=args.seeds, lr=args.lr, batch_size=args.batch_size,
                   drift_samples=args.drift_samples, quick=args.quick, out=args.out,
-                  threads=args.threads,
+                  threads=args.threads, compile=args.compile, dtype=args.dtype,
                   progress=not args.json)
     if args.json:
         summary = {k: v for k, v in data.items() if k != "variants"}

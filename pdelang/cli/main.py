@@ -47,8 +47,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warnings() -> None:
+    """pdelang's own warnings (a torch.compile fallback, an emulated dtype) as one
+    ``warning: …`` line on stderr, like the commands' other warnings."""
+    import warnings
+
+    from pdelang.accelerate import CompileFallbackWarning, PrecisionWarning
+
+    original = warnings.showwarning
+    if getattr(original, "pdelang", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, (CompileFallbackWarning, PrecisionWarning)):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    show.pdelang = True
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _show_warnings()
     args = parser.parse_args(argv)
     if getattr(args, "debug", False):
         import os

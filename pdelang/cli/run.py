@@ -44,7 +44,18 @@ def configure(parser) -> None:
     parser.add_argument("--tokens", type=int, default=None,
                         help="tokens of a generated state, extra tokens included (default: "
                              "the grid's shape, or 128 grid tokens)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--dtype", choices=["float32", "float64", "bfloat16", "float16"],
+                        default="float32",
+                        help="float32 (default) or float64: the module and the state in that "
+                             "dtype (float64 exact, never autocast); bfloat16 or float16: "
+                             "autocast — matrix products in that dtype, the state, residual "
+                             "updates, stencils and norms in float32 (a warning where the "
+                             "device computes it emulated, e.g. a CPU without AVX512-BF16)")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile each layer with torch.compile (inductor; the first "
+                             "step compiles: tens of seconds on a CPU the first time, seconds "
+                             "from inductor's disk cache after); where torch.compile cannot "
+                             "be used, one warning and the run continues uncompiled")
     parser.add_argument("--save", default=None, help="save the final state to a .pt file")
     parser.add_argument("--strict", action="store_true",
                         help="refuse (exit 1) to run when Δt exceeds the stability bound "
@@ -209,10 +220,23 @@ def execute(args) -> int:
             print(f"refused (--strict): {text}", file=sys.stderr)
             return 1
         print(f"warning: {text} (--strict refuses to run past the bound)", file=sys.stderr)
+    from pdelang.accelerate import (
+        check_dtype,
+        compile_stepper,
+        is_compiled,
+        module_dtype,
+        precision,
+    )
+
     device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype)
+    dtype = module_dtype(args.dtype)  # bfloat16/float16: float32 under autocast
+    slow = check_dtype(args.dtype, device)
+    if slow:
+        print(f"warning: --dtype {args.dtype}: {slow}", file=sys.stderr)
     torch.manual_seed(args.seed)
     stepper = module.Stepper().to(device=device, dtype=dtype).eval()
+    if args.compile:
+        compile_stepper(stepper, device_type=device.type)  # each layer: run steps by layer
     u = u0.to(device=device, dtype=dtype)
     low, high = float(u0.min()), float(u0.max())
 
@@ -235,7 +259,21 @@ def execute(args) -> int:
                 f"{bad} in the state after layer {layer}, sub-step {substep} ({where})",
                 suggestion=blowup_hint(facts, structure, init, low, high))
 
-    ctx = module.Context(u, None, record=False, watch=watch)
+    # Compiled layers run without the per-sub-step watch (its finiteness test would split
+    # every compiled layer); the state is tested after every step instead, and a non-finite
+    # step is run again uncompiled, watched, to name the sub-step and term.
+    ctx = module.Context(u, None, record=False, watch=None if args.compile else watch)
+
+    def locate(index, layer):
+        ctx.watch = watch
+        try:
+            layer.forward(before["state"], ctx, stepper.shared)  # raises at the first NaN/Inf
+        finally:
+            ctx.watch = None
+        raise RuntimeCheckError(
+            f"NaN or Inf in the state after layer {index} (compiled; the same step "
+            "uncompiled stays finite)", suggestion="run again without --compile")
+
     norms = [{"layer": 0, "norm": float(u.norm(dim=-1).mean()), "max_abs": float(u.abs().max())}]
     steps = structure["layers"] * structure["substeps"]
     progress = None
@@ -243,7 +281,7 @@ def execute(args) -> int:
         from tqdm import tqdm
         progress = tqdm(total=steps, desc=structure["name"], unit="step", file=sys.stderr)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), precision(args.dtype, device):
             if not bool(torch.isfinite(u).all()):
                 raise RuntimeCheckError("the initial state contains NaN or Inf")
             for index, layer in enumerate(stepper.layers):
@@ -251,6 +289,8 @@ def execute(args) -> int:
                 for _ in range(structure["substeps"]):
                     before["state"] = u
                     u = layer(u, ctx, stepper.shared)
+                    if args.compile and not bool(torch.isfinite(u).all()):
+                        locate(index, layer)
                     if progress:
                         progress.update(1)
                 norms.append({"layer": index + 1, "norm": float(u.norm(dim=-1).mean()),
@@ -263,15 +303,18 @@ def execute(args) -> int:
     if args.save:
         from pdelang.io import save_tensor
         save_tensor(u.cpu(), args.save)
-    result = {"spec": args.spec, "device": str(device), "shape": list(u.shape),
+    result = {"spec": args.spec, "device": str(device), "dtype": args.dtype,
+              "compiled": bool(args.compile) and is_compiled(stepper),
+              "shape": list(u.shape),
               "init": init.describe(), "seed": args.seed,
               "dt": structure["dt"], "steps": steps, "layers": norms,
               "final_norm": float(u.norm(dim=-1).mean())}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{structure['name']}: {steps} steps of Δt = {structure['dt']:g} on {device}, "
-              f"state {tuple(u.shape)} from {init.describe()}")
+        how = f"{args.dtype}{', compiled' if result['compiled'] else ''}"
+        print(f"{structure['name']}: {steps} steps of Δt = {structure['dt']:g} on {device} "
+              f"({how}), state {tuple(u.shape)} from {init.describe()}")
         print("layer  mean token norm   max |u|")
         for row in norms:
             print(f"{row['layer']:>5}  {row['norm']:>15.6g}  {row['max_abs']:>8.4g}")

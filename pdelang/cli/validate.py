@@ -24,6 +24,15 @@ def configure(parser) -> None:
                         help="training inputs in fit mode")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="directory for plots and results.json")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile the stepper with torch.compile (the first call compiles, "
+                             "tens of seconds on a CPU; one warning and uncompiled where "
+                             "torch.compile cannot be used)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                        default="float32",
+                        help="the stepper's precision: float32 (default), or bfloat16/float16 "
+                             "under autocast (continuous and fit mode; the reference stays "
+                             "float32)")
 
 
 def _check_options(args) -> None:
@@ -62,7 +71,8 @@ def execute(args) -> int:
     result = validate(args.spec, args.reference, args.mode, overrides=args.overrides,
                       samples=args.samples, text=args.text, max_length=args.max_length,
                       steps=args.steps, lr=args.lr, train_samples=args.train_samples,
-                      seed=args.seed, progress=progress)
+                      seed=args.seed, progress=progress, compile=args.compile,
+                      dtype=args.dtype)
     if bar is not None:
         bar.close()
     for warning in result.warnings:

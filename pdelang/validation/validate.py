@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable
 
 import torch
 
+from pdelang.accelerate import PrecisionWarning
 from pdelang.errors import PdelangError
 from pdelang.metrics import layer_metrics
 from pdelang.validation.weights import (
@@ -155,7 +157,12 @@ def _scalar_values(stepper) -> dict:
     return values
 
 
-def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None) -> list[float]:
+def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
+         dtype: str = "float32") -> list[float]:
+    """Adam on the spec's scalar parameters; the stepper's forward at ``dtype`` (autocast
+    for bfloat16/float16), the reference's targets and the loss in float32."""
+    from pdelang.accelerate import precision
+
     params = _scalar_parameters(stepper)
     if not params:
         raise PdelangError("fit mode needs learnable scalar parameters in the spec",
@@ -171,7 +178,8 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None) -> li
     history = []
     for _ in range(steps):
         optimizer.zero_grad()
-        out = _call(stepper, run)
+        with precision(dtype, "cpu"):
+            out = _call(stepper, run)
         loss = sum(((s - t) ** 2 * mask).sum() / ((t ** 2) * mask).sum()
                    for s, t in zip(out.states[1:], targets)) / len(targets)
         loss.backward()
@@ -187,13 +195,33 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None) -> li
 def validate(spec, reference: str = "minilm", mode: str = "exact", *,
              overrides: Iterable[str] = (), samples: int = 64, text: str | None = None,
              max_length: int = 128, steps: int = 40, lr: float = 0.05,
-             train_samples: int = 32, seed: int = 0, progress=None) -> ValidationResult:
-    """Validate a spec against a reference (see the module docstring for the modes)."""
+             train_samples: int = 32, seed: int = 0, progress=None, compile: bool = False,
+             dtype: str = "float32") -> ValidationResult:
+    """Validate a spec against a reference (see the module docstring for the modes).
+
+    ``compile``: the stepper compiled with ``torch.compile`` (one warning and uncompiled
+    where it cannot be); ``dtype`` ``bfloat16``/``float16``: the stepper under autocast
+    (the reference stays float32) — continuous and fit mode only, exact mode's 1e-5
+    tolerance is a float32 one."""
+    from pdelang.accelerate import REDUCED, check_dtype, compile_stepper, precision
     from pdelang.builder import build_module
     from pdelang.spec.load import load_spec
 
     if mode not in MODES:
         raise PdelangError(f"unknown mode '{mode}'", suggestion="use exact, continuous or fit")
+    if dtype not in ("float32",) + REDUCED:
+        raise PdelangError(f"--dtype {dtype}: validate runs float32, bfloat16 or float16",
+                           suggestion="the reference runs in float32; use --dtype float32")
+    if dtype in REDUCED and mode == "exact":
+        raise PdelangError(f"--dtype {dtype} with --mode exact: exact mode's tolerances "
+                           f"(relative error ≤ {EXACT_RELATIVE_ERROR:g}) are float32 ones, "
+                           f"which {dtype} (about {3 if dtype == 'float16' else 2} significant "
+                           "digits) cannot meet",
+                           suggestion=f"use --mode continuous to see how far {dtype} departs "
+                                      "from the reference, or --dtype float32")
+    slow = check_dtype(dtype, "cpu")
+    if slow:
+        warnings.warn(f"--dtype {dtype}: {slow}", PrecisionWarning, stacklevel=2)
     started = time.perf_counter()
     spec_value = load_spec(spec, overrides) if not hasattr(spec, "raw") else spec
     module = build_module(spec_value)
@@ -209,13 +237,15 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     if found:
         raise mismatch_error(found, ref, spec_value, problems)
     load_reference_weights(stepper, ref, spec_value)
+    if compile:
+        compile_stepper(stepper)
     history: list[float] = []
     if mode == "fit":
         train_inputs = _inputs(ref, train_samples, "train", text, max_length)
-        history = _fit(stepper, ref, train_inputs, steps, lr, progress)
+        history = _fit(stepper, ref, train_inputs, steps, lr, progress, dtype)
     inputs = _inputs(ref, samples, "heldout", text, max_length)
     run = ref.run(inputs)
-    with torch.no_grad():
+    with torch.no_grad(), precision(dtype, "cpu"):
         out, maps = _run_stepper(stepper, run)
     rows = layer_metrics(run.hidden_states, run.attentions, out.states, maps, run.mask)
     passed = None
