@@ -39,12 +39,16 @@ def pypde_missing() -> str | None:
     return None
 
 
-def pdelang_stepper(n: int, steps: int, dtype: torch.dtype, device: str):
+def pdelang_stepper(n: int, steps: int, dtype: torch.dtype, device: str,
+                    compile: bool = False):
+    """The generated stepper; ``compile``: ``pdelang.build(..., compile=True)`` (torch.compile
+    of each layer: inductor fuses the stencil, the reaction and the update into one loop)."""
     import pdelang
 
     overrides = [f"grid.shape=[{n}, {n}]", f"time.substeps={steps}",
                  f"time.span=[0, {steps * DT!r}]"]
-    stepper_class = pdelang.build(SPEC, overrides)
+    stepper_class = pdelang.build(SPEC, overrides, compile=True) if compile \
+        else pdelang.build(SPEC, overrides)
     if abs(stepper_class.STRUCTURE["dt"] - DT) > 1e-12:
         raise RuntimeError(f"the spec's Δt is {stepper_class.STRUCTURE['dt']}, not {DT}")
     return stepper_class().to(device=device, dtype=dtype).eval()
@@ -105,6 +109,14 @@ def run(cfg, cases: list[tuple[int, int]], dtypes=("float64", "float32")) -> lis
                 out.append(Figure("fisher_kpp", figure_name, size, target=1.0,
                                   check=check, skipped=missing + (f"; {check}" if check else "")))
                 continue
+            compiled = pdelang_stepper(n, steps, torch_dtype, cfg.device, compile=True)
+
+            def ours_compiled(u=u, stepper=compiled):
+                with torch.inference_mode():
+                    return stepper(u)
+
+            compiled_diff = float(np.abs(ours_compiled().reshape(n, n).double().cpu().numpy()
+                                         - field).max())  # (compiles here, untimed)
             py_stepper, make_field, solver = pypde_stepper(n, np.dtype(dtype_name), cfg.threads)
             state = make_field(u0)
             py_stepper(state, 0.0, steps * DT)  # compiles here (untimed)
@@ -118,8 +130,8 @@ def run(cfg, cases: list[tuple[int, int]], dtypes=("float64", "float32")) -> lis
             def theirs(work=work, py_stepper=py_stepper, t1=steps * DT):
                 return py_stepper(work, 0.0, t1)  # state advanced in place; cost only
 
-            t = interleaved({"pdelang": ours, "py-pde": theirs}, cfg.rounds_fisher,
-                            cfg.warmup, cfg.device)
+            t = interleaved({"pdelang": ours, "pdelang compiled": ours_compiled,
+                             "py-pde": theirs}, cfg.rounds_fisher, cfg.warmup, cfg.device)
             if torch.get_num_threads() != cfg.threads:
                 raise RuntimeError(f"torch ran on {torch.get_num_threads()} threads, not "
                                    f"{cfg.threads}, during the Fisher–KPP timing")
@@ -130,4 +142,9 @@ def run(cfg, cases: list[tuple[int, int]], dtypes=("float64", "float32")) -> lis
                               ours_ms=t.median("pdelang") * 1e3, peer_ms=t.median("py-pde") * 1e3,
                               rounds=t.rounds,
                               check=f"same field: max |Δ| {diff:.1e}; {steps} steps each"))
+            out.append(Figure("fisher_kpp", figure_name + " (compile=True)", size,
+                              t.ratio("pdelang compiled", "py-pde"), 1.0,
+                              ours_ms=t.median("pdelang compiled") * 1e3,
+                              peer_ms=t.median("py-pde") * 1e3, rounds=t.rounds,
+                              check=f"compiled vs eager max |Δ| {compiled_diff:.1e}"))
     return out
