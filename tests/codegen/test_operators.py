@@ -165,9 +165,9 @@ def test_sinkhorn_kernel_is_doubly_stochastic(tmp_path, masked):
     att = stepper.layers[0].interaction_attention
     ctx = module_of(stepper_class).Context(u, None, record=False)
     with torch.no_grad():
-        q = att.q(u).view(2, 10, 2, 4).transpose(1, 2)
+        q = att.q(u).view(2, 10, 2, 4).transpose(1, 2) / 2.0  # Q/√d, as forward passes it
         k = att.k(u).view(2, 10, 2, 4).transpose(1, 2)
-        softmax = (q @ k.transpose(-1, -2) / 2.0).softmax(-1)
+        softmax = (q @ k.transpose(-1, -2)).softmax(-1)
         sinkhorn = att.attention_weights(q, k, ctx)
     assert float((softmax.sum(-2) - 1).abs().max()) > 1e-3
     torch.testing.assert_close(sinkhorn.sum(-2), torch.ones(2, 2, 10), rtol=0, atol=1e-4)

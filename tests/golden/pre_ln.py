@@ -53,6 +53,7 @@ class Context:
         self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
         self.query_mask = None  # (B, 1, N, 1) bool
         self.lengths = None  # (B,) number of real grid tokens, when some are padding
+        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, built once a call
         if mask is not None:
             mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
             if mask.shape != (batch, tokens):
@@ -63,13 +64,6 @@ class Context:
                 self.key_mask = mask[:, None, None, :]
                 self.query_mask = mask[:, None, :, None]
                 self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
-        self.causal = None
-        if CAUSAL:
-            self.causal = torch.ones(tokens, tokens, dtype=torch.bool, device=u.device).tril()
-        # The boolean "may attend" mask of the explicit path: (B or 1, 1, N, N) or None.
-        self.attend = self.key_mask
-        if self.causal is not None:
-            self.attend = self.causal if self.attend is None else self.attend & self.causal
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
         """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
@@ -106,6 +100,8 @@ class Attention(nn.Module):
         P_h(x, ·) = softmax_y(<W_Q^h u(x), W_K^h u(y)> / √d_h)   (kernel="softmax")
 
     or the Sinkhorn-normalized (doubly stochastic) kernel of Sander et al. (kernel="sinkhorn").
+    The factor 1/√d_h scales the queries (N·C numbers per sequence), not the scores (H·N²);
+    the parameters stay the un-scaled W_Q, b_Q.
     """
 
     def __init__(self, channels: int, heads: int, *, causal: bool, kernel: str, iterations: int,
@@ -113,6 +109,7 @@ class Attention(nn.Module):
         super().__init__()
         self.heads = heads
         self.head_dim = channels // heads
+        self.scale = self.head_dim**-0.5  # 1/√d_h
         self.kernel = kernel
         self.iterations = iterations
         self.causal = causal
@@ -124,13 +121,16 @@ class Attention(nn.Module):
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, tokens, channels = u.shape  # (B, N, C)
         shape = (batch, tokens, self.heads, self.head_dim)
-        q = self.q(u).view(shape).transpose(1, 2)  # (B, H, N, d)
+        q = self.q(u).mul_(self.scale).view(shape).transpose(1, 2)  # (B, H, N, d): Q/√d_h
         k = self.k(u).view(shape).transpose(1, 2)  # (B, H, N, d)
         v = self.v(u).view(shape).transpose(1, 2)  # (B, H, N, d)
         if self.kernel == "softmax" and not ctx.record:
-            causal_only = self.causal and ctx.key_mask is None
-            mask = None if causal_only else (ctx.attend if self.causal else ctx.key_mask)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal_only)
+            # Fused kernel, memory O(N): is_causal or a (B, 1, 1, N) key mask, unless the
+            # attention is causal and padded: a (B, 1, N, N) bool mask then.
+            is_causal = self.causal and ctx.key_mask is None
+            mask = None if is_causal else self.allowed(ctx, q)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                               scale=1.0)  # (B, H, N, d)
         else:
             weights = self.attention_weights(q, k, ctx)  # (B, H, N, N)
             if ctx.record:
@@ -140,22 +140,53 @@ class Attention(nn.Module):
         return self.o(y)
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor, ctx: Context) -> torch.Tensor:
-        scores = (q @ k.transpose(-2, -1)) * self.head_dim**-0.5  # (B, H, N, N)
-        attend = ctx.attend if self.causal else ctx.key_mask
+        """The maps P (B, H, N, N) from the scaled queries q = Q/√d_h and the keys K.
+
+        softmax: P = softmax_y(q Kᵀ + M), M = −inf where attention is blocked (padding keys;
+        the future if causal), 0 elsewhere.  The scores are the only (N, N) tensor: the mask
+        is filled in place and, unless autograd keeps the scores, so is the softmax.
+        """
+        scores = q @ k.transpose(-2, -1)  # (B, H, N, N)
         if self.kernel == "softmax":
-            if attend is not None:
-                scores = scores.masked_fill(~attend, float("-inf"))
-            return scores.softmax(dim=-1)
+            blocked = self.blocked(ctx, q)
+            if blocked is not None:
+                scores.masked_fill_(blocked, float("-inf"))
+            if scores.requires_grad:
+                return scores.softmax(dim=-1)
+            return torch.softmax(scores, dim=-1, out=scores)
         # Sinkhorn in the log domain: alternate column and row normalization, rows last,
         # over real tokens only (padding queries and keys are outside the domain).
-        if ctx.query_mask is not None:
-            attend = ctx.query_mask if attend is None else attend & ctx.query_mask
-        if attend is not None:
-            scores = scores.masked_fill(~attend, float("-inf"))
+        blocked = self.blocked(ctx, q, queries=True)
+        if blocked is not None:
+            scores.masked_fill_(blocked, float("-inf"))
         for _ in range(self.iterations):
             scores = scores - finite_logsumexp(scores, dim=-2)
             scores = scores - finite_logsumexp(scores, dim=-1)
         return scores.exp()
+
+    def allowed(self, ctx: Context, q: torch.Tensor, queries: bool = False) -> torch.Tensor | None:
+        """Where query x may attend to key y (True), broadcastable to (B, H, N, N); None for
+        everywhere.  Real keys; if causal, the past y ≤ x; with ``queries``, real queries only
+        (Sinkhorn's domain).  (B or 1, 1, N or 1, N) bool, built once a call (``ctx.masks``)."""
+        key = ("allowed", self.causal, queries)
+        if key not in ctx.masks:
+            allowed = ctx.key_mask  # (B, 1, 1, N) or None
+            if queries and ctx.query_mask is not None:
+                allowed = allowed & ctx.query_mask  # (B, 1, N, N)
+            if self.causal:
+                tokens = q.shape[-2]
+                past = torch.ones(tokens, tokens, dtype=torch.bool, device=q.device).tril()
+                allowed = past if allowed is None else allowed & past  # (N, N) or (B, 1, N, N)
+            ctx.masks[key] = allowed
+        return ctx.masks[key]
+
+    def blocked(self, ctx: Context, q: torch.Tensor, queries: bool = False) -> torch.Tensor | None:
+        """¬allowed: where the scores are filled with −inf; None for nowhere.  Built once a call."""
+        key = ("blocked", self.causal, queries)
+        if key not in ctx.masks:
+            allowed = self.allowed(ctx, q, queries)
+            ctx.masks[key] = None if allowed is None else ~allowed
+        return ctx.masks[key]
 
 
 class MLP(nn.Module):

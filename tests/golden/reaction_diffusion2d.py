@@ -53,6 +53,7 @@ class Context:
         self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
         self.query_mask = None  # (B, 1, N, 1) bool
         self.lengths = None  # (B,) number of real grid tokens, when some are padding
+        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, built once a call
         if mask is not None:
             mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
             if mask.shape != (batch, tokens):
@@ -63,13 +64,6 @@ class Context:
                 self.key_mask = mask[:, None, None, :]
                 self.query_mask = mask[:, None, :, None]
                 self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
-        self.causal = None
-        if CAUSAL:
-            self.causal = torch.ones(tokens, tokens, dtype=torch.bool, device=u.device).tril()
-        # The boolean "may attend" mask of the explicit path: (B or 1, 1, N, N) or None.
-        self.attend = self.key_mask
-        if self.causal is not None:
-            self.attend = self.causal if self.attend is None else self.attend & self.causal
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
         """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
