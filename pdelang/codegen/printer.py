@@ -527,7 +527,8 @@ _FRACTIONS = {Fraction(1): "", Fraction(1, 2): "½", Fraction(1, 3): "⅓", Frac
 class StepPrinter:
     """Prints the step program as the body of the layer's ``forward``: one line per state
     update, registers used once by the next instruction inlined (``u = u + DT * self.f(u)``),
-    a post-projection wrapped around the update it follows, Δt as ``DT``."""
+    a post-projection wrapped around the update it follows, Δt as ``DT`` (left out where it
+    multiplies by exactly Δt = 1: ``u = u + self.f(u)``)."""
 
     def __init__(self, printer: TorchPrinter) -> None:
         self.printer = printer
@@ -555,7 +556,12 @@ class StepPrinter:
             operand = register if _is_atom(register) else f"({register})"
             if part.dt:
                 sign, scale = self.scaled_dt(part.coefficient)
-                pieces.append((sign, f"{scale} * {operand}"))
+                if scale == "DT" and self.printer.m.dt == 1.0:
+                    # Δt = 1 (a Transformer layer): 1·x is x exactly, and skipping the
+                    # multiply saves a full pass over the state per update
+                    pieces.append((sign, register))
+                else:
+                    pieces.append((sign, f"{scale} * {operand}"))
                 continue
             sign, magnitude = P.signed(part.coefficient)
             if magnitude.rational == 1:

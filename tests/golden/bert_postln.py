@@ -244,9 +244,9 @@ class BertPostlnLayer(nn.Module):
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
         # u ← P(u + Δt·f_interaction(u))
-        u = self.norm_interaction(u + DT * self.f_interaction(u, ctx, p))
+        u = self.norm_interaction(u + self.f_interaction(u, ctx, p))
         ctx.after(0, 'interaction', u)
-        u = self.norm_reaction(u + DT * self.f_reaction(u, ctx, p))  # u ← P(u + Δt·f_reaction(u))
+        u = self.norm_reaction(u + self.f_reaction(u, ctx, p))  # u ← P(u + Δt·f_reaction(u))
         ctx.after(1, 'reaction', u)
         return u
 

@@ -215,9 +215,9 @@ class ConvMixerLayer(nn.Module):
     ) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        u = u + DT * self.f_mixing(self.norm_mixing(u), ctx, p)  # u ← u + Δt·f_mixing(P u)
+        u = u + self.f_mixing(self.norm_mixing(u), ctx, p)  # u ← u + Δt·f_mixing(P u)
         ctx.after(0, 'mixing', u)
-        u = u + DT * self.f_reaction(self.norm_reaction(u), ctx, p)  # u ← u + Δt·f_reaction(P u)
+        u = u + self.f_reaction(self.norm_reaction(u), ctx, p)  # u ← u + Δt·f_reaction(P u)
         ctx.after(1, 'reaction', u)
         return u
 

@@ -244,9 +244,9 @@ class Gpt2PrelnLayer(nn.Module):
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
         # u ← u + Δt·f_interaction(P u)
-        u = u + DT * self.f_interaction(self.norm_interaction(u), ctx, p)
+        u = u + self.f_interaction(self.norm_interaction(u), ctx, p)
         ctx.after(0, 'interaction', u)
-        u = u + DT * self.f_reaction(self.norm_reaction(u), ctx, p)  # u ← u + Δt·f_reaction(P u)
+        u = u + self.f_reaction(self.norm_reaction(u), ctx, p)  # u ← u + Δt·f_reaction(P u)
         ctx.after(1, 'reaction', u)
         return u
 

@@ -370,7 +370,7 @@ class MacaronLayer(nn.Module):
         u = u + DT / 2 * self.f_diffusion(u, ctx, p)  # u ← u + ½Δt·f_diffusion(u)
         ctx.after(1, 'diffusion', u)
         # u ← u + Δt·f_interaction(P u)
-        u = u + DT * self.f_interaction(self.norm_interaction(u), ctx, p)
+        u = u + self.f_interaction(self.norm_interaction(u), ctx, p)
         ctx.after(2, 'interaction', u)
         u = u + DT / 2 * self.f_diffusion(u, ctx, p)  # u ← u + ½Δt·f_diffusion(u)
         ctx.after(3, 'diffusion', u)

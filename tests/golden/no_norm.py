@@ -361,11 +361,11 @@ class NoNormLayer(nn.Module):
     ) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        u = u + DT * self.f_interaction(u, ctx, p)  # u ← u + Δt·f_interaction(u)
+        u = u + self.f_interaction(u, ctx, p)  # u ← u + Δt·f_interaction(u)
         ctx.after(0, 'interaction', u)
-        u = u + DT * self.f_reaction(u, ctx, p)  # u ← u + Δt·f_reaction(u)
+        u = u + self.f_reaction(u, ctx, p)  # u ← u + Δt·f_reaction(u)
         ctx.after(1, 'reaction', u)
-        u = u + DT * self.f_diffusion(u, ctx, p)  # u ← u + Δt·f_diffusion(u)
+        u = u + self.f_diffusion(u, ctx, p)  # u ← u + Δt·f_diffusion(u)
         ctx.after(2, 'diffusion', u)
         return u
 

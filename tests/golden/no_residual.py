@@ -363,11 +363,11 @@ class NoResidualLayer(nn.Module):
     ) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        u = self.norm_interaction(DT * self.f_interaction(u, ctx, p))  # u ← P(Δt·f_interaction(u))
+        u = self.norm_interaction(self.f_interaction(u, ctx, p))  # u ← P(Δt·f_interaction(u))
         ctx.after(0, 'interaction', u)
-        u = self.norm_reaction(DT * self.f_reaction(u, ctx, p))  # u ← P(Δt·f_reaction(u))
+        u = self.norm_reaction(self.f_reaction(u, ctx, p))  # u ← P(Δt·f_reaction(u))
         ctx.after(1, 'reaction', u)
-        u = DT * self.f_diffusion(u, ctx, p)  # u ← Δt·f_diffusion(u)
+        u = self.f_diffusion(u, ctx, p)  # u ← Δt·f_diffusion(u)
         ctx.after(2, 'diffusion', u)
         return u
 

@@ -645,14 +645,26 @@ def test_rk4_code_writes_fractions_of_dt():
 
 
 def test_splitting_code_writes_dt_times_the_rate():
-    source = compile_spec("specs/master.yaml").python
-    lines = [line.strip() for line in source.splitlines()
-             if line.strip().startswith("u = ") and "self.f_" in line]
+    """Δt·f(u) as ``DT * self.f(u)`` — except where Δt = 1 exactly (a Transformer layer):
+    there the multiply is left out (1·x = x, and it saves a pass over the state)."""
+    def updates(source):
+        return [line.strip() for line in source.splitlines()
+                if line.strip().startswith("u = ") and "self.f_" in line]
+
+    half = compile_spec("specs/master.yaml", ["time.substeps=2"]).python  # Δt = 0.5
+    lines = updates(half)
     assert len(lines) == 3
     assert all("DT * self.f_" in line for line in lines)
     assert lines[0].startswith("u = self.norm_interaction(u + DT * self.f_interaction(u")
-    assert re.search(r"^DT = 1\.0\b", source, re.M)
-    assert len(re.findall(r"\bDT\b", source)) > 1
+    assert re.search(r"^DT = 0\.5\b", half, re.M)
+    assert len(re.findall(r"\bDT\b", half)) > 1
+    unit = compile_spec("specs/master.yaml").python  # Δt = 1
+    lines = updates(unit)
+    assert len(lines) == 3 and not any("DT" in line.split("#")[0] for line in lines)
+    assert lines[0].startswith("u = self.norm_interaction(u + self.f_interaction(u")
+    assert re.search(r"^DT = 1\.0\b", unit, re.M)
+    strang = compile_spec("specs/master.yaml", ["time.scheme=strang"]).python
+    assert "DT / 2 * self.f_" in strang  # half steps keep their factor at Δt = 1
 
 
 def test_imex_code_writes_scheme_constants_times_dt():
