@@ -167,6 +167,29 @@ def derive_stencils(model: SymbolicModel) -> dict[str, StencilFacts]:
     return dict(sorted(out.items()))
 
 
+def _check_spacing(model: SymbolicModel, stencils: dict[str, StencilFacts]) -> None:
+    """A stencil divides by h^k: for the derivative orders k the spec uses, h^k must be a
+    normal float64 (``spacing: 1.0e-320`` makes h² zero and 1/h² a division by zero;
+    ``spacing: 1.0e200`` makes h² infinite and every derivative zero)."""
+    import sys
+
+    h = model.spec.grid.spacing
+    for key, facts in stencils.items():
+        k = facts.derivative
+        try:
+            power = h ** k
+        except OverflowError:
+            power = math.inf
+        if not (sys.float_info.min <= power < math.inf):
+            low = sys.float_info.min ** (1 / k)
+            high = sys.float_info.max ** (1 / k)
+            raise SpecError(f"grid.spacing {h!r}: the stencil '{key}' divides by h^{k} = "
+                            f"{power!r}, which float64 cannot hold as a normal number",
+                            model.spec.where("grid.spacing"),
+                            f"use a spacing between {low:.3g} and {high:.3g} (rescale the "
+                            "coefficients instead)")
+
+
 def _check_grid_fits(model: SymbolicModel) -> None:
     """Every stencil reads ``radius`` ghost tokens beyond each end, mirrored from inside the
     grid: an axis needs more than ``radius`` tokens."""
@@ -538,6 +561,7 @@ def _check_finite(model: SymbolicModel) -> None:
 def analyse(model: SymbolicModel, program: P.StepProgram) -> Analysis:
     _check_finite(model)
     stencils = derive_stencils(model)
+    _check_spacing(model, stencils)
     _check_grid_fits(model)
     terms = classify(model)
     stab_facts = stability(model, program, stencils)
