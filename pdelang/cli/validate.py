@@ -1,4 +1,4 @@
-"""``pdelang validate SPEC --reference minilm --mode exact|continuous|fit [--json] [--out DIR]``."""
+"""``pdelang validate SPEC --reference R --mode exact|continuous|fit|depth [--json] [--out D]``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,17 @@ def configure(parser) -> None:
     parser.add_argument("--reference", default="minilm",
                         help="minilm (default), hf:PATH, hf-config:bert|vit|gpt2, "
                              "torch, torch:pre, torch:post")
-    parser.add_argument("--mode", default="exact", choices=["exact", "continuous", "fit"])
+    parser.add_argument("--mode", default="exact",
+                        choices=["exact", "continuous", "fit", "depth"],
+                        help="exact | continuous | fit | depth (the continuous-depth limit: "
+                             "substeps 1 … 64 per layer against an adaptive dopri5 solution)")
+    parser.add_argument("--levels", default="1,2,4,8,16,32,64",
+                        help="depth mode: the substeps per layer to compare (default "
+                             "1,2,4,8,16,32,64)")
+    parser.add_argument("--rtol", type=float, default=1e-10,
+                        help="depth mode: dopri5's relative tolerance (default 1e-10)")
+    parser.add_argument("--atol", type=float, default=1e-10,
+                        help="depth mode: dopri5's absolute tolerance (default 1e-10)")
     parser.add_argument("--sentences", "--samples", dest="samples", type=int, default=64,
                         help="held-out inputs to evaluate on (default 64)")
     parser.add_argument("--text", default=None, help="your own text file instead of the corpus")
@@ -48,6 +58,9 @@ def _check_options(args) -> None:
             raise PdelangError(f"{flag} {value}: must be at least {low}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise PdelangError(f"--lr {args.lr}: the learning rate must be a positive number")
+    for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)):
+        if not (math.isfinite(value) and value > 0):
+            raise PdelangError(f"{flag} {value}: a tolerance must be a positive number")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise PdelangError(f"--out {args.out} is a file, not a directory")
 
@@ -68,13 +81,26 @@ def execute(args) -> int:
             bar.set_postfix(loss=f"{loss:.4g}")
             bar.update(1)
 
+    levels = None
+    if args.mode == "depth":
+        from pdelang.validation.depth import parse_levels
+        levels = parse_levels(args.levels)
+        if not args.json:
+            from tqdm import tqdm
+            bar = tqdm(total=len(levels) + 1, desc="depth", unit="solve", file=sys.stderr)
+
+            def progress(label):
+                bar.set_postfix_str(label)
+                bar.update(1)
     result = validate(args.spec, args.reference, args.mode, overrides=args.overrides,
                       samples=args.samples, text=args.text, max_length=args.max_length,
                       steps=args.steps, lr=args.lr, train_samples=args.train_samples,
                       seed=args.seed, progress=progress, compile=args.compile,
-                      dtype=args.dtype)
+                      dtype=args.dtype, levels=levels, rtol=args.rtol, atol=args.atol)
     if bar is not None:
         bar.close()
+    if args.mode == "depth":
+        return _report_depth(args, result)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     data = result.to_json()
@@ -90,3 +116,25 @@ def execute(args) -> int:
         if args.out:
             print(f"wrote {args.out}/results.json, " + ", ".join(data["plots"]))
     return 0 if result.passed in (None, True) else 1
+
+
+def _report_depth(args, result) -> int:
+    from pdelang.io import write_atomically
+    from pdelang.validation.depth import format_depth_table, plot_depth
+
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    data = result.to_json()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_depth(result, out / "depth.png")
+        write_atomically(out / "results.json", json.dumps(data, indent=2) + "\n")
+        data["plots"] = [str(out / "depth.png")]
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_depth_table(result))
+        if args.out:
+            print(f"wrote {args.out}/results.json, {args.out}/depth.png")
+    return 0

@@ -216,6 +216,7 @@ class TorchPrinter:
     def constants(self) -> list[str]:
         m = self.m
         return [
+            f"T0 = {m.t0!r}  # t0: layer ℓ acts on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT)",
             f"DT = {m.dt!r}  # (t1 − t0) / (layers × substeps)",
             f"LAYERS = {m.layers}",
             f"SUBSTEPS = {m.substeps}",
@@ -316,6 +317,19 @@ class TorchPrinter:
                 "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
                 "    ) -> torch.Tensor:",
                 f'        """The {what} F(u) = Σ_terms f(u)."""',
+                f"        return {total}",
+            ]
+        if self.m.program.ode_obstacle is None and "rhs" not in seen:
+            # the continuous-depth limit's vector field (Stepper.rate), for every scheme
+            total = " + ".join(self._vector_field(t, "u") for t in self.m.program.terms)
+            lines += [
+                "",
+                "    def rhs(",
+                "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
+                "    ) -> torch.Tensor:",
+                '        """The whole vector field F(u) = Σ_terms f(u) (pre-norms inside): '
+                'the',
+                '        right-hand side of the ODE this layer\'s steps converge to as Δt → 0."""',
                 f"        return {total}",
             ]
         return lines
@@ -460,7 +474,39 @@ class TorchPrinter:
             "            return StepperOutput(state, states, ctx.attentions)",
             "        return state",
         ]
+        if m.program.ode_obstacle is None:
+            lines += self.rate_lines()
         return lines
+
+    @staticmethod
+    def rate_lines() -> list[str]:
+        """``Stepper.rate(t, u)``: the vector field of the continuous-depth limit, for an
+        ODE solver (``torchdiffeq.odeint(lambda t, u: stepper.rate(t, u), …)``)."""
+        return [
+            "",
+            "    def rate(",
+            "        self,",
+            "        t: float | torch.Tensor,",
+            "        u: torch.Tensor,",
+            "        mask: torch.Tensor | None = None,",
+            "        *,",
+            "        layer: int | None = None,",
+            "    ) -> torch.Tensor:",
+            '        """f(t, u) of the continuous-depth limit du/dt = f(t, u) that the steps '
+            'converge',
+            "        to as SUBSTEPS → ∞: layer ℓ's whole vector field (pre-norms inside, no final",
+            "        norm) on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT).  ``layer`` pins ℓ — "
+            "an",
+            "        adaptive solver on one layer's closed interval must not switch weights at its",
+            "        right end.  u: (B, N, C) → (B, N, C).",
+            '        """',
+            "        if layer is None:",
+            "            index = int((float(t) - T0) // (DT * SUBSTEPS))",
+            "            layer = min(max(index, 0), LAYERS - 1)",
+            "        ctx = Context(u, mask, record=False)",
+            "        ctx.layer = layer",
+            "        return self.layers[layer].rhs(u, ctx, self.shared)",
+        ]
 
     # ------------------------------------------------------------------ whole module
     def print_module(self) -> str:
@@ -751,6 +797,9 @@ def _fit_line(line: str, width: int = LINE_WIDTH) -> list[str]:
     # a call or tuple that closes at the end of the line: one argument per line
     for open_at, c in enumerate(core):
         if c in "([" and _matching_close(core, open_at) == len(core) - 1:
+            head = core[:open_at].partition(" = ")[2] or core[:open_at]
+            if len(_top_level_split(head.removeprefix("return "), (" + ", " - "))) > 1:
+                break  # the call is the last summand of a long sum: break the sum instead
             inner = core[open_at + 1:-1]
             args = [a for a in _top_level_split(inner, (", ",)) if a.rstrip(",")]
             before = core[open_at - 1] if open_at else " "

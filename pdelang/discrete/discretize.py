@@ -150,7 +150,7 @@ def discretize(model: SymbolicModel, program: StepProgram, analysis: Analysis) -
         norm=D.NormStabilizer(norm.kind, norm.placement, norm.eps, norm.affine, norm.final),
         terms=terms, program=program, parameters=parameters, modules=modules,
         stencils=frozen_dict(stencils), implicit=_implicit_terms(model, program),
-        stencil_radius=radius, facts=frozen_dict(facts),
+        stencil_radius=radius, t0=spec.time.span[0], facts=frozen_dict(facts),
     )
     check_parameter_names(spec, discrete)
     return discrete

@@ -192,6 +192,7 @@ class DiscreteModel:
     stencils: Mapping[str, DiscreteStencil]
     implicit: tuple[ImplicitTerm, ...] = ()
     stencil_radius: int = 0  # ghost tokens any operator reads beyond an end
+    t0: float = 0.0  # time.span[0]: where layer 0's interval starts
     facts: Mapping[str, object] = field(default_factory=dict)  # derived facts for the header
 
     def term(self, name: str) -> DiscreteTerm:

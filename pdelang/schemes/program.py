@@ -271,6 +271,24 @@ class StepProgram:
         return {t: n.name for n in self.norms if n.placement == "pre" for t in n.terms}
 
     @property
+    def ode_obstacle(self) -> str | None:
+        """Why refining Δt → 0 does *not* converge to the ODE ``du/dt = F(u)``,
+        ``F(u) = Σ_t f_t([P_t] u)`` (``None`` when it does).
+
+        Every scheme here is consistent with that ODE when the update keeps its identity
+        part and the norms act inside the vector field (``pre``, or none).  Without the
+        residual a sub-step *replaces* the state (``u ← Δt f(u)``), which has no limit as
+        Δt → 0; a ``post`` norm projects after every (sub-)step, so the number of
+        projections grows with the refinement and the limit is not the flow of ``F``."""
+        if not self.residual:
+            return ("without the residual a sub-step replaces the state (u ← Δt·f(u)) "
+                    "instead of adding to it, so refining Δt has no ODE limit")
+        if self.post_norms:
+            return ("a post-norm projects the state after every (sub-)step, so refining Δt "
+                    "multiplies the projections and the limit is not the flow of an ODE")
+        return None
+
+    @property
     def post_norms(self) -> tuple[NormModule, ...]:
         return tuple(n for n in self.norms if n.placement == "post")
 

@@ -11,6 +11,9 @@ Modes
 ``fit``         the reference's weights stay frozen; only the spec's *learnable scalar
                 parameters* (e.g. D and α of specs/master.yaml) are fitted, with Adam, to the
                 reference's per-layer states on training text; metrics on held-out text.
+``depth``       the continuous-depth limit: the same weights, substeps 1, 2, 4, … 64 per
+                layer, against an adaptive dopri5 solution of the ODE the refinements
+                converge to (:mod:`pdelang.validation.depth`).
 
 The reference's own embedding output is u(0); its attention mask is passed through.
 """
@@ -39,7 +42,7 @@ from pdelang.validation.weights import (
 
 EXACT_RELATIVE_ERROR = 1e-5
 EXACT_ATTENTION_COSINE = 0.99999
-MODES = ("exact", "continuous", "fit")
+MODES = ("exact", "continuous", "fit", "depth")
 
 
 @dataclass
@@ -196,13 +199,16 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
              overrides: Iterable[str] = (), samples: int = 64, text: str | None = None,
              max_length: int = 128, steps: int = 40, lr: float = 0.05,
              train_samples: int = 32, seed: int = 0, progress=None, compile: bool = False,
-             dtype: str = "float32") -> ValidationResult:
+             dtype: str = "float32", levels=None, rtol: float | None = None,
+             atol: float | None = None):
     """Validate a spec against a reference (see the module docstring for the modes).
 
     ``compile``: the stepper compiled with ``torch.compile`` (one warning and uncompiled
     where it cannot be); ``dtype`` ``bfloat16``/``float16``: the stepper under autocast
     (the reference stays float32) — continuous and fit mode only, exact mode's 1e-5
-    tolerance is a float32 one."""
+    tolerance is a float32 one.  ``mode="depth"`` returns a
+    :class:`~pdelang.validation.depth.DepthResult` (``levels``, ``rtol``, ``atol``: the
+    refinements and the adaptive solver's tolerances)."""
     from pdelang.accelerate import REDUCED, check_dtype, compile_stepper, precision
     from pdelang.builder import build_module
     from pdelang.spec.load import load_spec
@@ -212,6 +218,10 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     if dtype not in ("float32",) + REDUCED:
         raise PdelangError(f"--dtype {dtype}: validate runs float32, bfloat16 or float16",
                            suggestion="the reference runs in float32; use --dtype float32")
+    if mode == "depth" and (dtype != "float32" or compile):
+        raise PdelangError("--mode depth runs in float64 (its distances are discretization "
+                           "errors, not round-off); --dtype and --compile do not apply",
+                           suggestion="drop --dtype/--compile")
     if dtype in REDUCED and mode == "exact":
         raise PdelangError(f"--dtype {dtype} with --mode exact: exact mode's tolerances "
                            f"(relative error ≤ {EXACT_RELATIVE_ERROR:g}) are float32 ones, "
@@ -237,6 +247,17 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     if found:
         raise mismatch_error(found, ref, spec_value, problems)
     load_reference_weights(stepper, ref, spec_value)
+    if mode == "depth":
+        from pdelang.validation import depth
+
+        result = depth.continuous_limit(
+            spec_value, ref, _inputs(ref, samples, "heldout", text, max_length),
+            reference_name=reference, levels=levels or depth.DEFAULT_LEVELS,
+            rtol=rtol or depth.DEFAULT_RTOL, atol=atol or depth.DEFAULT_ATOL,
+            progress=progress)
+        result.warnings = list(module.COMPILATION.analysis.warnings)
+        result.seconds = time.perf_counter() - started
+        return result
     if compile:
         compile_stepper(stepper)
     history: list[float] = []

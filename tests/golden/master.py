@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+T0 = 0.0  # t0: layer ℓ acts on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT)
 DT = 1.0  # (t1 − t0) / (layers × substeps)
 LAYERS = 6
 SUBSTEPS = 1

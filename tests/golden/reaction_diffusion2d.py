@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+T0 = 0.0  # t0: layer ℓ acts on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT)
 DT = 0.02  # (t1 − t0) / (layers × substeps)
 LAYERS = 1
 SUBSTEPS = 50
@@ -324,6 +325,27 @@ class ReactionDiffusion2dStepper(nn.Module):
         if return_trajectory or return_attention:
             return StepperOutput(state, states, ctx.attentions)
         return state
+
+    def rate(
+        self,
+        t: float | torch.Tensor,
+        u: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        layer: int | None = None,
+    ) -> torch.Tensor:
+        """f(t, u) of the continuous-depth limit du/dt = f(t, u) that the steps converge
+        to as SUBSTEPS → ∞: layer ℓ's whole vector field (pre-norms inside, no final
+        norm) on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT).  ``layer`` pins ℓ — an
+        adaptive solver on one layer's closed interval must not switch weights at its
+        right end.  u: (B, N, C) → (B, N, C).
+        """
+        if layer is None:
+            index = int((float(t) - T0) // (DT * SUBSTEPS))
+            layer = min(max(index, 0), LAYERS - 1)
+        ctx = Context(u, mask, record=False)
+        ctx.layer = layer
+        return self.layers[layer].rhs(u, ctx, self.shared)
 
 
 Stepper = ReactionDiffusion2dStepper
