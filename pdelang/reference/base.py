@@ -304,6 +304,12 @@ class Reference(abc.ABC):
     def run(self, inputs: dict[str, Any]) -> ReferenceRun:
         """One forward pass under ``torch.no_grad``: embeddings, states and attention maps."""
 
+    def propagate(self, inputs: dict[str, Any], u0: torch.Tensor) -> torch.Tensor:
+        """``u_L``, the last layer's output (before any final norm), as a *differentiable*
+        function of ``u(0) = u0`` ``(B, N, C)``: the layer stack with ``inputs``'s mask, the
+        embeddings replaced by ``u0`` (the token information flow ∂u_L/∂u_0 needs it)."""
+        raise NotImplementedError(f"reference {self.name!r} cannot propagate a given u(0)")
+
     def parameter_count(self) -> int:
         """Number of parameters of the underlying model."""
         return sum(parameter.numel() for parameter in self.model.parameters())
@@ -447,6 +453,32 @@ def run_with_hooks(
         attentions=attentions,
         final_state=output.last_hidden_state.detach(),
     )
+
+
+def propagate_with_hooks(
+    layers: Sequence[nn.Module], forward: Callable[[], Any], u0: torch.Tensor
+) -> torch.Tensor:
+    """The output of ``layers[-1]`` when ``forward()`` runs the model with the input of
+    ``layers[0]`` replaced by ``u0``: a differentiable function of ``u0`` (gradients are not
+    switched off here; the model's own parameters stay frozen)."""
+    captured: list[torch.Tensor] = []
+
+    def replace(module: nn.Module, args: tuple, kwargs: dict):
+        if args:
+            return (u0, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": u0}
+
+    def capture(module: nn.Module, args: tuple, output: Any) -> None:
+        captured.append(_first_tensor(output))
+
+    handles = [layers[0].register_forward_pre_hook(replace, with_kwargs=True),
+               layers[-1].register_forward_hook(capture)]
+    try:
+        forward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured[-1]
 
 
 def tokenize(tokenizer: Any, sentences: Sequence[str] | str, max_length: int) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pdelang.reference.base import (
     local_tokenizer,
     map_activation,
     prepare_model,
+    propagate_with_hooks,
     quiet_transformers,
     run_with_hooks,
     set_offline,
@@ -119,6 +120,11 @@ class BertReference(Reference):
     def inputs_from_text(self, sentences: list[str], max_length: int = 128) -> dict[str, Any]:
         """Tokenize with ``[CLS] ... [SEP]``, right padding, truncation to ``max_length``."""
         return tokenize(self.tokenizer, sentences, min(max_length, self.max_positions))
+
+    def propagate(self, inputs: dict[str, Any], u0: torch.Tensor) -> torch.Tensor:
+        """``u_L`` as a differentiable function of ``u0`` (:meth:`Reference.propagate`)."""
+        return propagate_with_hooks(
+            self.model.encoder.layer, lambda: self.model(**inputs, return_dict=True), u0)
 
     def run(self, inputs: dict[str, Any]) -> ReferenceRun:
         """Run BERT; states are captured by hooks on the layers, maps from eager attention."""

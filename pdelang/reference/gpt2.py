@@ -33,6 +33,7 @@ from pdelang.reference.base import (
     local_tokenizer,
     map_activation,
     prepare_model,
+    propagate_with_hooks,
     quiet_transformers,
     run_with_hooks,
     set_offline,
@@ -129,6 +130,12 @@ class GPT2Reference(Reference):
         """Tokenize with right padding (GPT-2's own tokenizer pads with its EOS token)."""
         encoded = tokenize(self.tokenizer, sentences, min(max_length, self.max_positions))
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    def propagate(self, inputs: dict[str, Any], u0: torch.Tensor) -> torch.Tensor:
+        """``u_L`` as a differentiable function of ``u0`` (:meth:`Reference.propagate`)."""
+        return propagate_with_hooks(self.model.h, lambda: self.model(
+            input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+            use_cache=False, return_dict=True), u0)
 
     def run(self, inputs: dict[str, Any]) -> ReferenceRun:
         """Run GPT-2; states from hooks on the blocks (the last one before ``ln_f``)."""

@@ -178,6 +178,15 @@ class TorchEncoderReference(Reference):
         max_length = min(max_length, self.model.config.max_positions)
         return self.tokenizer(sentences, max_length=max_length)
 
+    def propagate(self, inputs: dict[str, Any], u0: torch.Tensor) -> torch.Tensor:
+        """``u_L`` as a differentiable function of ``u0`` (:meth:`Reference.propagate`)."""
+        mask = inputs.get("attention_mask")
+        padding = None if mask is None else ~mask.to(torch.bool)
+        state = u0
+        for layer in self.model.encoder.layers:
+            state = layer(state, src_key_padding_mask=padding)
+        return state
+
     def run(self, inputs: dict[str, Any]) -> ReferenceRun:
         """Run the layers one by one, recording states and each layer's attention map."""
         input_ids = inputs["input_ids"]

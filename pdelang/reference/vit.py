@@ -35,6 +35,7 @@ from pdelang.reference.base import (
     detach,
     map_activation,
     prepare_model,
+    propagate_with_hooks,
     quiet_transformers,
     run_with_hooks,
     set_offline,
@@ -189,6 +190,11 @@ class ViTReference(Reference):
         mean = self.image_mean.view(1, -1, 1, 1)
         std = self.image_std.view(1, -1, 1, 1)
         return {"pixel_values": ((pixels - mean) / std).contiguous()}
+
+    def propagate(self, inputs: dict[str, Any], u0: torch.Tensor) -> torch.Tensor:
+        """``u_L`` as a differentiable function of ``u0`` (:meth:`Reference.propagate`)."""
+        return propagate_with_hooks(_vit_layers(self.model), lambda: self.model(
+            pixel_values=inputs["pixel_values"], return_dict=True), u0)
 
     def run(self, inputs: dict[str, Any]) -> ReferenceRun:
         """Run ViT; states from hooks on the layers (before ``layernorm``), eager maps."""
