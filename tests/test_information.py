@@ -352,6 +352,10 @@ def test_token_flow_matches_the_brute_force_jacobian():
     reference[1, 3:, :] = 0.0
     assert torch.allclose(masked, reference, rtol=1e-12, atol=1e-14)
     assert flow_cosine(masked, reference, mask) == pytest.approx(1.0, abs=1e-12)
+    constant = token_flow(lambda u: torch.zeros_like(u), u0)
+    assert torch.equal(constant, torch.zeros(3, tokens, tokens, dtype=torch.float64))
+    with pytest.raises(ValueError, match="map_fn must return"):
+        token_flow(lambda u: u[:, :1], u0)
 
 
 def test_flow_cosine():
