@@ -6,7 +6,7 @@ top-level module, next to :mod:`pdelang.metrics`, because no single tool owns it
 
 Text: the Python reference manual as shipped in the standard library
 (``pydoc_data.topics.topics``, read in sorted topic order by :func:`pydoc_topics`).  It is used
-in two forms:
+in three forms:
 
 * :func:`load_corpus` — *sentences* (validation and the text references).  Each topic is cut
   into paragraphs; headings and paragraphs whose lines are not all indented alike (grammar
@@ -18,11 +18,17 @@ in two forms:
   first byte of ``md5(sentence)`` is below 51 (≈ 20 %), otherwise it is *train*.  Within a
   split, sentences are ordered by their md5 digest, so the first ``n`` are a deterministic
   sample spread over all topics.
+* :func:`load_labelled_corpus` — *labelled sentences* (the text task of ``I(T; Y)``,
+  :mod:`pdelang.information`): the sentences of :func:`load_corpus` (same split, same order)
+  from the ``K = 8`` topics with the most kept sentences (:func:`labelled_topics`), labelled by
+  their topic.  A sentence found in several topics belongs to the first in sorted order (the
+  one that kept it).  With Python 3.11: 607 train and 171 held-out sentences, every class
+  with ≥ 42 train and ≥ 11 held-out ones.
 * :func:`load_pydoc_text` — one *character* string (the ablation's text task): the topics
   joined with newlines, restricted to printable ASCII plus newline.
 
-Both depend on the Python version (the topics change between releases) but are deterministic
-for a given one.
+All three depend on the Python version (the topics change between releases) but are
+deterministic for a given one.
 
 Images: scikit-learn's bundled 8x8 digits (``load_digits``, 1797 images, values 0..16) scaled
 to ``[0, 1]`` (:func:`digits_arrays`).  Two fixed splits exist, each kept because published
@@ -40,6 +46,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +57,7 @@ MIN_WORDS = 5
 MAX_WORDS = 40
 HELDOUT_THRESHOLD = 51  # of 256: the held-out share of the md5 space (~20 %)
 DIGITS_TRAIN_FRACTION = 0.8
+LABELLED_TOPICS = 8  # classes of the labelled text task: the topics with the most sentences
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z\"'(])")
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "cf.", "vs.", "mr.", "dr.", "no.", "fig.")
@@ -143,16 +151,20 @@ def pydoc_topics() -> list[tuple[str, str]]:
 
 
 @functools.lru_cache(maxsize=1)
-def _all_sentences() -> tuple[str, ...]:
-    seen: set[str] = set()
-    sentences: list[str] = []
-    for _, document in pydoc_topics():
+def _topic_of_sentence() -> dict[str, str]:
+    """Every kept sentence → the pydoc topic it is first found in (topics in sorted order)."""
+    topics: dict[str, str] = {}
+    for name, document in pydoc_topics():
         for paragraph in _prose_paragraphs(document):
             for sentence in split_sentences(_FOOTNOTE.sub("", paragraph)):
-                if _acceptable(sentence) and sentence not in seen:
-                    seen.add(sentence)
-                    sentences.append(sentence)
-    return tuple(sentences)
+                if _acceptable(sentence) and sentence not in topics:
+                    topics[sentence] = name
+    return topics
+
+
+@functools.lru_cache(maxsize=1)
+def _all_sentences() -> tuple[str, ...]:
+    return tuple(_topic_of_sentence())
 
 
 @functools.lru_cache(maxsize=2)
@@ -176,6 +188,45 @@ def load_corpus(split: str = "train", n: int | None = None) -> list[str]:
             raise ValueError(f"the {split} split has only {len(sentences)} sentences, asked {n}")
         sentences = sentences[:n]
     return list(sentences)
+
+
+@functools.lru_cache(maxsize=4)
+def labelled_topics(topics: int = LABELLED_TOPICS) -> tuple[str, ...]:
+    """The ``topics`` pydoc topics with the most kept sentences (both splits together), most
+    first (ties: by name): the classes of :func:`load_labelled_corpus`."""
+    if topics < 2:
+        raise ValueError(f"a labelled corpus needs at least 2 topics, got {topics}")
+    counts = Counter(_topic_of_sentence().values())
+    if topics > len(counts):
+        raise ValueError(f"the corpus has only {len(counts)} topics with sentences, asked "
+                         f"{topics}")
+    ranked = sorted(counts, key=lambda name: (-counts[name], name))
+    return tuple(ranked[:topics])
+
+
+def load_labelled_corpus(
+    split: str = "train", n: int | None = None, *, topics: int = LABELLED_TOPICS
+) -> tuple[list[str], list[int], list[str]]:
+    """``(sentences, labels, label_names)``: the labelled text task (for ``I(T; Y)`` on text).
+
+    The label of a sentence is the pydoc topic it comes from, as an index into
+    ``label_names`` (:func:`labelled_topics`: the ``topics`` topics with the most sentences,
+    most first).  The sentences are those of :func:`load_corpus` (same ``split``, same md5
+    order) whose topic is one of them; the first ``n`` (all if ``None``) are returned.
+    """
+    _check_split(split)
+    names = labelled_topics(topics)
+    index = {name: label for label, name in enumerate(names)}
+    topic_of = _topic_of_sentence()
+    sentences = [s for s in _split_sentences_of(split) if topic_of[s] in index]
+    if n is not None:
+        if n < 0:
+            raise ValueError(f"n must be non-negative, got {n}")
+        if n > len(sentences):
+            raise ValueError(f"the labelled {split} split has only {len(sentences)} sentences, "
+                             f"asked {n}")
+        sentences = sentences[:n]
+    return sentences, [index[topic_of[s]] for s in sentences], list(names)
 
 
 def read_text_file(path: str | Path, mode: str = "auto") -> list[str]:

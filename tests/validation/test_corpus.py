@@ -6,13 +6,17 @@ import pytest
 import torch
 
 from pdelang.data import (
+    LABELLED_TOPICS,
     MAX_WORDS,
     MIN_WORDS,
     SPLITS,
     digits_arrays,
     digits_train_test,
+    labelled_topics,
     load_corpus,
     load_digits_images,
+    load_labelled_corpus,
+    pydoc_topics,
     read_text_file,
     split_sentences,
 )
@@ -105,3 +109,38 @@ def test_both_digits_splits_partition_the_same_images():
             torch.from_numpy(labels).bincount().tolist()
     assert not torch.equal(task["test"][1], validation[1][1])  # different permutations
 
+
+
+def test_labelled_corpus_is_a_deterministic_labelled_subset_of_the_corpus():
+    """The pydoc topic of a sentence is its label; the top LABELLED_TOPICS topics are the
+    classes, present in both splits; same md5 split and order as load_corpus."""
+    names = labelled_topics()
+    assert len(names) == LABELLED_TOPICS and len(set(names)) == LABELLED_TOPICS
+    parts = {}
+    for split in SPLITS:
+        sentences, labels, label_names = load_labelled_corpus(split)
+        assert label_names == list(names)
+        assert len(sentences) == len(labels) and len(set(sentences)) == len(sentences)
+        assert load_labelled_corpus(split) == (sentences, labels, label_names)
+        corpus = load_corpus(split)
+        position = {sentence: i for i, sentence in enumerate(corpus)}
+        assert all(sentence in position for sentence in sentences)
+        order = [position[sentence] for sentence in sentences]
+        assert order == sorted(order)  # the corpus's own order, a subsequence of it
+        counts = torch.bincount(torch.tensor(labels), minlength=LABELLED_TOPICS)
+        assert int((counts > 0).sum()) == LABELLED_TOPICS  # every class in both splits
+        assert int(counts.min()) >= (20 if split == "train" else 5)
+        parts[split] = sentences
+    assert not set(parts["train"]) & set(parts["heldout"])
+    assert load_labelled_corpus("heldout", 7)[0] == parts["heldout"][:7]
+    # a label is the topic the sentence comes from
+    topics = dict(pydoc_topics())
+    sentences, labels, label_names = load_labelled_corpus("heldout", 20)
+    for sentence, label in zip(sentences, labels):
+        assert " ".join(sentence.split()[:3]) in " ".join(topics[label_names[label]].split())
+    with pytest.raises(ValueError):
+        load_labelled_corpus("test")
+    with pytest.raises(ValueError):
+        load_labelled_corpus("heldout", 10**6)
+    with pytest.raises(ValueError):
+        labelled_topics(1)
