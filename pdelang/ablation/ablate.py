@@ -242,7 +242,8 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
            train: str = "digits", steps: int = 100, seeds: int = 2, lr: float = 1e-4,
            batch_size: int | None = None, drift_samples: int = 16, quick: bool = False,
            out: str | None = None, progress: bool = True, threads: int | None = None,
-           compile: bool = False, dtype: str = "float32") -> dict:
+           compile: bool = False, dtype: str = "float32", metrics: Iterable[str] = (),
+           sigma: float | None = None, info_every: int | None = None) -> dict:
     """Run the sweep; returns the results dict (also written to ``out`` when given).
 
     ``threads``: torch intra-op threads for the sweep (None: torch's default, or 1 with
@@ -254,6 +255,10 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
     compiles on its first call: worth it for long sweeps only).  ``dtype`` ``bfloat16``:
     the steppers' forward passes (drift and training) under autocast; the reference run,
     the metrics and the optimizer stay float32/float64.
+
+    ``metrics=("info",)`` (digits only): the information plane of every training run at
+    step 0, every ``info_every`` steps (default: a tenth of the steps) and at the end
+    (:mod:`pdelang.ablation.info_plane`; ``sigma`` relative to each layer's spread).
     """
     from pdelang.accelerate import check_dtype
     from pdelang.spec.load import load_spec
@@ -274,6 +279,20 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
         batch_size = batch_size or 8
     if train not in ("digits", "text", "none"):
         raise PdelangError(f"unknown training task '{train}'", suggestion="digits, text or none")
+    info = None
+    if "info" in tuple(metrics):
+        if train != "digits":
+            raise PdelangError(f"--metrics info needs labels: the {train} task has none for "
+                               "I(T;Y)", suggestion="use --train digits")
+        from pdelang.validation.information_flow import DEFAULT_SIGMA
+        if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
+            raise PdelangError(f"--sigma {sigma}: must be a positive number")
+        if info_every is not None and info_every < 1:
+            raise PdelangError(f"--info-every {info_every}: must be at least 1")
+        info = {"sigma": sigma or DEFAULT_SIGMA,
+                # --quick: only before and after training (each observation fits a probe
+                # per layer: measured about 1 s a layer on 512 digits)
+                "every": info_every or (steps if quick else max(1, steps // 10))}
     swaps = list(swaps)
     from_file = load_sweep_file(sweep_file) if sweep_file else {}
     from_options = parse_swaps(swaps)
@@ -295,7 +314,7 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
     try:
         return _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
                       drift_samples, quick, out, progress, swap_values, started, compile,
-                      dtype)
+                      dtype, info)
     finally:
         torch.set_num_threads(threads_before)
         if flush_denormal:
@@ -304,7 +323,7 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
 
 def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
            drift_samples, quick, out, progress, swap_values, started, compile=False,
-           dtype="float32") -> dict:
+           dtype="float32", info=None) -> dict:
     from pdelang.accelerate import precision
     from pdelang.builder import build_module
     from pdelang.spec.load import load_spec
@@ -340,7 +359,7 @@ def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
                                                            compile=compile)
             if train != "none":
                 entry.update(_train_variant(module, train, steps, seeds, lr, batch_size,
-                                            train_overrides, progress, compile))
+                                            train_overrides, progress, compile, info))
         results.append(entry)
         if bar is not None:
             bar.update(1)
@@ -349,7 +368,7 @@ def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
     data = {
         "spec": spec, "swaps": swap_values, "overrides": base, "task": train,
         "steps": steps, "seeds": list(range(seeds)), "lr": lr, "reference": reference,
-        "quick": quick, "dtype": dtype, "compile": compile,
+        "quick": quick, "dtype": dtype, "compile": compile, "information": info,
         "seconds": round(time.perf_counter() - started, 1),
         "variants": results,
     }
@@ -361,7 +380,7 @@ def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
 
 def _train_variant(module, task_name: str, steps: int, seeds: int, lr: float,
                    batch_size: int | None, train_overrides: dict, progress: bool,
-                   compile: bool = False) -> dict:
+                   compile: bool = False, info: dict | None = None) -> dict:
     from pdelang.ablation.tasks import make_task
     from pdelang.ablation.train import summarize, train_seeds
 
@@ -382,7 +401,15 @@ def _train_variant(module, task_name: str, steps: int, seeds: int, lr: float,
             return tqdm(total=options["steps"], desc=f"  seed {seed}", unit="step",
                         position=1, leave=False)
 
-    records = train_seeds(fresh_task, list(range(seeds)), progress=bar_factory, **options)
+    observer = None
+    if info is not None:
+        from pdelang.ablation.info_plane import digits_observer
+
+        def observer(task):
+            return digits_observer(task, sigma=info["sigma"])
+        options = {**options, "observe_every": info["every"]}
+    records = train_seeds(fresh_task, list(range(seeds)), progress=bar_factory,
+                          observer=observer, **options)
     summary = summarize(records)
     return {
         "diverged": summary["diverged"],

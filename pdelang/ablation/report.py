@@ -402,7 +402,62 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             lines += _markdown_table([title for _, title in _DRIFT_COLUMNS], table)
             lines.append("")
         lines.pop()
+    lines += _information_section(variants, results.get("information"))
     return "\n".join(lines) + "\n"
+
+
+def _observations(variant: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Seed 0's information-plane observations (``ablate --metrics info``)."""
+    runs = _seed_runs(variant)
+    return list(runs[0].get("information") or []) if runs else []
+
+
+def _information_section(variants, settings) -> list[str]:
+    """Per variant: I(X;T) and I(T;Y) of every layer at the first and last observation."""
+    observed = [(i + 1, v, _observations(v)) for i, v in enumerate(variants)]
+    observed = [(i, v, o) for i, v, o in observed if o]
+    if not observed:
+        return []
+    sigma = (settings or {}).get("sigma")
+    lines = ["", "## Information plane along training", "",
+             "Seed 0; per layer boundary (0 = the embedded patches) I(X; T + Z) by sample "
+             f"propagation (σ = {sigma} × the layer's spread) and I(T; Y) = H(Y) − held-out "
+             "cross-entropy of a logistic probe, in bits; T = the flattened state.  Plots: "
+             "`information_plane_<variant>.png`.", ""]
+    for index, variant, observations in observed:
+        first, last = observations[0], observations[-1]
+        lines += [f"### {index}. {_label(variant)}", ""]
+        if not first.get("layers") or not last.get("layers"):
+            lines += [f"{first.get('note') or last.get('note') or 'no observation'}", ""]
+            continue
+        table = [[str(a["layer"]), format_number(a["i_xt_bits"]), format_number(b["i_xt_bits"]),
+                  format_number(a.get("i_ty_bits")), format_number(b.get("i_ty_bits"))]
+                 for a, b in zip(first["layers"], last["layers"])]
+        lines += _markdown_table(
+            ["layer", f"I(X;T) step {first['step']}", f"I(X;T) step {last['step']}",
+             f"I(T;Y) step {first['step']}", f"I(T;Y) step {last['step']}"], table)
+        lines.append("")
+    lines.pop()
+    return lines
+
+
+def plot_information(variants: Sequence[Mapping[str, Any]], out: Path) -> dict[str, Path]:
+    """``information_plane_<k>.png`` per variant with observations: one curve per step."""
+    from pdelang.validation.plots import information_plane
+
+    paths = {}
+    for index, variant in enumerate(variants, start=1):
+        observations = [o for o in _observations(variant) if o.get("layers")]
+        if not observations:
+            continue
+        series = {f"step {o['step']}": [(row["i_xt_bits"], row.get("i_ty_bits"))
+                                        for row in o["layers"]] for o in observations}
+        figure = information_plane(series, f"{index}. {_label(variant)} (seed 0)",
+                                   steps={k: [] for k in series})
+        name = f"information_plane_{index}.png"
+        paths[name] = out / name
+        _save(figure, paths[name])
+    return paths
 
 
 def _format_drift(value: Any, key: str) -> str:
@@ -604,4 +659,5 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any]) -> dict[str, P
     plot_curves(variants, "losses", paths["loss.png"], "Training loss", "loss")
     plot_curves(variants, "grad_norms", paths["grad_norm.png"], "Gradient norm (global L2)",
                 "‖g‖₂")
+    paths.update(plot_information(variants, out))
     return paths

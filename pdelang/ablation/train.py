@@ -85,6 +85,7 @@ class TrainingRecord:
     seed: int | None = None
     steps_completed: int = 0
     seconds: float = 0.0
+    information: list[dict] = field(default_factory=list)  # observe(step) results
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``dict`` (lists of floats; NaN/Inf kept as floats: see report.json_safe)."""
@@ -169,6 +170,8 @@ def train(
     eval_examples: int | None = None,
     evaluate: bool = True,
     warmup_steps: int = 0,
+    observe: Callable[[int], dict] | None = None,
+    observe_every: int = 0,
 ) -> TrainingRecord:
     """Train ``task`` for ``steps`` optimizer steps and record its dynamics (module docstring).
 
@@ -180,6 +183,9 @@ def train(
     ``eval_loss`` (a fixed small subset: default 256 digits / 32 text windows).
     ``warmup_steps``: linear learning-rate warm-up, ``lr_k = lr * min(1, (k + 1) / warmup)``
     (0 = constant ``lr``).
+    ``observe``: called as ``observe(k)`` after ``k`` optimizer updates — at 0, every
+    ``observe_every`` updates (0: only at 0 and the end) and after the last — its results
+    go to ``record.information`` (``ablate --metrics info``: the information plane).
     """
     if steps < 0:
         raise ValueError("steps must be >= 0")
@@ -194,6 +200,8 @@ def train(
     threshold = divergence_threshold
     max_grad = -math.inf
     task.train()
+    if observe is not None:
+        record.information.append(observe(0))
 
     for step in range(steps):
         batch = next(batches)
@@ -226,6 +234,10 @@ def train(
             before = [p.detach().clone() for p in params]
             opt.step()
             update_norm = global_norm(p.detach() - b for p, b in zip(params, before))
+            done = step + 1
+            if observe is not None and (done == steps or (observe_every
+                                                          and done % observe_every == 0)):
+                record.information.append(observe(done))
         if not math.isnan(grad_norm):
             max_grad = max(max_grad, grad_norm)
 
@@ -259,19 +271,23 @@ def train_seeds(
     make_task: Callable[[], AblationTask],
     seeds: Sequence[int],
     progress: Callable[[int], Any] | None = None,
+    observer: Callable[[AblationTask], Callable[[int], dict]] | None = None,
     **train_options: Any,
 ) -> list[TrainingRecord]:
     """One :func:`train` run per seed, building a fresh task with ``make_task()`` under
     :func:`seeded` (so the stepper, embedding and head initialisation depend on the seed).
 
-    ``progress``: optional factory ``progress(seed)`` returning a per-run progress object.
+    ``progress``: optional factory ``progress(seed)`` returning a per-run progress object;
+    ``observer``: optional factory ``observer(task)`` of :func:`train`'s ``observe``.
     """
     records = []
     for seed in seeds:
         with seeded(seed):
             task = make_task()
             bar = progress(seed) if progress is not None else None
-            records.append(train(task, seed=seed, progress=bar, **train_options))
+            observe = observer(task) if observer is not None else None
+            records.append(train(task, seed=seed, progress=bar, observe=observe,
+                                 **train_options))
             if bar is not None and hasattr(bar, "close"):
                 bar.close()
     return records

@@ -38,6 +38,14 @@ def configure(parser) -> None:
                         help="compile every stepper with torch.compile (each compiles on its "
                              "first call, tens of seconds on a CPU: for long sweeps; one "
                              "warning and uncompiled where torch.compile cannot be used)")
+    parser.add_argument("--metrics", choices=["standard", "info"], default="standard",
+                        help="info (digits): the information plane I(X;T), I(T;Y) per layer "
+                             "along training (see validate --metrics info)")
+    parser.add_argument("--sigma", type=float, default=None,
+                        help="--metrics info: noise σ relative to each layer's spread "
+                             "(default 0.3)")
+    parser.add_argument("--info-every", type=int, default=None,
+                        help="--metrics info: observe every N steps (default steps/10)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="the steppers' precision in drift and training: float32 "
                              "(default) or bfloat16 under autocast")
@@ -52,7 +60,8 @@ def execute(args) -> int:
                   seeds=args.seeds, lr=args.lr, batch_size=args.batch_size,
                   drift_samples=args.drift_samples, quick=args.quick, out=args.out,
                   threads=args.threads, compile=args.compile, dtype=args.dtype,
-                  progress=not args.json)
+                  progress=not args.json, metrics=(args.metrics,), sigma=args.sigma,
+                  info_every=args.info_every)
     if args.json:
         summary = {k: v for k, v in data.items() if k != "variants"}
         summary["variants"] = [{k: v for k, v in variant.items() if k != "training"}

@@ -17,6 +17,24 @@ def configure(parser) -> None:
                         choices=["exact", "continuous", "fit", "depth"],
                         help="exact | continuous | fit | depth (the continuous-depth limit: "
                              "substeps 1 … 64 per layer against an adaptive dopri5 solution)")
+    parser.add_argument("--metrics", default="standard", choices=["standard", "info"],
+                        help="info: also the information flow per layer — I(X;T) "
+                             "(sample propagation), I(T;Y) (a logistic probe; digits or the "
+                             "labelled corpus), attention entropy, token flow maps")
+    parser.add_argument("--sigma", type=float, default=0.3,
+                        help="--metrics info: the noise σ of I(X; T + N(0, σ²I)), in units of "
+                             "each layer's RMS spread (default 0.3; see --sigma-scale)")
+    parser.add_argument("--sigma-scale", choices=["relative", "absolute"], default="relative",
+                        help="--metrics info: σ relative to each layer's spread (default) or "
+                             "absolute")
+    parser.add_argument("--representation", choices=["auto", "flat", "mean"], default="auto",
+                        help="--metrics info: T = the flattened state (auto for images) or "
+                             "the mean over real tokens (auto for text)")
+    parser.add_argument("--probe-samples", type=int, default=512,
+                        help="--metrics info: train inputs for the I(T;Y) probe (default 512)")
+    parser.add_argument("--flow-samples", type=int, default=4,
+                        help="--metrics info: held-out inputs whose token flow is computed "
+                             "(default 4; 0 skips it)")
     parser.add_argument("--levels", default="1,2,4,8,16,32,64",
                         help="depth mode: the substeps per layer to compare (default "
                              "1,2,4,8,16,32,64)")
@@ -58,9 +76,15 @@ def _check_options(args) -> None:
             raise PdelangError(f"{flag} {value}: must be at least {low}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise PdelangError(f"--lr {args.lr}: the learning rate must be a positive number")
-    for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)):
+    if args.metrics == "info" and args.mode == "depth":
+        raise PdelangError("--metrics info with --mode depth: the depth mode has its own "
+                           "table", suggestion="run --metrics info with exact, continuous "
+                                               "or fit mode")
+    if args.probe_samples < 2 or args.flow_samples < 0:
+        raise PdelangError("--probe-samples must be at least 2 and --flow-samples at least 0")
+    for flag, value in (("--rtol", args.rtol), ("--atol", args.atol), ("--sigma", args.sigma)):
         if not (math.isfinite(value) and value > 0):
-            raise PdelangError(f"{flag} {value}: a tolerance must be a positive number")
+            raise PdelangError(f"{flag} {value}: must be a positive number")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise PdelangError(f"--out {args.out} is a file, not a directory")
 
@@ -96,7 +120,10 @@ def execute(args) -> int:
                       samples=args.samples, text=args.text, max_length=args.max_length,
                       steps=args.steps, lr=args.lr, train_samples=args.train_samples,
                       seed=args.seed, progress=progress, compile=args.compile,
-                      dtype=args.dtype, levels=levels, rtol=args.rtol, atol=args.atol)
+                      dtype=args.dtype, levels=levels, rtol=args.rtol, atol=args.atol,
+                      metrics=(args.metrics,), sigma=args.sigma,
+                      probe_samples=args.probe_samples, flow_samples=args.flow_samples,
+                      sigma_scale=args.sigma_scale, representation=args.representation)
     if bar is not None:
         bar.close()
     if args.mode == "depth":

@@ -220,12 +220,85 @@ def attention_figure(result):
     return figure
 
 
+def information_plane(series: Mapping[str, Sequence[tuple[float, float]]], title: str,
+                      max_bits: float | None = None, steps: Mapping[str, Sequence] | None = None):
+    """The information plane: I(X;T) (x) against I(T;Y) (y), one point per layer, joined
+    in layer order and numbered (0 = u(0)); one series per model.  ``steps``: series are
+    training steps of one model — drawn as separate curves, lighter for earlier steps."""
+    figure, (axis,) = new_figure(size=(6.4, 4.8), dpi=110)
+    names = list(series)
+    for index, name in enumerate(names):
+        points = [(x, y) for x, y in series[name]
+                  if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+        if not points:
+            continue
+        look = style(index)
+        if steps is not None:  # one model along training: a sequential colour per step
+            import matplotlib
+
+            colour = matplotlib.colormaps["viridis"](index / max(1, len(names) - 1))
+            look = {**look, "color": colour, "linestyle": "-"}
+        xs, ys = zip(*points)
+        axis.plot(xs, ys, label=name, **look)
+        for layer, (x, y) in enumerate(points):
+            axis.annotate(str(layer), (x, y), textcoords="offset points", xytext=(4, 3),
+                          fontsize=7, color=look["color"])
+    if max_bits is not None:
+        axis.axvline(max_bits, color="0.6", linestyle=":", linewidth=1)
+        axis.text(max_bits, axis.get_ylim()[0], " log2 n", color="0.4", fontsize=7,
+                  rotation=90, va="bottom")
+    axis.set_xlabel("I(X; T + Z) [bits]  (sample propagation)")
+    axis.set_ylabel("I(T; Y) [bits]  (usable information, logistic probe)")
+    axis.set_title(title, fontsize=10)
+    plain_ticks(axis)
+    axis.legend(fontsize="small")
+    return figure
+
+
+def flow_figure(reference, model, cosine: float | None):
+    """Token information flow ‖∂u_L(x)/∂u_0(y)‖ of sample 0: reference and PDE side by
+    side, one shared colour scale."""
+    import numpy as np
+
+    figure, axes = new_figure(1, 2, size=(3.6, 3.4), dpi=110)
+    reference, model = np.asarray(reference, dtype=float), np.asarray(model, dtype=float)
+    largest = max(float(reference.max()), float(model.max()), 1e-300)
+    image = None
+    for axis, values, label in ((axes[0], reference, "reference"), (axes[1], model, "PDE")):
+        image = axis.imshow(values, cmap="magma", vmin=0, vmax=largest)
+        axis.set_title(label, fontsize=9)
+        axis.set_xlabel("input token y", fontsize=8)
+        axis.set_ylabel("output token x", fontsize=8)
+    colorbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.03)
+    colorbar.set_label("‖∂u_L(x)/∂u_0(y)‖_F", fontsize=8)
+    plain_ticks(colorbar.ax)
+    figure.suptitle("token information flow, sample 0"
+                    + ("" if cosine is None else f" (cosine over the samples {cosine:.4f})"),
+                    fontsize=10)
+    return figure
+
+
 def write_plots(result, out_dir: Path) -> list[Path]:
-    """``metrics.png`` and (with maps) ``attention_maps.png`` in ``out_dir``, atomically."""
+    """``metrics.png``, (with maps) ``attention_maps.png`` and (``--metrics info``)
+    ``information_plane.png`` and ``token_flow.png`` in ``out_dir``, atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [save_figure(metrics_figure(result), out_dir / "metrics.png", dpi=110)]
     maps = attention_figure(result)
     if maps is not None:
         paths.append(save_figure(maps, out_dir / "attention_maps.png", dpi=110))
+    info = getattr(result, "information", None)
+    if info is not None:
+        if info.labels is not None:
+            series = {side: [(row[key]["i_xt_bits"], row[key]["i_ty_bits"])
+                             for row in info.layers]
+                      for side, key in (("reference", "reference"), ("PDE", "model"))}
+            plane = information_plane(
+                series, f"information plane: {result.reference} vs {Path(result.spec).name} "
+                        f"(σ = {info.sigma:g})",
+                max_bits=info.layers[0]["reference"]["i_xt_max_bits"])
+            paths.append(save_figure(plane, out_dir / "information_plane.png", dpi=110))
+        if info.flow_maps is not None:
+            figure = flow_figure(*info.flow_maps, info.flow["cosine"])
+            paths.append(save_figure(figure, out_dir / "token_flow.png", dpi=110))
     return paths

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 
 from pdelang.accelerate import PrecisionWarning
@@ -61,6 +62,7 @@ class ValidationResult:
     problems: list[dict] = field(default_factory=list)  # exact mode: Δt, substeps, scheme …
     warnings: list[str] = field(default_factory=list)  # the spec's analysis warnings
     hint: str | None = None  # overrides that fix every problem at once
+    information: object = None  # --metrics info: an information_flow.InformationFlow
 
     def to_json(self) -> dict:
         def clean(value):
@@ -71,7 +73,7 @@ class ValidationResult:
             "layers": [{k: clean(v) for k, v in row.items()} for row in self.layers],
             "fitted": self.fitted, "fit_loss": self.fit_history, "seconds": self.seconds,
             "problems": self.problems, "hint": self.hint, "warnings": self.warnings,
-        }
+        } | ({"information": self.information.to_json()} if self.information else {})
 
 
 def _load_reference(name: str):
@@ -90,10 +92,23 @@ def _load_reference(name: str):
 
 
 def _inputs(reference, samples: int, split: str, text_file: str | None, max_length: int):
+    return _labelled_inputs(reference, samples, split, text_file, max_length)[0]
+
+
+def _labelled_inputs(reference, samples: int, split: str, text_file: str | None,
+                     max_length: int, labelled: bool = False):
+    """(inputs, labels or None, what the labels are): digits with their digit; with
+    ``labelled``, text from the labelled corpus (a sentence's pydoc topic); a user's
+    ``--text`` has no labels."""
     if reference.modality == "image":
         from pdelang.data import load_digits_images
-        images, _ = load_digits_images(samples, split)
-        return reference.inputs_from_images(images)
+        images, labels = load_digits_images(samples, split)
+        return reference.inputs_from_images(images), labels.numpy(), "the digit (10 classes)"
+    if labelled and not text_file:
+        from pdelang.data import load_labelled_corpus
+        sentences, labels, names = load_labelled_corpus(split, samples)
+        return (reference.inputs_from_text(sentences, max_length=max_length),
+                np.asarray(labels), f"the sentence's pydoc topic ({len(names)} classes)")
     if text_file:
         from pdelang.data import read_text_file
         try:
@@ -112,7 +127,7 @@ def _inputs(reference, samples: int, split: str, text_file: str | None, max_leng
     else:
         from pdelang.data import load_corpus
         sentences = load_corpus(split, samples)
-    return reference.inputs_from_text(sentences, max_length=max_length)
+    return reference.inputs_from_text(sentences, max_length=max_length), None, None
 
 
 def _per_layer_maps(attentions: list, layers: int) -> list:
@@ -200,7 +215,10 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
              max_length: int = 128, steps: int = 40, lr: float = 0.05,
              train_samples: int = 32, seed: int = 0, progress=None, compile: bool = False,
              dtype: str = "float32", levels=None, rtol: float | None = None,
-             atol: float | None = None):
+             atol: float | None = None, metrics: Iterable[str] = (),
+             sigma: float | None = None, probe_samples: int | None = None,
+             flow_samples: int | None = None, sigma_scale: str = "relative",
+             representation: str = "auto"):
     """Validate a spec against a reference (see the module docstring for the modes).
 
     ``compile``: the stepper compiled with ``torch.compile`` (one warning and uncompiled
@@ -208,7 +226,9 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     (the reference stays float32) — continuous and fit mode only, exact mode's 1e-5
     tolerance is a float32 one.  ``mode="depth"`` returns a
     :class:`~pdelang.validation.depth.DepthResult` (``levels``, ``rtol``, ``atol``: the
-    refinements and the adaptive solver's tolerances)."""
+    refinements and the adaptive solver's tolerances).  ``metrics=("info",)`` adds the
+    information flow per layer (:mod:`pdelang.validation.information_flow`: ``sigma``,
+    ``probe_samples`` train inputs for the probe, ``flow_samples`` inputs for the flow)."""
     from pdelang.accelerate import REDUCED, check_dtype, compile_stepper, precision
     from pdelang.builder import build_module
     from pdelang.spec.load import load_spec
@@ -264,10 +284,17 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     if mode == "fit":
         train_inputs = _inputs(ref, train_samples, "train", text, max_length)
         history = _fit(stepper, ref, train_inputs, steps, lr, progress, dtype)
-    inputs = _inputs(ref, samples, "heldout", text, max_length)
+    info = "info" in tuple(metrics)
+    inputs, labels, label_name = _labelled_inputs(ref, samples, "heldout", text, max_length,
+                                                  labelled=info)
     run = ref.run(inputs)
     with torch.no_grad(), precision(dtype, "cpu"):
         out, maps = _run_stepper(stepper, run)
+    information = None
+    if info:
+        information = _information(ref, stepper, run, out, maps, inputs, labels, label_name,
+                                   text, max_length, dtype, sigma, probe_samples,
+                                   flow_samples, sigma_scale, representation)
     rows = layer_metrics(run.hidden_states, run.attentions, out.states, maps, run.mask)
     passed = None
     tolerances = {}
@@ -294,7 +321,37 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         fit_history=history, seconds=time.perf_counter() - started, maps=sample_maps,
         problems=[m.to_json(ref.name) for m in problems],
         warnings=list(module.COMPILATION.analysis.warnings),
-        hint=complete_hint(problems, spec_value) if problems else None)
+        hint=complete_hint(problems, spec_value) if problems else None,
+        information=information)
+
+
+def _information(ref, stepper, run, out, maps, inputs, labels, label_name, text, max_length,
+                 dtype, sigma, probe_samples, flow_samples, sigma_scale, representation):
+    """``--metrics info``: the probe's train inputs through both models, then every
+    quantity of :mod:`pdelang.validation.information_flow`."""
+    from pdelang.accelerate import precision
+    from pdelang.validation import information_flow as flow
+
+    run_train = out_train = train_labels = None
+    if labels is not None:
+        train_inputs, train_labels, _ = _labelled_inputs(
+            ref, probe_samples or flow.DEFAULT_PROBE_SAMPLES, "train", text, max_length,
+            labelled=True)
+        missing = sorted(set(np.asarray(labels).tolist()) - set(train_labels.tolist()))
+        if missing:
+            raise PdelangError(
+                f"--probe-samples {len(train_labels)}: the probe's train inputs have no "
+                f"example of class(es) {missing[:5]} that the held-out inputs have, so I(T;Y) "
+                "cannot be estimated", suggestion="use more --probe-samples")
+        run_train = ref.run(train_inputs)
+        with torch.no_grad(), precision(dtype, "cpu"):
+            out_train = _call(stepper, run_train)
+    return flow.measure(
+        ref, stepper, run_test=run, out_test=out, maps_test=maps, inputs_test=inputs,
+        labels_test=labels, run_train=run_train, out_train=out_train,
+        labels_train=train_labels, sigma=sigma or flow.DEFAULT_SIGMA,
+        flow_samples=flow.DEFAULT_FLOW_SAMPLES if flow_samples is None else flow_samples,
+        label_name=label_name, sigma_scale=sigma_scale, representation=representation)
 
 
 def format_table(result: ValidationResult) -> str:
@@ -320,6 +377,9 @@ def format_table(result: ValidationResult) -> str:
         lines.append("parameters: " + ", ".join(
             f"{k} = {v:.4g}" if isinstance(v, float) else
             f"{k} = [{', '.join(f'{x:.4g}' for x in v)}]" for k, v in result.fitted.items()))
+    if result.information is not None:
+        from pdelang.validation.information_flow import format_information
+        lines.append(format_information(result.information))
     if result.fit_history:
         lines.append(f"fit loss: {result.fit_history[0]:.4g} → {result.fit_history[-1]:.4g} "
                      f"({len(result.fit_history)} Adam steps; only the spec's scalar "
