@@ -200,6 +200,9 @@ def mismatches(structure: dict, reference, spec: Spec | None = None,
                  "attention_term": attention_term, "mlp_term": mlp_term}
 
 
+EXTRA_TERMS = "terms besides attention and MLP"
+
+
 def exact_mismatches(structure: dict, reference, spec: Spec | None, names: dict
                      ) -> list[Mismatch]:
     """What keeps a compatible spec from reproducing the reference exactly: one Lie–Trotter
@@ -233,7 +236,7 @@ def exact_mismatches(structure: dict, reference, spec: Spec | None, names: dict
                     ("time.split_order", f"[{attention}, {mlp}]")]
         if structure.get("implicit"):
             settings.append(("time.implicit", "[]"))
-        what = "terms besides attention and MLP" if extra else "split order"
+        what = EXTRA_TERMS if extra else "split order"
         ours = ", ".join(extra) if extra else ", ".join(order)
         out.append(Mismatch(what, ours, f"{attention} then {mlp}", "equation",
                             tuple(settings),

@@ -145,3 +145,18 @@ def test_texts_shorter_than_the_stencil_are_a_user_error(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "the stencils need > 4" in proc.stderr and "hint:" in proc.stderr
+
+
+def test_exact_mode_switches_off_and_lists_the_pdes_own_terms():
+    """vit2d's diffusion is the PDE's addition: exact mode checks the Transformer part (and
+    says what it left out); continuous mode keeps the diffusion and departs."""
+    overrides = ["time.layers=3", "time.span=[0, 3]"]
+    result = validate("specs/vit2d.yaml", "hf-config:vit", "exact", overrides=overrides,
+                      samples=4)
+    assert_exact(result)
+    assert result.left_out == ["diffusion"] and result.to_json()["left_out"] == ["diffusion"]
+    assert result.problems == [] and result.hint is None
+    continuous = validate("specs/vit2d.yaml", "hf-config:vit", "continuous",
+                          overrides=overrides, samples=4)
+    assert continuous.left_out == []
+    assert continuous.layers[0]["relative_error"] > 1e-3
