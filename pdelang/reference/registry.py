@@ -2,6 +2,9 @@
 
 =========================  ====================================================================
 ``minilm``                 pretrained all-MiniLM-L6-v2 (post-LN BERT, 6 x 384, 12 heads)
+``vit-digits``             a pre-LN ViT (4 x 64, 4 heads) trained on 8x8 digits by
+                           ``pdelang reference train vit-digits`` (cached, see
+                           :mod:`pdelang.reference.vit_digits`)
 ``hf:PATH``                a local Hugging Face dir with a BertModel, ViTModel or GPT2Model
 ``hf-config:bert``         a small random BERT (64 channels, 4 heads, 3 layers, seed 0)
 ``hf-config:vit``          a small random ViT on 8x8 digits (2x2 patches: 4x4 grid + CLS)
@@ -24,6 +27,7 @@ from pdelang.reference.base import Reference
 #: The fixed names :func:`load_reference` knows (``hf:PATH`` comes on top).
 REFERENCE_NAMES: tuple[str, ...] = (
     "minilm",
+    "vit-digits",
     "hf-config:bert",
     "hf-config:vit",
     "hf-config:gpt2",
@@ -38,6 +42,8 @@ REFERENCE_NAMES: tuple[str, ...] = (
 _ALIASES = {
     "all-minilm-l6-v2": "minilm",
     "sentence-transformers/all-minilm-l6-v2": "minilm",
+    "vit_digits": "vit-digits",
+    "vitdigits": "vit-digits",
     "torch:gelu": "torch",
     "torch:pre:gelu": "torch:pre",
     "torch:post:gelu": "torch:post",
@@ -93,6 +99,10 @@ def load_reference(name: str) -> Reference:
         from pdelang.reference.bert import load_minilm
 
         return load_minilm()
+    if key == "vit-digits":
+        from pdelang.reference.vit_digits import load_vit_digits
+
+        return load_vit_digits()
     if key == "hf-config:bert":
         from pdelang.reference.bert import bert_from_config
 

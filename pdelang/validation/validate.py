@@ -85,9 +85,9 @@ def _load_reference(name: str):
     from pdelang.reference.registry import load_reference
     try:
         return load_reference(name)
-    except ValueError as exc:
-        raise PdelangError(str(exc), suggestion="see `pdelang validate --help` for references") \
-            from None
+    except ValueError as exc:  # a NotTrainedError names the command that trains it
+        raise PdelangError(str(exc), suggestion=getattr(
+            exc, "suggestion", "see `pdelang validate --help` for references")) from None
     except Exception as exc:  # a user's hf:PATH directory can be broken in many ways
         if not name.strip().lower().startswith("hf:"):
             raise

@@ -69,3 +69,37 @@ def test_figures_and_tensors(tmp_path):
     save_tensor(torch.arange(3.0), tmp_path / "state.pt")
     assert torch.equal(torch.load(tmp_path / "state.pt"), torch.arange(3.0))
     assert _leftovers(tmp_path) == []
+
+
+def test_atomic_directory_creates_and_replaces_a_directory(tmp_path):
+    from pdelang.io import atomic_directory
+
+    target = tmp_path / "refs" / "model"
+    with atomic_directory(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.endswith(".tmp")
+        (tmp / "config.json").write_text("{}")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "weights.bin").write_bytes(b"\x01")
+        assert not target.exists()  # nothing visible before the block ends
+    assert sorted(p.name for p in target.rglob("*")) == ["config.json", "sub", "weights.bin"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
+    assert (target / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    with atomic_directory(target) as tmp:
+        (tmp / "new.json").write_text("[]")
+    assert sorted(p.name for p in target.iterdir()) == ["new.json"]  # replaced, not merged
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model"]  # no .tmp, no .old
+
+
+def test_a_failed_directory_write_keeps_the_old_directory(tmp_path):
+    from pdelang.io import atomic_directory
+
+    target = tmp_path / "model"
+    with atomic_directory(target) as tmp:
+        (tmp / "old.json").write_text("old")
+    with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
+        (tmp / "half.json").write_text("{")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in target.iterdir()) == ["old.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
