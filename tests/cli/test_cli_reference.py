@@ -92,3 +92,15 @@ def test_validate_without_a_trained_copy_says_how_to_train(cache):
     assert code == 2, out + err
     assert "reference 'vit-digits' is not trained yet" in err
     assert "hint: run `pdelang reference train vit-digits`" in err
+
+
+def test_the_help_states_the_trainers_default_epochs(capsys):
+    from pdelang.cli import reference
+    from pdelang.reference import vit_digits
+
+    assert reference.DEFAULT_EPOCHS == vit_digits.DEFAULT_EPOCHS
+    from pdelang.cli.main import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["reference", "train", "--help"])
+    assert f"(default {vit_digits.DEFAULT_EPOCHS})" in capsys.readouterr().out
