@@ -27,7 +27,8 @@ from pdelang.reference.vit_digits import (
 REPO = Path(__file__).resolve().parents[2]
 VIT2D = REPO / "specs" / "vit2d.yaml"
 STEPS = 2
-EXACT = ["equation=dt(u) = interaction + reaction", "time.split_order=[interaction, reaction]"]
+NO_DIFFUSION = ["equation=dt(u) = interaction + reaction",
+                "time.split_order=[interaction, reaction]"]
 
 
 def _tensors(directory: Path) -> dict[str, torch.Tensor]:
@@ -160,19 +161,22 @@ def test_a_damaged_cache_says_to_retrain(cache, tmp_path, monkeypatch):
 
 
 def test_validate_exact_reproduces_the_trained_vit(cache):
-    """vit2d.yaml without its diffusion term is the trained ViT, layer for layer (exact mode
-    refuses the diffusion term and hints these two overrides)."""
+    """vit2d.yaml is the trained ViT layer for layer once its diffusion term (the PDE's own
+    addition) is off: exact mode switches it off and says so (``left_out``)."""
     from pdelang.validation.validate import EXACT_RELATIVE_ERROR, validate
 
     assert EXACT_RELATIVE_ERROR <= 1e-5
-    result = validate(str(VIT2D), "vit-digits", "exact", samples=8, overrides=EXACT)
+    result = validate(str(VIT2D), "vit-digits", "exact", samples=8)
+    assert result.left_out == ["diffusion"]
     assert result.passed is True, result.to_json()
     assert len(result.layers) == 4
     assert max(row["relative_error"] for row in result.layers) <= 1e-5
     assert min(row["attention_cosine"] for row in result.layers) >= 1 - 1e-5
     assert result.tolerances["final_state_relative_error"] <= 1e-5
-    with_diffusion = validate(str(VIT2D), "vit-digits", "exact", samples=2)
-    assert with_diffusion.passed is False and "diffusion" in json.dumps(with_diffusion.problems)
+    without = validate(str(VIT2D), "vit-digits", "exact", samples=8, overrides=NO_DIFFUSION)
+    assert without.passed is True and without.left_out == []
+    assert [row["relative_error"] for row in without.layers] == [
+        row["relative_error"] for row in result.layers]
 
 
 @pytest.mark.slow
