@@ -11,7 +11,7 @@ def configure(parser) -> None:
     from pdelang.cli.main import add_common
     add_common(parser)
     parser.add_argument("--reference", default="minilm",
-                        help="minilm (default), hf:PATH, hf-config:bert|vit|gpt2, "
+                        help="minilm (default), vit-digits, hf:PATH, hf-config:bert|vit|gpt2, "
                              "torch, torch:pre, torch:post")
     parser.add_argument("--mode", default="exact",
                         choices=["exact", "continuous", "fit", "depth"],
