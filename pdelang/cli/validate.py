@@ -90,9 +90,6 @@ def _check_options(args) -> None:
 
 
 def execute(args) -> int:
-    from pdelang.io import write_atomically
-    from pdelang.validation.validate import format_table, validate, write_plots
-
     _check_options(args)
 
     progress = None
@@ -116,18 +113,33 @@ def execute(args) -> int:
             def progress(label):
                 bar.set_postfix_str(label)
                 bar.update(1)
-    result = validate(args.spec, args.reference, args.mode, overrides=args.overrides,
-                      samples=args.samples, text=args.text, max_length=args.max_length,
-                      steps=args.steps, lr=args.lr, train_samples=args.train_samples,
-                      seed=args.seed, progress=progress, compile=args.compile,
-                      dtype=args.dtype, levels=levels, rtol=args.rtol, atol=args.atol,
-                      metrics=(args.metrics,), sigma=args.sigma,
-                      probe_samples=args.probe_samples, flow_samples=args.flow_samples,
-                      sigma_scale=args.sigma_scale, representation=args.representation)
-    if bar is not None:
-        bar.close()
+    try:
+        result = _run(args, progress, levels)
+    finally:
+        if bar is not None:
+            bar.close()
     if args.mode == "depth":
         return _report_depth(args, result)
+    return _report(args, result)
+
+
+def _run(args, progress, levels):
+    from pdelang.validation.validate import validate
+
+    return validate(args.spec, args.reference, args.mode, overrides=args.overrides,
+                    samples=args.samples, text=args.text, max_length=args.max_length,
+                    steps=args.steps, lr=args.lr, train_samples=args.train_samples,
+                    seed=args.seed, progress=progress, compile=args.compile,
+                    dtype=args.dtype, levels=levels, rtol=args.rtol, atol=args.atol,
+                    metrics=(args.metrics,), sigma=args.sigma,
+                    probe_samples=args.probe_samples, flow_samples=args.flow_samples,
+                    sigma_scale=args.sigma_scale, representation=args.representation)
+
+
+def _report(args, result) -> int:
+    from pdelang.io import write_atomically
+    from pdelang.validation.validate import format_table, write_plots
+
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     data = result.to_json()

@@ -101,11 +101,17 @@ def parse_levels(text: str | Sequence[int]) -> tuple[int, ...]:
     return levels
 
 
-def ode_obstacle(spec_value) -> str | None:
-    """Why the spec's refinements have no ODE limit (None: they have one)."""
-    from pdelang.driver import compile_spec
-
-    return compile_spec(spec_value, until="discrete").discrete.program.ode_obstacle
+def check_ode(spec_value, program) -> None:
+    """A located error when the spec's refinements have no ODE limit."""
+    if program.ode_obstacle is None:
+        return
+    path = "stabilizers.residual" if not program.residual else "stabilizers.norm.placement"
+    raise PdelangError(
+        f"--mode depth: {spec_value.file} has no continuous-depth limit to compare with: "
+        f"{program.ode_obstacle}", spec_value.where(path),
+        suggestion="the limit is an ODE with stabilizers.residual: true and the norm inside "
+                   "the vector field (stabilizers.norm.placement=pre) or no norm; a post-LN "
+                   "reference (BERT, MiniLM) has no such limit")
 
 
 def _refined(spec_value, substeps: int):
@@ -155,13 +161,7 @@ def continuous_limit(spec_value, reference, inputs, *, reference_name: str,
     started = time.perf_counter()
     levels = list(parse_levels(list(levels)))
     program = compile_spec(spec_value, until="discrete").discrete.program
-    if program.ode_obstacle is not None:
-        raise PdelangError(
-            f"--mode depth: {spec_value.file} has no continuous-depth limit to compare with: "
-            f"{program.ode_obstacle}",
-            suggestion="the limit is an ODE with stabilizers.residual: true and the norm "
-                       "inside the vector field (stabilizers.norm.placement=pre) or no norm; "
-                       "a post-LN reference (BERT, MiniLM) has no such limit")
+    check_ode(spec_value, program)
     run = reference.run(inputs)
     mask = run.bool_mask
     u0 = run.embeddings.detach().double()

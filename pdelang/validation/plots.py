@@ -264,11 +264,15 @@ def flow_figure(reference, model, cosine: float | None):
     reference, model = np.asarray(reference, dtype=float), np.asarray(model, dtype=float)
     largest = max(float(reference.max()), float(model.max()), 1e-300)
     image = None
+    from matplotlib.ticker import MaxNLocator
+
     for axis, values, label in ((axes[0], reference, "reference"), (axes[1], model, "PDE")):
         image = axis.imshow(values, cmap="magma", vmin=0, vmax=largest)
         axis.set_title(label, fontsize=9)
         axis.set_xlabel("input token y", fontsize=8)
-        axis.set_ylabel("output token x", fontsize=8)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("output token x", fontsize=8)
     colorbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.03)
     colorbar.set_label("‖∂u_L(x)/∂u_0(y)‖_F", fontsize=8)
     plain_ticks(colorbar.ax)

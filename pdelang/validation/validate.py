@@ -260,6 +260,9 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     started = time.perf_counter()
     spec_value = load_spec(spec, overrides) if not hasattr(spec, "raw") else spec
     module = build_module(spec_value)
+    if mode == "depth":  # before the reference loads: a spec without an ODE limit is an error
+        from pdelang.validation.depth import check_ode
+        check_ode(spec_value, module.COMPILATION.discrete.program)
     ref = _load_reference(reference)
     torch.manual_seed(seed)
     stepper = module.Stepper().eval()
