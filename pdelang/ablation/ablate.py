@@ -376,7 +376,8 @@ def _sweep(spec, variants, base, seeds, options, quick, out, progress, swap_valu
                            if k.startswith("train.")}
         sweep = {"spec_sha256": spec_hash, "base": base, "overrides": choice,
                  "seeds": seed_list,
-                 "options": {k: v for k, v in options.items() if k != "threads"}}
+                 "options": {k: ("none" if k == "reference" and v is None else v)
+                             for k, v in options.items() if k != "threads"}}
         sweeps[index] = sweep
         if runner["resume"]:
             entry = _resumed(_variant_file(out, index, _label(choice)), sweep)
