@@ -243,13 +243,15 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
            batch_size: int | None = None, drift_samples: int = 16, quick: bool = False,
            out: str | None = None, progress: bool = True, threads: int | None = None,
            compile: bool = False, dtype: str = "float32", metrics: Iterable[str] = (),
-           sigma: float | None = None, info_every: int | None = None) -> dict:
+           sigma: float | None = None, info_every: int | None = None,
+           executor: str = "local", address: str | None = None, resume: bool = False,
+           device: str = "cpu", ray_cpus: int | None = None) -> dict:
     """Run the sweep; returns the results dict (also written to ``out`` when given).
 
-    ``threads``: torch intra-op threads for the sweep (None: torch's default, or 1 with
-    ``quick``).  Small models on a loaded CPU run several times faster on one thread than
-    with oversubscribed OpenMP workers (measured: ``--quick`` 179 s on 2 threads next to
-    another process, against 39 s alone).
+    ``threads``: torch intra-op threads of every unit (None: torch's default, or 1 with
+    ``quick`` or the Ray executor).  Small models on a loaded CPU run several times faster on
+    one thread than with oversubscribed OpenMP workers (measured: ``--quick`` 179 s on 2
+    threads next to another process, against 39 s alone).
 
     ``compile``: every variant's steppers compiled with ``torch.compile`` (each new stepper
     compiles on its first call: worth it for long sweeps only).  ``dtype`` ``bfloat16``:
@@ -259,15 +261,46 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
     ``metrics=("info",)`` (digits only): the information plane of every training run at
     step 0, every ``info_every`` steps (default: a tenth of the steps) and at the end
     (:mod:`pdelang.ablation.info_plane`; ``sigma`` relative to each layer's spread).
+
+    ``executor``: ``local`` (this process) or ``ray`` (one Ray task per variant's drift and
+    per variant × seed's training, :mod:`pdelang.ablation.executors`; ``address`` joins a
+    running cluster, otherwise a local instance with ``ray_cpus`` CPUs — default: the
+    machine's — is started).  Both give the same numbers (only ``seconds`` fields differ)
+    when the units run on the same number of threads.  ``device`` ``cuda``: training on a
+    GPU (the drift measurement stays on the CPU); under Ray each task then asks for a GPU.
+
+    With ``out``, each variant's result is written to ``out/variants/NNN-label.json``
+    (atomically) as soon as its units are done; ``resume`` takes the variants whose files
+    are there instead of running them again — an error if a file was written by a different
+    sweep (another spec text, base overrides, seeds or training options).
     """
     from pdelang.accelerate import check_dtype
+    from pdelang.ablation.executors import EXECUTORS, import_ray
     from pdelang.spec.load import load_spec
 
+    if executor not in EXECUTORS:
+        raise PdelangError(f"unknown executor '{executor}'", suggestion="local or ray")
+    if executor == "ray":
+        import_ray()  # the missing extra is an error before anything runs
+    elif address:
+        raise PdelangError("--address joins a Ray cluster: it needs --executor ray")
+    if device not in ("cpu", "cuda"):
+        raise PdelangError(f"--device {device}: ablate runs on cpu or cuda")
+    if device == "cuda" and executor == "local":
+        import torch
+        if not torch.cuda.is_available():
+            raise PdelangError("--device cuda: torch sees no CUDA device here",
+                               suggestion="use --device cpu, or --executor ray --address "
+                                          "of a cluster with GPUs")
+    if resume and not out:
+        raise PdelangError("--resume needs the --out directory of the sweep to resume")
+    if threads is not None and threads < 1:
+        raise PdelangError(f"--threads {threads}: must be at least 1")
     if dtype not in ("float32", "bfloat16"):
         raise PdelangError(f"--dtype {dtype}: ablate trains in float32 or bfloat16",
                            suggestion="float16 training needs loss scaling, which ablate does "
                                       "not do; use --dtype bfloat16")
-    slow = check_dtype(dtype, "cpu")
+    slow = check_dtype(dtype, device) if executor == "local" or device == "cpu" else None
     if slow:
         import warnings
 
@@ -303,119 +336,174 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
     check_swaps(spec, from_file, base, sweep_file=sweep_file)  # before anything runs
     check_swaps(spec, from_options, base, swaps)
     started = time.perf_counter()
-    import torch
-
-    # Without a residual the states of some variants decay towards zero; subnormal floats make
-    # CPU arithmetic ~50× slower (measured: 4 steps/s → 0.1 step/s), so flush them to zero.
-    flush_denormal = torch.set_flush_denormal(True)
-    threads_before = torch.get_num_threads()
-    if threads or quick:
-        torch.set_num_threads(threads or 1)
-    try:
-        return _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
-                      drift_samples, quick, out, progress, swap_values, started, compile,
-                      dtype, info)
-    finally:
-        torch.set_num_threads(threads_before)
-        if flush_denormal:
-            torch.set_flush_denormal(False)
+    options = {"task": train, "steps": steps, "lr": lr, "batch_size": batch_size,
+               "drift_samples": drift_samples, "reference": reference, "dtype": dtype,
+               "compile": compile, "info": info, "device": device,
+               "threads": threads or (1 if quick or executor == "ray" else None)}
+    runner = {"executor": executor, "address": address, "resume": resume,
+              "ray_cpus": ray_cpus}
+    return _sweep(spec, variants, base, seeds, options, quick, out, progress, swap_values,
+                  started, runner)
 
 
-def _sweep(spec, variants, base, reference, train, steps, seeds, lr, batch_size,
-           drift_samples, quick, out, progress, swap_values, started, compile=False,
-           dtype="float32", info=None) -> dict:
-    from pdelang.accelerate import precision
-    from pdelang.builder import build_module
-    from pdelang.spec.load import load_spec
+def _slug(label: str) -> str:
+    import re
+    return re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-")[:60] or "variant"
 
-    ref = _Reference(reference, drift_samples, 64) if reference not in (None, "none") else None
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(variants), desc="variants", unit="variant", position=0)
-    results = []
-    for choice in variants:
+
+def _variant_file(out: str, index: int, label: str) -> Path:
+    return Path(out) / "variants" / f"{index + 1:03d}-{_slug(label)}.json"
+
+
+def _sweep(spec, variants, base, seeds, options, quick, out, progress, swap_values, started,
+           runner) -> dict:
+    """Plan the units, take finished variants from ``out/variants`` (``--resume``), run the
+    rest on the executor, write each variant's file as its last unit finishes, and the report
+    at the end."""
+    import hashlib
+
+    from pdelang.ablation.executors import Progress, run_local, run_ray
+    from pdelang.io import write_atomically
+
+    spec_text = Path(spec).read_text(encoding="utf-8")
+    spec_hash = hashlib.sha256(spec_text.encode("utf-8")).hexdigest()
+    seed_list = list(range(seeds))
+    entries: list[dict | None] = [None] * len(variants)
+    units, expected, collected, sweeps, resumed = [], {}, {}, {}, []
+    for index, choice in enumerate(variants):
         spec_overrides = {k: v for k, v in choice.items() if not k.startswith("train.")}
         train_overrides = {k[6:]: TRAIN_KEYS[k[6:]](v) for k, v in choice.items()
                            if k.startswith("train.")}
-        entry = {"overrides": choice, "label": _label(choice), "compiled": False, "error": None,
-                 "drift": None, "drift_source": None, "diverged": False,
-                 "divergence_step": None, "final_loss": None, "max_grad_norm": None,
-                 "training": None}
-        if bar is not None:
-            bar.set_postfix_str(entry["label"])
-        try:
-            variant_spec = load_spec(spec, base + [f"{k}={v}" for k, v in spec_overrides.items()])
-            module = build_module(variant_spec)
-        except PdelangError as exc:
-            entry["error"] = str(exc).splitlines()[0]
-            results.append(entry)
-            if bar is not None:
-                bar.update(1)
-            continue
-        entry["compiled"] = True
-        with precision(dtype, "cpu"):  # the steppers' forward only: the reference ran above
-            entry["drift"], entry["drift_source"] = _drift(module, variant_spec, ref, seed=0,
-                                                           compile=compile)
-            if train != "none":
-                entry.update(_train_variant(module, train, steps, seeds, lr, batch_size,
-                                            train_overrides, progress, compile, info))
-        results.append(entry)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
+        sweep = {"spec_sha256": spec_hash, "base": base, "overrides": choice,
+                 "seeds": seed_list,
+                 "options": {k: ("none" if k == "reference" and v is None else v)
+                             for k, v in options.items() if k != "threads"}}
+        sweeps[index] = sweep
+        if runner["resume"]:
+            entry = _resumed(_variant_file(out, index, _label(choice)), sweep)
+            if entry is not None:
+                entries[index] = entry
+                resumed.append(index)
+                continue
+        common = {"variant": index, "spec_text": spec_text, "spec_path": spec, "base": base,
+                  "overrides": spec_overrides, "train_overrides": train_overrides,
+                  "options": options}
+        mine = [{"kind": "drift", "seed": 0, **common}]
+        if options["task"] != "none":
+            mine += [{"kind": "train", "seed": seed, **common} for seed in seed_list]
+        expected[index] = len(mine)
+        collected[index] = []
+        units += mine
+
+    if units and options["reference"] not in (None, "none"):
+        # an unknown or broken reference is an error before anything runs; the local
+        # executor's units then reuse this run (made under the units' own torch settings)
+        from pdelang.ablation.units import _reference, _torch_settings
+        with _torch_settings(options["threads"]):
+            _reference(options["reference"], options["drift_samples"], 64)
+    bar = Progress(len(units), progress)
+    labels = {index: _label(choice) for index, choice in enumerate(variants)}
+
+    def label(unit):
+        return labels[unit["variant"]]
+
+    if runner["executor"] == "ray":
+        threads = options["threads"] or 1
+        stream = run_ray(units, bar, address=runner["address"], cpus=threads,
+                         gpus=1 if options["device"] == "cuda" else 0, labels=label,
+                         num_cpus=runner["ray_cpus"])
+    else:
+        stream = run_local(units, bar, step_bars=progress, labels=label)
+    try:
+        for _position, result in stream:
+            index = result["variant"]
+            collected[index].append(result)
+            if len(collected[index]) < expected[index]:
+                continue
+            entry = _assemble(variants[index], collected.pop(index), options["task"])
+            entries[index] = entry
+            if out:
+                from pdelang.ablation.report import json_safe
+                record = {"sweep": sweeps[index], "variant": json_safe(entry)}
+                write_atomically(_variant_file(out, index, entry["label"]),
+                                 json.dumps(record, sort_keys=True, indent=2, allow_nan=False,
+                                            ensure_ascii=False) + "\n")
+    finally:
         bar.close()
     data = {
-        "spec": spec, "swaps": swap_values, "overrides": base, "task": train,
-        "steps": steps, "seeds": list(range(seeds)), "lr": lr, "reference": reference,
-        "quick": quick, "dtype": dtype, "compile": compile, "information": info,
+        "spec": spec, "swaps": swap_values, "overrides": base, "task": options["task"],
+        "steps": options["steps"], "seeds": seed_list, "lr": options["lr"],
+        "reference": options["reference"], "quick": quick, "dtype": options["dtype"],
+        "compile": options["compile"], "information": options["info"],
+        "executor": runner["executor"], "resumed": len(resumed),
         "seconds": round(time.perf_counter() - started, 1),
-        "variants": results,
+        "variants": entries,
     }
+    if options["device"] != "cpu":
+        data["device"] = options["device"]
     if out:
         from pdelang.ablation.report import write_report
         data["files"] = {k: str(v) for k, v in write_report(out, data).items()}
     return data
 
 
-def _train_variant(module, task_name: str, steps: int, seeds: int, lr: float,
-                   batch_size: int | None, train_overrides: dict, progress: bool,
-                   compile: bool = False, info: dict | None = None) -> dict:
-    from pdelang.ablation.tasks import make_task
-    from pdelang.ablation.train import summarize, train_seeds
+def _resumed(path: Path, sweep: dict) -> dict | None:
+    """The variant stored at ``path`` by the same sweep; None when there is no such file."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise PdelangError(f"--resume: cannot read {path}: {exc}",
+                           suggestion="delete the file to run that variant again") from None
+    theirs = stored.get("sweep") if isinstance(stored, dict) else None
+    if theirs != json.loads(json.dumps(sweep, default=str)):
+        differs = [key for key in sweep if not isinstance(theirs, dict)
+                   or json.dumps(theirs.get(key), sort_keys=True, default=str)
+                   != json.dumps(sweep[key], sort_keys=True, default=str)]
+        what = {"spec_sha256": "the spec text", "base": "the --set overrides",
+                "overrides": "the variant's swaps", "seeds": "the seeds",
+                "options": "the training options"}
+        raise PdelangError(
+            f"--resume: {path} was written by a different sweep ("
+            + ", ".join(what[k] for k in differs or ["options"]) + " differ)",
+            suggestion="resume with the same spec and options, or drop --resume (or use "
+                       "another --out) to run the sweep anew")
+    return stored["variant"]
 
-    options = {"steps": steps, "lr": lr, "batch_size": batch_size, **train_overrides}
 
-    def fresh_task():
-        stepper = module.Stepper()
-        if compile:
-            from pdelang.accelerate import compile_stepper
-            compile_stepper(stepper)
-        return make_task(task_name, stepper, module.Stepper.STRUCTURE)
+def _assemble(choice: dict, results: list[dict], task: str) -> dict:
+    """A variant's row from its units' results (drift first, then the seeds in order)."""
+    from pdelang.ablation.train import TrainingRecord, summarize
 
-    bar_factory = None
-    if progress:
-        from tqdm import tqdm
-
-        def bar_factory(seed):
-            return tqdm(total=options["steps"], desc=f"  seed {seed}", unit="step",
-                        position=1, leave=False)
-
-    observer = None
-    if info is not None:
-        from pdelang.ablation.info_plane import digits_observer
-
-        def observer(task):
-            return digits_observer(task, sigma=info["sigma"])
-        options = {**options, "observe_every": info["every"]}
-    records = train_seeds(fresh_task, list(range(seeds)), progress=bar_factory,
-                          observer=observer, **options)
-    summary = summarize(records)
-    return {
-        "diverged": summary["diverged"],
-        "divergence_step": summary["divergence_step"],
-        "final_loss": _finite_or_none(summary["final_loss_mean"]),
-        "max_grad_norm": summary["max_grad_norm"],
-        "summary": summary,
-        "training": {"seeds": [r.to_dict() for r in records], "options": options},
-    }
+    entry = {"overrides": choice, "label": _label(choice), "compiled": False, "error": None,
+             "drift": None, "drift_source": None, "diverged": False,
+             "divergence_step": None, "final_loss": None, "max_grad_norm": None,
+             "training": None}
+    results = sorted(results, key=lambda r: (r["kind"] != "drift", r.get("seed") or 0))
+    refused = [r for r in results if not r["compiled"]]
+    if refused:
+        entry["error"] = refused[0]["error"]
+        return entry
+    entry["compiled"] = True
+    drift, trained = results[0], results[1:]
+    if not drift["error"]:
+        entry["drift"], entry["drift_source"] = drift["drift"], drift["drift_source"]
+    errors = [("drift" if r["kind"] == "drift" else f"training seed {r['seed']}", r["error"])
+              for r in results if r["error"]]
+    if errors:
+        entry["error"] = "; ".join(f"{what}: {error}" for what, error in errors)
+        return entry
+    if task != "none":
+        records = [TrainingRecord(**r["record"]) for r in trained]
+        summary = summarize(records)
+        entry.update({
+            "diverged": summary["diverged"],
+            "divergence_step": summary["divergence_step"],
+            "final_loss": _finite_or_none(summary["final_loss_mean"]),
+            "max_grad_norm": summary["max_grad_norm"],
+            "summary": summary,
+            "training": {"seeds": [r.to_dict() for r in records],
+                         "options": trained[0]["settings"]},
+        })
+    return entry

@@ -1,5 +1,6 @@
 """``pdelang ablate SPEC --swap KEY=V1,V2 … [--reference minilm] [--train digits|text]
-[--steps N] [--seeds K] [--out DIR] [--json] [--quick]``.
+[--steps N] [--seeds K] [--out DIR] [--json] [--quick] [--executor local|ray [--address ADDR]]
+[--resume]``.
 
 Exit 2 before anything runs when a swap key or value does not fit the spec schema (a
 located error with a suggestion); exit 1 when any variant failed (listed on stderr and in
@@ -32,7 +33,8 @@ def configure(parser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 8 steps, 1 seed, 4 drift samples, 1 thread")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's; 1 with --quick)")
+                        help="torch CPU threads of each unit (default: torch's; 1 with --quick or "
+                             "--executor ray, where it is also the CPUs each task declares)")
     parser.add_argument("--out", default="results/ablate", help="report directory")
     parser.add_argument("--compile", action="store_true",
                         help="compile every stepper with torch.compile (each compiles on its "
@@ -46,6 +48,23 @@ def configure(parser) -> None:
                              "(default 0.3)")
     parser.add_argument("--info-every", type=int, default=None,
                         help="--metrics info: observe every N steps (default steps/10)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="where the units (a variant's drift, a variant × seed's "
+                             "training) run: this process (default) or one Ray task each "
+                             '(pip install -e ".[distributed]")')
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="--executor ray: join this Ray cluster (auto, or HOST:PORT of "
+                             "`ray start --head`); default: start a local Ray instance "
+                             "sized to the machine")
+    parser.add_argument("--ray-cpus", type=int, default=None, metavar="N",
+                        help="--executor ray without --address: CPUs of the local Ray "
+                             "instance (default: the machine's)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the variants whose results are already in "
+                             "OUT/variants (written by the same sweep)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where training runs (drift stays on the CPU); under Ray each "
+                             "task asks for one GPU with cuda")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="the steppers' precision in drift and training: float32 "
                              "(default) or bfloat16 under autocast")
@@ -61,7 +80,9 @@ def execute(args) -> int:
                   drift_samples=args.drift_samples, quick=args.quick, out=args.out,
                   threads=args.threads, compile=args.compile, dtype=args.dtype,
                   progress=not args.json, metrics=(args.metrics,), sigma=args.sigma,
-                  info_every=args.info_every)
+                  info_every=args.info_every, executor=args.executor,
+                  address=args.address, resume=args.resume, device=args.device,
+                  ray_cpus=args.ray_cpus)
     if args.json:
         summary = {k: v for k, v in data.items() if k != "variants"}
         summary["variants"] = [{k: v for k, v in variant.items() if k != "training"}

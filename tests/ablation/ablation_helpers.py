@@ -61,3 +61,27 @@ def build_task(task_cls, seed=0, stepper_cls=None, **structure):
 
     with seeded(seed):
         return task_cls((stepper_cls or stepper_class(**structure))())
+
+
+# A small post-LN encoder on a 4×4 patch grid plus a CLS token: trains on digits in seconds.
+TINY_SPEC = """\
+pdelang: 1
+name: tiny
+grid: {axes: [rows, cols], shape: [4, 4], spacing: 1.0, boundary: neumann, extra_tokens: 1}
+fields:
+  u: {channels: 16}
+parameters:
+  D: {value: 0.05, learnable: true, positive: true}
+terms:
+  diffusion: D * laplace(u)
+  interaction: attention(u, heads=2)
+  reaction: mlp(u, hidden=32, activation=gelu)
+equation: dt(u) = diffusion + interaction + reaction
+stabilizers:
+  residual: true
+  norm: {kind: layernorm, placement: post, eps: 1.0e-5, final: false}
+time: {span: [0, 2], layers: 2, substeps: 1, scheme: lie,
+       split_order: [interaction, reaction, diffusion]}
+discretization:
+  laplace: {accuracy: 2}
+"""

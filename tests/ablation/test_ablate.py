@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ablation_helpers import TINY_SPEC
 
 from pdelang.ablation.ablate import ablate, load_sweep_file, parse_swaps, split_values, variants_of
 from pdelang.errors import OverrideError, PdelangError
@@ -19,28 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 VARIANT_FIELDS = {"overrides", "drift", "diverged", "divergence_step", "final_loss",
                   "max_grad_norm"}
 
-# A small post-LN encoder on a 4×4 patch grid plus a CLS token: trains on digits in seconds.
-TINY_SPEC = """\
-pdelang: 1
-name: tiny
-grid: {axes: [rows, cols], shape: [4, 4], spacing: 1.0, boundary: neumann, extra_tokens: 1}
-fields:
-  u: {channels: 16}
-parameters:
-  D: {value: 0.05, learnable: true, positive: true}
-terms:
-  diffusion: D * laplace(u)
-  interaction: attention(u, heads=2)
-  reaction: mlp(u, hidden=32, activation=gelu)
-equation: dt(u) = diffusion + interaction + reaction
-stabilizers:
-  residual: true
-  norm: {kind: layernorm, placement: post, eps: 1.0e-5, final: false}
-time: {span: [0, 2], layers: 2, substeps: 1, scheme: lie,
-       split_order: [interaction, reaction, diffusion]}
-discretization:
-  laplace: {accuracy: 2}
-"""
 
 
 @pytest.fixture()
