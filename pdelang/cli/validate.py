@@ -118,8 +118,6 @@ def execute(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if args.mode == "depth":
-        return _report_depth(args, result)
     return _report(args, result)
 
 
@@ -137,9 +135,14 @@ def _run(args, progress, levels):
 
 
 def _report(args, result) -> int:
+    """The table (or JSON) on stdout, plots and results.json in ``--out``; the exit code."""
     from pdelang.io import write_atomically
-    from pdelang.validation.validate import format_table, write_plots
 
+    if args.mode == "depth":
+        from pdelang.validation.depth import format_depth_table as format_table
+        from pdelang.validation.depth import write_depth_plots as write_plots
+    else:
+        from pdelang.validation.validate import format_table, write_plots
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     data = result.to_json()
@@ -155,25 +158,3 @@ def _report(args, result) -> int:
         if args.out:
             print(f"wrote {args.out}/results.json, " + ", ".join(data["plots"]))
     return 0 if result.passed in (None, True) else 1
-
-
-def _report_depth(args, result) -> int:
-    from pdelang.io import write_atomically
-    from pdelang.validation.depth import format_depth_table, plot_depth
-
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    data = result.to_json()
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        plot_depth(result, out / "depth.png")
-        write_atomically(out / "results.json", json.dumps(data, indent=2) + "\n")
-        data["plots"] = [str(out / "depth.png")]
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        print(format_depth_table(result))
-        if args.out:
-            print(f"wrote {args.out}/results.json, {args.out}/depth.png")
-    return 0

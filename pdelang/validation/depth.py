@@ -64,6 +64,8 @@ class DepthResult:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
+    passed = None  # no pass/fail: the table is a measurement
+
     @property
     def layers(self) -> int:
         return len(self.reference_to_limit)
@@ -245,6 +247,16 @@ def format_depth_table(result: DepthResult) -> str:
     if result.reference_to_substeps1:
         lines.append(row("to k = 1", result.reference_to_substeps1, number))
     return "\n".join(lines)
+
+
+def write_depth_plots(result: DepthResult, out_dir) -> list:
+    """``depth.png`` in ``out_dir`` (created if needed)."""
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_depth(result, out_dir / "depth.png")
+    return [out_dir / "depth.png"]
 
 
 def plot_depth(result: DepthResult, path) -> None:
