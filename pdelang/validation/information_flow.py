@@ -90,9 +90,8 @@ def choose_representation(representation: str, *masks: torch.Tensor) -> str:
     """``auto`` → ``flat`` when every input of every mask has the same real tokens."""
     if representation not in REPRESENTATIONS:
         raise ValueError(f"representation must be one of {REPRESENTATIONS}")
-    same = all(bool((m == m[:1]).all()) for m in masks) and \
-        len({m.shape[1] for m in masks}) == 1 and \
-        all(bool((m[0] == masks[0][0]).all()) for m in masks)
+    first = masks[0][0]  # (N,): every input of every mask must equal it
+    same = all(m.shape[1] == first.shape[0] and bool((m == first).all()) for m in masks)
     if representation == "flat" and not same:
         raise ValueError("flat representations need the same real tokens in every input; "
                          "use the mean over tokens")
