@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from pdelang import information
+from pdelang.errors import PdelangError
 
 # relative σ: on a small ViT on 256 digits, I(X;T) is 5–6 bits of log2 256 = 8 at 0.3;
 # at 0.1 every layer saturates at log2 n, at 1 every layer is below 1 bit (measured)
@@ -93,8 +94,9 @@ def choose_representation(representation: str, *masks: torch.Tensor) -> str:
     first = masks[0][0]  # (N,): every input of every mask must equal it
     same = all(m.shape[1] == first.shape[0] and bool((m == first).all()) for m in masks)
     if representation == "flat" and not same:
-        raise ValueError("flat representations need the same real tokens in every input; "
-                         "use the mean over tokens")
+        raise PdelangError("--representation flat needs the same real tokens in every input "
+                           "(text of different lengths has not)",
+                           suggestion="use --representation mean (or auto)")
     if representation == "auto":
         return "flat" if same else "mean"
     return representation

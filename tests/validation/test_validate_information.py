@@ -81,7 +81,7 @@ def test_representation_choice():
     assert choose_representation("auto", same) == "flat"
     assert choose_representation("auto", ragged) == "mean"
     assert choose_representation("mean", same) == "mean"
-    with pytest.raises(ValueError, match="same real tokens"):
+    with pytest.raises(PdelangError, match="same real tokens"):
         choose_representation("flat", ragged)
     # the relative scale: samples about √2 apart in any dimension
     features = torch.randn(2000, 300, generator=torch.Generator().manual_seed(0)).numpy()
