@@ -80,6 +80,9 @@ def _check_options(args) -> None:
         raise PdelangError("--metrics info with --mode depth: the depth mode has its own "
                            "table", suggestion="run --metrics info with exact, continuous "
                                                "or fit mode")
+    if args.metrics == "info" and args.samples < 2:
+        raise PdelangError(f"--samples {args.samples} with --metrics info: I(X;T) needs at "
+                           "least 2 held-out inputs", suggestion="use --samples 64 or more")
     if args.probe_samples < 2 or args.flow_samples < 0:
         raise PdelangError("--probe-samples must be at least 2 and --flow-samples at least 0")
     for flag, value in (("--rtol", args.rtol), ("--atol", args.atol), ("--sigma", args.sigma)):

@@ -91,7 +91,8 @@ def test_representation_choice():
 @pytest.mark.parametrize("argv, message", [
     (["--mode", "depth", "--metrics", "info"], "--metrics info with --mode depth"),
     (["--metrics", "info", "--sigma", "0"], "--sigma"),
-    (["--metrics", "info", "--probe-samples", "1"], "--probe-samples")])
+    (["--metrics", "info", "--probe-samples", "1"], "--probe-samples"),
+    (["--metrics", "info", "--samples", "1"], "--samples 1")])
 def test_info_option_errors(argv, message):
     proc = subprocess.run([sys.executable, "-m", "pdelang", "validate", "specs/vit2d.yaml",
                            "--reference", "hf-config:vit", *argv],
