@@ -55,6 +55,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from pdelang.metrics import token_mask
+
 __all__ = [
     "attention_entropy",
     "flow_cosine",
@@ -448,16 +450,7 @@ def attention_entropy(
     if p.ndim != 4 or p.shape[-1] != p.shape[-2]:
         raise ValueError(f"attention maps must be (B, heads, N, N), got {tuple(p.shape)}")
     batch, _, tokens, _ = p.shape
-    if mask is None:
-        real = torch.ones(batch, tokens, dtype=torch.bool, device=p.device)
-    else:
-        real = torch.as_tensor(mask).detach().to(device=p.device, dtype=torch.bool)
-        if real.ndim == 1:
-            real = real.unsqueeze(0)
-        if tuple(real.shape) != (batch, tokens):
-            raise ValueError(f"mask shape {tuple(real.shape)} does not match ({batch}, {tokens})")
-        if not real.any():
-            raise ValueError("the mask selects no token")
+    real = token_mask(mask, batch, tokens).to(p.device)
     keys = real[:, None, None, :]  # (B, 1, 1, N)
     terms = torch.where((p > 0) & keys, -p * torch.log2(p.clamp_min(_TINY)),
                         torch.zeros((), dtype=p.dtype, device=p.device))
@@ -565,16 +558,9 @@ def flow_cosine(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = No
         raise ValueError(f"flow maps must both be (B, N, N), got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
     batch, tokens, _ = a.shape
-    if mask is None:
-        real = torch.ones(batch, tokens, dtype=torch.bool)
-    else:
-        real = torch.as_tensor(mask).detach().to(torch.bool).cpu()
-        if real.ndim == 1:
-            real = real.unsqueeze(0)
-        if tuple(real.shape) != (batch, tokens):
-            raise ValueError(f"mask shape {tuple(real.shape)} does not match ({batch}, {tokens})")
-        if not real.any(dim=1).all():
-            raise ValueError("the mask leaves a sample without real tokens")
+    real = token_mask(mask, batch, tokens).cpu()
+    if not real.any(dim=1).all():
+        raise ValueError("the mask leaves a sample without real tokens")
     cosines = []
     for index in range(batch):
         keep = real[index].to(a.device)

@@ -60,6 +60,7 @@ __all__ = [
     "rank_collapse_ratio",
     "relative_error",
     "state_norm",
+    "token_mask",
 ]
 
 EPS = 1e-12  # floor of attention probabilities (KL) and of norms in the cosine of maps / CKA
@@ -84,8 +85,9 @@ def _maps(p: torch.Tensor) -> torch.Tensor:
     return p
 
 
-def _token_mask(mask: torch.Tensor | None, batch: int, tokens: int) -> torch.Tensor:
-    """``(B, N)`` bool mask of real tokens."""
+def token_mask(mask: torch.Tensor | None, batch: int, tokens: int) -> torch.Tensor:
+    """``(B, N)`` bool mask of real tokens from ``None`` (all real), a ``(B, N)`` or an
+    ``(N,)`` mask; a wrong shape or a mask without any real token is a ``ValueError``."""
     if mask is None:
         return torch.ones(batch, tokens, dtype=torch.bool)
     mask = torch.as_tensor(mask).detach().to(torch.bool)
@@ -110,7 +112,7 @@ def _prepare(states: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Ten
     if mask is None:
         weights = torch.ones(x.shape[0], x.shape[1], 1, dtype=torch.float64, device=x.device)
     else:
-        real = _token_mask(mask, x.shape[0], x.shape[1]).to(x.device)
+        real = token_mask(mask, x.shape[0], x.shape[1]).to(x.device)
         weights = real.to(torch.float64).unsqueeze(-1)
         x = torch.where(weights > 0, x, torch.zeros((), dtype=x.dtype, device=x.device))
     return x, weights
@@ -137,7 +139,7 @@ def attention_cosine(
     """
     p, q = _maps(candidate), _maps(reference)
     _same_shape(q, p)
-    mask = _token_mask(mask, p.shape[0], p.shape[-1])
+    mask = token_mask(mask, p.shape[0], p.shape[-1])
     dot = (p * q).sum(-1)
     norms = p.norm(dim=-1) * q.norm(dim=-1)
     return _mean_over_rows(dot / norms.clamp_min(EPS), mask)
@@ -158,7 +160,7 @@ def attention_kl(
     """
     p, q = _maps(reference).double(), _maps(candidate).double()
     _same_shape(p, q)
-    mask = _token_mask(mask, p.shape[0], p.shape[-1])
+    mask = token_mask(mask, p.shape[0], p.shape[-1])
     terms = p * (p.clamp_min(EPS).log() - q.clamp_min(EPS).log()) - p + q
     terms = torch.where(p > 0, terms, q)
     return _mean_over_rows(terms.sum(-1), mask)
@@ -219,7 +221,7 @@ def linear_cka(
     x, y = _states(candidate), _states(reference)
     if x.shape[:2] != y.shape[:2]:
         raise ValueError(f"token shapes differ: {tuple(y.shape[:2])} vs {tuple(x.shape[:2])}")
-    mask = _token_mask(mask, x.shape[0], x.shape[1])
+    mask = token_mask(mask, x.shape[0], x.shape[1])
     xs, ys = x[mask], y[mask]
     xs = xs - xs.mean(0, keepdim=True)
     ys = ys - ys.mean(0, keepdim=True)
