@@ -264,14 +264,20 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         from pdelang.validation.depth import check_ode
         check_ode(spec_value, module.COMPILATION.discrete.program)
     ref = _load_reference(reference)
-    torch.manual_seed(seed)
-    stepper = module.Stepper().eval()
-    structure = type(stepper).STRUCTURE
-    found, names = mismatches(structure, ref, spec_value, exact=mode == "exact")
-    # exact mode: one Lie–Trotter step of Δt = 1 per layer — said explicitly, and part of
-    # the one complete hint when something else does not fit either
-    problems = exact_mismatches(structure, ref, spec_value, names) \
-        if mode == "exact" and names else []
+
+    def against_reference(spec_value, module):
+        """The stepper (seeded), what keeps it from carrying the reference's weights, and
+        exact mode's problems: one Lie–Trotter step of Δt = 1 per layer — said explicitly,
+        and part of the one complete hint when something else does not fit either."""
+        torch.manual_seed(seed)
+        stepper = module.Stepper().eval()
+        structure = type(stepper).STRUCTURE
+        found, names = mismatches(structure, ref, spec_value, exact=mode == "exact")
+        problems = exact_mismatches(structure, ref, spec_value, names) \
+            if mode == "exact" and names else []
+        return stepper, found, problems
+
+    stepper, found, problems = against_reference(spec_value, module)
     left_out: list[str] = []
     extra = next((p for p in problems if p.what == EXTRA_TERMS), None)
     if extra is not None and not hasattr(spec, "raw"):
@@ -280,11 +286,7 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         left_out = str(extra.ours).split(", ")
         spec_value = load_spec(spec, [*overrides, *(f"{k}={v}" for k, v in extra.settings)])
         module = build_module(spec_value)
-        torch.manual_seed(seed)
-        stepper = module.Stepper().eval()
-        structure = type(stepper).STRUCTURE
-        found, names = mismatches(structure, ref, spec_value, exact=True)
-        problems = exact_mismatches(structure, ref, spec_value, names) if names else []
+        stepper, found, problems = against_reference(spec_value, module)
     if found:
         raise mismatch_error(found, ref, spec_value, problems)
     load_reference_weights(stepper, ref, spec_value)
