@@ -274,9 +274,39 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
     are there instead of running them again — an error if a file was written by a different
     sweep (another spec text, base overrides, seeds or training options).
     """
+    from pdelang.spec.load import load_spec
+
+    options, runner, seed_count = sweep_options(
+        reference=reference, train=train, steps=steps, seeds=seeds, lr=lr,
+        batch_size=batch_size, drift_samples=drift_samples, quick=quick, out=out,
+        threads=threads, compile=compile, dtype=dtype, metrics=metrics, sigma=sigma,
+        info_every=info_every, executor=executor, address=address, resume=resume,
+        device=device, ray_cpus=ray_cpus)
+    swaps = list(swaps)
+    from_file = load_sweep_file(sweep_file) if sweep_file else {}
+    from_options = parse_swaps(swaps)
+    swap_values = {**from_file, **from_options}
+    variants = variants_of(swap_values)
+    base = list(overrides)
+    load_spec(spec, base)  # the base spec must be valid: report its errors, not each variant's
+    check_swaps(spec, from_file, base, sweep_file=sweep_file)  # before anything runs
+    check_swaps(spec, from_options, base, swaps)
+    return run_sweep(spec, variants, base, seed_count, options, runner, quick=quick, out=out,
+                     progress=progress, swaps=swap_values)
+
+
+def sweep_options(*, reference: str | None, train: str, steps: int, seeds: int, lr: float,
+                  batch_size: int | None, drift_samples: int, quick: bool, out: str | None,
+                  threads: int | None, compile: bool, dtype: str, metrics: Iterable[str],
+                  sigma: float | None, info_every: int | None, executor: str,
+                  address: str | None, resume: bool, device: str, ray_cpus: int | None,
+                  drift: bool = True) -> tuple[dict, dict, int]:
+    """Check a sweep's options (every error before anything runs) and return ``(options,
+    runner, seeds)``: the units' ``options`` (:mod:`pdelang.ablation.units`), the executor's
+    settings, and the number of seeds (``quick`` shortens the steps, seeds and samples).
+    ``drift=False``: no drift unit per variant (training only, e.g. ``pdelang phase``)."""
     from pdelang.accelerate import check_dtype
     from pdelang.ablation.executors import EXECUTORS, import_ray
-    from pdelang.spec.load import load_spec
 
     if executor not in EXECUTORS:
         raise PdelangError(f"unknown executor '{executor}'", suggestion="local or ray")
@@ -326,24 +356,24 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
                 # --quick: only before and after training (each observation fits a probe
                 # per layer: measured about 1 s a layer on 512 digits)
                 "every": info_every or (steps if quick else max(1, steps // 10))}
-    swaps = list(swaps)
-    from_file = load_sweep_file(sweep_file) if sweep_file else {}
-    from_options = parse_swaps(swaps)
-    swap_values = {**from_file, **from_options}
-    variants = variants_of(swap_values)
-    base = list(overrides)
-    load_spec(spec, base)  # the base spec must be valid: report its errors, not each variant's
-    check_swaps(spec, from_file, base, sweep_file=sweep_file)  # before anything runs
-    check_swaps(spec, from_options, base, swaps)
-    started = time.perf_counter()
+    if seeds < 1:
+        raise PdelangError(f"--seeds {seeds}: must be at least 1")
+    if steps < 1 and train != "none":
+        raise PdelangError(f"--steps {steps}: must be at least 1")
+    if not (math.isfinite(lr) and lr > 0):
+        raise PdelangError(f"--lr {lr}: must be a positive number")
+    if not drift and train == "none":
+        raise PdelangError("nothing to measure: no drift and no training task",
+                           suggestion="choose a training task (--train digits or text)")
     options = {"task": train, "steps": steps, "lr": lr, "batch_size": batch_size,
                "drift_samples": drift_samples, "reference": reference, "dtype": dtype,
                "compile": compile, "info": info, "device": device,
                "threads": threads or (1 if quick or executor == "ray" else None)}
+    if not drift:  # only then: the files of drift-measuring sweeps keep resuming
+        options["drift"] = False
     runner = {"executor": executor, "address": address, "resume": resume,
               "ray_cpus": ray_cpus}
-    return _sweep(spec, variants, base, seeds, options, quick, out, progress, swap_values,
-                  started, runner)
+    return options, runner, seeds
 
 
 def _slug(label: str) -> str:
@@ -355,16 +385,22 @@ def _variant_file(out: str, index: int, label: str) -> Path:
     return Path(out) / "variants" / f"{index + 1:03d}-{_slug(label)}.json"
 
 
-def _sweep(spec, variants, base, seeds, options, quick, out, progress, swap_values, started,
-           runner) -> dict:
-    """Plan the units, take finished variants from ``out/variants`` (``--resume``), run the
-    rest on the executor, write each variant's file as its last unit finishes, and the report
-    at the end."""
+def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds: int,
+              options: dict, runner: dict, *, quick: bool, out: str | None, progress: bool,
+              swaps: dict, report=None, extra: dict | None = None) -> dict:
+    """Run the ``variants`` (each a mapping of spec and ``train.`` keys to values, the same
+    ``base`` overrides under all) with :func:`sweep_options`' ``options`` and ``runner``.
+
+    Plan the units, take finished variants from ``out/variants`` (``--resume``), run the
+    rest on the executor, write each variant's file as its last unit finishes, and at the end
+    the report: ``report(out, results)`` → ``{name: path}`` (default:
+    :func:`pdelang.ablation.report.write_report`).  ``extra``: more fields of the results."""
     import hashlib
 
     from pdelang.ablation.executors import Progress, run_local, run_ray
     from pdelang.io import write_atomically
 
+    started = time.perf_counter()
     spec_text = Path(spec).read_text(encoding="utf-8")
     spec_hash = hashlib.sha256(spec_text.encode("utf-8")).hexdigest()
     seed_list = list(range(seeds))
@@ -388,14 +424,14 @@ def _sweep(spec, variants, base, seeds, options, quick, out, progress, swap_valu
         common = {"variant": index, "spec_text": spec_text, "spec_path": spec, "base": base,
                   "overrides": spec_overrides, "train_overrides": train_overrides,
                   "options": options}
-        mine = [{"kind": "drift", "seed": 0, **common}]
+        mine = [{"kind": "drift", "seed": 0, **common}] if options.get("drift", True) else []
         if options["task"] != "none":
             mine += [{"kind": "train", "seed": seed, **common} for seed in seed_list]
         expected[index] = len(mine)
         collected[index] = []
         units += mine
 
-    if units and options["reference"] not in (None, "none"):
+    if units and options.get("drift", True) and options["reference"] not in (None, "none"):
         # an unknown or broken reference is an error before anything runs; the local
         # executor's units then reuse this run (made under the units' own torch settings)
         from pdelang.ablation.units import _reference, _torch_settings
@@ -431,19 +467,21 @@ def _sweep(spec, variants, base, seeds, options, quick, out, progress, swap_valu
     finally:
         bar.close()
     data = {
-        "spec": spec, "swaps": swap_values, "overrides": base, "task": options["task"],
+        "spec": spec, "swaps": swaps, "overrides": base, "task": options["task"],
         "steps": options["steps"], "seeds": seed_list, "lr": options["lr"],
         "reference": options["reference"], "quick": quick, "dtype": options["dtype"],
         "compile": options["compile"], "information": options["info"],
         "executor": runner["executor"], "resumed": len(resumed),
         "seconds": round(time.perf_counter() - started, 1),
+        **(extra or {}),
         "variants": entries,
     }
     if options["device"] != "cpu":
         data["device"] = options["device"]
     if out:
-        from pdelang.ablation.report import write_report
-        data["files"] = {k: str(v) for k, v in write_report(out, data).items()}
+        if report is None:
+            from pdelang.ablation.report import write_report as report
+        data["files"] = {k: str(v) for k, v in report(out, data).items()}
     return data
 
 
@@ -486,8 +524,9 @@ def _assemble(choice: dict, results: list[dict], task: str) -> dict:
         entry["error"] = refused[0]["error"]
         return entry
     entry["compiled"] = True
-    drift, trained = results[0], results[1:]
-    if not drift["error"]:
+    drift = next((r for r in results if r["kind"] == "drift"), None)
+    trained = [r for r in results if r["kind"] == "train"]
+    if drift is not None and not drift["error"]:
         entry["drift"], entry["drift_source"] = drift["drift"], drift["drift_source"]
     errors = [("drift" if r["kind"] == "drift" else f"training seed {r['seed']}", r["error"])
               for r in results if r["error"]]

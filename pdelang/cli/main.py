@@ -1,4 +1,5 @@
-"""The ``pdelang`` command line: check, compile, run, verify, validate, ablate, reference.
+"""The ``pdelang`` command line: check, compile, run, verify, validate, ablate, phase,
+reference.
 
 Exit codes: 0 success, 1 a check failed, 2 a user error (a spec or option the user must
 fix: printed as ``file:line:col`` with a caret line, never a traceback).
@@ -20,6 +21,8 @@ COMMANDS = {
     "verify": ("pdelang.cli.verify", "property-test a spec's discretization"),
     "validate": ("pdelang.cli.validate", "compare a spec with a reference Transformer"),
     "ablate": ("pdelang.cli.ablate", "sweep stabilizer swaps: drift and training dynamics"),
+    "phase": ("pdelang.cli.phase", "phase diagram of training stability: depth × lr × "
+                                   "norm × residual"),
     "reference": ("pdelang.cli.reference", "list the references; train vit-digits into the cache"),
 }
 
