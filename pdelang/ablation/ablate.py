@@ -269,7 +269,7 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
     when the units run on the same number of threads.  ``device`` ``cuda``: training on a
     GPU (the drift measurement stays on the CPU); under Ray each task then asks for a GPU.
 
-    With ``out``, each variant's result is written to ``out/variants/NNN-label.json``
+    With ``out``, each variant's result is written to ``out/variants/LABEL-HASH.json``
     (atomically) as soon as its units are done; ``resume`` takes the variants whose files
     are there instead of running them again — an error if a file was written by a different
     sweep (another spec text, base overrides, seeds or training options).
@@ -381,8 +381,14 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-")[:60] or "variant"
 
 
-def _variant_file(out: str, index: int, label: str) -> Path:
-    return Path(out) / "variants" / f"{index + 1:03d}-{_slug(label)}.json"
+def _variant_file(out: str, choice: dict[str, str]) -> Path:
+    """``out/variants/LABEL-HASH.json``: named by the variant's overrides only (HASH: their
+    SHA-256), not by its place in the sweep, so a grown sweep (another value on an axis)
+    resumes the variants it already ran."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(choice, sort_keys=True).encode("utf-8")).hexdigest()
+    return Path(out) / "variants" / f"{_slug(_label(choice))}-{digest[:10]}.json"
 
 
 def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds: int,
@@ -416,7 +422,7 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
                              for k, v in options.items() if k != "threads"}}
         sweeps[index] = sweep
         if runner["resume"]:
-            entry = _resumed(_variant_file(out, index, _label(choice)), sweep)
+            entry = _resumed(_variant_file(out, choice), sweep)
             if entry is not None:
                 entries[index] = entry
                 resumed.append(index)
@@ -461,7 +467,7 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
             if out:
                 from pdelang.ablation.report import json_safe
                 record = {"sweep": sweeps[index], "variant": json_safe(entry)}
-                write_atomically(_variant_file(out, index, entry["label"]),
+                write_atomically(_variant_file(out, variants[index]),
                                  json.dumps(record, sort_keys=True, indent=2, allow_nan=False,
                                             ensure_ascii=False) + "\n")
     finally:

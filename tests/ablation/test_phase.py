@@ -255,6 +255,19 @@ def test_resume_takes_every_cell(tiny_phase):
               resume=True)
 
 
+def test_a_grown_grid_resumes_the_cells_it_has(tiny_phase):
+    """Another learning rate on the axis: the 8 cells already run are taken, 4 run."""
+    spec, out, data = tiny_phase
+    grown = PhaseGrid(GRID.depths, (*GRID.lrs, 1e-2), GRID.norms, GRID.residuals)
+    again = phase(spec, grown, steps=6, seeds=1, threads=1, out=str(out), progress=False,
+                  resume=True)
+    assert again["resumed"] == GRID.cells
+    cells = phase_cells(again)
+    assert len(cells) == grown.cells == len(list((out / "variants").glob("*.json")))
+    old = {c["label"]: c for c in without_timing(phase_cells(data))}
+    assert all(old[c["label"]] == c for c in without_timing(cells) if c["lr"] != 1e-2)
+
+
 # --- the command ------------------------------------------------------------------------------
 
 def test_cli_bad_depth_exits_2_with_a_caret(tiny_spec, capsys):
