@@ -381,14 +381,25 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-")[:60] or "variant"
 
 
-def _variant_file(out: str, choice: dict[str, str]) -> Path:
-    """``out/variants/LABEL-HASH.json``: named by the variant's overrides only (HASH: their
-    SHA-256), not by its place in the sweep, so a grown sweep (another value on an axis)
-    resumes the variants it already ran."""
+def _variant_digest(choice: dict[str, str]) -> str:
     import hashlib
 
-    digest = hashlib.sha256(json.dumps(choice, sort_keys=True).encode("utf-8")).hexdigest()
-    return Path(out) / "variants" / f"{_slug(_label(choice))}-{digest[:10]}.json"
+    text = json.dumps(choice, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def _variant_file(out: str, choice: dict[str, str]) -> Path:
+    """``out/variants/LABEL-HASH.json``: named by the variant's overrides only (HASH: their
+    SHA-256, whatever their order), not by its place in the sweep, so a grown sweep (another
+    value on an axis) resumes the variants it already ran."""
+    return Path(out) / "variants" / f"{_slug(_label(choice))}-{_variant_digest(choice)}.json"
+
+
+def _stored_variant_file(out: str, choice: dict[str, str]) -> Path:
+    """The file of ``choice`` in ``out/variants`` (found by its HASH: the label part is for
+    people), or where it would be written."""
+    found = sorted((Path(out) / "variants").glob(f"*-{_variant_digest(choice)}.json"))
+    return found[0] if found else _variant_file(out, choice)
 
 
 def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds: int,
@@ -422,7 +433,7 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
                              for k, v in options.items() if k != "threads"}}
         sweeps[index] = sweep
         if runner["resume"]:
-            entry = _resumed(_variant_file(out, choice), sweep)
+            entry = _resumed(_stored_variant_file(out, choice), sweep)
             if entry is not None:
                 entries[index] = entry
                 resumed.append(index)

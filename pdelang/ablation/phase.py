@@ -578,7 +578,7 @@ def phase_summary(results: Mapping[str, Any]) -> dict[str, Any]:
             "resumed", "seconds", "grid", "time_step", "device")
     return json_safe({
         **{k: results[k] for k in keep if k in results},
-        "cells": [{k: v for k, v in c.items()} for c in cells],
+        "cells": cells,
         "claim": [{"residual": r, "depth": d, "lr": lr, "verdict": verdict}
                   for (r, d, lr), verdict in claims.items()],
     })
