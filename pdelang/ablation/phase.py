@@ -27,8 +27,9 @@ of the residual network).
 **Per cell** (:func:`cell_summary`): the seeds that diverged and their steps (median), the
 mean ± std final loss of the seeds that did not, the median G over seeds, and a regime:
 ``diverged`` (every seed), ``partly diverged`` (some), ``stalled`` (none diverged and the
-mean progress is below 5 %: the network does not learn, e.g. a residual-free stack whose
-state collapsed), ``trains`` otherwise.
+median progress is within ±5 %: the network does not learn, e.g. a residual-free stack
+whose state collapsed), ``loss rose`` (none diverged, but the loss ended more than 5 % above
+where it started: unstable below the divergence threshold), ``trains`` otherwise.
 
 **The claim** "without normalization training explodes" holds in a (residual, depth, η)
 cell when most seeds of the norm-free variant diverge and no normalized variant's seeds
@@ -290,6 +291,8 @@ def cell_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         regime = "diverged"
     elif diverged:
         regime = "partly diverged"
+    elif progress is not None and progress < -STALLED_PROGRESS:
+        regime = "loss rose"
     elif progress is not None and progress < STALLED_PROGRESS:
         regime = "stalled"
     else:
@@ -399,8 +402,8 @@ def cell_text(cell: Mapping[str, Any]) -> str:
     loss = format_number(summary["final_loss_mean"])
     if summary["seeds"] > 1 and summary["final_loss_std"] is not None:
         loss += f" ± {summary['final_loss_std']:.2g}"
-    stalled = " (stalled)" if summary["regime"] == "stalled" else ""
-    return f"{loss}{stalled} · G {growth}"
+    regime = f" ({summary['regime']})" if summary["regime"] in ("stalled", "loss rose") else ""
+    return f"{loss}{regime} · G {growth}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -421,7 +424,8 @@ def render_phase_markdown(results: Mapping[str, Any]) -> str:
              f"- grid: depth {', '.join(map(str, depths))} × lr "
              f"{', '.join(_lr_text(v) for v in lrs)} × norm {', '.join(grid['norms'])} × "
              f"residual {', '.join('on' if r else 'off' for r in grid['residuals'])} — "
-             f"{len(cells)} cells × {len(results['seeds'])} seeds",
+             f"{len(cells)} cells × {len(results['seeds'])} seed"
+             + ("s" if len(results["seeds"]) != 1 else ""),
              f"- depth: {_scaling_text(grid['depth_scaling'], results.get('time_step'))}",
              f"- training: {results['task']}, {results['steps']} AdamW steps per run"
              + (" (--quick)" if results.get("quick") else ""),
@@ -438,8 +442,9 @@ def render_phase_markdown(results: Mapping[str, Any]) -> str:
     lines += ["## Every cell", "",
               "`✗ k/n @ s`: k of n seeds diverged, at median step s; otherwise the final "
               "loss (mean ± std over seeds); `G`: the median over seeds of the gradient-norm "
-              "growth max‖g_k‖/‖g_0‖; `stalled`: the loss fell by less than "
-              f"{STALLED_PROGRESS:.0%}.", ""]
+              "growth max‖g_k‖/‖g_0‖; `stalled`: the loss changed by less than "
+              f"{STALLED_PROGRESS:.0%}; `loss rose`: it ended more than {STALLED_PROGRESS:.0%} "
+              "above its start without diverging.", ""]
     by_key = {(c["residual"], c["norm"], c["depth"], c["lr"]): c for c in cells}
     rows = []
     for residual in grid["residuals"]:
@@ -532,7 +537,7 @@ def plot_phase(cells, grid, out: Path) -> dict[str, Path]:
     def divergence_text(cell):
         summary = cell["summary"]
         if not summary["diverged"]:
-            return "stalled" if summary["regime"] == "stalled" else "0"
+            return {"stalled": "stalled", "loss rose": "rose"}.get(summary["regime"], "0")
         return f"{summary['diverged']}/{summary['seeds']}@{summary['divergence_step_median']:g}"
 
     def final_loss(cell):

@@ -160,6 +160,10 @@ def test_cell_regimes():
     diverged = run_metrics(record([2.0, 50.0], [1.0, 9.0], diverged=True, seed=2))
     assert cell_summary([trains, trains])["regime"] == "trains"
     assert cell_summary([stalled])["regime"] == "stalled"
+    rose = run_metrics(record([2.0, 4.0], [1.0, 3.0], seed=3))
+    assert cell_summary([rose])["regime"] == "loss rose"
+    assert cell_text({"error": None, "summary": cell_summary([rose])}).startswith(
+        "4 (loss rose) · G ×3")
     both = cell_summary([trains, diverged])
     assert both["regime"] == "partly diverged"
     assert both["diverged"] == 1 and both["divergence_steps"] == [1]
@@ -213,7 +217,7 @@ def test_phase_report_files_and_divergence(tiny_phase):
     assert len(cells) == GRID.cells and not any(c["error"] for c in cells)
     for c in cells:  # lr 30 blows up every cell; lr 1e-3 none in six steps
         assert c["summary"]["diverged"] == (1 if c["lr"] == 30.0 else 0), c["label"]
-        assert c["summary"]["regime"] in ("diverged", "stalled", "trains")
+        assert c["summary"]["regime"] in ("diverged", "stalled", "loss rose", "trains")
     summary = json.loads((out / "phase.json").read_text())
     assert summary["grid"]["depths"] == [1, 2] and summary["time_step"] == 1.0
     assert {c["verdict"] for c in summary["claim"]} == {"no: nothing diverges",
