@@ -537,7 +537,8 @@ def plot_phase(cells, grid, out: Path) -> dict[str, Path]:
     def divergence_text(cell):
         summary = cell["summary"]
         if not summary["diverged"]:
-            return {"stalled": "stalled", "loss rose": "rose"}.get(summary["regime"], "0")
+            regime = {"stalled": " stalled", "loss rose": " loss rose"}.get(summary["regime"], "")
+            return f"0/{summary['seeds']}{regime}"
         return f"{summary['diverged']}/{summary['seeds']}@{summary['divergence_step_median']:g}"
 
     def final_loss(cell):
@@ -555,7 +556,8 @@ def plot_phase(cells, grid, out: Path) -> dict[str, Path]:
         return _growth_text(cell["summary"]["grad_growth_median"])
 
     figures = {
-        "phase_divergence.png": ("fraction of seeds diverged (label: k/n @ median step)",
+        "phase_divergence.png": ("fraction of seeds diverged (label: k/n @ median divergence "
+                                 "step; regime of cells that did not diverge)",
                                  divergence, divergence_text,
                                  {"cmap": "Reds", "vmin": 0.0, "vmax": 1.0}),
         "phase_final_loss.png": ("final training loss (mean over seeds that did not "
