@@ -18,7 +18,8 @@ of the residual network).
 
 * divergence step k*: the first step whose loss or gradient norm is NaN/Inf or whose loss
   exceeds 10 × the first step's (training stops there);
-* final loss: the training loss of the last step of a run that did not diverge;
+* final loss: the mean training loss over the last tenth of the steps of a run that did not
+  diverge (one batch's loss is noisy), and the held-out loss and accuracy after training;
 * gradient-norm growth: G = max_k ‖g_k‖₂ / ‖g_0‖₂ over the steps run (the diverging step
   included when its norm is finite), and G_end = median(‖g_k‖₂ over the last tenth of the
   steps) / ‖g_0‖₂;
@@ -246,7 +247,9 @@ def run_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
     grads = [_finite(v) for v in record.get("grad_norms") or []]
     diverged = bool(record.get("diverged"))
     first_loss = losses[0] if losses else None
-    final = None if diverged else _finite(record.get("final_loss"))
+    final = None
+    if not diverged and losses and None not in losses:
+        final = statistics.fmean(losses[-max(1, len(losses) // 10):])
     g0 = grads[0] if grads else None
     seen = [g for g in grads if g is not None]
     growth = growth_end = None
@@ -264,6 +267,7 @@ def run_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
             "steps_completed": record.get("steps_completed"),
             "first_loss": first_loss, "final_loss": final,
             "eval_accuracy": None if diverged else _finite(record.get("eval_accuracy")),
+            "eval_loss": None if diverged else _finite(record.get("eval_loss")),
             "grad_norm_0": g0, "grad_growth": growth, "grad_growth_end": growth_end,
             "progress": progress}
 
@@ -301,6 +305,7 @@ def cell_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "divergence_step_median": statistics.median(steps) if steps else None,
             "final_loss_mean": loss_mean, "final_loss_std": loss_std,
             "eval_accuracy_mean": _mean_std(r["eval_accuracy"] for r in survived)[0],
+            "eval_loss_mean": _mean_std(r["eval_loss"] for r in survived)[0],
             "grad_growth_median": _median(r["grad_growth"] for r in runs),
             "grad_growth_end_median": _median(r["grad_growth_end"] for r in survived),
             "progress_median": progress, "regime": regime}
@@ -441,8 +446,9 @@ def render_phase_markdown(results: Mapping[str, Any]) -> str:
         lines += _table(["depth \\ lr"] + [_lr_text(v) for v in lrs], rows) + [""]
     lines += ["## Every cell", "",
               "`✗ k/n @ s`: k of n seeds diverged, at median step s; otherwise the final "
-              "loss (mean ± std over seeds); `G`: the median over seeds of the gradient-norm "
-              "growth max‖g_k‖/‖g_0‖; `stalled`: the loss changed by less than "
+              "training loss (mean over the last tenth of the steps; mean ± std over "
+              "seeds); `G`: the median over seeds of the gradient-norm growth "
+              "max‖g_k‖/‖g_0‖; `stalled`: the loss changed by less than "
               f"{STALLED_PROGRESS:.0%}; `loss rose`: it ended more than {STALLED_PROGRESS:.0%} "
               "above its start without diverging.", ""]
     by_key = {(c["residual"], c["norm"], c["depth"], c["lr"]): c for c in cells}

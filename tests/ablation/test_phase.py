@@ -141,6 +141,8 @@ def test_run_metrics_of_a_run_that_trains():
     assert metrics["grad_growth_end"] == 1.5
     assert metrics["progress"] == pytest.approx(0.25)
     assert metrics["final_loss"] == 1.5 and not metrics["diverged"]
+    # the final loss is the mean over the last tenth of the steps (20 steps: the last two)
+    assert run_metrics(record([3.0] * 18 + [1.0, 2.0], [1.0] * 20))["final_loss"] == 1.5
 
 
 def test_run_metrics_of_a_diverged_run():
