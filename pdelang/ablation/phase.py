@@ -123,6 +123,22 @@ def _unique(option: str, values: list, where: list[SourceLocation]) -> tuple:
     return tuple(values)
 
 
+def _numbers(option: str, text: str, kind, valid, what: str, example: str) -> tuple:
+    """The numbers of ``--option TEXT`` (``kind`` int or float, each ``valid``), every bad
+    one an :class:`OverrideError` at its place in the option."""
+    items = _items(option, text)
+    values = []
+    for item, where in items:
+        try:
+            value = kind(item)
+        except ValueError:
+            value = None
+        if value is None or not valid(value):
+            raise OverrideError(f"{option}: '{item}' is not {what}", where, example)
+        values.append(value)
+    return _unique(option, values, [w for _, w in items])
+
+
 def parse_grid(depths: str | None = None, lrs: str | None = None, norms: str | None = None,
                residuals: str | None = None, depth_scaling: str = "step") -> PhaseGrid:
     """The grid of ``--depths 6,12 --lrs 1e-4,1e-2 --norms layernorm,none --residual on,off``
@@ -135,32 +151,12 @@ def parse_grid(depths: str | None = None, lrs: str | None = None, norms: str | N
                                       "span, Δt = span / depth)")
     fields: dict[str, Any] = {}
     if depths is not None:
-        items = _items("--depths", depths)
-        values = []
-        for text, where in items:
-            try:
-                value = int(text)
-            except ValueError:
-                raise OverrideError(f"--depths: '{text}' is not a whole number of layers",
-                                    where, "e.g. --depths 6,12,24,48") from None
-            if value < 1:
-                raise OverrideError(f"--depths: {value} layers: must be at least 1", where)
-            values.append(value)
-        fields["depths"] = _unique("--depths", values, [w for _, w in items])
+        fields["depths"] = _numbers("--depths", depths, int, lambda v: v >= 1,
+                                    "a whole number of layers, at least 1",
+                                    "e.g. --depths 6,12,24,48")
     if lrs is not None:
-        items = _items("--lrs", lrs)
-        values = []
-        for text, where in items:
-            try:
-                value = float(text)
-            except ValueError:
-                raise OverrideError(f"--lrs: '{text}' is not a number", where,
-                                    "e.g. --lrs 1e-4,1e-3,1e-2") from None
-            if not (math.isfinite(value) and value > 0):
-                raise OverrideError(f"--lrs: {text}: a learning rate must be positive",
-                                    where)
-            values.append(value)
-        fields["lrs"] = _unique("--lrs", values, [w for _, w in items])
+        fields["lrs"] = _numbers("--lrs", lrs, float, lambda v: math.isfinite(v) and v > 0,
+                                 "a positive learning rate", "e.g. --lrs 1e-4,1e-3,1e-2")
     if norms is not None:
         items = _items("--norms", norms)
         fields["norms"] = _unique("--norms", [t for t, _ in items], [w for _, w in items])

@@ -32,14 +32,8 @@ def configure(parser) -> None:
                         help="held-out inputs for the drift measurement")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 8 steps, 1 seed, 4 drift samples, 1 thread")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads of each unit (default: torch's; 1 with --quick or "
-                             "--executor ray, where it is also the CPUs each task declares)")
     parser.add_argument("--out", default="results/ablate", help="report directory")
-    parser.add_argument("--compile", action="store_true",
-                        help="compile every stepper with torch.compile (each compiles on its "
-                             "first call, tens of seconds on a CPU: for long sweeps; one "
-                             "warning and uncompiled where torch.compile cannot be used)")
+    add_sweep_options(parser)
     parser.add_argument("--metrics", choices=["standard", "info"], default="standard",
                         help="info (digits): the information plane I(X;T), I(T;Y) per layer "
                              "along training (see validate --metrics info)")
@@ -48,9 +42,21 @@ def configure(parser) -> None:
                              "(default 0.3)")
     parser.add_argument("--info-every", type=int, default=None,
                         help="--metrics info: observe every N steps (default steps/10)")
+
+
+def add_sweep_options(parser) -> None:
+    """The options of every sweep command (ablate, phase): threads, compile, precision, the
+    executor and where it runs, resume, device."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads of each unit (default: torch's; 1 with --quick or "
+                             "--executor ray, where it is also the CPUs each task declares)")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile every stepper with torch.compile (each compiles on its "
+                             "first call, tens of seconds on a CPU: for long sweeps; one "
+                             "warning and uncompiled where torch.compile cannot be used)")
     parser.add_argument("--executor", choices=["local", "ray"], default="local",
-                        help="where the units (a variant's drift, a variant × seed's "
-                             "training) run: this process (default) or one Ray task each "
+                        help="where the units (a variant × seed's training; ablate: a "
+                             "variant's drift) run: this process (default) or one Ray task each "
                              '(pip install -e ".[distributed]")')
     parser.add_argument("--address", default=None, metavar="ADDR",
                         help="--executor ray: join this Ray cluster (auto, or HOST:PORT of "
@@ -63,8 +69,8 @@ def configure(parser) -> None:
                         help="skip the variants whose results are already in "
                              "OUT/variants (written by the same sweep)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="where training runs (drift stays on the CPU); under Ray each "
-                             "task asks for one GPU with cuda")
+                        help="where training runs (ablate's drift stays on the CPU); under "
+                             "Ray each task asks for one GPU with cuda")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="the steppers' precision in drift and training: float32 "
                              "(default) or bfloat16 under autocast")

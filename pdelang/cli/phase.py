@@ -12,6 +12,7 @@ import json
 
 def configure(parser) -> None:
     from pdelang.ablation.phase import DEFAULT_DEPTHS, DEFAULT_LRS, DEFAULT_NORMS
+    from pdelang.cli.ablate import add_sweep_options
     from pdelang.cli.main import add_common
 
     add_common(parser)
@@ -35,25 +36,8 @@ def configure(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 8 steps, 1 seed, batch 8, 1 thread")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads of each run (default: torch's; 1 with --quick "
-                             "or --executor ray, where it is also the CPUs each task declares)")
     parser.add_argument("--out", default="results/phase", help="report directory")
-    parser.add_argument("--compile", action="store_true",
-                        help="compile every stepper with torch.compile")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    parser.add_argument("--executor", choices=["local", "ray"], default="local",
-                        help="where the runs (a cell × seed each) go: this process or one "
-                             'Ray task each (pip install -e ".[distributed]")')
-    parser.add_argument("--address", default=None, metavar="ADDR",
-                        help="--executor ray: join this Ray cluster (auto or HOST:PORT); "
-                             "default: a local Ray instance sized to the machine")
-    parser.add_argument("--ray-cpus", type=int, default=None, metavar="N",
-                        help="--executor ray without --address: CPUs of the local instance")
-    parser.add_argument("--resume", action="store_true",
-                        help="skip the cells whose results are already in OUT/variants")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="where training runs; under Ray each task asks for a GPU with cuda")
+    add_sweep_options(parser)
 
 
 def execute(args) -> int:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from ablation_helpers import TINY_SPEC
 
 from pdelang.ablation.ablate import ablate, load_sweep_file, parse_swaps, split_values, variants_of
 from pdelang.errors import OverrideError, PdelangError
@@ -21,12 +20,6 @@ VARIANT_FIELDS = {"overrides", "drift", "diverged", "divergence_step", "final_lo
                   "max_grad_norm"}
 
 
-
-@pytest.fixture()
-def tiny_spec(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SPEC)
-    return str(path)
 
 
 # --- sweep parsing ------------------------------------------------------------------------

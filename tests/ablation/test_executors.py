@@ -39,12 +39,6 @@ def without_timing(value):
     return value
 
 
-@pytest.fixture()
-def tiny_spec(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SPEC)
-    return str(path)
-
 
 def command(spec, out, *extra):
     return [sys.executable, "-m", "pdelang", "ablate", spec, *[f"--swap={s}" for s in SWAPS],

@@ -34,12 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMING = {"seconds", "seconds_total", "files", "executor", "resumed"}
 
 
-@pytest.fixture()
-def tiny_spec(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SPEC)  # span [0, 2] in 2 layers: Δt = 1
-    return str(path)
-
 
 def without_timing(value):
     if isinstance(value, dict):
@@ -68,11 +62,11 @@ def test_grid_options_are_parsed():
 
 @pytest.mark.parametrize(("args", "option", "column", "fragment"), [
     (("6,x",), "--depths", 12, "not a whole number"),
-    (("6,0",), "--depths", 12, "at least 1"),
+    (("6,0",), "--depths", 12, "not a whole number of layers, at least 1"),
     (("6,12,6",), "--depths", 15, "listed twice"),
-    ((None, "1e-3,-1"), "--lrs", 12, "must be positive"),
-    ((None, "1e-3,nan"), "--lrs", 12, "must be positive"),
-    ((None, "fast"), "--lrs", 7, "not a number"),
+    ((None, "1e-3,-1"), "--lrs", 12, "not a positive learning rate"),
+    ((None, "1e-3,nan"), "--lrs", 12, "not a positive learning rate"),
+    ((None, "fast"), "--lrs", 7, "not a positive learning rate"),
     ((None, None, None, "on,maybe"), "--residual", 15, "neither on nor off"),
     ((",",), "--depths", 1, "lists no values"),
 ])
