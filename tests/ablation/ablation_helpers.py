@@ -85,3 +85,16 @@ time: {span: [0, 2], layers: 2, substeps: 1, scheme: lie,
 discretization:
   laplace: {accuracy: 2}
 """
+
+
+TIMING = {"seconds", "seconds_total", "files", "executor", "resumed"}
+
+
+def without_timing(value):
+    """``value`` less its timing and run fields (the only ones executors, resuming or a
+    rerun may change)."""
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items() if k not in TIMING}
+    if isinstance(value, list):
+        return [without_timing(v) for v in value]
+    return value

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ablation_helpers import TINY_SPEC
+from ablation_helpers import TINY_SPEC, without_timing
 
 from pdelang.ablation.ablate import ablate
 from pdelang.ablation.report import json_safe
@@ -27,16 +27,6 @@ from pdelang.errors import PdelangError
 ROOT = Path(__file__).resolve().parents[2]
 # two swap keys with two values each: 4 variants, each a drift unit and one training seed
 SWAPS = ["stabilizers.norm.kind=layernorm,none", "stabilizers.residual=true,false"]
-TIMING = {"seconds", "seconds_total", "files", "executor", "resumed"}
-
-
-def without_timing(value):
-    """``value`` less its timing and run fields (the only ones executors may change)."""
-    if isinstance(value, dict):
-        return {k: without_timing(v) for k, v in value.items() if k not in TIMING}
-    if isinstance(value, list):
-        return [without_timing(v) for v in value]
-    return value
 
 
 

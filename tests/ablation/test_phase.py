@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ablation_helpers import TINY_SPEC
+from ablation_helpers import TINY_SPEC, without_timing
 
 from pdelang.ablation.ablate import ablate
 from pdelang.ablation.phase import (
@@ -31,16 +31,6 @@ from pdelang.errors import OverrideError, PdelangError
 from pdelang.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMING = {"seconds", "seconds_total", "files", "executor", "resumed"}
-
-
-
-def without_timing(value):
-    if isinstance(value, dict):
-        return {k: without_timing(v) for k, v in value.items() if k not in TIMING}
-    if isinstance(value, list):
-        return [without_timing(v) for v in value]
-    return value
 
 
 # --- the grid ---------------------------------------------------------------------------------
