@@ -407,15 +407,9 @@ def cell_text(cell: Mapping[str, Any]) -> str:
     return f"{loss}{regime} · G {growth}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    from pdelang.ablation.report import _markdown_table
-
-    return _markdown_table(header, rows)
-
-
 def render_phase_markdown(results: Mapping[str, Any]) -> str:
     """The phase report (``phase.md``) of a phase sweep's results."""
-    from pdelang.ablation.report import _cell
+    from pdelang.ablation.report import _cell, _markdown_table
 
     cells = phase_cells(results)
     grid = results["grid"]
@@ -439,7 +433,7 @@ def render_phase_markdown(results: Mapping[str, Any]) -> str:
                   f"(residual {'on' if residual else 'off'})", ""]
         rows = [[str(depth)] + [claims.get((residual, depth, lr), "—") for lr in lrs]
                 for depth in depths]
-        lines += _table(["depth \\ lr"] + [_lr_text(v) for v in lrs], rows) + [""]
+        lines += _markdown_table(["depth \\ lr"] + [_lr_text(v) for v in lrs], rows) + [""]
     lines += ["## Every cell", "",
               "`✗ k/n @ s`: k of n seeds diverged, at median step s; otherwise the final "
               "training loss (mean over the last tenth of the steps; mean ± std over "
@@ -455,7 +449,8 @@ def render_phase_markdown(results: Mapping[str, Any]) -> str:
                 rows.append([f"{'on' if residual else 'off'}", norm, str(depth)]
                             + [cell_text(by_key[key]) if (key := (residual, norm, depth, lr))
                                in by_key else "—" for lr in lrs])
-    lines += _table(["residual", "norm", "depth"] + [_lr_text(v) for v in lrs], rows) + [""]
+    header = ["residual", "norm", "depth"] + [_lr_text(v) for v in lrs]
+    lines += _markdown_table(header, rows) + [""]
     failed = [c for c in cells if c["error"]]
     if failed:
         lines += ["## Errors", ""] + [f"- {c['label']}: {_cell(c['error'])}" for c in failed]
