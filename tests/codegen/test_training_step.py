@@ -15,6 +15,13 @@ state shrinks by orders of magnitude per layer and is exactly zero after four la
 gradients of the first layers underflow (~1e-37).  Specs without a residual are therefore
 trained with two layers (same Δt), and ``test_no_residual_collapses`` pins the collapse of the
 full six-layer spec.
+
+Two gradients are exactly zero in exact arithmetic, and are checked to be zero up to roundoff
+instead (their float32 values, ~1e-9 of the largest gradient, scale with the dtype's
+epsilon: ~1e-18 in float64): the attention key bias b_K (it adds q(x)·b_K to every score of
+query x, a constant per softmax row, which the softmax and the Sinkhorn kernel ignore), and,
+without a residual, the bias of the post-LN after the reaction sub-step (the next sub-step,
+u ← Δt·D·Δu, maps that token-constant bias to Δb = 0).
 """
 
 from __future__ import annotations
@@ -49,6 +56,18 @@ def small_overrides(name: str) -> list[str]:
     return overrides
 
 
+def exactly_zero_gradient(key: str, structure: dict) -> bool:
+    """Whether the exact gradient of ``key`` is 0 for any loss (see the module docstring)."""
+    if key.endswith("attention.k.bias"):
+        return True
+    order = structure["split_order"]
+    # without a residual, a post-LN bias followed by the diffusion sub-step u ← Δt·D·Δu
+    # (Δ of a constant is 0 for these boundaries)
+    return (not structure["residual"] and key.endswith("norm_reaction.bias")
+            and structure["boundary"] in ("neumann", "periodic")
+            and order[order.index("reaction") + 1:order.index("reaction") + 2] == ["diffusion"])
+
+
 def token_spread(state: torch.Tensor) -> float:
     return float((state - state.mean(dim=1, keepdim=True)).abs().max())
 
@@ -76,13 +95,18 @@ def test_one_training_step(name):
     loss = torch.nn.functional.mse_loss(out.state, target)
     assert torch.isfinite(loss), f"{name}: loss {loss}"
     loss.backward()
+    largest = max(float(p.grad.abs().max()) for p in params.values() if p.grad is not None)
     for key, param in params.items():
         assert param.grad is not None, f"{name}: no gradient for {key}"
         assert bool(torch.isfinite(param.grad).all()), f"{name}: non-finite gradient for {key}"
-        assert bool((param.grad != 0).any()), f"{name}: zero gradient for {key}"
+        if exactly_zero_gradient(key, structure):
+            assert float(param.grad.abs().max()) <= 1e-4 * largest, f"{name}: {key}"
+        else:
+            assert bool((param.grad != 0).any()), f"{name}: zero gradient for {key}"
     optimizer.step()
     for key, param in params.items():
-        assert not torch.equal(param.detach(), before[key]), f"{name}: {key} did not change"
+        if not exactly_zero_gradient(key, structure):  # Adam would move those on roundoff
+            assert not torch.equal(param.detach(), before[key]), f"{name}: {key} did not change"
     with torch.no_grad():
         assert torch.isfinite(stepper(u)).all()
 
