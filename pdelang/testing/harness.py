@@ -196,6 +196,13 @@ def _load_state(init: Init, model) -> np.ndarray:
         if tokens != rows * cols + extra:
             raise fail(f"the initial state has {tokens} tokens; the {rows}×{cols} grid "
                        f"with {extra} extra token(s) needs {rows * cols + extra}")
+    elif model.shape and tokens - extra != model.shape[0]:  # a 1-D grid of a given length
+        length = model.shape[0]
+        raise fail(f"the initial state has {tokens - extra} grid token(s); the spec's "
+                   f"grid.shape [{length}] needs {length}"
+                   + (f" (plus {extra} extra token(s))" if extra else ""),
+                   f"save a state with {length + extra} tokens, or make the grid fit the "
+                   f"file: --set grid.shape=[{tokens - extra}]")
     elif tokens - extra < max(1, model.stencil_radius + 1):
         raise fail(f"the initial state has {tokens - extra} grid token(s); the "
                    f"stencils need more than {model.stencil_radius}")

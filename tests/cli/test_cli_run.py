@@ -49,6 +49,43 @@ def test_init_file_of_the_wrong_shape(tmp_path):
     assert code == 2 and "(B, N, 1) tensor" in err, err
 
 
+def test_1d_init_file_must_fit_grid_shape(tmp_path):
+    """A 1-D spec with ``grid.shape: [64]`` refuses a 40-token file (as a 2-D grid refuses a
+    file of the wrong size), located on ``--init`` or at the spec's ``init:`` value; a 1-D
+    spec without ``grid.shape`` takes a file of any length."""
+    path = tmp_path / "u.pt"
+    torch.save(torch.full((1, 40, 1), 0.5, dtype=torch.float64), path)
+    code, _, err = run("run", FISHER, "--init", str(path), "--no-progress")
+    assert code == 2 and err.startswith("<--init>:1:8: error"), err
+    assert "40 grid token(s)" in err and "grid.shape [64]" in err and "hint:" in err, err
+    assert "Traceback" not in err
+    spec = tmp_path / "kpp.yaml"
+    spec.write_text(Path(FISHER).read_text() + "init: u.pt\n")
+    code, _, err = run("run", str(spec), "--no-progress")
+    line = Path(FISHER).read_text().count("\n") + 1
+    assert code == 2 and f"kpp.yaml:{line}:7: error" in err and "grid.shape [64]" in err, err
+    # the same file fits once the shape says 40, and a spec without grid.shape takes it
+    code, out, err = run("run", FISHER, "--init", str(path), "--set", "grid.shape=[40]",
+                         "--json", "--no-progress")
+    assert code == 0 and _json(out)["shape"] == [1, 40, 1], err
+    code, out, err = run("run", HEAT, "--init", str(path), "--json", "--no-progress")
+    assert code == 0 and _json(out)["shape"] == [1, 40, 1], err
+
+
+def test_1d_init_file_must_fit_grid_shape_through_the_api(tmp_path):
+    from pdelang.driver import compile_spec
+    from pdelang.errors import PdelangError
+    from pdelang.testing.harness import initial_state, parse_init
+
+    path = tmp_path / "u.pt"
+    torch.save(torch.zeros(2, 40, 1), path)
+    with pytest.raises(PdelangError) as caught:
+        initial_state(compile_spec(FISHER).discrete, parse_init(str(path)))
+    assert caught.value.location is not None and caught.value.location.file == "<--init>"
+    assert "grid.shape [64]" in caught.value.message and caught.value.suggestion
+    assert initial_state(compile_spec(HEAT).discrete, parse_init(str(path))).shape == (2, 40, 1)
+
+
 def test_default_random_state_is_small():
     code, out, err = run("run", HEAT, "--json", "--no-progress")
     assert code == 0, err
