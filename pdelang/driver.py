@@ -20,6 +20,7 @@ from pathlib import Path
 from pdelang import invariants
 from pdelang.analysis.analyse import Analysis, analyse
 from pdelang.codegen.printer import print_module
+from pdelang.discrete.constants import check_constants
 from pdelang.discrete.discretize import discretize
 from pdelang.discrete.ir import DiscreteModel
 from pdelang.language.ast import SpecAST
@@ -74,6 +75,8 @@ def compile_spec(spec: Spec | str | Path, overrides: Iterable[str] = (), *,
     values: dict[str, object] = {"spec": spec}
     for name, stage, inputs in STAGES:
         values[name] = stage(*(values[i] for i in inputs))
+        if name == "discrete":  # what the printer writes as literals: finite, or a located error
+            check_constants(spec, values[name])
         if check:
             invariants.verify_stage(name, values)
         if name == until:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from collections.abc import Iterable
 
@@ -140,6 +141,24 @@ def _strings(tree: LocatedNode) -> dict[str, SourceString]:
     return out
 
 
+def _check_dt(span: list, steps: int, where) -> None:
+    """Δt = (t1 − t0) / (layers × substeps) is printed into the generated module as ``DT``:
+    it must be a finite, non-zero float64 (each bound is finite already, but their
+    difference can overflow — ``[-1.0e+308, 1.7e+308]`` — or the quotient underflow)."""
+    t0, t1 = float(span[0]), float(span[1])
+    length = t1 - t0
+    dt = length / steps
+    if not math.isfinite(dt):
+        raise SpecError(f"Δt = (t1 − t0) / (layers × substeps) = ({t1!r} − ({t0!r})) / "
+                        f"{steps:,} overflows float64 (t1 − t0 is larger than 1.8e308)", where,
+                        f"shift or shorten 'time.span' so that t1 − t0 is finite, e.g. "
+                        f"[0, {min(t1, 1.0e300)!r}]")
+    if dt == 0:
+        raise SpecError(f"Δt = (t1 − t0) / (layers × substeps) = {length!r} / {steps:,} "
+                        "underflows float64 to 0", where,
+                        "lengthen 'time.span' or use fewer layers or substeps")
+
+
 def _cross_check(raw: dict, locs: dict) -> None:
     """Constraints that involve more than one key."""
     fields = raw["fields"]
@@ -167,6 +186,7 @@ def _cross_check(raw: dict, locs: dict) -> None:
     if not span[1] > span[0]:
         raise SpecError(f"'time.span' must increase, got [{span[0]}, {span[1]}]",
                         locs.get("time.span"), "write [t0, t1] with t1 > t0")
+    _check_dt(span, steps, locs.get("time.span"))
 
     if not raw["name"][:1].isalpha():
         raise SpecError(f"the spec name '{raw['name']}' must start with a letter (it names the "
