@@ -93,8 +93,35 @@ def apply_override(root: LocatedNode, text: str) -> LocatedNode:
             raise OverrideError(f"--set {S.shown(text)[1:-1]}: unknown key '{prefix}{bad}'",
                                 key_loc,
                                 did_you_mean(bad, S.field_names_at(parent)))
+    if path[0] == "parameters" and len(path) > 1:
+        _check_declared(root, path[1], text)
     value = _coerce(S.schema_at(path), value)
     return _set(root, path, _located(value, loc), loc)
+
+
+def _check_declared(root: LocatedNode, name: str, text: str) -> None:
+    """``--set parameters.X…`` sets a parameter the spec (or an earlier override) declares:
+    an X that is not declared is a typo (``parameters.d`` for ``D``), not a new parameter —
+    those are declared in the file, or with the whole mapping (``--set parameters={…}``)."""
+    section = root.value.get("parameters") if root.is_mapping else None
+    if section is None:
+        declared: list[str] = []
+    elif section.is_mapping:
+        declared = [str(k) for k in section.value]
+    else:
+        return  # not a mapping: the schema reports it, located in the file
+    if name in declared:
+        return
+    source_line = f"--set {text}"
+    where = SourceLocation("<--set>", 1, 7 + len("parameters."), source_line, len(name))
+    same_letters = [d for d in declared if d.lower() == name.lower()]  # 'd' for 'D'
+    hint = f"did you mean '{same_letters[0]}'?" if same_letters else did_you_mean(name, declared)
+    add = ("to add a new parameter, declare it in the spec under 'parameters:' or replace "
+           "the whole mapping, --set 'parameters={…}'")
+    listed = (f"the spec declares {', '.join(repr(d) for d in sorted(declared))}"
+              if declared else "the spec declares no parameters")
+    raise OverrideError(f"--set {S.shown(text)[1:-1]}: parameter '{name}' is not declared "
+                        f"({listed})", where, f"{hint} ({add})" if hint else add)
 
 
 def _set(node: LocatedNode, path: list[str], new: LocatedNode, loc: SourceLocation) -> LocatedNode:

@@ -55,9 +55,13 @@ def test_an_unused_parameter_is_warned_about(unused):
 
 
 def test_a_parameter_added_with_set_that_no_term_uses(unused):
-    data = check_json(unused, "--set", "parameters.zz=3")
+    # a new parameter comes with the whole mapping: `--set parameters.zz=3` for an undeclared
+    # zz is a typo, refused (tests/frontend/test_spec_overrides.py)
+    data = check_json(unused, "--set", "parameters={D: 1.0, k: 2.0, zz: 3}")
     assert warned(data, "parameter 'zz'", "--set")
     assert not warned(data, "parameter 'D'")
+    code, _, err = run("check", unused, "--set", "parameters.zz=3")
+    assert code == 2 and "parameter 'zz' is not declared" in err, err
 
 
 def test_compile_prints_the_warning(unused, tmp_path):

@@ -135,6 +135,35 @@ def test_parameter_value_on_a_bare_number_parameter():
     assert spec.parameters["D"].value == 0.25
 
 
+@pytest.mark.parametrize("override", ["parameters.d=2", "parameters.d.value=2",
+                                      "parameters.d={value: 2, learnable: true}"])
+def test_an_undeclared_parameter_is_an_error_with_did_you_mean(override):
+    """``--set parameters.d=2`` on a spec whose parameter is ``D`` is a typo, not a new
+    parameter: an error located under ``d`` (issue 20: it was a warning and exit 0)."""
+    err = override_error(override, HEAT)
+    assert isinstance(err, OverrideError)
+    assert "parameter 'd' is not declared" in err.message and f"--set {override}" in err.message
+    assert err.suggestion.startswith("did you mean 'D'?")
+    loc = err.location
+    assert loc.file == "<--set>" and loc.line == 1 and loc.source_line == f"--set {override}"
+    assert loc.col == len("--set parameters.") + 1 and loc.length == 1
+    assert str(err).startswith(f"<--set>:1:{loc.col}: override error")
+
+
+def test_a_parameter_declared_by_an_earlier_override_can_be_set():
+    """The whole mapping may still be replaced (declaring new names); a later override then
+    sets a parameter it declared."""
+    spec = load_spec(HEAT, ["parameters={D: 0.5, k: 1.0}", "parameters.k=3"])
+    assert spec.parameters["k"].value == 3.0 and spec.parameters["D"].value == 0.5
+
+
+def test_cli_undeclared_parameter_exits_2():
+    for command in (("check",), ("compile",), ("run", "--no-progress")):
+        code, out, err = _cli(command[0], str(HEAT), "--set", "parameters.d=2", *command[1:])
+        assert code == 2, (out, err)
+        assert "<--set>:1:18: override error" in err and "did you mean 'D'?" in err, err
+
+
 def test_override_creates_a_missing_section():
     assert "discretization" not in NO_NORM.read_text()
     spec = load_spec(NO_NORM, ["discretization.laplace.accuracy=6"])
