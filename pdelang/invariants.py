@@ -192,8 +192,10 @@ def check_analysis(analysis) -> None:
         except ValueError as error:
             _fail("analysis", f"stencil {key}", str(error))
     st = analysis.stability
-    if st.verdict not in ("stable", "unstable", "unknown"):
+    if st.verdict not in ("stable", "unstable", "unknown", "no_stable_dt"):
         _fail("analysis", "stability", f"verdict {st.verdict!r}")
+    if st.verdict == "no_stable_dt" and st.max_stable_dt != 0:
+        _fail("analysis", "stability", "no stable Δt with a bound above 0")
     if st.max_stable_dt is not None:
         if not (math.isfinite(st.max_stable_dt) and st.max_stable_dt >= 0):
             _fail("analysis", "stability", f"max stable Δt {st.max_stable_dt}")
@@ -240,10 +242,14 @@ def check_discrete(model) -> None:
         if implicit.term not in model.program.implicit:
             _fail(stage, f"implicit {implicit.term}", "not implicit in the program")
         exprs.append((f"implicit {implicit.term}", implicit.zero_order))
-        for coefficient, key in implicit.parts:
+        for coefficient, word in implicit.parts:  # a word: stencil keys, outer first
             exprs.append((f"implicit {implicit.term}", coefficient))
-            if key not in model.stencils:
-                _fail(stage, f"implicit {implicit.term}", f"unknown stencil {key}")
+            if not isinstance(word, tuple) or not word:
+                _fail(stage, f"implicit {implicit.term}",
+                      f"a word of stencils must be a non-empty tuple of keys, not {word!r}")
+            for key in word:
+                if key not in model.stencils:
+                    _fail(stage, f"implicit {implicit.term}", f"unknown stencil {key}")
     for where, expr in exprs:
         for node in D.walk(expr):
             if isinstance(node, D.ApplyStencil) and node.stencil not in model.stencils:

@@ -18,7 +18,6 @@ stencils, stability.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,12 +26,13 @@ import sympy
 
 from pdelang.analysis import stability as stab
 from pdelang.analysis.stencils import StencilFacts
+from pdelang.analysis.symbols import atom_symbols, growth_rate, symbol_of, symbol_range, term_symbol
 from pdelang.errors import SpecError
 from pdelang.frozen import frozen_dict
 from pdelang.operators import operator_of
 from pdelang.schemes import program as P
 from pdelang.schemes import restricted
-from pdelang.symbolic.functions import OperatorCall, is_field_free
+from pdelang.symbolic.functions import OperatorCall
 from pdelang.symbolic.ir import SymbolicModel
 
 __all__ = ["Analysis", "StabilityFacts", "StencilFacts", "TermFacts", "analyse", "classify",
@@ -68,12 +68,32 @@ class StabilityFacts:
     exact: bool  # the bound is the exact bound of the whole step (nothing left out)
     amplification: str | None = None  # G(z_t) of one step, z_t = Δt λ_t
     caveats: tuple[str, ...] = ()
-    limiting_theta: tuple[float, ...] | None = None  # the θ that sets a sampled bound
+    limiting_theta: tuple[float, ...] | None = None  # the θ that sets the bound
+    growth_rate: float | None = None  # max_θ Re λ(θ): the equation's own fastest growth
+    growth_theta: tuple[float, ...] | None = None  # where it is attained
+    growth_exact: bool | None = None
 
     @property
     def stable(self) -> bool | None:
-        """True (stable), False (unstable) or None (unknown) at the spec's Δt."""
-        return {"stable": True, "unstable": False}.get(self.verdict)
+        """True (stable), False (unstable, or no Δt is stable) or None (unknown) at the
+        spec's Δt."""
+        return {"stable": True, "unstable": False, "no_stable_dt": False}.get(self.verdict)
+
+    @property
+    def grows(self) -> bool:
+        """Whether the semi-discrete equation itself grows (max Re λ > 0)."""
+        return self.growth_rate is not None and self.growth_rate > 0
+
+    @property
+    def limit(self) -> str | None:
+        """What limits a run: ``"equation"`` (the equation grows in its own right and the
+        step keeps up with it), ``"numerical"`` (the step's bound is exceeded, or no Δt
+        is stable), or None (neither)."""
+        if self.verdict in ("unstable", "no_stable_dt"):
+            return "numerical"
+        if self.grows:
+            return "equation"
+        return None
 
     def to_json(self) -> dict:
         return {
@@ -93,6 +113,11 @@ class StabilityFacts:
             "caveats": list(self.caveats),
             "limiting_theta": None if self.limiting_theta is None
             else list(self.limiting_theta),
+            "growth_rate": self.growth_rate,
+            "growth_theta": None if self.growth_theta is None else list(self.growth_theta),
+            "growth_exact": self.growth_exact,
+            "grows": self.grows,
+            "limit": self.limit,
         }
 
     def describe(self) -> str:
@@ -135,8 +160,7 @@ def classify(model: SymbolicModel) -> tuple[TermFacts, ...]:
         expr = term.expr
         calls = _calls(expr)
         ops = sorted({op.name for _, op in calls})
-        order = max((op.differential_order(op.options_of(call, model)) for call, op in calls),
-                    default=0)
+        order = differential_order(expr, model)
         learnable = [name for name, sym in model.parameters.items()
                      if expr.has(sym) and model.spec.parameters[name].learnable]
         for inst in model.instances.values():
@@ -148,6 +172,18 @@ def classify(model: SymbolicModel) -> tuple[TermFacts, ...]:
             linear=_is_linear(expr, model.u), local=all(op.local for _, op in calls),
             order=order, operators=tuple(ops), learnable=tuple(learnable)))
     return tuple(facts)
+
+
+def differential_order(expr: sympy.Expr, model: SymbolicModel) -> int:
+    """The differential order, composed: an operator's own order plus its operand's
+    (laplace∘laplace is 4), the largest over the arguments of anything else."""
+    op = operator_of(expr) if isinstance(expr, OperatorCall) else None
+    inner = max((differential_order(a, model) for a in expr.args
+                 if isinstance(a, sympy.Expr)), default=0)
+    if op is None:
+        return inner
+    return op.differential_order(op.options_of(expr, model)) + \
+        differential_order(expr.args[0], model)
 
 
 def operator_of_name(name: str):
@@ -216,89 +252,6 @@ def _check_grid_fits(model: SymbolicModel) -> None:
 
 
 # ------------------------------------------------------------------------- linear model
-@dataclass
-class _TermModel:
-    """A term's linear, constant-coefficient differential part ``Σ c · S(u)``: coefficient
-    per (axis, stencil key) of its von Neumann symbol, and what was left out."""
-
-    coefficients: dict  # (axis symbol, key) → coefficient (values substituted, exact)
-    formulas: dict  # (axis symbol, key) → coefficient with the parameter symbols
-    symbolic: dict  # axis → [(coefficient with parameter symbols, stencil)]
-    left_out: list  # descriptions of the pieces that do not enter the symbol
-    nonconstant: str | None = None  # a derivative that enters otherwise (no analysis)
-
-
-def _values(model: SymbolicModel) -> dict:
-    values = {sym: sympy.Rational(str(model.spec.parameters[name].value))
-              for name, sym in model.parameters.items()}
-    values[model.h] = sympy.Rational(str(model.spec.grid.spacing))
-    return values
-
-
-def _term_model(term, model: SymbolicModel, stencils, thetas, basis: dict) -> _TermModel:
-    values = _values(model)
-    out = _TermModel({}, {}, {a: [] for a in model.axes}, [])
-    for piece in sympy.Add.make_args(sympy.expand(term.expr)):
-        factors = sympy.Mul.make_args(piece)
-        fixed = [f for f in factors if isinstance(f, OperatorCall)
-                 and operator_of(f) is not None and operator_of(f).constant_coefficient]
-        others = [f for f in factors if f not in fixed]
-        coefficient = sympy.Mul(*others)
-        if not fixed:
-            nested = [c for c, op in _calls(piece) if op.constant_coefficient]
-            if nested:
-                out.nonconstant = (f"the derivative {_call_text(nested[0], model)} enters "
-                                   f"term '{term.name}' nonlinearly: it has no von Neumann "
-                                   "symbol")
-                continue
-            learned = sorted({op.name for _, op in _calls(piece) if op.learned})
-            if learned:
-                out.left_out.append(f"{', '.join(learned)} in '{term.name}' (learned)")
-            elif not piece.has(model.u):
-                out.left_out.append(f"the constant {sympy.sstr(piece)} in '{term.name}'")
-            elif _is_linear(piece, model.u):
-                out.left_out.append(f"the zero-order part {sympy.sstr(piece)} of "
-                                    f"'{term.name}'")
-            else:
-                out.left_out.append(f"the nonlinear part {sympy.sstr(piece)} of "
-                                    f"'{term.name}'")
-            continue
-        call = fixed[0]
-        if len(fixed) > 1 or call.args[0] != model.u or not is_field_free(coefficient):
-            what = ("acts on a nonlinear expression" if not _is_linear(call.args[0], model.u)
-                    else "acts on a linear expression, not the field itself (a product of "
-                    "stencils)" if call.args[0] != model.u
-                    else "has a coefficient that depends on the field (nonlinear)")
-            out.nonconstant = (f"the derivative {_call_text(call, model)} in term "
-                               f"'{term.name}' {what}: it has no von Neumann symbol")
-            continue
-        op = operator_of(call)
-        for axis, symbol, stencil in op.von_neumann(call, model, stencils, thetas):
-            key = (axis, op.key(call))
-            basis.setdefault(key, symbol)
-            value = sympy.nsimplify(coefficient.subs(values)) if coefficient.free_symbols \
-                else coefficient
-            out.coefficients[key] = out.coefficients.get(key, 0) + value
-            out.formulas[key] = out.formulas.get(key, 0) + coefficient
-            out.symbolic[axis].append((coefficient, stencil))
-    out.coefficients = {k: v for k, v in out.coefficients.items() if v != 0}
-    return out
-
-
-def _call_text(call, model: SymbolicModel) -> str:
-    """An operator call as the user wrote it: ``laplace(u**2)``, ``diff(u**2, x, 2)``."""
-    op = operator_of(call)
-    # (printed, then u(x) renamed: substituting a symbol would re-evaluate the operators)
-    operand = sympy.sstr(call.args[0]).replace(sympy.sstr(model.u), model.spec.field.name)
-    options = op.options_of(call, model)
-    extra = [str(options["axis"]), str(options["order"])] if "axis" in options else []
-    return f"{op.name}({', '.join([operand, *extra])})"
-
-
-def _symbol_expr(coefficients: dict, basis: dict, values: dict) -> sympy.Expr:
-    return sympy.Add(*[c * basis[k].subs(values) for k, c in coefficients.items()])
-
-
 def _proportional(a: dict, b: dict):
     """The constant r with a = r·b (coefficient dicts over the same keys), else None."""
     if set(a) != set(b):
@@ -310,23 +263,6 @@ def _proportional(a: dict, b: dict):
     return None
 
 
-def _symbolic_minimum(model, term_model: _TermModel, values) -> sympy.Expr | None:
-    """min_θ λ as a formula in h and the parameters, when every axis has one part."""
-    total = sympy.Integer(0)
-    for _axis, parts in term_model.symbolic.items():
-        if not parts:
-            continue
-        if len(parts) > 1:
-            return None
-        coefficient, stencil = parts[0]
-        theta = sympy.Symbol("theta", real=True)
-        rng = stab.real_symbol_range(stencil.real_symbol(theta), theta)
-        value = coefficient.subs(values)
-        extreme = rng.minimum if value > 0 else rng.maximum
-        total += coefficient * model.h ** (-stencil.derivative) * extreme
-    return total
-
-
 # ------------------------------------------------------------------------- stability
 def _caveats(model: SymbolicModel, program: P.StepProgram, term_models) -> tuple[list, bool]:
     """(caveats, whether an unstable linear part is a verdict)."""
@@ -336,7 +272,7 @@ def _caveats(model: SymbolicModel, program: P.StepProgram, term_models) -> tuple
         caveats.append("left out: " + ", ".join(left_out))
     kind = model.spec.stabilizers.norm.kind
     pre = [t for n in program.norms if n.placement == "pre" for t in n.terms
-           if term_models[t].coefficients]
+           if term_models[t].active]
     if pre:
         caveats.append(f"{', '.join(pre)} {'acts' if len(pre) == 1 else 'act'} on P(u) "
                        f"({kind}, pre), treated as u")
@@ -356,193 +292,213 @@ def _caveats(model: SymbolicModel, program: P.StepProgram, term_models) -> tuple
     return caveats, verdict_ok
 
 
+def _theta_text(theta) -> str:
+    return "(" + ", ".join(f"{t:.4g}" for t in theta) + ")"
+
+
 def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> StabilityFacts:
+    """The step's stability relative to the equation (module docstring of
+    :mod:`pdelang.analysis.stability`): the largest Δt at which no mode grows faster than
+    its allowance, the verdict at the spec's Δt, and the equation's own growth rate."""
     spec = model.spec
     dt = spec.time.dt
     thetas = {a: sympy.Symbol(f"theta_{a}", real=True) for a in model.axes}
-    basis: dict = {}
-    term_models = {t.name: _term_model(t, model, stencils, thetas, basis) for t in model.terms}
-    values = _values(model)
+    theta_list = list(thetas.values())
+    symbols = {t.name: term_symbol(t, model) for t in model.terms}
+    keys = {k for s in symbols.values() for w in s.words for k in w}
+    atoms = atom_symbols(model, stencils, thetas, keys)
+    derivatives = {k: d for s in symbols.values() for k, d in s.derivatives.items()}
+
+    def parity(word) -> int:
+        return sum(derivatives[k] for k in word) % 2
+
+    growth = None
 
     def facts(bound, verdict, method, exact=False, formula=None, interval=None, symbol=None,
-              limiting=None, amplification=None, caveats=()):
-        return StabilityFacts(program.scheme, dt, bound, formula, verdict, interval, symbol,
-                              limiting, method, exact, amplification, tuple(caveats))
+              limiting=None, amplification=None, caveats=(), theta=None):
+        return StabilityFacts(
+            program.scheme, dt, bound, formula, verdict, interval, symbol, limiting, method,
+            exact, amplification, tuple(caveats), theta,
+            growth_rate=None if growth is None else growth.maximum,
+            growth_theta=None if growth is None else growth.argmax,
+            growth_exact=None if growth is None else growth.exact)
 
-    nonconstant = [m.nonconstant for m in term_models.values() if m.nonconstant]
+    nonconstant = [m.nonconstant for m in symbols.values() if m.nonconstant]
     if nonconstant:
         return facts(None, "unknown", "none: " + nonconstant[0], caveats=nonconstant)
-    active = [t for t in program.terms if term_models[t].coefficients]
-    caveats, verdict_ok = _caveats(model, program, term_models)
+    active = [t for t in program.terms if symbols[t].active]
+    caveats, verdict_ok = _caveats(model, program, symbols)
     z = {t: sympy.Symbol(f"z_{t}") if t in active else sympy.Integer(0)
          for t in program.terms}
     G = sympy.simplify(stab.amplification_factor(restricted(program, active), z))
+    symbolic_atoms = atom_symbols(model, stencils, thetas, keys, symbolic_h=True)
     symbols_text = "; ".join(
-        f"{t}: {sympy.sstr(stab.readable(_symbol_expr(term_models[t].formulas, basis, {})))}"
+        f"{t}: {sympy.sstr(stab.readable(symbol_of(symbols[t].formulas, symbolic_atoms)))}"
         for t in active) or None
     if not active:  # nothing to bound: a verdict only if nothing was left out either
         verdict = "stable" if not caveats and abs(complex(G)) <= 1 + 1e-12 else "unknown"
-        return facts(None, verdict, "none: no linear differential term", exact=False,
+        return facts(None, verdict, "none: no linear term", exact=False,
                      amplification=sympy.sstr(G), caveats=caveats)
+    growth = growth_rate({t: symbols[t].words for t in active}, atoms, theta_list, parity)
+    if not growth.exact:
+        caveats.append("the equation's growth rate max Re λ was found numerically")
     odd_nonperiodic = spec.grid.boundary != "periodic" and any(
-        stencils[key].stencil.derivative % 2 for t in active
-        for (_axis, key) in term_models[t].coefficients)
+        parity(w) or any(derivatives[k] % 2 for k in w)
+        for t in active for w in symbols[t].words)
     if odd_nonperiodic:
         caveats.append("odd derivatives with a non-periodic ghost rule: the von Neumann "
                        "symbol does not give the spectrum of the bounded operator")
         verdict_ok = False
     limiting = active[0] if len(active) == 1 else None
-    reference = term_models[active[0]].coefficients
-    ratios = {t: _proportional(term_models[t].coefficients, reference) for t in active}
+    reference = symbols[active[0]].words
+    ratios = {t: _proportional(symbols[t].words, reference) for t in active}
+    total_ratio = sum(ratios.values()) if all(r is not None for r in ratios.values()) else 0
     w = sympy.Symbol("w")
-    if all(r is not None for r in ratios.values()):
-        shape = _symbol_expr(reference, basis, values)
-        per_axis = {a: _symbol_expr({k: c for k, c in reference.items() if k[0] == a},
-                                    basis, values) for a in model.axes}
-        parities = {stencils[key].stencil.derivative % 2 for (_axis, key) in reference}
-        imaginary = parities == {1}
+    parities = {parity(word) for word in reference}
+    common = dict(symbol=symbols_text, limiting=limiting, amplification=sympy.sstr(G))
+    if total_ratio != 0 and len(parities) == 1:
+        # one shape: every λ_t = a_t Λ(θ), Λ = λ the symbol of the whole linear part
+        shape = {k: total_ratio * c for k, c in reference.items()}
+        g = G.subs({z[t]: ratios[t] / total_ratio * w for t in active})
         if parities == {0}:
-            lo = sum((stab.real_symbol_range(sympy.expand(e), thetas[a]).minimum
-                      for a, e in per_axis.items() if e != 0), sympy.Integer(0))
-            hi = sum((stab.real_symbol_range(sympy.expand(e), thetas[a]).maximum
-                      for a, e in per_axis.items() if e != 0), sympy.Integer(0))
-            sign = 1
-            if hi > 0 and lo >= 0:  # a non-negative shape: flip it (Λ ≤ 0)
-                sign, lo, hi = -1, -hi, -lo
-            if hi <= 0:
-                g = G.subs({z[t]: sign * ratios[t] * w for t in active})
-                rho = -lo
-                if rho == 0:
-                    return facts(None, "stable", "exact (the symbol vanishes)", exact=True,
-                                 amplification=sympy.sstr(G), caveats=caveats)
-                beta, interval_exact = stab.real_stability_interval_of(g, w)
-                exact = not caveats and interval_exact
-                method = "exact" if interval_exact else \
-                    "numeric interval of the step's stability function (exponentials)"
-                if beta == 0:
-                    return _verdict(facts, 0.0, dt, verdict_ok, "exact (the step grows every "
-                                    "mode for any Δt > 0: anti-diffusion)", exact, None, 0.0,
-                                    symbols_text, limiting, G, caveats)
-                if beta == sympy.oo:
-                    return facts(None, "stable", method,
-                                 exact=exact, interval=math.inf, symbol=symbols_text,
-                                 limiting=limiting, amplification=sympy.sstr(G),
-                                 caveats=caveats)
-                bound = float(beta / rho)
-                formula = None
-                if limiting is not None and sign == 1 and interval_exact:
-                    symbolic_min = _symbolic_minimum(model, term_models[limiting], values)
-                    if symbolic_min is not None and not isinstance(beta, sympy.Float):
-                        formula = sympy.sstr(sympy.simplify(beta / (-symbolic_min)))
-                return _verdict(facts, bound, dt, verdict_ok, method, exact, formula,
-                                float(beta), symbols_text, limiting, G, caveats)
-        elif imaginary:
-            g = G.subs({z[t]: ratios[t] * w for t in active})
-            fn = stab.complex_lambdify(list(thetas.values()), shape)
-            peak = max(abs(complex(fn(*theta)).imag)
-                       for theta in stab.sample_thetas(len(model.axes), 2049
-                                                       if len(model.axes) == 1 else 97))
-            y0 = stab.imaginary_stability_interval(g, w)
-            method = "imaginary symbol: exact interval of the step over max |λ| on a θ grid"
-            if y0 == 0:
-                return _verdict(facts, 0.0, dt, verdict_ok, "exact (imaginary symbol outside "
-                                "the step's stability region)", not caveats, None, 0.0,
-                                symbols_text, limiting, G, caveats)
-            if y0 == sympy.oo:
-                return facts(None, "stable", method,
-                             exact=not caveats, interval=math.inf, symbol=symbols_text,
-                             limiting=limiting, amplification=sympy.sstr(G), caveats=caveats)
-            return _verdict(facts, float(y0) / peak, dt, verdict_ok, method, not caveats,
-                            None, float(y0), symbols_text, limiting, G, caveats)
-    bound, theta = _sampled_bound(model, G, z, active, term_models, basis, values, thetas)
-    method = "sampled: |G| ≤ 1 on a θ grid, exact in Δt for each θ"
+            return _real_shape(facts, model, program, symbols, shape, g, w, atoms,
+                               symbolic_atoms, theta_list, limiting, caveats, verdict_ok,
+                               common)
+        return _imaginary_shape(facts, model, shape, g, w, atoms, theta_list, caveats,
+                                verdict_ok, common)
+    bound, theta = _sampled_bound(model, G, z, active, symbols, atoms, theta_list)
+    method = ("sampled: |G| within its allowance on a θ grid (refined near the limiting "
+              "wave), the first crossing in Δt to float precision for each θ")
+    return _verdict(facts, bound, dt, verdict_ok, method, False, None, None, caveats, common,
+                    theta)
+
+
+def _real_shape(facts, model, program, symbols, shape, g, w, atoms, symbolic_atoms,
+                theta_list, limiting, caveats, verdict_ok, common):
+    """Every λ_t a multiple of one real Λ(θ) ∈ [lo, hi] (Λ = λ): the decaying side's
+    interval β₋ of g (exact roots for a rational g), the growing side's β₊ against the
+    allowance; Δt* = min(β₋/(−lo), β₊/hi)."""
+    dt = model.spec.time.dt
+    rng = symbol_range(symbol_of(shape, atoms), theta_list, atoms, shape)
+    lo, hi = rng.minimum, rng.maximum
+    if lo == 0 and hi == 0:
+        return facts(None, "stable", "exact (the symbol vanishes)", exact=True,
+                     amplification=common["amplification"], caveats=caveats)
+    candidates = []  # (bound, side, exact interval, β)
+    if lo < 0:
+        beta, interval_exact = stab.real_stability_interval_of(g, w)
+        bound = math.inf if beta == sympy.oo else float(beta) / -lo
+        candidates.append((bound, "decaying", interval_exact, beta))
+    if hi > 0:
+        beta_plus = stab.growing_interval(g, w)
+        candidates.append((beta_plus / hi, "growing", False, beta_plus))
+    bound, side, interval_exact, beta = min(candidates, key=lambda c: c[0])
+    theta = rng.argmin if side == "decaying" else rng.argmax
+    exact = not caveats and rng.exact and (interval_exact or bound == math.inf)
+    method = "exact" if rng.exact and interval_exact else (
+        "exact symbol range; the step's interval "
+        + ("numeric (exponentials)" if side == "decaying" else
+           "against the growth allowance, to float precision") if rng.exact else
+        "numeric range of the symbol over θ")
     if bound == math.inf:
-        return facts(None, "stable", method,
-                     symbol=symbols_text, limiting=limiting, amplification=sympy.sstr(G),
-                     caveats=caveats)
-    result = _verdict(facts, bound, dt, verdict_ok, method, False, None, None, symbols_text,
-                      limiting, G, caveats)
-    return dataclasses.replace(result, limiting_theta=theta)
+        return facts(None, "stable", method, exact=exact, interval=math.inf,
+                     caveats=caveats, **common)
+    formula = None
+    if (limiting is not None and side == "decaying" and interval_exact
+            and not isinstance(beta, sympy.Float) and theta is not None
+            and all(abs(t) < 1e-12 or abs(abs(t) - math.pi) < 1e-12 for t in theta)):
+        at = {s: (0 if abs(t) < 1e-12 else sympy.pi) for s, t in zip(theta_list, theta)}
+        minimum = sympy.simplify(symbol_of(symbols[limiting].formulas, symbolic_atoms).subs(at))
+        if minimum != 0:
+            formula = sympy.sstr(sympy.simplify(beta / -minimum))
+    interval = float(beta) if side == "decaying" and beta != sympy.oo else None
+    return _verdict(facts, bound, dt, verdict_ok, method, exact, formula, interval, caveats,
+                    common, theta)
 
 
-def _verdict(facts, bound, dt, verdict_ok, method, exact, formula, interval, symbol, limiting,
-             G, caveats):
+def _imaginary_shape(facts, model, shape, g, w, atoms, theta_list, caveats, verdict_ok,
+                     common):
+    """Every λ_t a multiple of one purely imaginary Λ(θ) (odd derivatives): the interval y₀
+    of g on the imaginary axis over max_θ |Λ| (on a θ grid); Re λ = 0, so the allowance is
+    |G| ≤ 1."""
+    dt = model.spec.time.dt
+    fn = stab.complex_lambdify(theta_list, symbol_of(shape, atoms))
+    samples = stab.sample_thetas(len(theta_list), 2049 if len(theta_list) == 1 else 97)
+    values = [abs(complex(fn(*theta)).imag) for theta in samples]
+    peak = max(values)
+    theta = samples[values.index(peak)]
+    y0 = stab.imaginary_stability_interval(g, w)
+    method = "imaginary symbol: exact interval of the step over max |λ| on a θ grid"
+    if y0 == sympy.oo:
+        return facts(None, "stable", method, exact=not caveats, interval=math.inf,
+                     caveats=caveats, **common)
+    bound = 0.0 if y0 == 0 else float(y0) / peak
+    return _verdict(facts, bound, dt, verdict_ok, method, not caveats and y0 == 0, None,
+                    float(y0), caveats, common, theta)
+
+
+def _verdict(facts, bound, dt, verdict_ok, method, exact, formula, interval, caveats, common,
+             theta=None):
     if not math.isfinite(bound):  # a tiny coefficient: the bound is beyond float64
-        return facts(None, "stable", method, exact=False, formula=formula, interval=interval,
-                     symbol=symbol, limiting=limiting, amplification=sympy.sstr(G),
-                     caveats=(*caveats, "the largest stable Δt is beyond float64"))
-    if dt <= bound * (1 + 1e-12):
+        if bound == math.inf:
+            return facts(None, "stable", method, exact=exact, formula=formula,
+                         interval=interval, caveats=caveats, **common)
+    if bound == 0:
+        verdict = "no_stable_dt" if verdict_ok else "unknown"
+    elif dt <= bound * (1 + 1e-12):
         verdict = "stable"
     else:
         verdict = "unstable" if verdict_ok else "unknown"
     return facts(bound, verdict, method, exact=exact, formula=formula, interval=interval,
-                 symbol=symbol, limiting=limiting, amplification=sympy.sstr(G),
-                 caveats=caveats)
+                 caveats=caveats, theta=theta, **common)
 
 
-def _sampled_bound(model, G, z, active, term_models, basis, values, thetas):
-    """(min over a θ grid of the first Δt > 0 at which |G(Δt λ(θ))| exceeds 1, the θ that
-    sets it)."""
+def _sampled_bound(model, G, z, active, symbols, atoms, theta_list):
+    """(min over θ of the first Δt > 0 at which |G(Δt λ(θ))| exceeds its allowance, the θ
+    that sets it): a grid of θ (1-D: 2049 points on [0, π]; 2-D: 97 × 193 on
+    [0, π] × [−π, π] — |G| is even under θ → −θ), refined by a bounded local search."""
     import numpy as np
+    from scipy.optimize import minimize
 
-    dt = sympy.Symbol("dt", positive=True)
-    lam = {t: sympy.Symbol(f"lam_{t}") for t in active}
-    g = G.subs({z[t]: dt * lam[t] for t in active})
-    symbols = {t: stab.complex_lambdify(list(thetas.values()),
-                                        _symbol_expr(term_models[t].coefficients, basis, values))
-               for t in active}
-    samples = stab.sample_thetas(len(model.axes))
-    lams = np.array([[complex(symbols[t](*theta)) for t in active] for theta in samples])
-    radius = float(np.max(np.sum(np.abs(lams), axis=1)))
+    fns = [sympy.lambdify(theta_list, symbol_of(symbols[t].words, atoms), "numpy")
+           for t in active]
+    args = [z[t] for t in active]
+    g_fn = sympy.lambdify(args, G, "numpy")
+    if len(theta_list) == 1:
+        grids = [np.linspace(0, math.pi, 2049)]
+    else:
+        a, b = np.meshgrid(np.linspace(0, math.pi, 97), np.linspace(-math.pi, math.pi, 193),
+                           indexing="ij")
+        grids = [a.ravel(), b.ravel()]
+
+    def rates_at(points):
+        return np.stack([np.broadcast_to(np.asarray(f(*points), dtype=complex),
+                                         points[0].shape) for f in fns], axis=1)
+
+    rates = rates_at(grids)
+    radius = float(np.max(np.sum(np.abs(rates), axis=1)))
     if radius == 0:
         return math.inf, None
-    tiny = 1e-12 * radius
-    best, best_theta = math.inf, None
-    if not g.has(sympy.exp):
-        num, den = sympy.fraction(sympy.together(g))
-        num_poly = sympy.Poly(sympy.expand(num), dt)
-        den_poly = sympy.Poly(sympy.expand(den), dt)
-        args = [lam[t] for t in active]
-        num_fns = [sympy.lambdify(args, c) for c in reversed(num_poly.all_coeffs())]
-        den_fns = [sympy.lambdify(args, c) for c in reversed(den_poly.all_coeffs())]
-        for theta, row in zip(samples, lams):
-            if np.all(np.abs(row) <= tiny):
-                continue  # the constant mode
-            n = np.polynomial.Polynomial([complex(f(*row)) for f in num_fns])
-            d = np.polynomial.Polynomial([complex(f(*row)) for f in den_fns])
-            p = n * np.polynomial.Polynomial(np.conj(n.coef)) \
-                - d * np.polynomial.Polynomial(np.conj(d.coef))
-            p = np.polynomial.Polynomial(p.coef.real)
-            coefs = p.coef
-            lowest = next((c for c in coefs if abs(c) > 1e-12 * max(1.0, np.max(np.abs(coefs)))),
-                          0.0)
-            if lowest > 0:
-                return 0.0, tuple(theta)
-            for r in sorted(r.real for r in p.roots()
-                            if abs(r.imag) <= 1e-9 * max(1.0, abs(r)) and r.real * radius > 1e-9):
-                if p(r * (1 + 1e-7)) > 0:
-                    if r < best:
-                        best, best_theta = r, tuple(theta)
-                    break
-        return float(best), best_theta
-    fn = sympy.lambdify([dt] + [lam[t] for t in active], g, "numpy")
-    scale = 1.0 / radius
-    grid = scale * np.geomspace(1e-6, 1e8, 1400)
-    for theta, row in zip(samples, lams):
-        if np.all(np.abs(row) <= tiny):
-            continue
-        with np.errstate(all="ignore"):
-            values_ = np.abs(fn(grid.astype(complex), *row))
-        over = np.flatnonzero(~(values_ <= 1 + 1e-12))
-        if len(over):
-            i = over[0]
-            lo, hi = (grid[i - 1] if i else 0.0), grid[i]
-            for _ in range(60):
-                mid = (lo + hi) / 2
-                lo, hi = (lo, mid) if not abs(fn(complex(mid), *row)) <= 1 + 1e-12 else (mid, hi)
-            if lo < best:
-                best, best_theta = lo, tuple(theta)
-    return float(best), best_theta
+    found = stab.first_violation(g_fn, rates, radius)
+    if not np.isfinite(found).any():
+        return math.inf, None
+    i = int(np.argmin(found))
+    best, point = float(found[i]), tuple(float(gr[i]) for gr in grids)
+    if best == 0:
+        return 0.0, point
+
+    def at(x):
+        value = stab.first_violation(g_fn, rates_at([np.array([v]) for v in x]), radius)
+        return float(value[0])
+
+    step = [math.pi / 2048] if len(theta_list) == 1 else [math.pi / 96, math.pi / 96]
+    bounds = [(max(p - s, -math.pi), min(p + s, math.pi)) for p, s in zip(point, step)]
+    refined = minimize(lambda x: at(x), np.array(point), method="Nelder-Mead",
+                       bounds=bounds, options={"xatol": 1e-10, "fatol": 1e-14 * best,
+                                               "maxiter": 200})
+    if refined.fun < best:
+        best, point = float(refined.fun), tuple(float(v) for v in refined.x)
+    return best, point
 
 
 # ------------------------------------------------------------------------- the stage
@@ -566,7 +522,13 @@ def analyse(model: SymbolicModel, program: P.StepProgram) -> Analysis:
     terms = classify(model)
     stab_facts = stability(model, program, stencils)
     warnings = []
-    if stab_facts.verdict == "unstable":
+    if stab_facts.verdict == "no_stable_dt":
+        warnings.append(
+            f"no Δt is stable for scheme '{stab_facts.scheme}': the step grows some mode "
+            "faster than the equation does at every step size (von Neumann); use another "
+            "scheme (rk4 or strang for advection) or treat the stiff terms implicitly "
+            "(time.implicit)")
+    elif stab_facts.verdict == "unstable":
         warnings.append(
             f"Δt = {stab_facts.dt:g} exceeds the largest stable step "
             f"{stab_facts.max_stable_dt:.6g} of the linear part for scheme "

@@ -311,3 +311,97 @@ __all__ = [
     "sample_thetas",
     "stability_function",
 ]
+
+
+# ----------------------------------------------------------------------------- relative
+# Stability relative to the equation: a step is stable at Δt when, for every θ,
+#     |G(θ, Δt)| ≤ max(1, |e^{λ(θ)Δt}|)^GROWTH_SLACK,
+# λ(θ) the symbol of the whole linear part.  A decaying or neutral mode (Re λ ≤ 0) may not
+# grow at all (the classical |G| ≤ 1); a mode the equation itself grows may grow, by at most
+# the square of the equation's own factor (a growth rate at most twice the equation's).  The
+# slack is needed because every implicit stage over-amplifies a growing mode by O((λΔt)²)
+# (backward Euler: 1/(1 − z) > e^z for 0 < z < 1) and has a pole (z = 1) that is a real
+# instability: with the slack, backward Euler on a growing mode is stable up to
+# λΔt ≈ 0.797, just before the pole is felt.  Exact flows (G = e^z) and explicit
+# Runge–Kutta steps on real growing modes (Taylor polynomials, G < e^z) are always within it.
+GROWTH_SLACK = 2
+ROUNDOFF = 1e-12  # relative tolerance of every comparison of |G| with its allowance
+
+
+def allowance(total_rate_dt):
+    """max(1, |e^{λΔt}|)^GROWTH_SLACK for z = λΔt (NumPy, elementwise)."""
+    import numpy as np
+
+    return np.exp(GROWTH_SLACK * np.maximum(np.real(total_rate_dt), 0.0))
+
+
+def growing_interval(g: sympy.Expr, z: sympy.Symbol = Z) -> float:
+    """sup{s : |g(w)| ≤ e^{GROWTH_SLACK·w} for w ∈ [0, s]}: how far a step of stability
+    function g stays within its allowance on the growing side of the real axis (g's
+    argument is the whole λΔt); ∞ if no w up to 1e9 exceeds it."""
+    import mpmath
+
+    fn = sympy.lambdify(z, g, "mpmath")  # e^{1000}: no overflow
+
+    def excess(s: float) -> float:
+        try:
+            value = abs(fn(mpmath.mpf(s)))
+        except ZeroDivisionError:
+            return math.inf
+        if not mpmath.isfinite(value):
+            return math.inf
+        return float(mpmath.log(value)) - GROWTH_SLACK * s if value > 0 else -math.inf
+
+    return _scan_real(excess)  # log|g| − 2w > 1e-12: a relative excess of 1e-12
+
+
+def _over(value, allowed):
+    """|G| above its allowance; where the allowance itself overflows float64 (the
+    equation grows by more than e^709 in one step) nothing can be judged: not a
+    violation."""
+    import numpy as np
+
+    return ~(value <= allowed * (1 + ROUNDOFF)) & np.isfinite(allowed)
+
+
+def first_violation(g_fn, rates, scale: float, *, grid_points: int = 1400):
+    """For each row of ``rates`` (K, m) — the terms' λ_t(θ) at K wave numbers — the first
+    Δt > 0 at which |G(Δt λ_t)| exceeds its allowance (NumPy, vectorized): a geometric scan
+    over Δt ∈ [1e-6, 1e8]/scale, then bisection to float precision.  ∞ where none does."""
+    import numpy as np
+
+    rates = np.asarray(rates, dtype=complex)
+    total = rates.sum(axis=1)
+
+    grid = np.geomspace(1e-6, 1e8, grid_points) / scale
+    best = np.full(len(rates), np.inf)
+    chunk = max(1, 2_000_000 // grid_points)
+    for start in range(0, len(rates), chunk):
+        rows = slice(start, start + chunk)
+        sub = rates[rows]
+        sub_total = total[rows]
+        dts = np.broadcast_to(grid, (len(sub), grid_points))
+        with np.errstate(all="ignore"):
+            zs = [dts * sub[:, t][:, None] for t in range(sub.shape[1])]
+            value = np.abs(np.broadcast_to(g_fn(*zs), dts.shape))
+            bad = _over(value, allowance(dts * sub_total[:, None]))
+        anyb = bad.any(axis=1)
+        first = np.argmax(bad, axis=1)
+        lo = np.where(first > 0, grid[np.maximum(first - 1, 0)], 0.0)
+        hi = grid[first]
+        idx = np.flatnonzero(anyb)
+        if len(idx):
+            a, b = lo[idx], hi[idx]
+            rates_idx = sub[idx]
+            tot_idx = sub_total[idx]
+            for _ in range(80):
+                mid = (a + b) / 2
+                with np.errstate(all="ignore"):
+                    zs = [mid * rates_idx[:, t] for t in range(rates_idx.shape[1])]
+                    v = np.abs(np.broadcast_to(g_fn(*zs), mid.shape))
+                    over = _over(v, allowance(mid * tot_idx))
+                b = np.where(over, mid, b)
+                a = np.where(over, a, mid)
+            found = np.where(lo[idx] == 0.0, np.where(a <= grid[0] * 1e-3, 0.0, a), a)
+            best[start + idx] = found
+    return best

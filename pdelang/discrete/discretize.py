@@ -111,7 +111,7 @@ def _implicit_terms(model: SymbolicModel, program: StepProgram) -> tuple[D.Impli
             name,
             _finite(lambda z=zero_order: to_discrete(z, model), name, model),
             tuple((_finite(lambda c=c: to_discrete(c, model), name, model),
-                   operator_of(call).key(call)) for c, call in parts)))
+                   tuple(operator_of(call).key(call) for call in word)) for c, word in parts)))
     return tuple(out)
 
 

@@ -148,13 +148,15 @@ class DiscreteTerm:
 # ----------------------------------------------------------------------------- implicit terms
 @dataclass(frozen=True)
 class ImplicitTerm:
-    """A linear, constant-coefficient term ``L u = c₀ u + Σ_i c_i S_i(u)`` that the step
+    """A linear, constant-coefficient term ``L u = c₀ u + Σ_w c_w S_w(u)`` that the step
     program treats implicitly (``Solve``) or by its exact flow (``Flow``): the field-free
-    coefficient expressions and the stencils they multiply."""
+    coefficient expressions and the words of stencils they multiply, each word the stencil
+    keys in the order they are applied, outer first (``("laplace", "laplace")`` is
+    ``laplace(laplace(u))``; :mod:`pdelang.symbolic.linear`)."""
 
     term: str
     zero_order: DExpr  # c₀ (field-free)
-    parts: tuple[tuple[DExpr, str], ...]  # (c_i field-free, stencil key)
+    parts: tuple[tuple[DExpr, tuple[str, ...]], ...]  # (c_w field-free, stencil keys)
 
 
 @dataclass(frozen=True)

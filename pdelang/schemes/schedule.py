@@ -8,9 +8,9 @@ modules of the normalization stabilizer, and returns the program every backend i
 Checked here, with the spec's locations:
 
 * ``time.implicit`` names terms of the equation, each a linear, constant-coefficient term
-  ``c₀ u + Σ_i c_i S_i(u)``: field-free coefficients ``c`` (numbers and parameters) times the
-  field or a fixed stencil of it (``laplace``, ``diff``); anything else cannot be solved
-  implicitly;
+  ``c₀ u + Σ_w c_w S_w(u)``: field-free coefficients ``c`` (numbers and parameters) times the
+  field or a composition of fixed stencils of it (``laplace``, ``diff``, nested); anything
+  else cannot be solved implicitly;
 * explicit schemes (euler, rk2, rk4) take no implicit terms; IMEX schemes need at least one;
 * an implicit term cannot carry the normalization (a projection is not linear).
 """
@@ -23,30 +23,27 @@ from pdelang.errors import SpecError, did_you_mean
 from pdelang.operators import operator_of
 from pdelang.schemes import SCHEMES
 from pdelang.schemes import program as P
-from pdelang.symbolic.functions import OperatorCall, is_field_free
+from pdelang.symbolic.functions import OperatorCall
+from pdelang.symbolic.linear import linear_form
 from pdelang.symbolic.ir import SymbolicModel
 
 
 def linear_structure(expr: sympy.Expr, u: sympy.Expr):
-    """``(c₀, [(c_i, call_i)])`` if ``expr = c₀ u + Σ_i c_i S_i(u)`` with field-free
-    coefficients and constant-coefficient stencil calls ``S_i`` on the field itself; else
-    ``(None, offending piece)``."""
+    """``(c₀, [(c_w, word_w)])`` if ``expr = c₀ u + Σ_w c_w S_w(u)`` with field-free
+    coefficients and words ``S_w`` of constant-coefficient stencils (``laplace(u)``,
+    ``laplace(laplace(u))``, ``diff(laplace(u), x)``: :mod:`pdelang.symbolic.linear`), each
+    word a tuple of unit calls, outer first; else ``(None, offending piece)``."""
     zero_order = sympy.Integer(0)
     parts = []
     for piece in sympy.Add.make_args(sympy.expand(expr)):
-        factors = sympy.Mul.make_args(piece)
-        field_factors = [f for f in factors if not is_field_free(f)]
-        coefficient = sympy.Mul(*[f for f in factors if is_field_free(f)])
-        if len(field_factors) != 1:
+        form = linear_form(piece, u)
+        if form is None:
             return None, piece
-        (factor,) = field_factors
-        if factor == u:
-            zero_order += coefficient
-            continue
-        op = operator_of(factor) if isinstance(factor, OperatorCall) else None
-        if op is None or not op.constant_coefficient or factor.args[0] != u:
-            return None, piece
-        parts.append((coefficient, factor))
+        for word, coefficient in form.words:
+            if word:
+                parts.append((coefficient, word))
+            else:
+                zero_order += coefficient
     return zero_order, parts
 
 
@@ -97,9 +94,10 @@ def _implicit_terms(model: SymbolicModel, scheme) -> tuple[str, ...]:
         if zero_order is None:
             raise SpecError(
                 f"term '{name}' cannot be treated implicitly: {sympy.sstr(parts)} is not a "
-                "constant coefficient times the field or a fixed stencil of it", where,
+                "constant coefficient times the field or fixed stencils of it", where,
                 "implicit terms are linear with constant coefficients, built from laplace, "
-                "diff, numbers and parameters; leave the others explicit")
+                "diff (nested as you like), numbers and parameters; leave the others "
+                "explicit")
         if not parts:
             raise SpecError(f"term '{name}' has no derivative: nothing stiff to treat "
                             "implicitly", where, "leave it explicit")

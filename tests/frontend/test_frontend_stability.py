@@ -170,16 +170,28 @@ def test_cli_reports_an_unstable_step():
     assert any("exceeds the largest stable step" in w for w in data["warnings"])
 
 
-def test_anti_diffusion_is_never_stable():
+def test_anti_diffusion_grows_in_its_own_right_and_euler_keeps_up():
+    """∂t u = −D Δu grows every mode like e^{λΔt}, λ = D(2 − 2cos θ)/h² ≤ 4D/h²; Euler's
+    1 + λΔt never exceeds e^{λΔt}: stable relative to the equation, which grows."""
     a = spec(term="-D * laplace(u)")
-    assert a.stability.max_stable_dt == 0.0 and a.stability.stable is False
+    assert a.stability.max_stable_dt is None and a.stability.verdict == "stable"
+    assert a.stability.growth_rate == pytest.approx(4 * 0.5 / 0.1**2, rel=1e-12)
+    assert a.stability.grows and a.stability.limit == "equation"
 
 
-def test_no_linear_differential_part_means_no_bound():
-    a = spec(term="tanh(u) - D * u")
-    # nothing to bound, and the nonlinear and zero-order parts were left out: no verdict
+def test_no_linear_part_means_no_bound():
+    a = spec(term="tanh(u)")
+    # nothing to bound, and the nonlinear part was left out: no verdict
     assert a.stability.max_stable_dt is None and a.stability.stable is None
     assert a.stability.verdict == "unknown" and not a.stability.exact
+
+
+def test_a_zero_order_part_enters_the_symbol():
+    """tanh(u) − D u: the decay −D is the whole linear part, so Euler needs Δt ≤ 2/D."""
+    a = spec(term="tanh(u) - D * u")
+    assert a.stability.max_stable_dt == pytest.approx(2 / 0.5, rel=1e-12)
+    assert a.stability.growth_rate == pytest.approx(-0.5)
+    assert not a.stability.exact and any("tanh" in c for c in a.stability.caveats)
 
 
 def test_advection_euler_is_unstable_rk4_is_not():
@@ -187,7 +199,7 @@ def test_advection_euler_is_unstable_rk4_is_not():
     params = f"  c: {c}\n"
     euler = spec(term="c * diff(u, x)", extra_params=params, h=h)
     assert euler.stability.max_stable_dt == 0.0
-    assert euler.stability.stable is False
+    assert euler.stability.stable is False and euler.stability.verdict == "no_stable_dt"
     rk4 = spec(term="c * diff(u, x)", extra_params=params, h=h, scheme="rk4")
     bound = rk4.stability.max_stable_dt
     assert 0 < bound < 3 * h / c

@@ -155,17 +155,32 @@ def test_check_json_without_implicit_is_unstable_and_exits_1(capsys):
                             "--set", "time.implicit=[]")
     assert code == 1
     assert data["stability"]["verdict"] == "unstable"
-    assert data["stability"]["max_stable_dt"] == pytest.approx(EXPLICIT_BOUND, rel=1e-9)
+    # λ(θ) = 1 + D σ(θ) (the reaction's zero-order part enters): λ_min = 1 − 16/(3h²),
+    # and Euler needs |1 + Δt λ_min| ≤ 1
+    rho = 2 / EXPLICIT_BOUND
+    assert data["stability"]["max_stable_dt"] == pytest.approx(2 / (rho - 1), rel=1e-9)
+    assert data["stability"]["growth_rate"] == pytest.approx(1.0, rel=1e-12)
 
 
 # ------------------------------------------------------------------ library bugs (xfail)
-def test_exact_flow_of_anti_diffusion_has_no_stable_step(capsys):
+def test_exact_flow_of_anti_diffusion_is_stable_relative_to_the_equation(capsys):
+    """The exact flow e^{ΔtL} of anti-diffusion grows exactly as the equation does: stable
+    at any Δt (the equation itself grows at max λ = 16/(3h²)).  Backward Euler's
+    1/(1 − λΔt) has a pole at λΔt = 1: stable only while 1/(1 − w) ≤ e^{2w} (the growth
+    allowance), w = λ_max Δt ≤ the root of −log(1 − w) = 2w."""
+    from scipy.optimize import brentq
+
     code, data = check_json(capsys, str(HEAT), "--set", "parameters.D=-1.0")
-    assert code == 1 and data["stability"]["verdict"] == "unstable"
+    assert code == 0 and data["stability"]["verdict"] == "stable"
+    assert data["stability"]["max_stable_dt"] is None
+    lam_max = 16 / (3 * H**2)
+    assert data["stability"]["growth_rate"] == pytest.approx(lam_max, rel=1e-12)
+    assert data["stability"]["limit"] == "equation"
     code, imex = check_json(capsys, str(HEAT), "--set", "parameters.D=-1.0",
                             "--set", "time.scheme=imex_euler")
-    assert imex["stability"]["max_stable_dt"] == 0  # the IMEX path: exactly 0
-    assert data["stability"]["max_stable_dt"] == 0
+    w = brentq(lambda w: -math.log(1 - w) - 2 * w, 0.5, 0.99)
+    assert imex["stability"]["max_stable_dt"] == pytest.approx(w / lam_max, rel=1e-9)
+    assert code == 1 and imex["stability"]["verdict"] == "unstable"
 
 
 ADVECTION_DIFFUSION = """pdelang: 1
