@@ -525,9 +525,9 @@ def analyse(model: SymbolicModel, program: P.StepProgram) -> Analysis:
     if stab_facts.verdict == "no_stable_dt":
         warnings.append(
             f"no Δt is stable for scheme '{stab_facts.scheme}': the step grows some mode "
-            "faster than the equation does at every step size (von Neumann); use another "
-            "scheme (rk4 or strang for advection) or treat the stiff terms implicitly "
-            "(time.implicit)")
+            "faster than the equation does at every step size (von Neumann); use a scheme "
+            "whose stability region covers the spectrum (rk4 for advection) or treat the "
+            "stiff terms implicitly (time.implicit)")
     elif stab_facts.verdict == "unstable":
         warnings.append(
             f"Δt = {stab_facts.dt:g} exceeds the largest stable step "

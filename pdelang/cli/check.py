@@ -59,10 +59,15 @@ def format_text(data: dict) -> str:
                          f" / h^{s['derivative']}  accuracy {s['accuracy']}  order {s['order']}")
             lines.append(f"    leading error: {s['leading_error']}")
     st = data["stability"]
-    verdict = {"stable": "stable", "unstable": "UNSTABLE", "unknown": "unknown"}[st["verdict"]]
+    verdict = {"stable": "stable", "unstable": "UNSTABLE", "unknown": "unknown",
+               "no_stable_dt": "NO STABLE Δt"}[st["verdict"]]
     how = describe(st["method"], st["exact"], st["caveats"])
     if st["method"].startswith("none"):
         lines.append(f"stability ({st['scheme']}): {st['method'][6:]}; no Δt bound")
+    elif st["max_stable_dt"] == 0:
+        lines.append(f"stability ({st['scheme']}): Δt = {st['dt']:g}, no Δt is stable: the "
+                     f"step grows some mode faster than the equation does at every step size "
+                     f"→ {verdict}  {how}")
     elif st["max_stable_dt"] is None:
         lines.append(f"stability ({st['scheme']}): Δt = {st['dt']:g}, no step size is too large "
                      f"→ {verdict}  {how}")
@@ -70,6 +75,8 @@ def format_text(data: dict) -> str:
         formula = f"{st['formula']} = " if st["formula"] else ""
         lines.append(f"stability ({st['scheme']}): Δt = {st['dt']:g}, max stable Δt = "
                      f"{formula}{st['max_stable_dt']:.6g} → {verdict}  {how}")
+    if st.get("growth_rate") is not None:
+        lines.append("  " + growth_text(st))
     if st["symbol"]:
         lines.append(f"  symbol λ(θ) = {st['symbol']}")
     if st["amplification"]:
@@ -80,7 +87,8 @@ def format_text(data: dict) -> str:
 
 
 def execute(args) -> int:
-    """Exit 0 for a stable or unknown verdict, 1 when the spec's Δt is unstable."""
+    """Exit 0 for a stable or unknown verdict, 1 when the spec's Δt is unstable or no Δt
+    is."""
     spec = load_spec(args.spec, args.overrides)
     # up to the discrete IR: what compile would refuse, check refuses too (without torch)
     compilation = compile_spec(spec, until="discrete", debug=getattr(args, "debug", None))
@@ -93,4 +101,20 @@ def execute(args) -> int:
         print(format_text(data))
         if args.latex:
             print(f"latex: {data['latex']}")
-    return 1 if data["stability"]["verdict"] == "unstable" else 0
+    return 1 if data["stability"]["verdict"] in ("unstable", "no_stable_dt") else 0
+
+
+def growth_text(st: dict) -> str:
+    """The equation's own growth rate and what limits a run, for the reports."""
+    rate = st["growth_rate"]
+    where = st.get("growth_theta")
+    at = f" at θ = ({', '.join(f'{t:.4g}' for t in where)})" if where else ""
+    exact = "" if st.get("growth_exact", True) else " (found numerically)"
+    if rate > 0:
+        own = (f"equation: max Re λ = {rate:.6g}{at}{exact} > 0: the equation grows in its "
+               "own right (its nonlinear terms must saturate it)")
+    else:
+        own = f"equation: max Re λ = {rate:.6g}{at}{exact}: no mode grows"
+    limit = {"equation": "the equation's own growth limits a run, not the step",
+             "numerical": "the step limits a run (the numerical verdict)"}.get(st.get("limit"))
+    return own + (f"; {limit}" if limit else "")

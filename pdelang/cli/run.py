@@ -145,10 +145,21 @@ def _substeps_needed(facts, structure) -> int:
     return max(structure["substeps"] + 1, math.ceil(per_layer / facts.max_stable_dt - 1e-9))
 
 
+def no_stable_dt_text(facts, structure) -> str:
+    """A bound of 0: no number of substeps helps."""
+    implicit = "" if structure.get("implicit") else \
+        " or treat the stiff terms implicitly (time.implicit)"
+    return (f"no Δt is stable for scheme '{facts.scheme}' (`pdelang check`): the step grows "
+            "some mode faster than the equation does at every step size, so more substeps "
+            f"cannot help; use a scheme whose stability region covers the spectrum (rk4 for advection){implicit}")
+
+
 def bound_warning(facts, structure) -> str:
     """What ``run`` says before it runs past the bound (and ``--strict`` refuses with)."""
+    if facts.max_stable_dt == 0:
+        return no_stable_dt_text(facts, structure)
     unknown = (" (the analysis is not exact: a projection may stop the growth, so "
-               "stability is unknown)" if facts.verdict != "unstable" else "")
+               "stability is unknown)" if facts.verdict == "unknown" else "")
     return (f"Δt = {facts.dt:g} exceeds the largest stable Δt {_bound_text(facts)} that "
             f"`pdelang check` derives for the linear part{unknown}; raise time.substeps to at "
             f"least {_substeps_needed(facts, structure)} to stay within it")
@@ -158,6 +169,8 @@ def blowup_hint(facts, structure, init, low: float, high: float) -> str:
     """The likely cause of a NaN/Inf: Δt past the bound, or — Δt within it — what the bound
     leaves out (nonlinear and zero-order parts, learned operators) growing from an initial
     state outside the equation's natural range."""
+    if facts.max_stable_dt == 0:
+        return no_stable_dt_text(facts, structure)
     if past_bound(facts):
         implicit = "" if structure.get("implicit") else \
             " (or treat the stiff terms implicitly, time.implicit)"
@@ -210,7 +223,8 @@ def execute(args) -> int:
     shape_1d = spec.grid.shape if len(spec.grid.axes) == 1 else None
     u0, init = initial_state(args, spec, structure, compilation.discrete, torch, shape_1d)
     for warning in compilation.analysis.warnings:
-        if not (past_bound(facts) and warning.startswith(f"Δt = {facts.dt:g} exceeds")):
+        if not (past_bound(facts) and warning.startswith((f"Δt = {facts.dt:g} exceeds",
+                                                          "no Δt is stable"))):
             print(f"warning: {warning}", file=sys.stderr)  # (the bound's: said below)
     if past_bound(facts):
         text = bound_warning(facts, structure)

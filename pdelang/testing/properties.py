@@ -465,29 +465,45 @@ def _has_stencil(node: D.DExpr) -> bool:
     return any(isinstance(n, D.ApplyStencil) for n in D.walk(node))
 
 
+def _is_linear_operand(node: D.DExpr) -> bool:
+    """The field, or fixed stencils of a linear expression of it (``laplace(laplace(u))``,
+    ``diff(2 u + laplace(u), x)``): a linear, constant-coefficient expression."""
+    if isinstance(node, D.State):
+        return True
+    if isinstance(node, D.ApplyStencil):
+        operand = node.operand
+        return _has_state(operand) and all(
+            sum(1 for f in factors if _has_state(f)) <= 1
+            and all(_is_linear_operand(f) for f in factors if _has_state(f))
+            for factors in _summands(operand))
+    return False
+
+
 def _linear_part(expr: D.DExpr) -> D.DExpr | None:
-    """The linear, constant-coefficient differential part ``Σ c · L(u)`` of an expression
-    (the pieces without a derivative are dropped, as the analysis does); None when a
-    derivative enters in any other way."""
+    """The linear, constant-coefficient part ``c₀ u + Σ c · S(u)`` of an expression, stencils
+    composed as written (the constant, nonlinear and learned pieces are dropped, as the
+    analysis does); None when a derivative enters in any other way."""
     kept = []
     for factors in _summands(expr):
-        if not any(_has_stencil(f) for f in factors):
-            continue
-        stencils = [f for f in factors if isinstance(f, D.ApplyStencil)]
-        others = [f for f in factors if not isinstance(f, D.ApplyStencil)]
-        if len(stencils) != 1 or not isinstance(stencils[0].operand, D.State) or \
-                any(_has_state(f) for f in others):
-            return None
-        kept.append(D.Product(tuple(others) + (stencils[0],)))
+        stateful = [f for f in factors if _has_state(f)]
+        if not stateful:
+            continue  # a constant
+        linear = len(stateful) == 1 and _is_linear_operand(stateful[0])
+        if not linear:
+            if any(_has_stencil(f) for f in factors):
+                return None
+            continue  # nonlinear or learned, without a derivative: left out
+        kept.append(D.Product(tuple(factors)))
     return D.Sum(tuple(kept)) if kept else D.Const(Fraction(0))
 
 
 def linear_differential_model(model: D.DiscreteModel) -> D.DiscreteModel | None:
-    """The model with every term replaced by its linear differential part, without norms:
-    what the von Neumann analysis looks at, stepped by the same step program restricted to
-    the terms that have a differential part (:func:`pdelang.schemes.restricted`: the other
-    sub-steps of a splitting become the identity, also without the residual).  None when
-    some derivative is not of the form ``c · L(u)`` or no term has one."""
+    """The model with every term replaced by its linear, constant-coefficient part (its
+    zero-order part included: it enters the symbol λ), without norms: what the von Neumann
+    analysis looks at, stepped by the same step program restricted to the terms that have
+    a linear part (:func:`pdelang.schemes.restricted`: the other sub-steps of a splitting
+    become the identity, also without the residual).  None when some derivative is not
+    of that form or no term has a differential part."""
     from pdelang.schemes import restricted
 
     terms = []
@@ -496,14 +512,12 @@ def linear_differential_model(model: D.DiscreteModel) -> D.DiscreteModel | None:
         if part is None:
             return None
         terms.append(D.DiscreteTerm(term.name, part, False))
-    active = [t.name for t in terms if _has_stencil(t.expr)]
-    if not active:
+    if not any(_has_stencil(t.expr) for t in terms):
         return None
+    active = [t.name for t in terms if _has_state(t.expr)]
     norm = D.NormStabilizer("none", "pre", model.norm.eps, False, False)
-    implicit = tuple(dataclasses.replace(i, zero_order=D.Const(Fraction(0)))
-                     for i in model.implicit)
     return dataclasses.replace(model, terms=tuple(terms), norm=norm, modules=(),
-                               program=restricted(model.program, active), implicit=implicit)
+                               program=restricted(model.program, active))
 
 
 def ir_parameter_weights(model: D.DiscreteModel) -> dict[str, np.ndarray]:
@@ -753,6 +767,69 @@ def empirical_max_dt(stepper: LinearStepper, predicted: float, *, steps: int = 2
         first = int(np.argmax(g)) if g.any() else len(dts) - 1
         lo, hi = dts[max(first - 1, 0)], dts[first]
     return float(lo)
+
+
+def mode_amplification(stepper: LinearStepper, dt: float):
+    """(g_k, μ_k): the amplification of one step on each eigenvector of the whole linear
+    operator L = Σ_t L_t (eigenvalues μ_k), read off the step matrix S(Δt) as
+    diag(V⁻¹ S V), and the relative size of its off-diagonal part (0 when the step is a
+    function of L, as for terms that commute)."""
+    total = sum((m for m in stepper.matrices.values() if m is not None),
+                np.zeros((stepper.n, stepper.n)))
+    mu, vectors = np.linalg.eig(total)
+    step = stepper.advance(np.eye(stepper.n), dt, 1).T  # column j: S e_j
+    inside = np.linalg.solve(vectors, step @ vectors)
+    g = np.diag(inside).copy()
+    off = inside - np.diag(g)
+    scale = max(float(np.max(np.abs(g))), 1e-300)
+    return g, mu, float(np.max(np.abs(off)) / scale)
+
+
+def relative_excess(stepper: LinearStepper, dt: float) -> float:
+    """max_k |g_k| / max(1, |e^{μ_k Δt}|)^GROWTH_SLACK − 1: how far one step grows an
+    eigenmode beyond the allowance of the analysis (≤ 0: within it)."""
+    from pdelang.analysis.stability import GROWTH_SLACK
+
+    g, mu, _ = mode_amplification(stepper, dt)
+    allowed = np.exp(GROWTH_SLACK * np.maximum(np.real(mu) * dt, 0.0))
+    # roundoff of diag(V⁻¹ S V) is relative to the largest |g| (e^{150} next to e^{-10⁵}
+    # at 1000 Δt): a mode is judged only beyond 1e-10 of it
+    noise = 1e-10 * float(np.max(np.abs(g)))
+    return float(np.max((np.abs(g) - noise) / allowed) - 1)
+
+
+def empirical_max_dt_relative(stepper: LinearStepper, predicted: float, *,
+                              rounds: int = 60) -> float:
+    """(d) For an equation that grows in its own right: the largest Δt at which no
+    eigenmode of the stepped linear part exceeds the allowance (bisection from
+    [0.5, 2]·predicted, widened until it brackets)."""
+    def bad(dt):
+        return relative_excess(stepper, dt) > 1e-9
+
+    lo, hi = 0.5 * predicted, 2.0 * predicted
+    for _ in range(20):
+        if bad(lo):
+            lo, hi = lo / 4, lo
+        elif not bad(hi):
+            lo, hi = hi, hi * 4
+        else:
+            break
+    for _ in range(rounds):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if bad(mid) else (mid, hi)
+    return float(lo)
+
+
+def check_unconditional_relative(stepper: LinearStepper, dt: float, *,
+                                 factors: Sequence[float] = (1, 10, 100, 1000),
+                                 name: str = "stability_bound_sharp") -> PropertyResult:
+    """(d) An equation that grows, stepped by a program the analysis finds stable at every
+    Δt: at 1, 10, 100 and 1000 × ``dt`` no eigenmode exceeds its allowance."""
+    excess = [relative_excess(stepper, f * dt) for f in factors]
+    return _result(name, all(e <= 1e-9 for e in excess),
+                   "no step size is too large (relative to the equation's growth): " + ", ".join(
+                       f"{f:g}×Δt excess {e:.2e}" for f, e in zip(factors, excess)),
+                   dts=[f * dt for f in factors], excess=excess)
 
 
 def check_stability_sharpness(stepper: LinearStepper, predicted: float, *,

@@ -246,6 +246,65 @@ def _stability_grid(model, facts=None):
     return dataclasses.replace(model, shape=shape), None
 
 
+def _reduced_grid(model, largest: int):
+    """The spec's grid cut down to at most ``largest`` tokens (same boundary)."""
+    if len(model.axes) == 1:
+        return model, largest
+    side = math.isqrt(largest)
+    return dataclasses.replace(model, shape=(min(model.shape[0], side),
+                                             min(model.shape[1], side))), None
+
+
+def _check_relative(report: VerifyReport, facts, stepper: P.LinearStepper,
+                    predicted: float | None) -> None:
+    """(d) An equation that grows in its own right (max Re λ > 0): stepping cannot tell
+    the scheme's growth from the equation's, so the step matrix S(Δt) is compared mode by
+    mode with the allowance max(1, |e^{μΔt}|)^GROWTH_SLACK on the eigenvectors of the
+    linear operator (μ its eigenvalues) — the analysis' criterion on the real grid."""
+    _, _, off = P.mode_amplification(stepper, facts.dt)
+    report.stability["relative"] = True
+    report.stability["off_diagonal"] = off
+    if off > 1e-6:
+        why = (f"the step does not share the linear operator's eigenvectors (off-diagonal "
+               f"part {off:.2e}): no mode-by-mode comparison with the equation's growth")
+        report.stability["note"] += "; " + why
+        for name in ("stability_threshold", "stability_bound_sharp", "stable_at_spec_dt"):
+            report.add(name, P.not_applicable(name, why))
+        return
+    excess_at_spec = P.relative_excess(stepper, facts.dt)
+    within = excess_at_spec <= 1e-9
+    if predicted == 0:
+        report.add("stability_threshold", P.not_applicable(
+            "stability_threshold", "no Δt is stable: there is no threshold to find"))
+        report.add("stability_bound_sharp", P.not_applicable(
+            "stability_bound_sharp", "no Δt is stable: there is no threshold to find"))
+    elif predicted is None:
+        report.add("stability_threshold", P.not_applicable(
+            "stability_threshold", "no step size is too large (relative to the equation)"))
+        report.add("stability_bound_sharp", P.check_unconditional_relative(stepper, facts.dt))
+    else:
+        empirical = P.empirical_max_dt_relative(stepper, predicted)
+        report.stability["empirical_max_dt"] = empirical
+        report.stability["ratio"] = empirical / predicted
+        report.add("stability_threshold", P.check_stability_threshold(empirical, predicted))
+        below = P.relative_excess(stepper, 0.95 * predicted)
+        above = P.relative_excess(stepper, 1.05 * predicted)
+        report.add("stability_bound_sharp", P._result(
+            "stability_bound_sharp", below <= 1e-9 and above > 1e-9,
+            f"0.95× bound: excess {below:.2e}; 1.05× bound: excess {above:.2e} (largest "
+            "|g_k| over its allowance − 1, on the eigenmodes)",
+            predicted_max_dt=predicted, excess_below=below, excess_above=above))
+    linear_stable = predicted is None or (predicted > 0 and
+                                          facts.dt <= predicted * (1 + 1e-12))
+    agrees = linear_stable == within
+    report.add("stable_at_spec_dt", P._result(
+        "stable_at_spec_dt", agrees and facts.verdict not in ("unstable", "no_stable_dt"),
+        f"check says {facts.verdict} at Δt = {facts.dt:.6g} (the equation grows at max Re λ "
+        f"= {facts.growth_rate:.6g}); the stepped linear part's largest excess over the "
+        f"allowance there is {excess_at_spec:.2e}",
+        verdict=facts.verdict, excess=excess_at_spec, agrees=agrees))
+
+
 def _grid_with_wave(n: int, theta: float, boundary: str, dims: int) -> int:
     """The smallest grid size ≥ n whose Fourier modes include θ: the sampled θ are
     2π m / S (S = the analysis' samples − 1); a periodic grid of n tokens has 2π k / n, a
@@ -288,8 +347,6 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
     elif any("odd derivatives with a non-periodic" in c for c in facts.caveats):
         why = ("odd derivatives with a non-periodic ghost rule: the von Neumann symbol does "
                "not give the spectrum of the bounded operator")
-    elif predicted is not None and predicted <= 0:
-        why = "no Δt is stable (the linear part grows for every step size)"
     if why:
         report.stability["note"] = why
         for name in names:
@@ -299,26 +356,48 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
     if facts.caveats:
         note += f" ({'; '.join(facts.caveats)})"
     report.stability["note"] = note
+    implicit = bool(model.program.implicit)
     grid_model, length = _stability_grid(model, facts)
     stepped = (length,) if length else tuple(grid_model.shape)
-    largest = MAX_STEPPED_TOKENS[bool(model.program.implicit)]
+    largest = MAX_STEPPED_TOKENS[implicit or facts.grows]
     if math.prod(stepped) > largest:
-        wave = ", ".join(f"{t:.3g}" for t in facts.limiting_theta)
-        why = (f"the bound is set by the wave θ = ({wave}), which only a grid "
-               f"of {'×'.join(map(str, stepped))} tokens has (more than {largest} to step)")
-        report.stability["note"] = note + "; " + why
-        for name in names:
-            report.add(name, P.not_applicable(name, why))
-        return
+        if facts.limiting_theta is not None and predicted:
+            wave = ", ".join(f"{t:.3g}" for t in facts.limiting_theta)
+            why = (f"the bound is set by the wave θ = ({wave}), which only a grid "
+                   f"of {'×'.join(map(str, stepped))} tokens has (more than {largest} to "
+                   "step with dense matrices)")
+            report.stability["note"] = note + "; " + why
+            for name in names:
+                report.add(name, P.not_applicable(name, why))
+            return
+        # no wave to reach (no bound, or a bound of 0): the modes of a smaller grid are a
+        # subset of θ ∈ [−π, π], on which the same verdict must hold
+        grid_model, length = _reduced_grid(model, largest)
+        stepped = (length,) if length else tuple(grid_model.shape)
     if model.shape and stepped != tuple(model.shape):
         report.stability["note"] = note + (
             f"; on a grid of {'×'.join(map(str, stepped))} tokens instead of the spec's "
-            f"{'×'.join(map(str, model.shape))}: the bound is a sup over θ, which the few "
-            f"modes of a small grid do not reach")
+            f"{'×'.join(map(str, model.shape))} (dense matrices of the linear part"
+            f"{', implicit stages solved densely' if implicit else ''}): the bound is a sup "
+            "over θ, which the few modes of a small grid may not reach")
     stepper = P.LinearStepper(P.linear_reference(grid_model), length=length)
     report.stability["grid"] = ([stepper.n] if len(model.axes) == 1
                                 else list(grid_model.shape))
+    if facts.grows:
+        _check_relative(report, facts, stepper, predicted)
+        return
     grows_at_spec = bool(P.grows(stepper, [facts.dt], steps=min(steps, 2000), seed=seed)[0])
+    if predicted == 0:
+        report.add("stability_threshold", P.not_applicable(
+            "stability_threshold", "no Δt is stable: there is no threshold to find"))
+        report.add("stability_bound_sharp", P.not_applicable(
+            "stability_bound_sharp", "no Δt is stable: there is no threshold to find"))
+        report.add("stable_at_spec_dt", P._result(
+            "stable_at_spec_dt", False,
+            f"check says no Δt is stable for scheme '{facts.scheme}'; stepping the linear "
+            f"part at Δt = {facts.dt:.6g} {'grows' if grows_at_spec else 'stays bounded'}",
+            verdict=facts.verdict, grows=grows_at_spec, agrees=grows_at_spec))
+        return
     if predicted is None:
         report.add("stability_threshold", P.not_applicable(
             "stability_threshold", "no step size is too large (implicit / exact flows)"))
