@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pdelang.codegen.names import implicit_method, term_method
 from pdelang.schemes import program as P
 
 
@@ -60,13 +61,11 @@ class _TorchMachine:
         for term in terms:
             norm = self.program.pre_norms.get(term)
             arg = getattr(self.layer, norm)(state) if norm else state
-            total = total + self._check(getattr(self.layer, f"f_{term}")(arg, self.ctx,
-                                                                          self.shared), term)
+            field = getattr(self.layer, term_method(term))
+            total = total + self._check(field(arg, self.ctx, self.shared), term)
         return total
 
     def _implicit(self, kind, terms, coefficient, state):
-        from pdelang.codegen.printer import implicit_method
-
         scale = self.program.coefficient(coefficient) * self.dt
         method = getattr(self.layer, implicit_method(kind, terms))
         term = terms[0] if len(terms) == 1 else ", ".join(terms)

@@ -12,6 +12,7 @@ import textwrap
 from fractions import Fraction
 
 from pdelang import __version__
+from pdelang.codegen import names as N
 from pdelang.codegen import runtime as R
 from pdelang.codegen.text import comment_text, docstring_text, first_lines_text
 from pdelang.discrete import ir as D
@@ -21,10 +22,7 @@ from pdelang.schemes import program as P
 _PRECEDENCE = {"sum": 1, "product": 2, "neg": 3, "power": 4, "atom": 5}
 
 
-def implicit_method(kind: str, terms: tuple[str, ...]) -> str:
-    """The generated layer method that applies a ``Solve`` (kind ``solve``) or ``Flow``
-    (``flow``) of these implicit terms: ``solve_<term>`` or ``solve_implicit``."""
-    return f"{kind}_{terms[0]}" if len(terms) == 1 else f"{kind}_implicit"
+implicit_method = N.implicit_method  # the generated names live in pdelang.codegen.names
 
 
 def _float(value) -> str:
@@ -271,7 +269,7 @@ class TorchPrinter:
     def term_method(self, term: D.DiscreteTerm) -> list[str]:
         source = self.field(term.expr)
         return [
-            f"    def f_{term.name}(",
+            f"    def {N.term_method(term.name)}(",
             "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
             "    ) -> torch.Tensor:",
             f'        """The {term.name} term of the vector field: (B, N, C) → (B, N, C)."""',
@@ -282,17 +280,11 @@ class TorchPrinter:
         """``self.f_t(x, ctx, p)``, with the term's pre-norm applied to x if it has one."""
         norm = self.m.program.pre_norms.get(term)
         arg = f"self.{norm}({state})" if norm else state
-        return f"self.f_{term}({arg}, ctx, p)"
+        return f"self.{N.term_method(term)}({arg}, ctx, p)"
 
     def _rate_method(self, terms: tuple[str, ...]) -> str | None:
         """The generated method that sums several terms' vector fields (None for one)."""
-        program = self.m.program
-        if terms == program.terms and not program.is_splitting:
-            return "rhs"
-        if len(terms) == 1:
-            return None
-        explicit = tuple(t for t in self.m.program.terms if t not in self.m.program.implicit)
-        return "rhs_explicit" if terms == explicit else "rhs_" + "_".join(terms)
+        return N.rate_method(terms, self.m.program)
 
     @staticmethod
     def _implicit_method(kind: str, terms: tuple[str, ...]) -> str:
@@ -309,7 +301,7 @@ class TorchPrinter:
                 continue
             seen.add(name)
             total = " + ".join(self._vector_field(t, "u") for t in ins.terms)
-            what = "whole vector field" if name == "rhs" else "vector field of " + \
+            what = "whole vector field" if name == N.RHS else "vector field of " + \
                 ", ".join(ins.terms)
             lines += [
                 "",
@@ -319,12 +311,12 @@ class TorchPrinter:
                 f'        """The {what} F(u) = Σ_terms f(u)."""',
                 f"        return {total}",
             ]
-        if self.m.program.ode_obstacle is None and "rhs" not in seen:
+        if self.m.program.ode_obstacle is None and N.RHS not in seen:
             # the continuous-depth limit's vector field (Stepper.rate), for every scheme
             total = " + ".join(self._vector_field(t, "u") for t in self.m.program.terms)
             lines += [
                 "",
-                "    def rhs(",
+                f"    def {N.RHS}(",
                 "        self, u: torch.Tensor, ctx: Context, p: SharedParameters",
                 "    ) -> torch.Tensor:",
                 '        """The whole vector field F(u) = Σ_terms f(u) (pre-norms inside): '
@@ -364,7 +356,7 @@ class TorchPrinter:
                 "    ) -> torch.Tensor:",
                 f"        {doc}",
                 f"        parts = ({', '.join(parts)},)  # (c_i, S_i): L = c₀ + Σ c_i S_i",
-                f"        return self.implicit.{kind}(x, scale, parts, {zero_order}, ctx)",
+                f"        return self.{N.IMPLICIT}.{kind}(x, scale, parts, {zero_order}, ctx)",
             ]
         return lines
 
@@ -410,7 +402,7 @@ class TorchPrinter:
             lines.append(f"        self.{norm.name} = "
                          f"{self.norm_constructor(m.norm.kind, m.norm.eps, m.norm.affine)}")
         if m.implicit:
-            lines.append("        self.implicit = ImplicitLinear()  # (I − aL)⁻¹, exp(aL)")
+            lines.append(f"        self.{N.IMPLICIT} = ImplicitLinear()  # (I − aL)⁻¹, exp(aL)")
         lines += self.scalar_lines([p for p in m.parameters if p.per_layer], " " * 8)
         for term in m.terms:
             lines.append("")
@@ -435,15 +427,16 @@ class TorchPrinter:
             "drive",
             '    steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""',
             "",
-            f"    STRUCTURE: ClassVar[dict] = {structure}",
+            f"    {N.STRUCTURE}: ClassVar[dict] = {structure}",
             "",
             "    def __init__(self) -> None:",
             "        super().__init__()",
-            "        self.shared = SharedParameters()",
-            f"        self.layers = nn.ModuleList([{self.layer_name}() for _ in range(LAYERS)])",
+            f"        self.{N.SHARED} = SharedParameters()",
+            f"        self.{N.LAYERS} = "
+            f"nn.ModuleList([{self.layer_name}() for _ in range(LAYERS)])",
         ]
         if final:
-            lines.append(f"        self.final_norm = {final}")
+            lines.append(f"        self.{N.FINAL_NORM} = {final}")
         lines += [
             "",
             "    def forward(",
@@ -462,13 +455,13 @@ class TorchPrinter:
             '        """',
             "        ctx = Context(u, mask, record=return_attention)",
             "        states = [u]",
-            "        for index, layer in enumerate(self.layers):",
+            f"        for index, layer in enumerate(self.{N.LAYERS}):",
             "            ctx.layer = index",
             "            for _ in range(SUBSTEPS):",
-            "                u = layer(u, ctx, self.shared)",
+            f"                u = layer(u, ctx, self.{N.SHARED})",
             "            states.append(u)",
         ]
-        lines.append("        state = self.final_norm(u)" if final else "        state = u")
+        lines.append(f"        state = self.{N.FINAL_NORM}(u)" if final else "        state = u")
         lines += [
             "        if return_trajectory or return_attention:",
             "            return StepperOutput(state, states, ctx.attentions)",
@@ -484,7 +477,7 @@ class TorchPrinter:
         ODE solver (``torchdiffeq.odeint(lambda t, u: stepper.rate(t, u), …)``)."""
         return [
             "",
-            "    def rate(",
+            f"    def {N.RATE}(",
             "        self,",
             "        t: float | torch.Tensor,",
             "        u: torch.Tensor,",
@@ -505,7 +498,7 @@ class TorchPrinter:
             "            layer = min(max(index, 0), LAYERS - 1)",
             "        ctx = Context(u, mask, record=False)",
             "        ctx.layer = layer",
-            "        return self.layers[layer].rhs(u, ctx, self.shared)",
+            f"        return self.{N.LAYERS}[layer].{N.RHS}(u, ctx, self.{N.SHARED})",
         ]
 
     # ------------------------------------------------------------------ whole module
