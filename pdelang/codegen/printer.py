@@ -255,12 +255,23 @@ class TorchPrinter:
                              f"torch.tensor({p.value!r}))")
         return lines
 
+    @staticmethod
+    def scalar_class_lines(name: str, doc: str, params) -> list[str]:
+        """The head of a class that holds these scalars: ``SpecScalars`` with their exact
+        values (which a ``.double()`` module holds bit for bit), or a plain ``nn.Module``."""
+        if not params:
+            return [f"class {name}(nn.Module):", f'    """{doc}"""', ""]
+        head = "    _spec_values: ClassVar[dict[str, float]] = {"
+        values = [f"{p.name!r}: {p.value!r}" for p in params]
+        table = [head + ", ".join(values) + "}"]
+        if len(table[0]) > LINE_WIDTH:  # one scalar a line
+            table = [head] + [f"        {value}," for value in values] + ["    }"]
+        return [f"class {name}(SpecScalars):", f'    """{doc}"""', "", *table, ""]
+
     def shared_class(self) -> list[str]:
         shared = [p for p in self.m.parameters if not p.per_layer]
-        lines = [
-            "class SharedParameters(nn.Module):",
-            '    """Scalar coefficients shared by every layer."""',
-            "",
+        lines = self.scalar_class_lines("SharedParameters", "Scalar coefficients shared by "
+                                        "every layer.", shared) + [
             "    def __init__(self) -> None:",
             "        super().__init__()",
         ]
@@ -384,10 +395,9 @@ class TorchPrinter:
 
     def layer_class(self) -> list[str]:
         m = self.m
-        lines = [
-            f"class {self.layer_name}(nn.Module):",
-            '    """The weights of one layer (one unit of depth) and its time step."""',
-            "",
+        per_layer = [p for p in m.parameters if p.per_layer]
+        lines = self.scalar_class_lines(self.layer_name, "The weights of one layer (one unit "
+                                        "of depth) and its time step.", per_layer) + [
             "    def __init__(self) -> None:",
             "        super().__init__()",
         ]
@@ -403,7 +413,7 @@ class TorchPrinter:
                          f"{self.norm_constructor(m.norm.kind, m.norm.eps, m.norm.affine)}")
         if m.implicit:
             lines.append(f"        self.{N.IMPLICIT} = ImplicitLinear()  # (I − aL)⁻¹, exp(aL)")
-        lines += self.scalar_lines([p for p in m.parameters if p.per_layer], " " * 8)
+        lines += self.scalar_lines(per_layer, " " * 8)
         for term in m.terms:
             lines.append("")
             lines += self.term_method(term)
@@ -527,6 +537,8 @@ class TorchPrinter:
                       .rstrip("\n").splitlines())
         if uses_param:
             blocks.append(R.POSITIVE.rstrip("\n").splitlines())
+        if m.parameters:  # their exact values in every dtype
+            blocks.append(R.SPEC_SCALARS.rstrip("\n").splitlines())
         if m.stencil_radius or any(op.reads_ghosts for op in used):  # stencils, learned ones
             blocks.append(R.GHOSTS[m.boundary].rstrip("\n").splitlines())
             blocks.append(R.TAKE.rstrip("\n").splitlines())

@@ -466,7 +466,7 @@ fields:
   u: {channels: 1}
 parameters:
   D: 0.5
-  a: 0.75   # binary fractions: exact also in float32 (see the xfail below)
+  a: 0.75   # binary fractions: exact also in float32 (0.7 below is not)
 terms:
   diffusion: D * laplace(u)
   advection: a * diff(u, x)
@@ -546,13 +546,64 @@ def test_normalized_implicit_term_error_points_at_the_term(tmp_path):
     assert line[info.value.location.col - 1:].startswith("diffusion]"), line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pdelang/codegen/printer.py scalar_lines (lines ~219 and ~224): scalar parameters are "
-    "created as torch.tensor(value) in the default float32, so a float64 stepper (.double()) "
-    "runs with float32(0.7) = 0.699999988 instead of the spec's 0.7 (1.7e-8 relative; "
-    "stencil weights are float64 buffers, literal coefficients exact Python floats); an "
-    "exact flow then misses the exact solution by 7e-9 instead of roundoff"))
 def test_float64_stepper_uses_the_spec_parameter_values_exactly():
+    """A float64 stepper (``.to(torch.float64)``) runs with the spec's a = 0.7, not float32's
+    0.699999988 (1.7e-8 relative): the exact flows then meet the exact solution to roundoff
+    (was 7e-9 off while the scalars were built in float32 and only widened; issue 20)."""
     compilation = compile_any(COMMUTING, ["parameters.a=0.7"])
     assert float(stepper_for(compilation, seed=None).shared.a) == 0.7
     test_commuting_implicit_terms_are_integrated_exactly("lie", a=0.7)
+
+
+DIRICHLET_HEAT = """pdelang: 1
+name: heat_dirichlet_exact_flow
+grid:
+  axes: [x]
+  shape: [{n}]
+  spacing: {h!r}   # 1 / (N + 1): u = 0 at x = 0 and x = 1
+  boundary: dirichlet
+fields:
+  u: {{channels: 1}}
+parameters:
+  D: 0.1   # not a float32 number
+terms:
+  diffusion: D * laplace(u)
+equation: dt(u) = diffusion
+time:
+  span: [0, 0.3]
+  layers: 1
+  substeps: 10
+  scheme: lie
+  implicit: [diffusion]
+discretization:
+  laplace: {{accuracy: 6}}
+"""
+# the accuracy-6 Laplacian, offsets 0…3 (symmetric)
+SIX = {1: 3 / 2, 2: -3 / 20, 3: 1 / 90}
+
+
+@pytest.mark.parametrize("n", [63, 127, 255])
+def test_float64_dirichlet_heat_exact_flow_reaches_roundoff(n):
+    """Dirichlet heat, D = 0.1, accuracy 6, the exact flow of the diffusion: in float64 the
+    error against the semi-discrete solution Σ a_k e^{Dσ_k t} sin(kπx) (σ_k the stencil's
+    symbol at θ = kπh, DST-I modes) is roundoff, and against the PDE's e^{−Dk²π²t} sin(kπx)
+    the spatial error alone, ≤ 5e-11 from N = 127.  With D = float32(0.1) both stalled at
+    3.3e-9 for every N (issue 20)."""
+    h, t = 1 / (n + 1), 0.3
+    compilation = compile_any(DIRICHLET_HEAT.format(n=n, h=h))
+    stepper = stepper_for(compilation, seed=None)
+    assert torch.equal(stepper.shared.D, torch.tensor(0.1, dtype=torch.float64))
+    x = (np.arange(n) + 1) * h
+    modes = ((1, 1.0), (3, 0.5))  # u0 = sin πx + ½ sin 3πx
+    out = run(stepper, sum(a * np.sin(k * math.pi * x) for k, a in modes)[None, :, None])
+    out = out[0, :, 0]
+    semi, pde = np.zeros(n), np.zeros(n)
+    for k, a in modes:
+        theta = k * math.pi * h
+        sigma = -4 * sum(w * math.sin(j * theta / 2) ** 2 for j, w in SIX.items()) / h**2
+        semi += a * math.exp(0.1 * sigma * t) * np.sin(k * math.pi * x)
+        pde += a * math.exp(-0.1 * (k * math.pi) ** 2 * t) * np.sin(k * math.pi * x)
+    roundoff = 1e-12 * max(1.0, ((n + 1) / 128) ** 2)  # the symbol's roundoff grows as 1/h²
+    assert np.max(np.abs(out - semi)) <= roundoff, np.max(np.abs(out - semi))
+    if n >= 127:  # at N = 63 the spatial error of the 3πx mode is 1.7e-9 itself
+        assert np.max(np.abs(out - pde)) <= 5e-11, np.max(np.abs(out - pde))

@@ -44,7 +44,7 @@ def test_the_expected_files_are_there():
     expected = {"header", "output", "context", "grid_lengths_1d", "grid_lengths_2d",
                 "positive", "attention", "finite_logsumexp", "activations", "mlp", "take",
                 "hold_border_1d", "hold_border_2d", "stencil_1d", "stencil_1d_copy",
-                "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv"}
+                "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv", "scalars"}
     expected |= {f"ghosts_{b}" for b in R.BOUNDARIES}
     assert set(FILES) == expected
 

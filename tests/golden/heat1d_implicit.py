@@ -85,6 +85,45 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     return lengths
 
 
+class SpecScalars(nn.Module):
+    """Scalar coefficients that hold the spec's values exactly in every dtype.
+
+    A scalar is built as ``torch.tensor(value)``: the spec's value rounded to the default
+    dtype (float32).  Widening that (``.double()``, ``.to(torch.float64)``) would run a
+    float64 stepper with D = float32(0.1) = 0.10000000149….  So converting the module
+    rebuilds every scalar that still holds its spec value from ``_spec_values``, in the new
+    dtype: a converted module holds what one built in that dtype holds (D = 0.1 in float64,
+    bit for bit).  A scalar trained, loaded or set to another value converts as usual."""
+
+    _spec_values: ClassVar[dict[str, float]] = {}  # scalar name → the spec's value
+
+    def _apply(self, fn, *args, **kwargs):
+        held = [name for name in self._spec_values if self._holds_spec_value(name)]
+        super()._apply(fn, *args, **kwargs)
+        with torch.no_grad():
+            for name in held:
+                stored, built = self._spec_storage(name)
+                stored.copy_(built)
+        return self
+
+    def _spec_storage(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the tensor that stores scalar ``name``, what it stores when built in its dtype
+        and on its device): the value itself, or θ of a parametrized (positive) scalar."""
+        if name in getattr(self, "parametrizations", ()):  # positive: θ of softplus(θ)
+            chain = self.parametrizations[name]
+            stored, inverses = chain.original, list(reversed(chain))
+        else:
+            stored, inverses = getattr(self, name), []
+        built = torch.tensor(self._spec_values[name], dtype=stored.dtype, device=stored.device)
+        for parametrization in inverses:
+            built = parametrization.right_inverse(built)
+        return stored, built
+
+    def _holds_spec_value(self, name: str) -> bool:
+        stored, built = self._spec_storage(name)
+        return not stored.is_meta and torch.equal(stored, built)
+
+
 def with_ghosts(g: torch.Tensor, dim: int, r: int) -> torch.Tensor:
     """Periodic boundary: the grid wraps around, u_{-j} = u_{L-j}."""
     size = g.shape[dim]
@@ -126,12 +165,22 @@ class Stencil(nn.Module):
         self.offsets = offsets
         self.radius = max(abs(o) for o in offsets)
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
-        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float64),
-                             persistent=False)
         taps = [(o, w) for o, w in zip(offsets, weights, strict=True) if w != 0] or [(0, 0.0)]
         self.shifts = tuple((offset,) for offset, _ in taps)  # shift t of each tap, along dim 1
-        self.register_buffer("kernel", torch.tensor([w for _, w in taps], dtype=torch.float64),
-                             persistent=False)
+        self.exact = {"weights": tuple(weights), "kernel": tuple(w for _, w in taps)}
+        for name, values in self.exact.items():  # float64: the values themselves
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float64),
+                                 persistent=False)
+
+    def _apply(self, fn, *args, **kwargs):
+        """Converting the module (``.double()``, ``.to(dtype, device)``) rebuilds the weights
+        from their exact values in the new dtype: rounded once, so that a float32 module's
+        rounding never reaches a float64 one (``.float().double()`` holds them exactly)."""
+        super()._apply(fn, *args, **kwargs)
+        for name, values in self.exact.items():
+            old = getattr(self, name)
+            setattr(self, name, torch.tensor(values, dtype=old.dtype, device=old.device))
+        return self
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
@@ -380,8 +429,10 @@ def extend(g: torch.Tensor, dim: int, boundary: str) -> torch.Tensor:
     return torch.cat([zero, g, zero, -g.flip(dim)], dim=dim)
 
 
-class SharedParameters(nn.Module):
+class SharedParameters(SpecScalars):
     """Scalar coefficients shared by every layer."""
+
+    _spec_values: ClassVar[dict[str, float]] = {'D': 1.0}
 
     def __init__(self) -> None:
         super().__init__()

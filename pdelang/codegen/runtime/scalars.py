@@ -1,0 +1,49 @@
+"""Block ``SpecScalars``: the base of the generated classes that hold scalar parameters."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+# pdelang: begin SpecScalars
+class SpecScalars(nn.Module):
+    """Scalar coefficients that hold the spec's values exactly in every dtype.
+
+    A scalar is built as ``torch.tensor(value)``: the spec's value rounded to the default
+    dtype (float32).  Widening that (``.double()``, ``.to(torch.float64)``) would run a
+    float64 stepper with D = float32(0.1) = 0.10000000149….  So converting the module
+    rebuilds every scalar that still holds its spec value from ``_spec_values``, in the new
+    dtype: a converted module holds what one built in that dtype holds (D = 0.1 in float64,
+    bit for bit).  A scalar trained, loaded or set to another value converts as usual."""
+
+    _spec_values: ClassVar[dict[str, float]] = {}  # scalar name → the spec's value
+
+    def _apply(self, fn, *args, **kwargs):
+        held = [name for name in self._spec_values if self._holds_spec_value(name)]
+        super()._apply(fn, *args, **kwargs)
+        with torch.no_grad():
+            for name in held:
+                stored, built = self._spec_storage(name)
+                stored.copy_(built)
+        return self
+
+    def _spec_storage(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the tensor that stores scalar ``name``, what it stores when built in its dtype
+        and on its device): the value itself, or θ of a parametrized (positive) scalar."""
+        if name in getattr(self, "parametrizations", ()):  # positive: θ of softplus(θ)
+            chain = self.parametrizations[name]
+            stored, inverses = chain.original, list(reversed(chain))
+        else:
+            stored, inverses = getattr(self, name), []
+        built = torch.tensor(self._spec_values[name], dtype=stored.dtype, device=stored.device)
+        for parametrization in inverses:
+            built = parametrization.right_inverse(built)
+        return stored, built
+
+    def _holds_spec_value(self, name: str) -> bool:
+        stored, built = self._spec_storage(name)
+        return not stored.is_meta and torch.equal(stored, built)
+# pdelang: end SpecScalars
