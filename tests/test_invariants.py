@@ -341,9 +341,14 @@ def test_discrete_nested_node_is_found():
 def test_discrete_implicit_terms():
     c = compiled("allen_cahn_imex.yaml")
     (implicit,) = c.discrete.implicit
-    bad = dataclasses.replace(implicit, parts=((D.Param("D"), "nope"),))
+    bad = dataclasses.replace(implicit, parts=((D.Param("D"), ("laplace", "nope")),))
     error = violation("discrete", c, discrete=dataclasses.replace(c.discrete, implicit=(bad,)))
     assert error.node == "implicit diffusion" and "unknown stencil nope" in str(error)
+    for word in ((), "laplace"):  # a word is a non-empty tuple of keys
+        bad = dataclasses.replace(implicit, parts=((D.Param("D"), word),))
+        error = violation("discrete", c,
+                          discrete=dataclasses.replace(c.discrete, implicit=(bad,)))
+        assert error.node == "implicit diffusion" and "non-empty tuple" in str(error)
     bad = dataclasses.replace(implicit, zero_order=D.Param("nope"))
     error = violation("discrete", c, discrete=dataclasses.replace(c.discrete, implicit=(bad,)))
     assert error.node == "implicit diffusion: Param(name='nope')"

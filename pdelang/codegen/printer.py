@@ -350,14 +350,24 @@ class TorchPrinter:
             if name in seen:
                 continue
             seen.add(name)
-            parts, zero = [], []
+            parts, zero, composed = [], [], False
             for term in ins.terms:
                 implicit = m.implicit_term(term)
-                for coefficient, key in implicit.parts:
-                    parts.append(f"({self.expr(coefficient)[0]}, "
-                                 f"self.{m.stencils[key].attribute})")
+                for coefficient, word in implicit.parts:
+                    # a word of one stencil prints as the stencil, a longer one as a tuple
+                    stencils = [f"self.{m.stencils[key].attribute}" for key in word]
+                    composed = composed or len(stencils) > 1
+                    printed = stencils[0] if len(stencils) == 1 else \
+                        f"({', '.join(stencils)})"
+                    parts.append(f"({self.expr(coefficient)[0]}, {printed})")
                 zero.append(self.expr(implicit.zero_order)[0])
             zero_order = " + ".join(z for z in zero if z != "0.0") or "0.0"
+            comment = ("# (c_w, (S_w1, S_w2, …)): L = c₀ + Σ c_w S_w1 S_w2 ⋯" if composed
+                       else "# (c_i, S_i): L = c₀ + Σ c_i S_i")
+            assignment = [f"        parts = ({', '.join(parts)},)  {comment}"]
+            if len(assignment[0]) > 100:  # one part a line
+                assignment = [f"        parts = (  {comment}"] + \
+                    [f"            {part}," for part in parts] + ["        )"]
             doc = ('"""(I − scale·L)⁻¹ x' if kind == "solve" else '"""exp(scale·L) x') + \
                 f", L the linear part of {', '.join(ins.terms)}: (B, N, C) → (B, N, C)." + '"""'
             lines += [

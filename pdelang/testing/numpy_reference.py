@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import lru_cache
+from functools import lru_cache, reduce
 from typing import Any, NamedTuple
 from collections.abc import Mapping
 
@@ -456,26 +456,34 @@ class NumpyReference:
 
     def _implicit_matrix(self, terms, layer: int, ctx: _Context, tokens: int,
                          batch_index: int) -> np.ndarray:
-        """The dense (N, N) matrix of L = Σ_{t ∈ terms} (c₀ I + Σ_i c_i S_i) on sequence
-        ``batch_index``'s tokens (its own domain: stencil rows are zero off its grid, so
-        extra and padding tokens see c₀ only)."""
+        """The dense (N, N) matrix of L = Σ_{t ∈ terms} (c₀ I + Σ_w c_w S_{w_1} ⋯ S_{w_k}) on
+        sequence ``batch_index``'s tokens (its own domain: stencil rows are zero off its grid,
+        so extra and padding tokens see c₀ only); a word is the product of its stencils'
+        matrices, outer first."""
         matrix = np.zeros((tokens, tokens))
         single = _Context(tokens, lengths=None if ctx.lengths is None
                           else ctx.lengths[batch_index:batch_index + 1])
         unit = np.eye(tokens)[:, :, None]  # (N, N, 1): column j is e_j
-        for name in terms:
-            implicit = self.model.implicit_term(name)
-            matrix += float(self.evaluate(implicit.zero_order, unit, layer, single)) \
-                * np.eye(tokens)
-            for coefficient, key in implicit.parts:
-                c = float(self.evaluate(coefficient, unit, layer, single))
-                lengths = None if ctx.lengths is None else np.repeat(
-                    ctx.lengths[batch_index:batch_index + 1], tokens, axis=0)
+        lengths = None if ctx.lengths is None else np.repeat(
+            ctx.lengths[batch_index:batch_index + 1], tokens, axis=0)
+        stencils: dict[str, np.ndarray] = {}  # key → the stencil's (N, N) matrix
+
+        def stencil_matrix(key: str) -> np.ndarray:
+            if key not in stencils:
                 rate = apply_stencil(unit, self.model.stencils[key],
                                      boundary=self.model.boundary,
                                      extra_tokens=self.model.extra_tokens,
                                      grid_shape=self.grid_shape, lengths=lengths)
-                matrix += c * rate[:, :, 0].T
+                stencils[key] = rate[:, :, 0].T  # column j: S e_j
+            return stencils[key]
+
+        for name in terms:
+            implicit = self.model.implicit_term(name)
+            matrix += float(self.evaluate(implicit.zero_order, unit, layer, single)) \
+                * np.eye(tokens)
+            for coefficient, word in implicit.parts:
+                c = float(self.evaluate(coefficient, unit, layer, single))
+                matrix += c * reduce(np.matmul, (stencil_matrix(k) for k in word))
         return matrix
 
     def implicit_apply(self, kind: str, terms, scale, x: np.ndarray, layer: int,
