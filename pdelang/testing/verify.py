@@ -302,7 +302,7 @@ def _check_relative(report: VerifyReport, facts, stepper: P.LinearStepper,
         f"check says {facts.verdict} at Δt = {facts.dt:.6g} (the equation grows at max Re λ "
         f"= {facts.growth_rate:.6g}); the stepped linear part's largest excess over the "
         f"allowance there is {excess_at_spec:.2e}",
-        verdict=facts.verdict, excess=excess_at_spec, agrees=agrees))
+        verdict=facts.verdict, excess=excess_at_spec, grows=not within, agrees=agrees))
 
 
 def _grid_with_wave(n: int, theta: float, boundary: str, dims: int) -> int:

@@ -48,7 +48,8 @@ def assert_agree(check: dict, code: int, report) -> None:
     # one source: the same bound, method and verdict
     assert st_verify["predicted_max_dt"] == st_check["max_stable_dt"]
     assert st_verify["verdict"] == st_check["verdict"]
-    assert code == (1 if st_check["verdict"] == "unstable" else 0)
+    failing = st_check["verdict"] in ("unstable", "no_stable_dt")
+    assert code == (1 if failing else 0)
     results = {name: report.results[name] for name in STABILITY}
     if not results["stable_at_spec_dt"].applicable:
         return  # nothing to step (no linear differential part); check gives no bound
@@ -57,7 +58,7 @@ def assert_agree(check: dict, code: int, report) -> None:
     # check's verdict at the spec's Δt is what stepping the linear part shows, and verify
     # fails there exactly when check exits 1
     details = results["stable_at_spec_dt"].details
-    assert results["stable_at_spec_dt"].passed == (st_check["verdict"] != "unstable")
+    assert results["stable_at_spec_dt"].passed == (not failing)
     assert details["agrees"], results["stable_at_spec_dt"].message
     if st_check["verdict"] == "unstable":
         assert details["grows"]
