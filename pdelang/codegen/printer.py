@@ -197,7 +197,8 @@ class TorchPrinter:
                          f"accuracy {s['accuracy']}, order {s['order']}")
             lines.append(f"#   leading error: {s['leading_error']}")
         st = facts.get("stability")
-        verdicts = {"stable": "stable", "unstable": "UNSTABLE", "unknown": "of unknown stability"}
+        verdicts = {"stable": "stable", "unstable": "UNSTABLE", "unknown": "of unknown stability",
+                    "no_stable_dt": "UNSTABLE (no Δt is stable)"}
         if st and st["max_stable_dt"] is not None:
             formula = f" = {st['formula']}" if st.get("formula") else ""
             lines.append(f"# stability: max stable Δt{formula} = {st['max_stable_dt']:.6g} "
@@ -376,7 +377,7 @@ class TorchPrinter:
                 "        self, x: torch.Tensor, scale: float, ctx: Context, p: SharedParameters",
                 "    ) -> torch.Tensor:",
                 f"        {doc}",
-                f"        parts = ({', '.join(parts)},)  # (c_i, S_i): L = c₀ + Σ c_i S_i",
+                *assignment,
                 f"        return self.{N.IMPLICIT}.{kind}(x, scale, parts, {zero_order}, ctx)",
             ]
         return lines

@@ -828,7 +828,8 @@ def check_unconditional_relative(stepper: LinearStepper, dt: float, *,
     excess = [relative_excess(stepper, f * dt) for f in factors]
     return _result(name, all(e <= 1e-9 for e in excess),
                    "no step size is too large (relative to the equation's growth): " + ", ".join(
-                       f"{f:g}×Δt excess {e:.2e}" for f, e in zip(factors, excess)),
+                       f"{f:g}×Δt {'within' if e <= 1e-9 else 'beyond'} (excess {e:.2e})"
+                       for f, e in zip(factors, excess)),
                    dts=[f * dt for f in factors], excess=excess)
 
 

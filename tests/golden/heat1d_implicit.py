@@ -232,20 +232,23 @@ class Stencil(nn.Module):
 
 
 class ImplicitLinear(nn.Module):
-    """f(L) x for L u = c₀ u + Σ_i c_i S_i u (S_i: the layer's stencils, c scalars), with
+    """f(L) x for L u = c₀ u + Σ_w c_w S_{w_1} ⋯ S_{w_k} u (each word w a sequence of the
+    layer's stencils, applied outer first; c scalars), with
 
         f(λ) = 1 / (1 − aλ)   (solve: an implicit stage, (I − aL)⁻¹ x)
         f(λ) = exp(aλ)        (flow: the exact flow over a, exp(aL) x).
 
     Off the grid (extra tokens, padding) L = c₀.  Each domain (the grid, or one padded
     sequence or image) is diagonalized by the Fourier transform of its boundary's symmetric
-    extension, on which the stencils are circulant with the symbol σ(θ) = Σ_j w_j e^{ijθ}:
-    periodic (period n), neumann (even about the end tokens, period 2(n − 1)), dirichlet
-    (odd about the zeros one spacing beyond the ends, period 2(n + 1)), copy (border held
-    fixed: odd about the border on the interior, period 2(n − 1), plus the border's
-    coupling through the divided difference of f).  Odd derivatives on a non-periodic grid
-    have no such basis: there a dense matrix of the domain (cached) is solved or
-    exponentiated."""
+    extension, on which the stencils are circulant with the symbol σ(θ) = Σ_j w_j e^{ijθ}
+    (summed over the axes a stencil acts on) and L has the eigenvalues c₀ + μ,
+    μ = Σ_w c_w Π_{S ∈ w} σ_S: periodic (period n), neumann (even about the end tokens,
+    period 2(n − 1)), dirichlet (odd about the zeros one spacing beyond the ends, period
+    2(n + 1)), copy (border held fixed: odd about the border on the interior, period
+    2(n − 1), plus the border's coupling through the divided difference of f).  Odd
+    derivatives on a non-periodic grid have no such basis: there a dense matrix of the
+    domain (the stencils' matrices cached, multiplied in word order) is solved or
+    exponentiated.  A word is a tuple of stencils; a lone stencil is the word of one."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -281,6 +284,7 @@ class ImplicitLinear(nn.Module):
         return f, divided
 
     def apply(self, x, parts, zero_order, ctx, kind, scale):
+        parts = tuple((c, word if isinstance(word, tuple) else (word,)) for c, word in parts)
         c0 = torch.as_tensor(zero_order, dtype=x.dtype, device=x.device)
         f, divided = self.functions(kind, scale, c0)
         outside = f(c0) * x  # extra tokens and padding: L = c₀
@@ -312,7 +316,7 @@ class ImplicitLinear(nn.Module):
     def domain(self, g, parts, c0, f, divided, kind, scale):
         """f(L) g on one domain g: (b, *extent, C)."""
         dims = tuple(range(1, g.ndim - 1))
-        symmetric = all(self.symmetric(stencil) for _, stencil in parts)
+        symmetric = all(self.symmetric(stencil) for _, word in parts for stencil in word)
         def shifted(mu):  # f at the eigenvalues c₀ + μ of L
             return f(c0 + mu)
 
@@ -322,14 +326,18 @@ class ImplicitLinear(nn.Module):
             return self.dense(g, parts, c0, kind, scale)
         if BOUNDARY != "copy":
             return self.spectral(((g, shifted),), parts, dims, BOUNDARY)
-        # copy: the border keeps f(c₀)·u; the interior is odd about the border tokens
+        # copy: L = c₀ + p(M), M a stencil with the border rows held at zero,
+        # M = [[0, 0], [B, S]] (border, interior); p(M) = [[0, 0], [C, p(S)]] with
+        # C = (p(M) border) on the interior.  The border keeps f(c₀)·u; the interior gets
+        # f(c₀ + p(S)) core + ((f(c₀ + p(S)) − f(c₀)) / p(S)) C, p(S) diagonal (odd about
+        # the border tokens) with the eigenvalues μ = p(σ)
         interior = tuple(slice(1, n - 1) for n in g.shape[1:-1])
         if min(n for n in g.shape[1:-1]) <= 2:
             return f(c0) * g
         inside = torch.zeros_like(g)
         inside[(slice(None), *interior)] = 1
         border = g * (1 - inside)
-        coupling = self.stencils(border, parts)[(slice(None), *interior)]  # Σ c_i S_i border
+        coupling = self.stencils(border, parts, inside)[(slice(None), *interior)]
         core = g[(slice(None), *interior)]
         moved = self.spectral(((core, shifted), (coupling, divided)), parts, dims, "dirichlet")
         widths = (0, 0) + (1, 1) * len(dims)  # F.pad: one token at both ends of each axis
@@ -341,16 +349,25 @@ class ImplicitLinear(nn.Module):
         return all(w[o] == w.get(-o) for o in w)
 
     @staticmethod
-    def stencils(g, parts):
+    def stencils(g, parts, inside=None):
+        """Σ_w c_w S_{w_1} ⋯ S_{w_k} g on one domain g: (b, *extent, C), each word applied
+        innermost first; inside (1 on the interior) holds the border's rate at zero after
+        each stencil (copy), as the explicit code does."""
         total = torch.zeros_like(g)
-        for coefficient, stencil in parts:
-            for dim in stencil.dims:
-                total = total + coefficient * stencil.along(g, dim)
+        for coefficient, word in parts:
+            value = g
+            for stencil in reversed(word):
+                rate = torch.zeros_like(value)
+                for dim in stencil.dims:
+                    rate = rate + stencil.along(value, dim)
+                value = rate if inside is None else rate * inside
+            total = total + coefficient * value
         return total
 
     def spectral(self, inputs, parts, dims, boundary):
         """Σ_j h_j(μ) applied to the Fourier modes of g_j's symmetric extension, for pairs
-        (g_j, h_j) on one extent; μ = Σ_i c_i σ_i(θ) are the eigenvalues of the stencils."""
+        (g_j, h_j) on one extent; μ = Σ_w c_w Π_{S ∈ w} σ_S(θ) are the eigenvalues of the
+        stencils' polynomial."""
         spectrum = None
         for g, h in inputs:
             extended = g
@@ -374,20 +391,33 @@ class ImplicitLinear(nn.Module):
 
     @staticmethod
     def eigenvalues(shape, parts, dims, periods, g, dtype):
-        """μ(θ) = Σ_i c_i Σ_{dims of S_i} σ_i(θ_dim) on the transform's frequencies."""
+        """μ(θ) = Σ_w c_w Π_{S ∈ w} σ_S(θ), σ_S = Σ_{dims of S} σ(θ_dim), on the transform's
+        frequencies."""
+        symbols = {}  # id(stencil) → σ_S on the frequency grid
+
+        def symbol_of(stencil):
+            if id(stencil) not in symbols:
+                total = torch.zeros(tuple(shape), dtype=dtype, device=g.device)
+                for dim in stencil.dims:
+                    axis = dims.index(dim)
+                    count = shape[axis]
+                    theta = 2 * torch.pi * torch.arange(count, device=g.device, dtype=g.dtype)
+                    theta = theta / periods[axis]
+                    symbol = sum(w * torch.exp(1j * o * theta)
+                                 for o, w in zip(stencil.offsets, stencil.weights.tolist(),
+                                                 strict=True))
+                    view = [1] * len(dims)
+                    view[axis] = count
+                    total = total + symbol.reshape(view)
+                symbols[id(stencil)] = total
+            return symbols[id(stencil)]
+
         mu = torch.zeros(tuple(shape), dtype=dtype, device=g.device)
-        for coefficient, stencil in parts:
-            for dim in stencil.dims:
-                axis = dims.index(dim)
-                count = shape[axis]
-                theta = 2 * torch.pi * torch.arange(count, device=g.device, dtype=g.dtype)
-                theta = theta / periods[axis]
-                symbol = sum(w * torch.exp(1j * o * theta)
-                             for o, w in zip(stencil.offsets, stencil.weights.tolist(),
-                                             strict=True))
-                view = [1] * len(dims)
-                view[axis] = count
-                mu = mu + coefficient * symbol.reshape(view)
+        for coefficient, word in parts:
+            product = symbol_of(word[0])
+            for stencil in word[1:]:
+                product = product * symbol_of(stencil)
+            mu = mu + coefficient * product
         return mu
 
     def dense(self, g, parts, c0, kind, scale):
@@ -397,17 +427,22 @@ class ImplicitLinear(nn.Module):
         for n in extent:
             size *= n
         matrix = c0 * torch.eye(size, dtype=g.dtype, device=g.device)
-        for coefficient, stencil in parts:
-            key = (id(stencil), extent, g.dtype, g.device)
-            if key not in self.matrices:
-                unit = torch.eye(size, dtype=g.dtype, device=g.device).reshape(size, *extent, 1)
-                columns = self.stencils(unit, ((1.0, stencil),)).reshape(size, size)
-                if BOUNDARY == "copy":  # the border is held fixed: its rows are zero
-                    held = torch.ones(extent, dtype=g.dtype, device=g.device)
-                    held[tuple(slice(1, n - 1) for n in extent)] = 0
-                    columns = columns * (1 - held.reshape(1, size))
-                self.matrices[key] = columns.T  # column j: S e_j
-            matrix = matrix + coefficient * self.matrices[key]
+        for coefficient, word in parts:
+            product = None
+            for stencil in word:  # outer first: S_{w_1} S_{w_2} ⋯
+                key = (id(stencil), extent, g.dtype, g.device)
+                if key not in self.matrices:
+                    unit = torch.eye(size, dtype=g.dtype, device=g.device)
+                    unit = unit.reshape(size, *extent, 1)
+                    columns = self.stencils(unit, ((1.0, (stencil,)),)).reshape(size, size)
+                    if BOUNDARY == "copy":  # the border is held fixed: its rows are zero
+                        held = torch.ones(extent, dtype=g.dtype, device=g.device)
+                        held[tuple(slice(1, n - 1) for n in extent)] = 0
+                        columns = columns * (1 - held.reshape(1, size))
+                    self.matrices[key] = columns.T  # column j: S e_j
+                step = self.matrices[key]
+                product = step if product is None else product @ step
+            matrix = matrix + coefficient * product
         flat = g.reshape(g.shape[0], size, g.shape[-1])  # (b, n, C)
         eye = torch.eye(size, dtype=g.dtype, device=g.device)
         if kind == "solve":

@@ -9,8 +9,7 @@
 # grid: ['x', 'y'] shape [32, 32], h = 0.1, boundary neumann, 0 extra tokens
 # stencil laplace: offsets [-1, 0, 1], weights [1, -2, 1] / h^2, accuracy 2, order 2
 #   leading error: h**2*Derivative(u(x, y), (x, 4))/12 + h**2*Derivative(u(x, y), (y, 4))/12
-# stability: max stable Δt = -h**2*CRootOf(x**3 + 2*x**2 + 3*x + 3, 0)/(4*D) = 0.348162 (von
-#     Neumann, rk4); Δt = 0.02 is stable
+# stability: max stable Δt = 0.397899 (von Neumann, rk4); Δt = 0.02 is stable
 
 """ReactionDiffusion2dStepper: a pdelang time-stepper (generated — do not edit)."""
 
