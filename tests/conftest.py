@@ -17,6 +17,18 @@ from __future__ import annotations
 
 import os
 
+# One thread for torch's intra-op parallelism (OpenMP) and for numpy's and scipy's OpenBLAS,
+# in the whole suite and in the CLI subprocesses it starts (set before torch, numpy or scipy
+# is imported; an explicit setting in the environment wins). The suite's tensors and matrices
+# are small, and on a 2-core machine every parallel op's barrier can wait a scheduler tick for
+# the other thread while the spinning BLAS threads contend with OpenMP's (measured on a busy
+# machine: test_validate_depth.py's two observed-order tests 48–72 s → 5 s; the probe fits of
+# test_validate_information.py 142 s → 60 s for the file, one small LogisticRegression fit
+# 60×). tests/codegen, tests/testing, tests/operators and tests/ablation also set torch's
+# count to one per module, for any test that changed it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from hypothesis import HealthCheck, settings
 
 CI_MAX_EXAMPLES = 10

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -95,20 +93,18 @@ def test_bad_levels_are_user_errors(levels):
         depth.parse_levels(levels)
 
 
-def test_cli_depth_json_and_plot(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "pdelang", "validate", "specs/vit2d.yaml", "--reference",
-         "hf-config:vit", "--mode", "depth", "--levels", "1,2", "--samples", "2",
-         "--rtol", "1e-6", "--atol", "1e-6", "--json", "--out", str(tmp_path),
-         *[arg for o in SMALL_VIT for arg in ("--set", o)]],
-        capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+def test_cli_depth_json_and_plot(tmp_path, cli):
+    code, stdout, stderr = cli(
+        "validate", "specs/vit2d.yaml", "--reference",
+        "hf-config:vit", "--mode", "depth", "--levels", "1,2", "--samples", "2",
+        "--rtol", "1e-6", "--atol", "1e-6", "--json", "--out", str(tmp_path),
+        *[arg for o in SMALL_VIT for arg in ("--set", o)])
+    assert code == 0, stderr
+    data = json.loads(stdout)
     assert data["levels"] == [1, 2] and data["solver"]["method"].startswith("dopri5")
     assert (tmp_path / "depth.png").stat().st_size > 0
     assert json.loads((tmp_path / "results.json").read_text())["mode"] == "depth"
-    bad = subprocess.run(
-        [sys.executable, "-m", "pdelang", "validate", "specs/vit2d.yaml", "--reference",
-         "hf-config:vit", "--mode", "depth", "--levels", "4,2"],
-        capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "--levels" in bad.stderr and "Traceback" not in bad.stderr
+    code, _, stderr = cli(
+        "validate", "specs/vit2d.yaml", "--reference",
+        "hf-config:vit", "--mode", "depth", "--levels", "4,2")
+    assert code == 2 and "--levels" in stderr and "Traceback" not in stderr

@@ -4,8 +4,6 @@ through the real pipeline (the estimators themselves: tests/test_information.py)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -93,12 +91,10 @@ def test_representation_choice():
     (["--metrics", "info", "--sigma", "0"], "--sigma"),
     (["--metrics", "info", "--probe-samples", "1"], "--probe-samples"),
     (["--metrics", "info", "--samples", "1"], "--samples 1")])
-def test_info_option_errors(argv, message):
-    proc = subprocess.run([sys.executable, "-m", "pdelang", "validate", "specs/vit2d.yaml",
-                           "--reference", "hf-config:vit", *argv],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and message in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_info_option_errors(argv, message, cli):
+    code, _, stderr = cli("validate", "specs/vit2d.yaml", "--reference", "hf-config:vit", *argv)
+    assert code == 2 and message in stderr
+    assert "Traceback" not in stderr
 
 
 def test_information_plane_along_training():

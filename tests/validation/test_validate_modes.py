@@ -111,17 +111,16 @@ def test_continuous_mode_measures_the_departure_of_diffusion():
     assert result.fitted["D"] == pytest.approx(0.1, rel=1e-6)
 
 
-def test_fit_mode_learns_the_scalar_coefficients_and_writes_plots(tmp_path):
+def test_fit_mode_learns_the_scalar_coefficients_and_writes_plots(tmp_path, cli):
     out = tmp_path / "fit"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pdelang", "validate", "specs/master.yaml", "--reference",
-         "hf-config:bert", "--mode", "fit", "--steps", "8", "--samples", "4",
-         "--train-samples", "4", "--out", str(out), "--json",
-         *[arg for o in small("alpha * attention(u, heads=4)",
-                              "mlp(u, hidden=256, activation=gelu)") for arg in ("--set", o)]],
-        capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    code, stdout, stderr = cli(
+        "validate", "specs/master.yaml", "--reference",
+        "hf-config:bert", "--mode", "fit", "--steps", "8", "--samples", "4",
+        "--train-samples", "4", "--out", str(out), "--json",
+        *[arg for o in small("alpha * attention(u, heads=4)",
+                             "mlp(u, hidden=256, activation=gelu)") for arg in ("--set", o)])
+    assert code == 0, stderr
+    data = json.loads(stdout)
     assert data["mode"] == "fit" and len(data["layers"]) == 3
     assert data["fit_loss"][-1] < data["fit_loss"][0]
     assert data["fitted"]["D"] < 0.1  # the reference has no diffusion: D shrinks
@@ -130,21 +129,20 @@ def test_fit_mode_learns_the_scalar_coefficients_and_writes_plots(tmp_path):
         assert (out / name).stat().st_size > 0
 
 
-def test_texts_shorter_than_the_stencil_are_a_user_error(tmp_path):
+def test_texts_shorter_than_the_stencil_are_a_user_error(tmp_path, cli):
     """A padded sentence with no more tokens than the stencil's radius (accuracy 8: radius 4)
     is refused with a message and exit code 2, not a traceback."""
     text = tmp_path / "short.txt"
     text.write_text("Hi.\n\nOk.\n\nThe quick brown fox jumps over the lazy dog, again and again.\n")
     overrides = small("alpha * attention(u, heads=4)", "mlp(u, hidden=256, activation=gelu)",
                       "discretization.laplace.accuracy=8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pdelang", "validate", "specs/master.yaml", "--reference",
-         "hf-config:bert", "--mode", "continuous", "--text", str(text),
-         *[arg for o in overrides for arg in ("--set", o)]],
-        capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert "the stencils need > 4" in proc.stderr and "hint:" in proc.stderr
+    code, _, stderr = cli(
+        "validate", "specs/master.yaml", "--reference",
+        "hf-config:bert", "--mode", "continuous", "--text", str(text),
+        *[arg for o in overrides for arg in ("--set", o)])  # a traceback would raise here
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert "the stencils need > 4" in stderr and "hint:" in stderr
 
 
 def test_exact_mode_switches_off_and_lists_the_pdes_own_terms():
