@@ -133,6 +133,8 @@ def _train_unit(module, seed: int, train_overrides: dict, options: dict,
     device = options.get("device") or "cpu"
     settings = {"steps": options["steps"], "lr": options["lr"],
                 "batch_size": options["batch_size"], **train_overrides}
+    if options.get("eval_examples"):  # a smaller held-out subset (phase --quick)
+        settings["eval_examples"] = options["eval_examples"]
 
     def fresh_task():
         stepper = module.Stepper()  # drawn on the CPU under the seed, then moved

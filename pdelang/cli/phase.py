@@ -2,6 +2,10 @@
 [--residual on,off] [--seeds 3] [--steps 500] [--out DIR] [--executor local|ray …] [--resume]``:
 the phase diagram of training stability (:mod:`pdelang.ablation.phase`).
 
+``--quick``: the reduced grid :data:`pdelang.ablation.phase.QUICK_GRID` (depths 3,6 × lrs
+1e-3,1e-2 × norms layernorm,none × residual on: 8 cells; an axis given explicitly wins), 1
+seed, 8 steps of batch 8, the held-out loss on 64 digits, 1 thread.
+
 Exit 2 before anything runs for a bad axis value (located in its option) or spec; 1 when a
 cell failed (an error, not a divergence: divergence is a measurement); 0 otherwise."""
 
@@ -11,7 +15,13 @@ import json
 
 
 def configure(parser) -> None:
-    from pdelang.ablation.phase import DEFAULT_DEPTHS, DEFAULT_LRS, DEFAULT_NORMS
+    from pdelang.ablation.phase import (
+        DEFAULT_DEPTHS,
+        DEFAULT_LRS,
+        DEFAULT_NORMS,
+        QUICK_EVAL_EXAMPLES,
+        QUICK_GRID,
+    )
     from pdelang.cli.ablate import add_sweep_options
     from pdelang.cli.main import add_common
 
@@ -34,8 +44,16 @@ def configure(parser) -> None:
     parser.add_argument("--steps", type=int, default=500, help="training steps per run")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per cell")
     parser.add_argument("--batch-size", type=int, default=None)
+    quick = QUICK_GRID
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 8 steps, 1 seed, batch 8, 1 thread")
+                        help="a quick run (under a minute on specs/master.yaml): the reduced "
+                             "grid --depths " + ",".join(map(str, quick.depths))
+                             + " --lrs " + ",".join(f"{v:.0e}".replace("e-0", "e-")
+                                                    for v in quick.lrs)
+                             + " --norms " + ",".join(quick.norms) + ", residual on "
+                             f"({quick.cells} cells; an axis given explicitly wins), 1 seed, "
+                             f"8 steps of batch 8, the held-out loss on {QUICK_EVAL_EXAMPLES} "
+                             "digits, 1 thread"),
     parser.add_argument("--out", default="results/phase", help="report directory")
     add_sweep_options(parser)
 
@@ -50,7 +68,8 @@ def execute(args) -> int:
     from pdelang.ablation.report import json_safe
     from pdelang.cli.ablate import _failures
 
-    grid = parse_grid(args.depths, args.lrs, args.norms, args.residual, args.depth_scaling)
+    grid = parse_grid(args.depths, args.lrs, args.norms, args.residual, args.depth_scaling,
+                      quick=args.quick)
     data = phase(args.spec, grid, overrides=args.overrides, norms_text=args.norms,
                  train=args.train, steps=args.steps, seeds=args.seeds,
                  batch_size=args.batch_size, quick=args.quick, out=args.out,

@@ -15,6 +15,8 @@ from ablation_helpers import TINY_SPEC, without_timing
 
 from pdelang.ablation.ablate import ablate
 from pdelang.ablation.phase import (
+    QUICK_EVAL_EXAMPLES,
+    QUICK_GRID,
     PhaseGrid,
     cell_summary,
     cell_text,
@@ -43,6 +45,32 @@ def test_default_grid_is_the_issues_full_grid():
     assert grid.norms == ("layernorm", "rmsnorm", "none")
     assert grid.residuals == (True, False)
     assert grid.cells == 4 * 5 * 3 * 2
+
+
+def test_quick_grid_is_the_reduced_grid():
+    """--quick: 2 depths × 2 learning rates × (layernorm, none) × residual on — 8 cells, not
+    the 120 of the full grid (issue 20: --quick ran the whole grid, ~21 s a cell on master)."""
+    grid = parse_grid(quick=True)
+    assert grid == QUICK_GRID
+    assert grid.depths == (3, 6) and grid.lrs == (1e-3, 1e-2)
+    assert grid.norms == ("layernorm", "none") and grid.residuals == (True,)
+    assert grid.cells == 8
+
+
+def test_explicit_axes_win_over_quick():
+    grid = parse_grid("1,2", None, "rmsnorm", None, "time", quick=True)
+    assert grid == PhaseGrid((1, 2), QUICK_GRID.lrs, ("rmsnorm",), QUICK_GRID.residuals, "time")
+    assert parse_grid(residuals="on,off", quick=True).residuals == (True, False)
+
+
+def test_phase_help_says_what_quick_runs(capsys):
+    with pytest.raises(SystemExit):
+        main(["phase", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    quick = text[text.index("--quick"):]
+    for fragment in ("3,6", "1e-3,1e-2", "layernorm,none", "residual on", "8 cells",
+                     "1 seed", "8 steps", "explicit"):
+        assert fragment in quick, (fragment, quick[:600])
 
 
 def test_grid_options_are_parsed():
@@ -281,6 +309,23 @@ def test_cli_quick_json(tiny_spec, tmp_path, capsys):
     (only,) = summary["cells"]
     assert only["depth"] == 1 and only["norm"] == "none" and only["summary"]["seeds"] == 1
     assert "phase.md" in summary["files"]
+
+
+def test_cli_quick_runs_the_reduced_grid_end_to_end(tiny_spec, tmp_path, capsys):
+    """``pdelang phase SPEC --quick`` with no axes: the reduced grid's 8 cells, 1 seed, 8
+    steps, the held-out loss on a small subset."""
+    code = main(["phase", tiny_spec, "--quick", "--json", "--out", str(tmp_path / "out")])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 8 and summary["seeds"] == [0]
+    assert summary["grid"] == {"depths": [3, 6], "lrs": [1e-3, 1e-2],
+                               "norms": ["layernorm", "none"], "residuals": [True],
+                               "depth_scaling": "step"}
+    cells = {(c["depth"], c["lr"], c["norm"], c["residual"]) for c in summary["cells"]}
+    assert cells == {(d, lr, n, True) for d in (3, 6) for lr in (1e-3, 1e-2)
+                     for n in ("layernorm", "none")}
+    variant = json.loads(next((tmp_path / "out" / "variants").glob("*.json")).read_text())
+    assert variant["variant"]["training"]["options"]["eval_examples"] == QUICK_EVAL_EXAMPLES
 
 
 # --- with Ray ---------------------------------------------------------------------------------
