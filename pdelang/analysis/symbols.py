@@ -115,6 +115,14 @@ def term_symbol(term, model) -> TermSymbol:
         else:
             out.left_out.append(f"the nonlinear part {sympy.sstr(piece)} of '{term.name}'")
     out.words = {k: v for k, v in out.words.items() if v != 0}
+    for key, value in out.words.items():
+        try:
+            finite = math.isfinite(float(value))
+        except (OverflowError, TypeError):
+            finite = False
+        if not finite:
+            out.nonconstant = (f"the coefficient {sympy.sstr(value)} of term '{term.name}' "
+                               "is beyond float64: no symbol to analyse")
     out.formulas = {k: v for k, v in out.formulas.items() if k in out.words}
     return out
 

@@ -203,7 +203,8 @@ def test_blowup_within_the_bound_names_the_initial_state_not_dt():
     assert code == 2 and "runtime error" in err, err
     hint = err.split("hint:", 1)[1]
     assert "lower Δt" not in hint, hint
-    assert "within the stability bound 0.125" in hint, hint
+    # λ = 1 + D σ (the reaction's zero-order +u enters), σ ≥ −4/h² = −16: Δt ≤ 2/15
+    assert "within the stability bound 0.133333" in hint, hint
     assert "the nonlinear part -u(x)**2 of 'reaction'" in hint, hint  # what the bound leaves out
     assert "uniform in [-0.5, 0]" in hint and "natural range" in hint and "--init" in hint, hint
 
