@@ -22,6 +22,8 @@ Public strategies: :func:`spec_texts`, :func:`specs`, :func:`compilations`,
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
@@ -480,3 +482,93 @@ def nonperiodic_fields(boundary: str | None = None, shape=None, derivative: int 
         return st.sampled_from(["neumann", "dirichlet", "copy"]).flatmap(
             lambda b: smooth_fields(b, shape, derivative, None, h))
     return smooth_fields(boundary, shape, derivative, None, h)
+
+
+# ----------------------------------------------------------------------------- composition
+COMPOSED_WORDS_1D = ("u", "laplace(u)", "laplace(laplace(u))", "diff(u, {a}, 2)",
+                     "diff(laplace(u), {a}, 2)", "diff(u, {a}, 4)")
+COMPOSED_WORDS_2D = COMPOSED_WORDS_1D + ("diff(diff(u, {a}, 2), {b}, 2)",)
+COMPOSED_SCHEMES = ("euler", "rk2", "rk4", "lie", "strang", "imex_euler", "imex_ars222")
+
+
+def _word_scale(word: str, h: float, dims: int) -> float:
+    """A rough max |symbol| of a word (for drawing Δt around the bound): 4/h² per second
+    derivative, summed over the axes for laplace."""
+    order = word.count("laplace") * 2 + sum(int(k) for k in re.findall(r", (\d)\)", word))
+    per_axis = 4 / h**2
+    if order == 0:
+        return 1.0
+    return (dims * per_axis if "laplace" in word else per_axis) ** (order / 2) * (
+        dims if word.count("laplace") > 1 else 1)
+
+
+@st.composite
+def composed_linear_spec_texts(draw, dims=(1, 2), boundaries=BOUNDARIES,
+                               schemes=COMPOSED_SCHEMES, sizes_1d=(8, 16, 64, 512, 4096),
+                               sides_2d=(8, 12, 16), steps: int = 200) -> tuple[str, dict]:
+    """A linear, constant-coefficient equation built by composition — sums of nested
+    laplace/diff words (even derivatives: symmetric stencils, so every boundary has a
+    spectral basis) with signed coefficients and parameters, zero-order parts that grow or
+    decay, anti-diffusion — split into one or two terms, with implicit parts where the
+    scheme takes them, on a 1-D grid of 8 to 4096 tokens or a 2-D grid, every boundary;
+    Δt drawn from 1e-3× to 1e3× a rough bound, ``steps`` steps.  Returns (text, facts of
+    the draw)."""
+    d = draw(st.sampled_from(tuple(dims)))
+    boundary = draw(st.sampled_from(tuple(boundaries)))
+    h = draw(st.sampled_from([0.5, 1.0]))
+    axes = ["x"] if d == 1 else ["x", "y"]
+    words = COMPOSED_WORDS_1D if d == 1 else COMPOSED_WORDS_2D
+    count = draw(st.integers(1, 3))
+    chosen = draw(st.lists(st.sampled_from(words), min_size=count, max_size=count,
+                           unique=True))
+    pieces, scale = [], 0.0
+    for word in chosen:
+        a, b = draw(st.permutations(axes))[0], draw(st.sampled_from(axes))
+        text = word.format(a=a, b=b if b != a or d == 1 else axes[-1])
+        # each word's dissipative sign (+ for second derivatives, − for fourth and for u),
+        # flipped one time in three: growth (+u) and anti-diffusion (−Δ, +Δ²)
+        fourth = "laplace(laplace" in text or ", 4)" in text or "diff(diff" in text \
+            or "diff(laplace" in text
+        dissipative = -1 if (fourth or text == "u") else 1
+        sign = dissipative * draw(st.sampled_from([1, 1, -1]))
+        magnitude = draw(st.sampled_from(["0.25", "0.5", "K", "1.5"]))
+        pieces.append(f"{'-' if sign < 0 else ''}{magnitude} * {text}")
+        scale += 1.5 * _word_scale(text, h, d)
+    scheme = draw(st.sampled_from(tuple(schemes)))
+    split = scheme in ("lie", "strang", "imex_euler", "imex_ars222") and len(pieces) > 1
+    if split:
+        cut = draw(st.integers(1, len(pieces) - 1))
+        terms = {"first": " + ".join(pieces[:cut]), "second": " + ".join(pieces[cut:])}
+    else:
+        terms = {"lin": " + ".join(pieces)}
+    implicit: list[str] = []
+    stiff = [t for t, body in terms.items() if "laplace" in body or "diff" in body]
+    if scheme in ("imex_euler", "imex_ars222") and not stiff:
+        scheme = "rk4"  # nothing to treat implicitly: an explicit scheme instead
+    if scheme in ("imex_euler", "imex_ars222"):
+        if len(terms) == 1:
+            terms["decay"] = "-0.125 * u"
+        implicit = [draw(st.sampled_from(stiff))]
+    elif scheme in ("lie", "strang") and stiff and draw(st.booleans()):
+        implicit = [draw(st.sampled_from(stiff))]
+    if d == 1:
+        n = draw(st.sampled_from(tuple(sizes_1d)))
+        shape = [n]
+    else:
+        shape = [draw(st.sampled_from(tuple(sides_2d))) for _ in range(2)]
+    factor = 10 ** draw(st.sampled_from([-3.0, -1.0, -0.3, 0.3, 1.0, 3.0]))
+    dt = factor / scale
+    lines = ["pdelang: 1", "name: composed", "grid:", f"  axes: {_yaml_list(axes)}",
+             f"  shape: {_yaml_list(shape)}", f"  spacing: {h}", f"  boundary: {boundary}",
+             "fields:", "  u: {channels: 1}", "parameters:", "  K: 0.75", "terms:"]
+    lines += [f'  {name}: "{body}"' for name, body in terms.items()]
+    lines.append("equation: dt(u) = " + " + ".join(terms))
+    lines += ["time:", f"  span: [0, {dt * steps!r}]", "  layers: 1", f"  substeps: {steps}",
+              f"  scheme: {scheme}"]
+    if implicit:
+        lines.append(f"  implicit: {_yaml_list(implicit)}")
+    lines += ["discretization:", f"  laplace: {{accuracy: {draw(st.sampled_from([2, 4]))}}}",
+              f"  diff: {{accuracy: {draw(st.sampled_from([2, 4]))}}}"]
+    return "\n".join(lines) + "\n", {"dt": dt, "steps": steps, "scheme": scheme,
+                                     "implicit": implicit, "shape": shape,
+                                     "boundary": boundary}

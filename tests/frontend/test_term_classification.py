@@ -63,7 +63,7 @@ def test_master_terms():
     ("-c * diff(u, seq)", True, True, 1),
     ("u - u^3", False, True, 0),
     ("laplace(u^2)", False, True, 2),
-    ("laplace(laplace(u))", True, True, 2),
+    ("laplace(laplace(u))", True, True, 4),  # the order composes
     ("D * laplace(u) + c * u", True, True, 2),
     ("exp(u)", False, True, 0),
     ("relu(u) + gelu(u) + sigmoid(u)", False, True, 0),
