@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,20 @@ def environment():
 
 def variant_files(out: Path) -> list[Path]:
     return sorted((out / "variants").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """(spec path, out folder, results, seconds) of the ``--quick`` sweep of SWAPS on the tiny
+    spec under the local executor, run once (in this process: ``ablate`` is what the command
+    runs) for the tests that compare another run with it."""
+    root = tmp_path_factory.mktemp("local_sweep")
+    spec = root / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    out = root / "local"
+    started = time.perf_counter()
+    data = ablate(str(spec), SWAPS, reference="none", quick=True, progress=False, out=str(out))
+    return str(spec), out, data, time.perf_counter() - started
 
 
 # --- without Ray ------------------------------------------------------------------------------
@@ -149,12 +164,12 @@ def run_timed(args) -> float:
 
 @pytest.mark.ray
 @ray_installed
-def test_local_and_ray_executors_give_identical_results(tiny_spec, tmp_path):
-    local, ray = tmp_path / "local", tmp_path / "ray"
-    local_s = run_timed(command(tiny_spec, local))
+def test_local_and_ray_executors_give_identical_results(local_sweep, tmp_path):
+    tiny_spec, local, _, local_s = local_sweep
+    ray = tmp_path / "ray"
     ray_s = run_timed(command(tiny_spec, ray, "--executor", "ray", "--ray-cpus", "2"))
-    print(f"\n--quick sweep of 4 variants: local {local_s:.1f} s, ray (2 CPUs, start-up "
-          f"included) {ray_s:.1f} s")
+    print(f"\n--quick sweep of 4 variants: local {local_s:.1f} s (in-process), ray (2 CPUs, "
+          f"a new interpreter and Ray's start-up included) {ray_s:.1f} s")
     a = json.loads((local / "results.json").read_text())
     b = json.loads((ray / "results.json").read_text())
     assert (a["executor"], b["executor"]) == ("local", "ray")
@@ -168,12 +183,12 @@ def test_local_and_ray_executors_give_identical_results(tiny_spec, tmp_path):
 
 @pytest.mark.ray
 @ray_installed
-def test_ray_resumes_a_local_sweep(tiny_spec, tmp_path):
+def test_ray_resumes_a_local_sweep(local_sweep, tmp_path):
     """Two of four variants done (locally); ``--executor ray --resume`` runs the other two
     only, and the results are those of the uninterrupted local run."""
+    tiny_spec, local, full, _ = local_sweep
     out = tmp_path / "out"
-    full = ablate(tiny_spec, SWAPS, reference="none", quick=True, progress=False,
-                  out=str(out))
+    shutil.copytree(local, out)
     files = variant_files(out)
     for path in files[2:]:
         path.unlink()
