@@ -115,7 +115,7 @@ def term_symbol(term, model) -> TermSymbol:
         else:
             out.left_out.append(f"the nonlinear part {sympy.sstr(piece)} of '{term.name}'")
     out.words = {k: v for k, v in out.words.items() if v != 0}
-    for key, value in out.words.items():
+    for value in out.words.values():
         try:
             finite = math.isfinite(float(value))
         except (OverflowError, TypeError):

@@ -129,9 +129,10 @@ def _check_tokens(tokens: int, structure, what: str, where=None) -> None:
 
 # ----------------------------------------------------------------------------- stability
 def past_bound(facts) -> bool:
-    """Whether the spec's Δt exceeds the largest stable Δt of the analysis."""
+    """Whether the spec's Δt exceeds the largest stable Δt of the analysis (and is not in
+    a window where the step is stable again)."""
     bound = facts.max_stable_dt
-    return bound is not None and facts.dt > bound * (1 + 1e-12)
+    return bound is not None and facts.dt > bound * (1 + 1e-12) and facts.verdict != "stable"
 
 
 def _bound_text(facts) -> str:
@@ -151,7 +152,8 @@ def no_stable_dt_text(facts, structure) -> str:
         " or treat the stiff terms implicitly (time.implicit)"
     return (f"no Δt is stable for scheme '{facts.scheme}' (`pdelang check`): the step grows "
             "some mode faster than the equation does at every step size, so more substeps "
-            f"cannot help; use a scheme whose stability region covers the spectrum (rk4 for advection){implicit}")
+            "cannot help; use a scheme whose stability region covers the spectrum (rk4 for "
+            f"advection){implicit}")
 
 
 def bound_warning(facts, structure) -> str:

@@ -237,3 +237,31 @@ def test_drawn_compositions_agree_with_the_independent_bound(drawn):
     else:
         assert facts.max_stable_dt is not None
         assert facts.max_stable_dt == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_split_step_stable_again_above_its_first_crossing():
+    """Lie of two explicit terms, G = (1 + Δt λ₁)(1 + Δt λ₂): unstable just above the first
+    crossing Δt*, stable again for every θ further up (at θ = π, h = 0.5: λ₁ = −24,
+    λ₂ = −152).  The bound is the first crossing, and the verdict at the spec's Δt is what
+    the criterion says there (the independent spectrum of both circulants, mode by mode)."""
+    first = 1.5 * L1
+    second = -0.5 * L1 @ L1 + 1.5 * L1
+    lam1, lam2 = spectrum(first), spectrum(second)
+
+    def excess(dt):
+        return float(np.max(np.abs((1 + dt * lam1) * (1 + dt * lam2))) - 1)
+
+    def spec_at(dt):
+        return spec_1d('  first: "1.5 * diff(u, x, 2)"\n'
+                       '  second: "-0.5 * laplace(laplace(u)) + 1.5 * laplace(u)"',
+                       "dt(u) = first + second", scheme="lie").replace(
+                           "span: [0, 0.001]", f"span: [0, {dt!r}]")
+
+    grid = np.linspace(1e-4, 0.05, 5000)
+    crossing = grid[np.argmax([excess(dt) > 1e-12 for dt in grid])]
+    low = analyse(spec_at(0.025)).stability
+    assert low.max_stable_dt == pytest.approx(crossing, rel=2e-3)
+    assert excess(0.025) > 0.1 and low.verdict == "unstable"
+    high = analyse(spec_at(0.035)).stability
+    assert excess(0.035) <= 1e-12 and high.verdict == "stable"
+    assert any("stable again" in c for c in high.caveats)
