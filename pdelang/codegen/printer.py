@@ -557,6 +557,7 @@ class TorchPrinter:
             if m.boundary == "copy":
                 blocks.append(self.hold_border())
         if m.stencils:
+            blocks.append(R.EXACT_BUFFERS.rstrip("\n").splitlines())
             blocks.append(self.stencil_class())
         if m.implicit:
             blocks.append(R.block_lines("implicit", "ImplicitLinear"))

@@ -44,7 +44,8 @@ def test_the_expected_files_are_there():
     expected = {"header", "output", "context", "grid_lengths_1d", "grid_lengths_2d",
                 "positive", "attention", "finite_logsumexp", "activations", "mlp", "take",
                 "hold_border_1d", "hold_border_2d", "stencil_1d", "stencil_1d_copy",
-                "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv", "scalars"}
+                "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv", "scalars",
+                "exact_buffers"}
     expected |= {f"ghosts_{b}" for b in R.BOUNDARIES}
     assert set(FILES) == expected
 
@@ -96,7 +97,7 @@ def test_stencil_variants_fill_in_the_boundary():
     for dims in (1, 2):
         for boundary in R.BOUNDARIES:
             lines = R.stencil(dims, boundary)
-            assert lines[0] == "class Stencil(nn.Module):"
+            assert lines[0] == "class Stencil(ExactBuffers):"
             assert f"The ghost values of the {boundary}" in " ".join(lines)
             assert ("hold_border(rate)" in "\n".join(lines)) == (boundary == "copy")
             assert not any("{boundary}" in line for line in lines)

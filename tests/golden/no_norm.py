@@ -159,7 +159,27 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
     return take(g, torch.where(p < 0, -p, torch.where(p >= n, 2 * (n - 1) - p, p)))
 
 
-class Stencil(nn.Module):
+class ExactBuffers(nn.Module):
+    """Buffers built from exact values (stencil weights w/h^k), held in float64 and rebuilt
+    from those values whenever the module is converted (``.double()``, ``.to(dtype,
+    device)``): rounded once to the new dtype, so that a float32 module's rounding never
+    reaches a float64 one (``.float().double()`` holds them exactly)."""
+
+    def register_exact(self, **values: tuple[float, ...]) -> None:
+        self.exact = values
+        for name, exact in values.items():  # float64: the values themselves
+            self.register_buffer(name, torch.tensor(exact, dtype=torch.float64),
+                                 persistent=False)
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        for name, exact in self.exact.items():
+            old = getattr(self, name)
+            setattr(self, name, torch.tensor(exact, dtype=old.dtype, device=old.device))
+        return self
+
+
+class Stencil(ExactBuffers):
     """A centred finite-difference operator on the token grid, applied as one kernel,
 
         (L u)_i = s Σ_j w_j u_{i + j},
@@ -180,20 +200,7 @@ class Stencil(nn.Module):
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
         taps = [(o, w) for o, w in zip(offsets, weights, strict=True) if w != 0] or [(0, 0.0)]
         self.shifts = tuple((offset,) for offset, _ in taps)  # shift t of each tap, along dim 1
-        self.exact = {"weights": tuple(weights), "kernel": tuple(w for _, w in taps)}
-        for name, values in self.exact.items():  # float64: the values themselves
-            self.register_buffer(name, torch.tensor(values, dtype=torch.float64),
-                                 persistent=False)
-
-    def _apply(self, fn, *args, **kwargs):
-        """Converting the module (``.double()``, ``.to(dtype, device)``) rebuilds the weights
-        from their exact values in the new dtype: rounded once, so that a float32 module's
-        rounding never reaches a float64 one (``.float().double()`` holds them exactly)."""
-        super()._apply(fn, *args, **kwargs)
-        for name, values in self.exact.items():
-            old = getattr(self, name)
-            setattr(self, name, torch.tensor(values, dtype=old.dtype, device=old.device))
-        return self
+        self.register_exact(weights=tuple(weights), kernel=tuple(w for _, w in taps))
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""

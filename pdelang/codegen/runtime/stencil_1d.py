@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .constants import EXTRA_TOKENS
 from .context import Context
+from .exact_buffers import ExactBuffers
 from .ghosts_periodic import ghost_value, with_ghosts
 
 
 # pdelang: begin Stencil
-class Stencil(nn.Module):
+class Stencil(ExactBuffers):
     """A centred finite-difference operator on the token grid, applied as one kernel,
 
         (L u)_i = s Σ_j w_j u_{i + j},
@@ -37,20 +37,7 @@ class Stencil(nn.Module):
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
         taps = [(o, w) for o, w in zip(offsets, weights, strict=True) if w != 0] or [(0, 0.0)]
         self.shifts = tuple((offset,) for offset, _ in taps)  # shift t of each tap, along dim 1
-        self.exact = {"weights": tuple(weights), "kernel": tuple(w for _, w in taps)}
-        for name, values in self.exact.items():  # float64: the values themselves
-            self.register_buffer(name, torch.tensor(values, dtype=torch.float64),
-                                 persistent=False)
-
-    def _apply(self, fn, *args, **kwargs):
-        """Converting the module (``.double()``, ``.to(dtype, device)``) rebuilds the weights
-        from their exact values in the new dtype: rounded once, so that a float32 module's
-        rounding never reaches a float64 one (``.float().double()`` holds them exactly)."""
-        super()._apply(fn, *args, **kwargs)
-        for name, values in self.exact.items():
-            old = getattr(self, name)
-            setattr(self, name, torch.tensor(values, dtype=old.dtype, device=old.device))
-        return self
+        self.register_exact(weights=tuple(weights), kernel=tuple(w for _, w in taps))
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
