@@ -27,7 +27,14 @@ import sympy
 
 from pdelang.analysis import stability as stab
 from pdelang.analysis.stencils import StencilFacts
-from pdelang.analysis.symbols import atom_symbols, growth_rate, symbol_of, symbol_range, term_symbol
+from pdelang.analysis.symbols import (
+    atom_symbols,
+    growth_rate,
+    operator_calls,
+    symbol_of,
+    symbol_range,
+    term_symbol,
+)
 from pdelang.errors import SpecError
 from pdelang.frozen import frozen_dict
 from pdelang.operators import operator_of
@@ -148,18 +155,11 @@ def _is_linear(expr: sympy.Expr, u: sympy.Expr) -> bool:
     return sympy.expand(scaled - eps * expr) == 0 and bool(expr.has(u))
 
 
-def _calls(expr: sympy.Expr) -> list:
-    """Every operator call in ``expr`` (with its operator), in a canonical order."""
-    atoms = expr.atoms(OperatorCall) | expr.atoms(sympy.tanh, sympy.exp)
-    out = [(atom, operator_of(atom)) for atom in sorted(atoms, key=sympy.default_sort_key)]
-    return [(atom, op) for atom, op in out if op is not None]
-
-
 def classify(model: SymbolicModel) -> tuple[TermFacts, ...]:
     facts = []
     for term in model.terms:
         expr = term.expr
-        calls = _calls(expr)
+        calls = operator_calls(expr)
         ops = sorted({op.name for _, op in calls})
         order = differential_order(expr, model)
         learnable = [name for name, sym in model.parameters.items()
@@ -197,7 +197,7 @@ def derive_stencils(model: SymbolicModel) -> dict[str, StencilFacts]:
     """Every fixed stencil the terms use, from the operators that need them."""
     out: dict[str, StencilFacts] = {}
     for term in model.terms:
-        for call, op in _calls(term.expr):
+        for call, op in operator_calls(term.expr):
             if op.constant_coefficient:
                 for key, facts in op.stencils(call, model).items():
                     out.setdefault(key, facts)
@@ -234,7 +234,7 @@ def _check_grid_fits(model: SymbolicModel) -> None:
     if not spec.grid.shape:
         return
     for term in model.terms:
-        for call, op in _calls(term.expr):
+        for call, op in operator_calls(term.expr):
             options = op.options_of(call, model)
             radius = op.stencil_radius(options, spec.accuracy)
             if not radius:
@@ -309,6 +309,22 @@ def _theta_text(theta) -> str:
 STABLE_AGAIN = "stable again"
 
 
+def _term_symbols(model: SymbolicModel, stencils):
+    """(θ symbol per axis, each term's :class:`TermSymbol`, the stencil keys they use, each
+    key's symbol σ(θ))."""
+    thetas = {a: sympy.Symbol(f"theta_{a}", real=True) for a in model.axes}
+    symbols = {t.name: term_symbol(t, model) for t in model.terms}
+    keys = {k for s in symbols.values() for w in s.words for k in w}
+    return thetas, symbols, keys, atom_symbols(model, stencils, thetas, keys)
+
+
+def _amplification(program: P.StepProgram, active):
+    """(z_t per term, 0 for the inactive ones; G of one step restricted to the active)."""
+    z = {t: sympy.Symbol(f"z_{t}") if t in active else sympy.Integer(0)
+         for t in program.terms}
+    return z, sympy.simplify(stab.amplification_factor(restricted(program, active), z))
+
+
 def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> StabilityFacts:
     """:func:`_stability`, with the verdict above the bound checked at the spec's Δt itself:
     a split step can be stable again beyond its first crossing Δt* for every θ (a Lie
@@ -342,11 +358,8 @@ def _stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabil
     its allowance, the verdict at the spec's Δt, and the equation's own growth rate."""
     spec = model.spec
     dt = spec.time.dt
-    thetas = {a: sympy.Symbol(f"theta_{a}", real=True) for a in model.axes}
+    thetas, symbols, keys, atoms = _term_symbols(model, stencils)
     theta_list = list(thetas.values())
-    symbols = {t.name: term_symbol(t, model) for t in model.terms}
-    keys = {k for s in symbols.values() for w in s.words for k in w}
-    atoms = atom_symbols(model, stencils, thetas, keys)
     derivatives = {k: d for s in symbols.values() for k, d in s.derivatives.items()}
 
     def parity(word) -> int:
@@ -368,9 +381,7 @@ def _stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabil
         return facts(None, "unknown", "none: " + nonconstant[0], caveats=nonconstant)
     active = [t for t in program.terms if symbols[t].active]
     caveats, verdict_ok = _caveats(model, program, symbols)
-    z = {t: sympy.Symbol(f"z_{t}") if t in active else sympy.Integer(0)
-         for t in program.terms}
-    G = sympy.simplify(stab.amplification_factor(restricted(program, active), z))
+    z, G = _amplification(program, active)
     symbolic_atoms = atom_symbols(model, stencils, thetas, keys, symbolic_h=True)
     symbols_text = "; ".join(
         f"{t}: {sympy.sstr(stab.readable(symbol_of(symbols[t].formulas, symbolic_atoms)))}"
@@ -616,18 +627,13 @@ def excess_on_waves(model: SymbolicModel, program: P.StepProgram, stencils, thet
     None when the analysis has no symbol.  ≤ 0: every given wave is within its allowance."""
     import numpy as np
 
-    theta_symbols = {a: sympy.Symbol(f"theta_{a}", real=True) for a in model.axes}
-    symbols = {t.name: term_symbol(t, model) for t in model.terms}
+    theta_symbols, symbols, _keys, atoms = _term_symbols(model, stencils)
     if any(s.nonconstant for s in symbols.values()):
         return None
     active = [t for t in program.terms if symbols[t].active]
     if not active:
         return None
-    keys = {k for s in symbols.values() for w in s.words for k in w}
-    atoms = atom_symbols(model, stencils, theta_symbols, keys)
-    z = {t: sympy.Symbol(f"z_{t}") if t in active else sympy.Integer(0)
-         for t in program.terms}
-    G = sympy.simplify(stab.amplification_factor(restricted(program, active), z))
+    z, G = _amplification(program, active)
     g_fn = sympy.lambdify([z[t] for t in active], G, "numpy")
     points = [np.asarray(thetas, dtype=float)[:, i] for i in range(len(model.axes))]
     rates = np.stack([np.broadcast_to(np.asarray(sympy.lambdify(

@@ -29,7 +29,7 @@ from pdelang.operators import operator_of
 from pdelang.symbolic.functions import OperatorCall
 from pdelang.symbolic.linear import linear_form
 
-__all__ = ["Range", "TermSymbol", "symbol_range", "term_symbol"]
+__all__ = ["Range", "TermSymbol", "operator_calls", "symbol_range", "term_symbol"]
 
 
 @dataclass
@@ -64,11 +64,6 @@ def _values(model) -> dict:
     return values
 
 
-def values_of(model) -> dict:
-    """The parameter symbols and h → their exact spec values."""
-    return _values(model)
-
-
 def call_text(call, model) -> str:
     """An operator call as the user wrote it: ``laplace(u**2)``, ``diff(u**2, x, 2)``."""
     op = operator_of(call)
@@ -79,7 +74,8 @@ def call_text(call, model) -> str:
     return f"{op.name}({', '.join([operand, *extra])})"
 
 
-def _calls(expr):
+def operator_calls(expr) -> list:
+    """Every operator call in ``expr`` (with its operator), in a canonical order."""
     atoms = expr.atoms(OperatorCall) | expr.atoms(sympy.tanh, sympy.exp)
     out = [(atom, operator_of(atom)) for atom in sorted(atoms, key=sympy.default_sort_key)]
     return [(atom, op) for atom, op in out if op is not None]
@@ -101,13 +97,13 @@ def term_symbol(term, model) -> TermSymbol:
                 out.words[key] = out.words.get(key, 0) + value
                 out.formulas[key] = out.formulas.get(key, 0) + coefficient
             continue
-        nested = [c for c, op in _calls(piece) if op.constant_coefficient]
+        nested = [c for c, op in operator_calls(piece) if op.constant_coefficient]
         if nested:
             out.nonconstant = (f"the derivative {call_text(nested[0], model)} enters term "
                                f"'{term.name}' nonlinearly (or with a field-dependent "
                                "coefficient): it has no von Neumann symbol")
             continue
-        learned = sorted({op.name for _, op in _calls(piece) if op.learned})
+        learned = sorted({op.name for _, op in operator_calls(piece) if op.learned})
         if learned:
             out.left_out.append(f"{', '.join(learned)} in '{term.name}' (learned)")
         elif not piece.has(model.u):
