@@ -274,6 +274,16 @@ def _excess_on_grid_modes(compilation: Compilation, grid_model, stepper) -> floa
                            _grid_waves(grid_model.boundary, shape), compilation.spec.time.dt)
 
 
+STABILITY_PROPERTIES = ("stability_threshold", "stability_bound_sharp", "stable_at_spec_dt")
+NO_THRESHOLD = "no Δt is stable: there is no threshold to find"
+
+
+def _not_applicable(report: VerifyReport, why: str,
+                    names: tuple[str, ...] = STABILITY_PROPERTIES) -> None:
+    for name in names:
+        report.add(name, P.not_applicable(name, why))
+
+
 def _reduced_grid(model, largest: int):
     """The spec's grid cut down to at most ``largest`` tokens (same boundary)."""
     if len(model.axes) == 1:
@@ -296,26 +306,21 @@ def _check_relative(report: VerifyReport, facts, stepper: P.LinearStepper,
         why = (f"the step does not share the linear operator's eigenvectors (residual "
                f"{off:.2e}): no mode-by-mode comparison with the equation's growth")
         report.stability["note"] += "; " + why
-        for name in ("stability_threshold", "stability_bound_sharp", "stable_at_spec_dt"):
-            report.add(name, P.not_applicable(name, why))
+        _not_applicable(report, why)
         return
     excess_at_spec = P.relative_excess(stepper, facts.dt)
     if math.isnan(excess_at_spec):
         why = ("the equation grows by more than float64 can hold over one step (max Re λ · Δt "
                f"= {facts.growth_rate * facts.dt:.3g}): no comparison")
         report.stability["note"] += "; " + why
-        for name in ("stability_threshold", "stability_bound_sharp", "stable_at_spec_dt"):
-            report.add(name, P.not_applicable(name, why))
+        _not_applicable(report, why)
         return
     within = excess_at_spec <= 1e-9
     if predicted == 0:
-        report.add("stability_threshold", P.not_applicable(
-            "stability_threshold", "no Δt is stable: there is no threshold to find"))
-        report.add("stability_bound_sharp", P.not_applicable(
-            "stability_bound_sharp", "no Δt is stable: there is no threshold to find"))
+        _not_applicable(report, NO_THRESHOLD, STABILITY_PROPERTIES[:2])
     elif predicted is None:
-        report.add("stability_threshold", P.not_applicable(
-            "stability_threshold", "no step size is too large (relative to the equation)"))
+        _not_applicable(report, "no step size is too large (relative to the equation)",
+                        STABILITY_PROPERTIES[:1])
         report.add("stability_bound_sharp", P.check_unconditional_relative(stepper, facts.dt))
     else:
         empirical = P.empirical_max_dt_relative(stepper, predicted)
@@ -375,7 +380,6 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
                         "formula": facts.formula, "method": facts.method,
                         "verdict": facts.verdict, "exact": facts.exact,
                         "caveats": list(facts.caveats), "empirical_max_dt": None}
-    names = ("stability_threshold", "stability_bound_sharp", "stable_at_spec_dt")
     why = None
     if linear is None or facts.method.startswith("none"):
         why = facts.method[6:] if facts.method.startswith("none") else \
@@ -385,8 +389,7 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
                "not give the spectrum of the bounded operator")
     if why:
         report.stability["note"] = why
-        for name in names:
-            report.add(name, P.not_applicable(name, why))
+        _not_applicable(report, why)
         return
     note = "the check steps the linear differential part with the spec's step program"
     if facts.caveats:
@@ -406,8 +409,7 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
                    "step" + (" with dense matrices)" if implicit else
                              ", or to diagonalize for an equation that grows)"))
             report.stability["note"] = note + "; " + why
-            for name in names:
-                report.add(name, P.not_applicable(name, why))
+            _not_applicable(report, why)
             return
         # no wave to reach (no bound, or a bound of 0): the modes of a smaller grid are a
         # subset of θ ∈ [−π, π], on which the same verdict must hold
@@ -428,10 +430,7 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
         return
     grows_at_spec = bool(P.grows(stepper, [facts.dt], steps=min(steps, 2000), seed=seed)[0])
     if predicted == 0:
-        report.add("stability_threshold", P.not_applicable(
-            "stability_threshold", "no Δt is stable: there is no threshold to find"))
-        report.add("stability_bound_sharp", P.not_applicable(
-            "stability_bound_sharp", "no Δt is stable: there is no threshold to find"))
+        _not_applicable(report, NO_THRESHOLD, STABILITY_PROPERTIES[:2])
         report.add("stable_at_spec_dt", P._result(
             "stable_at_spec_dt", False,
             f"check says no Δt is stable for scheme '{facts.scheme}'; stepping the linear "
@@ -483,8 +482,7 @@ def _check_diffusion(report: VerifyReport, model, stepper: P.LinearStepper, pred
     if np.max(np.abs(total @ np.ones(stepper.n))) > 1e-12 * np.max(np.abs(total)):
         why = ("the linear part has a zero-order term (growth or decay, L·1 ≠ 0): it neither "
                "conserves the mean nor obeys the maximum principle")
-        for name in ("conserves_mean", "max_norm_nonincreasing"):
-            report.add(name, P.not_applicable(name, why))
+        _not_applicable(report, why, ("conserves_mean", "max_norm_nonincreasing"))
         return
     grid = tuple(model.shape) if len(model.axes) == 2 else (stepper.n,)  # the stepped grid
     rng = np.random.default_rng(seed)
