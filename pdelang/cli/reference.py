@@ -1,7 +1,11 @@
-"""``pdelang reference list [--json]`` and ``pdelang reference train NAME [--seed N]
-[--epochs N] [--force] [--json]``: the references ``validate`` knows, and training the ones
-that are trained locally (``vit-digits``) into the cache (``$PDELANG_CACHE_DIR`` or
-``~/.cache/pdelang``)."""
+"""``pdelang reference list [--json]`` and ``pdelang reference train NAME[@SEED] [--seed N]
+[--epochs N] [--force] [--json]``: the references ``validate`` knows (with every trained seed
+of ``vit-digits`` in the cache), and training the ones that are trained locally
+(``vit-digits``) into the cache (``$PDELANG_CACHE_DIR`` or ``~/.cache/pdelang``).
+
+Each seed is a reference of its own, in a folder of its own: ``vit-digits`` (seed 0,
+``references/vit-digits``) and ``vit-digits@S`` (``references/vit-digits-seed{S}``).
+``train vit-digits@S`` is ``train vit-digits --seed S``; both at once must agree."""
 
 from __future__ import annotations
 
@@ -43,10 +47,15 @@ def configure(parser) -> None:
     listing.add_argument("--json", action="store_true", help="print one JSON object")
     train = sub.add_parser("train", help="train a reference into the cache (reused if there)",
                            description="train a reference into the cache "
-                                       "($PDELANG_CACHE_DIR or ~/.cache/pdelang); a trained "
-                                       "copy already there is reused unless --force")
-    train.add_argument("name", help=f"the reference to train: {', '.join(TRAINABLE)}")
-    train.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+                                       "($PDELANG_CACHE_DIR or ~/.cache/pdelang), one folder "
+                                       "per seed; a trained copy of that seed already there "
+                                       "is reused unless --force")
+    train.add_argument("name", help=f"the reference to train: {', '.join(TRAINABLE)}, or "
+                                    "vit-digits@SEED (the same as --seed SEED)")
+    train.add_argument("--seed", type=int, default=None,
+                       help="seed, a non-negative integer (default 0): seed 0 is the reference "
+                            "vit-digits, seed S the reference vit-digits@S, each trained into "
+                            "a cache folder of its own")
     train.add_argument("--epochs", type=int, default=None,
                        help=f"passes over the training digits (default {DEFAULT_EPOCHS})")
     train.add_argument("--max-steps", type=int, default=None,
@@ -57,17 +66,33 @@ def configure(parser) -> None:
 
 
 def _listing() -> list[dict]:
-    from pdelang.reference.vit_digits import model_dir, read_metadata
+    """One row per fixed reference, then one per trained seed S ≠ 0 of ``vit-digits``
+    (``vit-digits@S``) right after the ``vit-digits`` row (seed 0, trained or not)."""
+    from pdelang.reference.vit_digits import (
+        model_dir,
+        read_metadata,
+        reference_name,
+        trained_seeds,
+    )
+
+    def trained_row(seed, path, metadata) -> dict:
+        return {"seed": seed, "path": str(path), "trained": metadata is not None,
+                "accuracy": metadata.get("accuracy") if metadata else None,
+                "trained_seed": metadata.get("seed", seed) if metadata else None,
+                "epochs": metadata.get("epochs") if metadata else None}
 
     rows = []
     for name, text in DESCRIPTIONS.items():
         row = {"name": name, "description": text, "trainable": name in TRAINABLE}
+        rows.append(row)
         if name == "vit-digits":
             path = model_dir()
-            metadata = read_metadata(path)
-            row.update(path=str(path), trained=metadata is not None,
-                       accuracy=metadata.get("accuracy") if metadata else None)
-        rows.append(row)
+            row.update(trained_row(0, path, read_metadata(path)))
+            for seed, folder, metadata in trained_seeds():
+                if seed != 0:
+                    rows.append({"name": reference_name(seed),
+                                 "description": f"vit-digits trained with seed {seed}",
+                                 "trainable": True} | trained_row(seed, folder, metadata))
     return rows
 
 
@@ -82,6 +107,9 @@ def _list(args) -> int:
         if row["trainable"]:
             if row["trained"]:
                 state = f"trained (held-out accuracy {row['accuracy']:.4f}) in {row['path']}"
+                if row["trained_seed"] != row["seed"]:
+                    state += (f" (but with seed {row['trained_seed']}: `pdelang reference "
+                              f"train {row['name']} --force` trains seed {row['seed']})")
             else:
                 state = (f"not trained: `pdelang reference train {row['name']}` "
                          f"writes {row['path']}")
@@ -89,49 +117,70 @@ def _list(args) -> int:
     return 0
 
 
-def _check(args) -> None:
+def _check(args) -> tuple[str, int]:
+    """The reference to train and its seed (``NAME@SEED`` and ``--seed`` resolved), or a
+    located :class:`~pdelang.errors.PdelangError`."""
     from pdelang.errors import PdelangError, did_you_mean
     from pdelang.spec.initial import option_location
 
-    if args.name not in TRAINABLE:
-        known = DESCRIPTIONS.get(args.name)
+    base, at, suffix = args.name.partition("@")
+    if base not in TRAINABLE:
+        known = DESCRIPTIONS.get(base)
         detail = ("it is not trained locally (validate loads it as it is)" if known
                   else "unknown reference")
-        hint = did_you_mean(args.name, TRAINABLE)
+        hint = did_you_mean(base, TRAINABLE)
         raise PdelangError(f"reference {args.name!r}: {detail}; trainable: "
                            f"{', '.join(TRAINABLE)}",
                            option_location("train", args.name),
                            hint or f"pdelang reference train {TRAINABLE[0]}")
+    seed = args.seed
+    if seed is not None and seed < 0:
+        raise PdelangError(f"--seed {seed}: must be a non-negative integer",
+                           option_location("--seed", str(seed)), "e.g. --seed 1")
+    if at:
+        from pdelang.reference.vit_digits import seed_from_suffix
+
+        try:
+            named = seed_from_suffix(suffix, args.name)
+        except ValueError as exc:
+            raise PdelangError(str(exc), option_location("train", args.name),
+                               f"e.g. pdelang reference train {base}@1") from None
+        if seed is not None and seed != named:
+            raise PdelangError(f"reference {args.name!r} names seed {named} but --seed is "
+                               f"{seed}", option_location("--seed", str(seed)),
+                               f"drop --seed, or train {base}@{seed}")
+        seed = named
     for flag, value in (("--epochs", args.epochs), ("--max-steps", args.max_steps)):
         if value is not None and value < 1:
             raise PdelangError(f"{flag} {value}: must be at least 1",
                                option_location(flag, str(value)), f"e.g. {flag} 10")
+    return base, 0 if seed is None else seed
 
 
 def _train(args) -> int:
     from pdelang.reference.vit_digits import DEFAULT_EPOCHS, train_vit_digits
 
-    _check(args)
+    _, seed = _check(args)
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS
-    result = train_vit_digits(seed=args.seed, epochs=epochs, force=args.force,
+    result = train_vit_digits(seed=seed, epochs=epochs, force=args.force,
                               progress=not args.json, max_steps=args.max_steps)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
     stored = result.metadata
     if result.reused:
-        print(f"reused the trained {args.name} in {result.path}: held-out accuracy "
+        print(f"reused the trained {result.name} in {result.path}: held-out accuracy "
               f"{result.accuracy:.4f} (seed {stored.get('seed')}, {stored.get('epochs')} epochs, "
               f"trained in {result.seconds:.1f} s); --force retrains")
-        asked = (args.seed, epochs)
+        asked = (seed, epochs)
         if asked != (stored.get("seed"), stored.get("epochs")):
             print(f"note: it was trained with seed {stored.get('seed')} and "
-                  f"{stored.get('epochs')} epochs, not the seed {args.seed} and {epochs} "
+                  f"{stored.get('epochs')} epochs, not the seed {seed} and {epochs} "
                   "epochs asked; --force retrains with these", file=sys.stderr)
     else:
-        print(f"trained {args.name}: held-out accuracy {result.accuracy:.4f} on "
+        print(f"trained {result.name}: held-out accuracy {result.accuracy:.4f} on "
               f"{stored['heldout_images']} digits, {stored['steps']} steps "
-              f"({epochs} epochs, seed {args.seed}) in {result.seconds:.1f} s; "
+              f"({epochs} epochs, seed {seed}) in {result.seconds:.1f} s; "
               f"saved to {result.path}")
     return 0
 

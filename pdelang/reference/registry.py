@@ -4,7 +4,10 @@
 ``minilm``                 pretrained all-MiniLM-L6-v2 (post-LN BERT, 6 x 384, 12 heads)
 ``vit-digits``             a pre-LN ViT (4 x 64, 4 heads) trained on 8x8 digits by
                            ``pdelang reference train vit-digits`` (cached, see
-                           :mod:`pdelang.reference.vit_digits`)
+                           :mod:`pdelang.reference.vit_digits`); seed 0
+``vit-digits@S``           the same trained with seed ``S`` (a non-negative integer;
+                           ``pdelang reference train vit-digits --seed S``);
+                           ``vit-digits@0`` is ``vit-digits``
 ``hf:PATH``                a local Hugging Face dir with a BertModel, ViTModel or GPT2Model
 ``hf-config:bert``         a small random BERT (64 channels, 4 heads, 3 layers, seed 0)
 ``hf-config:vit``          a small random ViT on 8x8 digits (2x2 patches: 4x4 grid + CLS)
@@ -51,7 +54,7 @@ _ALIASES = {
 
 
 def _unknown(name: str) -> ValueError:
-    candidates = [*REFERENCE_NAMES, "hf:PATH"]
+    candidates = [*REFERENCE_NAMES, "vit-digits@SEED", "hf:PATH"]
     close = difflib.get_close_matches(name.lower(), candidates, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ValueError(
@@ -85,7 +88,8 @@ def load_hf_dir(path: str | Path, name: str | None = None) -> Reference:
 
 
 def load_reference(name: str) -> Reference:
-    """The reference a string names (see the module docstring); ``ValueError`` if unknown."""
+    """The reference a string names (see the module docstring); ``ValueError`` if unknown,
+    or for a ``vit-digits@…`` whose seed is not a non-negative integer."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("empty reference name")
     text = name.strip()
@@ -95,6 +99,11 @@ def load_reference(name: str) -> Reference:
             raise ValueError("hf: needs a directory, e.g. hf:./my-bert")
         return load_hf_dir(path)
     key = _ALIASES.get(text.lower(), text.lower())
+    base, at, seed_text = key.partition("@")
+    if at and _ALIASES.get(base, base) == "vit-digits":
+        from pdelang.reference.vit_digits import load_vit_digits, seed_from_suffix
+
+        return load_vit_digits(seed=seed_from_suffix(seed_text, text))
     if key == "minilm":
         from pdelang.reference.bert import load_minilm
 

@@ -27,6 +27,11 @@ The trained model is an ordinary Hugging Face directory (``save_pretrained``, a
 accuracy, seed, epochs, seconds and library versions) under
 ``$PDELANG_CACHE_DIR/references/vit-digits`` (``~/.cache/pdelang`` when the variable is unset),
 written atomically: trained into a temporary directory beside it, then renamed into place.
+
+Seeds side by side: each seed has its own folder (:func:`model_dir`) — seed 0 the one above,
+seed ``S`` ≠ 0 ``references/vit-digits-seed{S}`` — and its own reference name
+(:func:`reference_name`): ``vit-digits`` for seed 0 (``vit-digits@0`` is the same), and
+``vit-digits@S`` for seed ``S``.  :func:`trained_seeds` lists the trained copies in a cache.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,10 +89,78 @@ def cache_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "pdelang"
 
 
-def model_dir(cache: str | os.PathLike | None = None) -> Path:
-    """Where the trained ``vit-digits`` lives: ``CACHE/references/vit-digits``."""
+#: ``vit-digits@S``: the reference trained with seed ``S`` (a non-negative integer).
+NAME_FORM = f"{NAME}@SEED"
+_SEED_FOLDER = re.compile(re.escape(NAME) + r"-seed([1-9][0-9]*)")
+
+
+def _checked_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return seed
+
+
+def parse_seed(name: str) -> int | None:
+    """The seed a ``vit-digits`` reference name names: ``0`` for ``vit-digits`` (and
+    ``vit-digits@0``), ``S`` for ``vit-digits@S``; ``None`` for a name that is not
+    ``vit-digits`` with or without ``@`` (so the caller can try others).  Case is ignored.
+
+    A ``vit-digits@…`` whose part after ``@`` is not a non-negative integer is a
+    ``ValueError`` naming the form ``vit-digits@SEED``."""
+    text = name.strip().lower()
+    base, at, suffix = text.partition("@")
+    if base.strip() != NAME:
+        return None
+    return seed_from_suffix(suffix, name) if at else 0
+
+
+def seed_from_suffix(suffix: str, name: str) -> int:
+    """The seed ``S`` of ``vit-digits@S`` from the text after the ``@``; a ``ValueError``
+    naming ``name`` and the form ``vit-digits@SEED`` unless it is a non-negative integer."""
+    suffix = suffix.strip()
+    if not suffix.isascii() or not suffix.isdigit():
+        raise ValueError(
+            f"malformed reference {name.strip()!r}: the form is {NAME_FORM} with SEED a "
+            f"non-negative integer, e.g. {NAME}@1 ({NAME} alone is seed 0)")
+    return int(suffix)
+
+
+def reference_name(seed: int = DEFAULT_SEED) -> str:
+    """The reference name of the copy trained with ``seed``: ``vit-digits`` for seed 0,
+    ``vit-digits@S`` otherwise."""
+    return NAME if _checked_seed(seed) == 0 else f"{NAME}@{seed}"
+
+
+def train_command(seed: int = DEFAULT_SEED) -> str:
+    """The command that trains the copy of ``seed``."""
+    return f"pdelang reference train {NAME}" + (f" --seed {seed}" if seed else "")
+
+
+def model_dir(cache: str | os.PathLike | None = None, seed: int = DEFAULT_SEED) -> Path:
+    """Where the ``vit-digits`` trained with ``seed`` lives: ``CACHE/references/vit-digits``
+    for seed 0 (where it always was), ``CACHE/references/vit-digits-seed{S}`` for seed ``S``
+    ≠ 0; ``ValueError`` for a negative seed."""
     root = Path(cache).expanduser() if cache is not None else cache_dir()
-    return root / "references" / NAME
+    seed = _checked_seed(seed)
+    return root / "references" / (NAME if seed == 0 else f"{NAME}-seed{seed}")
+
+
+def trained_seeds(cache: str | os.PathLike | None = None) -> list[tuple[int, Path, dict[str, Any]]]:
+    """Every trained copy in the cache as ``(seed, folder, metadata)``, by seed: the seed of
+    the folder (:func:`model_dir`); ``metadata["seed"]`` says what it was trained with."""
+    found = []
+    zero = model_dir(cache)
+    metadata = read_metadata(zero)
+    if metadata is not None:
+        found.append((0, zero, metadata))
+    if zero.parent.is_dir():
+        for folder in zero.parent.iterdir():
+            match = _SEED_FOLDER.fullmatch(folder.name)
+            if match and folder.is_dir():
+                metadata = read_metadata(folder)
+                if metadata is not None:
+                    found.append((int(match.group(1)), folder, metadata))
+    return sorted(found, key=lambda row: row[0])
 
 
 def read_metadata(directory: str | os.PathLike) -> dict[str, Any] | None:
@@ -115,6 +189,8 @@ class TrainedReference:
         seconds: wall time of the training that produced it (the stored value when reused).
         reused: ``True`` when an existing trained copy was returned without training.
         metadata: the whole ``pdelang_reference.json``.
+        name: the reference name of the seed asked (:func:`reference_name`): ``vit-digits``
+            or ``vit-digits@S``.
     """
 
     path: Path
@@ -122,9 +198,10 @@ class TrainedReference:
     seconds: float
     reused: bool
     metadata: dict[str, Any]
+    name: str = NAME
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": NAME, "path": str(self.path), "accuracy": self.accuracy,
+        return {"name": self.name, "path": str(self.path), "accuracy": self.accuracy,
                 "seconds": self.seconds, "reused": self.reused, "metadata": self.metadata}
 
 
@@ -251,12 +328,17 @@ def train_vit_digits(
     progress: bool | Callable[[int, int, float], None] = True,
     max_steps: int | None = None,
 ) -> TrainedReference:
-    """Train ``vit-digits`` into the cache, or reuse the trained copy already there.
+    """Train ``vit-digits`` with ``seed`` into the seed's folder in the cache, or reuse the
+    trained copy already in that folder.
 
     Args:
         cache_dir: the cache folder (default :func:`cache_dir`: ``$PDELANG_CACHE_DIR`` or
-            ``~/.cache/pdelang``); the model goes to ``cache_dir/references/vit-digits``.
-        seed: seeds the initialisation, the batch order and the shifts.
+            ``~/.cache/pdelang``); the model goes to ``model_dir(cache_dir, seed)``:
+            ``references/vit-digits`` for seed 0, ``references/vit-digits-seed{S}`` otherwise.
+        seed: a non-negative integer; seeds the initialisation, the batch order and the
+            shifts, and chooses the folder.  Only the copy in this seed's folder is reused
+            (whatever its epochs: ``metadata`` tells them, ``force`` retrains); other seeds'
+            copies are never touched.
         epochs: passes over the 1438 training digits (23 batches of 64 each); the cosine
             schedule spans them.
         force: retrain (and replace) even when a trained copy is present.
@@ -267,6 +349,9 @@ def train_vit_digits(
 
     Returns:
         A :class:`TrainedReference` (``reused`` tells whether it trained).
+
+    Raises:
+        ValueError: ``epochs`` or ``max_steps`` below 1, or a negative ``seed``.
     """
     import torch
     import transformers
@@ -279,11 +364,13 @@ def train_vit_digits(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if max_steps is not None and int(max_steps) < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
-    target = model_dir(cache_dir)
+    target = model_dir(cache_dir, seed)
+    name = reference_name(seed)
     existing = read_metadata(target)
     if existing is not None and not force:
         return TrainedReference(target, float(existing.get("accuracy", float("nan"))),
-                                float(existing.get("seconds", float("nan"))), True, existing)
+                                float(existing.get("seconds", float("nan"))), True, existing,
+                                name)
 
     from pdelang.data import load_digits_images
 
@@ -296,7 +383,7 @@ def train_vit_digits(
 
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=f"train {NAME}", unit="step", file=sys.stderr)
+        bar = tqdm(total=total, desc=f"train {name}", unit="step", file=sys.stderr)
 
         def callback(step: int, total_steps: int, loss: float) -> None:
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
@@ -337,7 +424,7 @@ def train_vit_digits(
         write_atomically(tmp / "preprocessor_config.json",
                          json.dumps(_preprocessor_config(), indent=2) + "\n")
         write_atomically(tmp / METADATA_FILE, json.dumps(metadata, indent=2) + "\n")
-    return TrainedReference(target, accuracy, seconds, False, metadata)
+    return TrainedReference(target, accuracy, seconds, False, metadata, name)
 
 
 class NotTrainedError(ValueError):
@@ -350,22 +437,35 @@ class NotTrainedError(ValueError):
         self.suggestion = suggestion
 
 
-def load_vit_digits(cache: str | os.PathLike | None = None):
-    """The trained ``vit-digits`` as a :class:`~pdelang.reference.vit.ViTReference`;
-    :class:`NotTrainedError` (a ``ValueError``) naming the command that trains it when the
-    cache holds none, or holds one that cannot be loaded."""
-    directory = model_dir(cache)
-    if read_metadata(directory) is None:
+def load_vit_digits(cache: str | os.PathLike | None = None, seed: int = DEFAULT_SEED):
+    """The ``vit-digits`` trained with ``seed`` (from ``model_dir(cache, seed)``) as a
+    :class:`~pdelang.reference.vit.ViTReference` named ``reference_name(seed)``.
+
+    :class:`NotTrainedError` (a ``ValueError``) naming the command that trains it
+    (``pdelang reference train vit-digits --seed S``) when the cache holds no copy of that
+    seed, holds one that cannot be loaded, or holds in the seed's folder a copy trained with
+    another seed (the folder of seed 0 can, when written before seeds had folders of their
+    own); ``ValueError`` for a negative seed."""
+    directory = model_dir(cache, seed)
+    name = reference_name(seed)
+    metadata = read_metadata(directory)
+    if metadata is None:
         raise NotTrainedError(
-            f"reference {NAME!r} is not trained yet: no trained copy in {directory}",
-            f"run `pdelang reference train {NAME}` once (a few minutes on a CPU; it is "
+            f"reference {name!r} is not trained yet: no trained copy in {directory}",
+            f"run `{train_command(seed)}` once (a few minutes on a CPU; it is "
             "cached there and reused; PDELANG_CACHE_DIR chooses another cache folder)")
+    stored = metadata.get("seed", seed)
+    if stored != seed:
+        raise NotTrainedError(
+            f"reference {name!r}: the trained copy in {directory} was trained with seed "
+            f"{stored}, not {seed}",
+            f"run `{train_command(seed)} --force` to train it with seed {seed}")
     from pdelang.reference.vit import load_vit_dir
 
     try:
-        return load_vit_dir(directory, name=NAME)
+        return load_vit_dir(directory, name=name)
     except Exception as exc:  # a damaged cache: the weights file, the config
         raise NotTrainedError(
-            f"reference {NAME!r}: the trained copy in {directory} cannot be loaded "
+            f"reference {name!r}: the trained copy in {directory} cannot be loaded "
             f"({type(exc).__name__}: {exc})",
-            f"run `pdelang reference train {NAME} --force` to train it again") from exc
+            f"run `{train_command(seed)} --force` to train it again") from exc

@@ -1,5 +1,6 @@
 """``pdelang reference list`` and ``pdelang reference train vit-digits``: exit codes, output,
-reuse, ``--force``, and located option errors.  Training is two optimiser steps
+reuse, ``--force``, seeds in folders of their own (``--seed S`` / ``vit-digits@S``), and located
+option errors.  Training is two optimiser steps
 (``--max-steps 2``) into a temporary ``PDELANG_CACHE_DIR``."""
 
 from __future__ import annotations
@@ -51,21 +52,84 @@ def test_train_reuses_unless_forced(cache):
     assert "--force retrains" in out and "train vit-digits:" not in err  # no progress bar
     assert (cache / "model.safetensors").stat().st_mtime_ns == mtime
 
-    code, out, err = run("reference", "train", "vit-digits", "--seed", "5")
+    code, out, err = run("reference", "train", "vit-digits", "--seed", "0")
     assert code == 0
-    assert "not the seed 5 and 150 epochs asked" in err  # the stored copy differs
+    assert "not the seed 0 and 150 epochs asked" in err  # the stored copy differs
 
     code, out, err = run("reference", "train", "vit-digits", "--max-steps", "1", "--epochs",
-                         "1", "--seed", "1", "--force", "--json")
+                         "1", "--force", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["reused"] is False and data["metadata"]["seed"] == 1
+    assert data["reused"] is False and data["metadata"]["seed"] == 0
     assert data["metadata"]["steps"] == 1 and data["path"] == str(cache)
     assert (cache / "model.safetensors").read_bytes() != weights
     assert err == ""  # --json: no progress bar
 
     code, out, _ = run("reference", "train", "vit-digits", "--json")
     assert code == 0 and json.loads(out)["reused"] is True
+
+
+def test_seeds_train_into_folders_of_their_own(cache):
+    seed2 = cache.parent / "vit-digits-seed2"
+    assert run("reference", "train", "vit-digits", "--max-steps", "1", "--epochs", "1")[0] == 0
+    zero = (cache / "model.safetensors").read_bytes()
+    code, out, err = run("reference", "train", "vit-digits", "--seed", "2", "--max-steps", "1",
+                         "--epochs", "1")
+    assert code == 0, err
+    assert out.startswith("trained vit-digits@2: held-out accuracy ")
+    assert "(1 epochs, seed 2)" in out and str(seed2) in out
+    assert "train vit-digits@2" in err
+    assert (cache / "model.safetensors").read_bytes() == zero  # seed 0 untouched
+    assert (seed2 / "model.safetensors").read_bytes() != zero
+
+    # NAME@SEED is the same as --seed SEED (reused here), and may repeat it
+    for extra in ([], ["--seed", "2"]):
+        code, out, err = run("reference", "train", "vit-digits@2", "--epochs", "1", *extra)
+        assert code == 0, err
+        assert out.startswith(f"reused the trained vit-digits@2 in {seed2}: ")
+        assert err == ""  # same seed and epochs: no note
+    code, out, _ = run("reference", "train", "vit-digits@2", "--epochs", "1", "--json")
+    data = json.loads(out)
+    assert data["name"] == "vit-digits@2" and data["reused"] is True
+    assert data["path"] == str(seed2)
+
+    code, out, err = run("reference", "list", "--json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)["references"]}
+    assert [name for name in rows if name.startswith("vit-digits")] == ["vit-digits",
+                                                                       "vit-digits@2"]
+    assert rows["vit-digits@2"]["path"] == str(seed2) and rows["vit-digits@2"]["seed"] == 2
+    assert rows["vit-digits@2"]["trained"] is True and rows["vit-digits"]["seed"] == 0
+    code, out, _ = run("reference", "list")
+    names = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert names[:3] == ["minilm", "vit-digits", "vit-digits@2"]
+    accuracy = rows["vit-digits@2"]["accuracy"]
+    assert f"trained (held-out accuracy {accuracy:.4f}) in {seed2}" in out
+
+
+def test_seed_errors_are_located(cache):
+    code, out, err = run("reference", "train", "vit-digits@2", "--seed", "3")
+    assert code == 2 and out == ""
+    assert "reference 'vit-digits@2' names seed 2 but --seed is 3" in err
+    code, _, err = run("reference", "train", "vit-digits@x")
+    assert code == 2 and "the form is vit-digits@SEED" in err and "Traceback" not in err
+    code, _, err = run("reference", "train", "vit-digits", "--seed", "-1")
+    assert code == 2 and "--seed -1: must be a non-negative integer" in err
+    code, _, err = run("reference", "train", "minilm@1")
+    assert code == 2 and "not trained locally" in err
+    assert not cache.parent.exists()
+
+
+def test_validate_names_the_missing_seed(cache):
+    from pathlib import Path
+
+    spec = str(Path(__file__).resolve().parents[2] / "specs" / "vit2d.yaml")
+    code, out, err = run("validate", spec, "--reference", "vit-digits@3", "--samples", "2")
+    assert code == 2, out + err
+    assert "reference 'vit-digits@3' is not trained yet" in err
+    assert "hint: run `pdelang reference train vit-digits --seed 3`" in err
+    code, out, err = run("validate", spec, "--reference", "vit-digits@three", "--samples", "2")
+    assert code == 2 and "the form is vit-digits@SEED" in err and "Traceback" not in err
 
 
 def test_option_errors_are_located(cache):

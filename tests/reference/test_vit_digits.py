@@ -1,5 +1,6 @@
 """``vit-digits``: training into the cache, the ordinary HF directory, reuse, ``--force``, the
-missing-cache error, and the exact match with ``specs/vit2d.yaml``.
+missing-cache error, the exact match with ``specs/vit2d.yaml``, and seeds side by side
+(``vit-digits@S`` in ``references/vit-digits-seed{S}``).
 
 The fast tests train a couple of optimiser steps (``max_steps``) into a temporary
 ``PDELANG_CACHE_DIR``; the real training (150 epochs, held-out accuracy ≥ 0.95) is the slow
@@ -19,9 +20,13 @@ from pdelang.reference.vit_digits import (
     METADATA_FILE,
     VIT_DIGITS_CONFIG,
     NotTrainedError,
+    load_vit_digits,
     model_dir,
+    parse_seed,
     read_metadata,
+    reference_name,
     train_vit_digits,
+    trained_seeds,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,10 +115,10 @@ def test_a_trained_copy_is_reused_untouched(cache):
     def never(*_):
         raise AssertionError("reused: no training step")
 
-    result = train_vit_digits(epochs=7, seed=3, progress=never)
-    assert result.reused and result.path == model_dir()
+    result = train_vit_digits(epochs=7, progress=never)
+    assert result.reused and result.path == model_dir() and result.name == "vit-digits"
     assert result.accuracy == read_metadata(model_dir())["accuracy"]
-    assert result.metadata["seed"] == 0  # the stored copy's, not the asked seed
+    assert result.metadata["epochs"] == 1  # the stored copy's, not the asked epochs
     assert _snapshot(model_dir()) == before
 
 
@@ -123,13 +128,99 @@ def test_training_is_seeded_and_force_retrains(cache, tmp_path):
     assert first.keys() == second.keys()
     assert all(torch.equal(first[key], second[key]) for key in first)  # same seed: same bits
     steps = []
-    forced = train_vit_digits(cache_dir=tmp_path, seed=1, epochs=1, max_steps=1, force=True,
+    forced = train_vit_digits(cache_dir=tmp_path, epochs=1, max_steps=1, force=True,
                               progress=lambda step, total, loss: steps.append((step, total)))
-    assert not forced.reused and steps == [(1, 1)]
-    assert read_metadata(again.path)["seed"] == 1 and read_metadata(again.path)["steps"] == 1
+    assert not forced.reused and forced.path == again.path and steps == [(1, 1)]
+    assert read_metadata(again.path)["steps"] == 1
     third = _tensors(again.path)
-    assert not torch.equal(third["vit.embeddings.cls_token"], first["vit.embeddings.cls_token"])
+    assert not torch.equal(third["vit.encoder.layer.0.output.dense.weight"],
+                           first["vit.encoder.layer.0.output.dense.weight"])
     assert sorted(p.name for p in again.path.parent.iterdir()) == ["vit-digits"]
+
+
+def test_seed_folders_and_names():
+    assert model_dir("/c") == Path("/c/references/vit-digits")
+    assert model_dir("/c", seed=0) == model_dir("/c")
+    assert model_dir("/c", seed=1) == Path("/c/references/vit-digits-seed1")
+    assert model_dir("/c", seed=12) == Path("/c/references/vit-digits-seed12")
+    assert len({model_dir("/c", seed=s) for s in range(5)}) == 5
+    with pytest.raises(ValueError, match="non-negative"):
+        model_dir("/c", seed=-1)
+    assert [reference_name(s) for s in (0, 1, 7)] == ["vit-digits", "vit-digits@1",
+                                                      "vit-digits@7"]
+    assert [parse_seed(n) for n in ("vit-digits", "vit-digits@0", "VIT-DIGITS@3", "minilm")] \
+        == [0, 0, 3, None]
+    for bad in ("vit-digits@", "vit-digits@x", "vit-digits@-1", "vit-digits@1.5",
+                "vit-digits@1@2", "vit-digits@²"):
+        with pytest.raises(ValueError, match="the form is vit-digits@SEED"):
+            parse_seed(bad)
+
+
+def test_seeds_train_side_by_side(cache):
+    """Seed 1 goes to its own folder, leaves seed 0's untouched, and ``vit-digits@1`` loads
+    its weights (which differ from seed 0's); ``vit-digits@0`` is ``vit-digits``."""
+    before = _snapshot(model_dir())
+    one = train_vit_digits(seed=1, epochs=1, max_steps=STEPS, progress=False)
+    assert not one.reused and one.name == "vit-digits@1"
+    assert one.path == model_dir(seed=1) == cache / "references" / "vit-digits-seed1"
+    assert one.metadata["seed"] == 1 and one.to_json()["name"] == "vit-digits@1"
+    assert _snapshot(model_dir()) == before
+    again = train_vit_digits(seed=1, epochs=1, progress=False)
+    assert again.reused and again.path == one.path and again.metadata == one.metadata
+    assert [(s, p) for s, p, _ in trained_seeds()] == [(0, model_dir()), (1, one.path)]
+    assert sorted(p.name for p in one.path.parent.iterdir()) == ["vit-digits",
+                                                                 "vit-digits-seed1"]
+
+    zero, seed1 = load_reference("vit-digits"), load_reference("vit-digits@1")
+    assert (zero.name, seed1.name) == ("vit-digits", "vit-digits@1")
+    assert load_reference("vit-digits@0").name == "vit-digits"
+    name = "vit.encoder.layer.3.output.dense.weight"
+    assert torch.equal(seed1.layer_weights[3].fc2_weight, _tensors(one.path)[name])
+    assert torch.equal(zero.layer_weights[3].fc2_weight, _tensors(model_dir())[name])
+    assert not torch.equal(seed1.layer_weights[3].fc2_weight, zero.layer_weights[3].fc2_weight)
+    assert torch.equal(load_reference("vit-digits@0").layer_weights[3].fc2_weight,
+                       zero.layer_weights[3].fc2_weight)
+    assert load_vit_digits(seed=1).name == "vit-digits@1"
+
+
+def test_a_missing_seed_says_how_to_train_it(cache):
+    assert read_metadata(model_dir()) is not None  # seed 0 is there, seed 5 is not
+    with pytest.raises(NotTrainedError) as caught:
+        load_reference("vit-digits@5")
+    assert "reference 'vit-digits@5' is not trained yet" in str(caught.value)
+    assert str(cache / "references" / "vit-digits-seed5") in str(caught.value)
+    assert "`pdelang reference train vit-digits --seed 5`" in caught.value.suggestion
+    from pdelang.validation.validate import validate
+
+    with pytest.raises(PdelangError) as error:
+        validate(str(VIT2D), "vit-digits@5", "exact", samples=2)
+    assert "pdelang reference train vit-digits --seed 5" in error.value.suggestion
+
+
+@pytest.mark.parametrize("name", ["vit-digits@x", "vit-digits@", "vit-digits@-2",
+                                  "vit_digits@one"])
+def test_a_malformed_seed_is_an_error_naming_the_form(name):
+    with pytest.raises(ValueError, match="the form is vit-digits@SEED") as caught:
+        load_reference(name)
+    assert not isinstance(caught.value, NotTrainedError)
+    with pytest.raises(ValueError, match="unknown reference"):
+        load_reference("minilm@1")
+
+
+def test_a_copy_of_another_seed_in_the_seed_folder_is_refused(cache, tmp_path, monkeypatch):
+    """The folder of seed 0 can hold another seed's copy, written before seeds had folders of
+    their own: it is not loaded as seed 0."""
+    import shutil
+
+    copy = tmp_path / "references" / "vit-digits"
+    shutil.copytree(model_dir(), copy)
+    metadata = json.loads((copy / METADATA_FILE).read_text())
+    (copy / METADATA_FILE).write_text(json.dumps(metadata | {"seed": 5}))
+    monkeypatch.setenv("PDELANG_CACHE_DIR", str(tmp_path))
+    with pytest.raises(NotTrainedError) as caught:
+        load_reference("vit-digits")
+    assert "trained with seed 5, not 0" in str(caught.value)
+    assert "`pdelang reference train vit-digits --force`" in caught.value.suggestion
 
 
 def test_a_missing_cache_says_how_to_train(tmp_path, monkeypatch):
