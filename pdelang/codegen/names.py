@@ -45,8 +45,15 @@ LAYERS = "layers"  # stepper: the nn.ModuleList of layers
 FINAL_NORM = "final_norm"  # stepper: the norm after the last layer
 STRUCTURE = "STRUCTURE"  # stepper: the JSON-able description
 RATE = "rate"  # stepper: the continuous-depth vector field f(t, u)
+AT = "at"  # shared parameters: set the depth at which basis coefficients are evaluated
+DEPTH = "depth"  # shared parameters: that depth, as s ∈ [−1, 1]
 FIXED = frozenset({RHS, RHS_EXPLICIT, IMPLICIT, SHARED, LAYERS, FINAL_NORM, STRUCTURE, RATE,
-                   "norm"})  # "norm": the prefix of the norm modules, kept out as a name
+                   AT, DEPTH, "norm"})  # "norm": the prefix of the norm modules, kept out as a name
+
+
+def coefficients(parameter: str) -> str:
+    """The SharedParameters attribute holding a ``basis`` parameter's coefficients c_k."""
+    return f"{parameter}_coefficients"
 
 
 def term_method(term: str) -> str:
@@ -78,6 +85,7 @@ def generated_names(model) -> set[str]:
     names = set(FIXED)
     names |= {m.name for m in model.modules} | {s.attribute for s in model.stencils.values()}
     names |= {n.name for n in program.norms}
+    names |= {coefficients(p.name) for p in model.parameters}
     for term in model.terms:
         names |= {term_method(term.name), f"norm_{term.name}"}
     for term in program.implicit:

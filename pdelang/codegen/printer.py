@@ -246,7 +246,11 @@ class TorchPrinter:
     def scalar_lines(self, params, indent: str) -> list[str]:
         lines = []
         for p in params:
-            if p.learnable:
+            if p.basis:
+                values = ", ".join(repr(c) for c in p.coefficients)
+                lines.append(f"{indent}self.{N.coefficients(p.name)} = "
+                             f"nn.Parameter(torch.tensor([{values}]))")
+            elif p.learnable:
                 lines.append(f"{indent}self.{p.name} = nn.Parameter(torch.tensor({p.value!r}))")
                 if p.positive:
                     lines.append(f"{indent}parametrize.register_parametrization(self, "
@@ -262,8 +266,10 @@ class TorchPrinter:
         values (which a ``.double()`` module holds bit for bit), or a plain ``nn.Module``."""
         if not params:
             return [f"class {name}(nn.Module):", f'    """{doc}"""', ""]
-        head = "    _spec_values: ClassVar[dict[str, float]] = {"
-        values = [f"{p.name!r}: {p.value!r}" for p in params]
+        head = "    _spec_values: ClassVar[dict[str, float | tuple[float, ...]]] = {" \
+            if any(p.basis for p in params) else "    _spec_values: ClassVar[dict[str, float]] = {"
+        values = [f"{N.coefficients(p.name)!r}: {p.coefficients!r}" if p.basis
+                  else f"{p.name!r}: {p.value!r}" for p in params]
         table = [head + ", ".join(values) + "}"]
         if len(table[0]) > LINE_WIDTH:  # one scalar a line
             table = [head] + [f"        {value}," for value in values] + ["    }"]
@@ -276,7 +282,27 @@ class TorchPrinter:
             "    def __init__(self) -> None:",
             "        super().__init__()",
         ]
-        return lines + self.scalar_lines(shared, " " * 8)
+        lines += self.scalar_lines(shared, " " * 8)
+        basis = [p for p in shared if p.basis]
+        if not basis:
+            return lines
+        lines += [
+            f"        self.{N.DEPTH} = -1.0  # depth t as s = 2(t − T0)/(T1 − T0) − 1 ∈ [−1, 1]",
+            "",
+            f"    def {N.AT}(self, t: float) -> None:",
+            '        """Evaluate the depth-dependent coefficients at depth t from now on."""',
+            f"        self.{N.DEPTH} = 2.0 * (float(t) - T0) / (LAYERS * SUBSTEPS * DT) - 1.0",
+        ]
+        for p in basis:
+            lines += [
+                "",
+                "    @property",
+                f"    def {p.name}(self) -> torch.Tensor:",
+                f'        """{p.name}(t) = Σ_k c_k P_k(s), k < {p.basis[1]} (Legendre), at the '
+                'depth set by at()."""',
+                f"        return legendre_series(self.{N.coefficients(p.name)}, self.{N.DEPTH})",
+            ]
+        return lines
 
     def term_method(self, term: D.DiscreteTerm) -> list[str]:
         source = self.field(term.expr)
@@ -453,9 +479,15 @@ class TorchPrinter:
             "    def __init__(self) -> None:",
             "        super().__init__()",
             f"        self.{N.SHARED} = SharedParameters()",
-            f"        self.{N.LAYERS} = "
-            f"nn.ModuleList([{self.layer_name}() for _ in range(LAYERS)])",
         ]
+        if m.tied:
+            lines += [f"        tied = {self.layer_name}()  # time.tied: one weight set for every "
+                      "layer",
+                      f"        self.{N.LAYERS} = nn.ModuleList([tied] * LAYERS)"]
+        else:
+            lines.append(f"        self.{N.LAYERS} = "
+                         f"nn.ModuleList([{self.layer_name}() for _ in range(LAYERS)])")
+        timed = any(p.basis for p in m.parameters)
         if final:
             lines.append(f"        self.{N.FINAL_NORM} = {final}")
         lines += [
@@ -478,7 +510,10 @@ class TorchPrinter:
             "        states = [u]",
             f"        for index, layer in enumerate(self.{N.LAYERS}):",
             "            ctx.layer = index",
-            "            for _ in range(SUBSTEPS):",
+            *(["            for substep in range(SUBSTEPS):",
+                "                # the depth-dependent coefficients at the step's midpoint",
+                f"                self.{N.SHARED}.at(T0 + (index * SUBSTEPS + substep + 0.5) * DT)"]
+              if timed else ["            for _ in range(SUBSTEPS):"]),
             f"                u = layer(u, ctx, self.{N.SHARED})",
             "            states.append(u)",
         ]
@@ -489,11 +524,11 @@ class TorchPrinter:
             "        return state",
         ]
         if m.program.ode_obstacle is None:
-            lines += self.rate_lines()
+            lines += self.rate_lines(timed)
         return lines
 
     @staticmethod
-    def rate_lines() -> list[str]:
+    def rate_lines(timed: bool = False) -> list[str]:
         """``Stepper.rate(t, u)``: the vector field of the continuous-depth limit, for an
         ODE solver (``torchdiffeq.odeint(lambda t, u: stepper.rate(t, u), …)``)."""
         return [
@@ -519,6 +554,8 @@ class TorchPrinter:
             "            layer = min(max(index, 0), LAYERS - 1)",
             "        ctx = Context(u, mask, record=False)",
             "        ctx.layer = layer",
+            *([f"        self.{N.SHARED}.at(t)  # the depth-dependent coefficients at t"]
+              if timed else []),
             f"        return self.{N.LAYERS}[layer].{N.RHS}(u, ctx, self.{N.SHARED})",
         ]
 
@@ -550,6 +587,8 @@ class TorchPrinter:
             blocks.append(R.POSITIVE.rstrip("\n").splitlines())
         if m.parameters:  # their exact values in every dtype
             blocks.append(R.SPEC_SCALARS.rstrip("\n").splitlines())
+        if any(p.basis for p in m.parameters):
+            blocks.append(R.block_lines("basis", "legendre_series"))
         if m.stencil_radius or any(op.reads_ghosts for op in used):  # stencils, learned ones
             blocks.append(R.GHOSTS[m.boundary].rstrip("\n").splitlines())
             blocks.append(R.TAKE.rstrip("\n").splitlines())

@@ -125,7 +125,8 @@ def discretize(model: SymbolicModel, program: StepProgram, analysis: Analysis) -
                     for i in sorted(model.instances.values(), key=lambda i: i.name)
                     if any(isinstance(n, D.ApplyModule) and n.module == i.name
                            for t in terms for n in D.walk(t.expr)))
-    parameters = tuple(D.ScalarParameter(p.name, p.value, p.learnable, p.positive, p.per_layer)
+    parameters = tuple(D.ScalarParameter(p.name, p.value, p.learnable, p.positive, p.per_layer,
+                                         p.basis)
                        for p in spec.parameters.values()
                        if any(isinstance(n, D.Param) and n.name == p.name
                               for t in terms for n in D.walk(t.expr)))
@@ -150,7 +151,7 @@ def discretize(model: SymbolicModel, program: StepProgram, analysis: Analysis) -
         norm=D.NormStabilizer(norm.kind, norm.placement, norm.eps, norm.affine, norm.final),
         terms=terms, program=program, parameters=parameters, modules=modules,
         stencils=frozen_dict(stencils), implicit=_implicit_terms(model, program),
-        stencil_radius=radius, t0=spec.time.span[0], facts=frozen_dict(facts),
+        stencil_radius=radius, t0=spec.time.span[0], tied=spec.time.tied, facts=frozen_dict(facts),
     )
     check_parameter_names(spec, discrete)
     return discrete

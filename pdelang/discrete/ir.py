@@ -136,6 +136,12 @@ class ScalarParameter:
     learnable: bool
     positive: bool
     per_layer: bool
+    basis: tuple[str, int] | None = None  # (kind, K): value(t) = Σ_k c_k P_k(s(t))
+
+    @property
+    def coefficients(self) -> tuple[float, ...] | None:
+        """The basis coefficients it starts from, (value, 0, …, 0); None without a basis."""
+        return None if self.basis is None else (self.value,) + (0.0,) * (self.basis[1] - 1)
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,7 @@ class DiscreteModel:
     implicit: tuple[ImplicitTerm, ...] = ()
     stencil_radius: int = 0  # ghost tokens any operator reads beyond an end
     t0: float = 0.0  # time.span[0]: where layer 0's interval starts
+    tied: bool = False  # one weight set shared by every layer (time.tied)
     facts: Mapping[str, object] = field(default_factory=dict)  # derived facts for the header
 
     def term(self, name: str) -> DiscreteTerm:
@@ -223,6 +230,7 @@ class DiscreteModel:
             "channels": self.channels,
             "layers": self.layers,
             "substeps": self.substeps,
+            **({"tied": True} if self.tied else {}),
             "dt": self.dt,
             "scheme": self.program.scheme,
             "split_order": [term for term, _ in self.program.sub_steps],
@@ -241,5 +249,7 @@ class DiscreteModel:
                         for m in self.modules},
             "parameters": {p.name: {"value": p.value, "learnable": p.learnable,
                                     "positive": p.positive, "per_layer": p.per_layer}
+                           | ({"basis": {"kind": p.basis[0], "size": p.basis[1]}}
+                              if p.basis else {})
                            for p in self.parameters},
         }

@@ -28,14 +28,17 @@ class Attention(OperatorCall):
 class AttentionOperator(Operator):
     name = "attention"
     category = "interaction"
-    meaning = "A[u](x) = W_O Σ_y softmax_y(<W_Q u(x), W_K u(y)>/√d_h) W_V u(y), per head"
+    meaning = "A[u](x) = W_O Σ_y softmax_y(<W_Q u(x), W_K u(y)>/√d_h) W_V u(y), per head " \
+        "(rank=r: W_Q, W_K of r rows per head)"
     options = (Option("heads", "int", 1, minimum=1, doc="number of heads (divides channels)"),
                Option("causal", "bool", False, doc="no attention to later tokens"),
                Option("kernel", "choice", "softmax", ("softmax", "sinkhorn"),
                       doc="row-softmax, or Sinkhorn (doubly stochastic, Sander et al.)"),
                Option("iterations", "int", 20, minimum=1,
                       doc="Sinkhorn iterations (kernel=sinkhorn)"),
-               Option("bias", "bool", True, doc="biases on the Q, K, V, O projections"))
+               Option("bias", "bool", True, doc="biases on the Q, K, V, O projections"),
+               Option("rank", "int", 0, minimum=0,
+                      doc="query/key width per head (a low-rank kernel); 0: channels/heads"))
     local = False
     learned = True
     sympy_class = Attention
@@ -67,8 +70,10 @@ class AttentionOperator(Operator):
 
     def torch_module(self, module) -> str:
         o = module.options
+        rank = f", rank={o['rank']}" if o.get("rank") else ""
         return (f"Attention(CHANNELS, {o['heads']}, causal={o['causal']!r}, "
-                f"kernel={o['kernel']!r}, iterations={o['iterations']}, bias={o['bias']!r})")
+                f"kernel={o['kernel']!r}, iterations={o['iterations']}, bias={o['bias']!r}"
+                f"{rank})")
 
     def numpy_eval(self, node, x, reference, layer, ctx):
         import numpy as np
@@ -81,14 +86,15 @@ class AttentionOperator(Operator):
         bias = bool(options["bias"])
         batch, tokens, channels = x.shape
         d = channels // heads
+        r = int(options.get("rank") or 0) or d  # query/key width per head
 
-        def split(y):  # (B, N, C) → (B, H, N, d)
-            return y.reshape(batch, tokens, heads, d).transpose(0, 2, 1, 3)
+        def split(y, width):  # (B, N, H·width) → (B, H, N, width)
+            return y.reshape(batch, tokens, heads, width).transpose(0, 2, 1, 3)
 
-        q = split(reference.linear(x, prefix + ".q", bias))
-        k = split(reference.linear(x, prefix + ".k", bias))
-        v = split(reference.linear(x, prefix + ".v", bias))
-        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)  # (B, H, N, N)
+        q = split(reference.linear(x, prefix + ".q", bias), r)
+        k = split(reference.linear(x, prefix + ".k", bias), r)
+        v = split(reference.linear(x, prefix + ".v", bias), d)
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(r)  # (B, H, N, N)
         allowed = np.ones((batch, 1, tokens, tokens), dtype=bool)
         if ctx.key_mask is not None:
             allowed &= ctx.key_mask[:, None, None, :]
@@ -124,6 +130,8 @@ class AttentionOperator(Operator):
             opts.append(f"iterations={draw(st.integers(1, 30))}")
         if draw(st.booleans()):
             opts.append(f"bias={drawn_bool(draw)}")
+        if draw(st.integers(0, 3)) == 0:
+            opts.append(f"rank={draw(st.integers(1, 4))}")
         return f"attention({', '.join([operand, *opts])})"
 
 

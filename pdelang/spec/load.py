@@ -80,9 +80,10 @@ def load_spec_text(text: str, filename: str = "<spec>", overrides: Iterable[str]
     parameters = {}
     for name, p in raw["parameters"].items():
         p = p if isinstance(p, dict) else {"value": p, "learnable": False, "positive": False,
-                                          "per_layer": False}
+                                          "per_layer": False, "basis": None}
+        basis = (p["basis"]["kind"], p["basis"]["size"]) if p.get("basis") else None
         parameters[name] = ParameterDecl(name, float(p["value"]), p["learnable"], p["positive"],
-                                         p["per_layer"])
+                                         p["per_layer"], basis)
     terms = {name: tree_strings[f"terms.{name}"] for name in raw["terms"]}
     digest_source = text.encode("utf-8") + "".join(f"\n--set {o}" for o in overrides).encode()
     return Spec(
@@ -105,7 +106,7 @@ def load_spec_text(text: str, filename: str = "<spec>", overrides: Iterable[str]
         time=TimeSpec((float(time_raw["span"][0]), float(time_raw["span"][1])),
                       time_raw["layers"], time_raw["substeps"], time_raw["scheme"],
                       tuple(time_raw["split_order"]) if time_raw["split_order"] else None,
-                      tuple(time_raw["implicit"])),
+                      tuple(time_raw["implicit"]), time_raw["tied"]),
         accuracy=frozen_mapping({op: cfg["accuracy"]
                                  for op, cfg in raw["discretization"].items()}),
         init=_initial_condition(raw["init"], locs, filename),
@@ -197,6 +198,25 @@ def _cross_check(raw: dict, locs: dict) -> None:
             raise SpecError(f"parameter '{name}' is positive but its value is {p['value']:g}",
                             locs.get(f"parameters.{name}.value", loc),
                             "give a value > 0 (the softplus parametrization cannot reach ≤ 0)")
+        if isinstance(p, dict) and p.get("basis"):
+            where = locs.get(f"parameters.{name}.basis", loc)
+            if p["per_layer"]:
+                raise SpecError(f"parameter '{name}' has both per_layer and a basis: a basis "
+                                "already makes it a function of depth", where,
+                                "drop per_layer: true (or the basis)")
+            if p["positive"]:
+                raise SpecError(f"parameter '{name}' is positive and has a basis: a sum of "
+                                "basis functions is not kept positive", where,
+                                "drop positive: true, or keep the parameter constant")
+            if not p["learnable"]:
+                raise SpecError(f"parameter '{name}' has a basis but is not learnable: its "
+                                "coefficients would stay (value, 0, …), a constant", where,
+                                "add learnable: true, or drop the basis")
+        if isinstance(p, dict) and p["per_layer"] and raw["time"]["tied"]:
+            raise SpecError(f"parameter '{name}' is per_layer, but time.tied shares one weight "
+                            "set among all layers", locs.get(f"parameters.{name}.per_layer", loc),
+                            "give it a basis instead (a smooth function of depth): "
+                            "basis: {kind: legendre, size: 3}")
 
     field_name = next(iter(fields))
     taken: dict[str, str] = {field_name: "field"}

@@ -42,6 +42,12 @@ class ParameterDecl:
     learnable: bool = False
     positive: bool = False
     per_layer: bool = False
+    basis: tuple[str, int] | None = None  # (kind, K): value(t) = Σ_k c_k P_k(s(t))
+
+    @property
+    def coefficients(self) -> tuple[float, ...] | None:
+        """The basis coefficients it starts from, (value, 0, …, 0); None without a basis."""
+        return None if self.basis is None else (self.value,) + (0.0,) * (self.basis[1] - 1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class TimeSpec:
     scheme: str
     split_order: tuple[str, ...] | None
     implicit: tuple[str, ...] = ()  # terms the scheme treats implicitly
+    tied: bool = False  # one weight set for every layer
 
     @property
     def steps(self) -> int:

@@ -27,6 +27,8 @@ MAX_STEPS = 100_000
 MAX_TOTAL_STEPS = 1_000_000  # layers × substeps (a trajectory keeps one state per step)
 MAX_CHANNELS = 1 << 20
 MAX_TOKENS = 1 << 20  # tokens per grid axis, and extra tokens
+MAX_BASIS = 16  # basis functions of a depth-dependent parameter
+BASIS_KINDS = ("legendre",)
 
 # The pattern of a name (JSON Schema keeps it; in Python, match with ``fullmatch``: ``$``
 # also matches before a trailing newline, and a name ending in "\n" would reach the
@@ -164,6 +166,15 @@ SPEC_SCHEMA = Record(
                                doc="Kept positive by a softplus parametrization."),
                 "per_layer": _f(Scalar("bool"), default=False,
                                 doc="One value per layer instead of one shared value."),
+                "basis": _f(Record({
+                    "kind": _f(Scalar("str", enum=BASIS_KINDS), default="legendre",
+                               doc="legendre: P_k(s), s = 2(t − t0)/(t1 − t0) − 1."),
+                    "size": _f(Scalar("int", minimum=1, maximum=MAX_BASIS), required=True,
+                               doc="Number of basis functions K; the coefficients c_0 … "
+                                   "c_{K−1} start at (value, 0, …, 0)."),
+                }), default=None,
+                    doc="A smooth function of depth t instead of a constant: "
+                        "value(t) = Σ_k c_k P_k(s), shared by every layer."),
             }),
         ))), default={}, doc="Named scalar coefficients."),
         "terms": _f(MapOf(Scalar("str")), default={},
@@ -194,6 +205,9 @@ SPEC_SCHEMA = Record(
             "scheme": _f(Scalar("str", enum=SCHEMES), default="euler"),
             "split_order": _f(Sequence(Scalar("identifier")), default=None,
                               doc="Order of the sub-steps in splitting schemes."),
+            "tied": _f(Scalar("bool"), default=False,
+                       doc="One weight set for every layer (weight-tied continuous depth): "
+                           "the operators' weights are shared along depth."),
             "implicit": _f(Sequence(Scalar("identifier")), default=[],
                            doc="Linear, constant-coefficient terms the scheme treats "
                                "implicitly: exact flows in lie/strang, implicit stages in "

@@ -340,6 +340,7 @@ class NumpyReference:
         self.weights = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
         self.grid_shape = tuple(model.shape) if model.shape and len(model.axes) == 2 else None
         self._cache: dict = {}  # implicit terms: dense matrices and their functions
+        self.depth = -1.0  # where basis coefficients are evaluated (s ∈ [−1, 1], see at())
 
     # ------------------------------------------------------------------ weights
     def weight(self, key: str) -> np.ndarray:
@@ -354,6 +355,10 @@ class NumpyReference:
     def scalar(self, name: str, layer: int) -> float:
         """The value of a scalar parameter (softplus of the stored θ if it is positive)."""
         spec = next(p for p in self.model.parameters if p.name == name)
+        if spec.basis:  # Σ_k c_k P_k(s) at the depth of the step (see forward)
+            from numpy.polynomial import legendre
+
+            return float(legendre.legval(self.depth, self.weight(f"shared.{name}_coefficients")))
         prefix = f"layers.{layer}." if spec.per_layer else "shared."
         raw = self.weights.get(f"{prefix}parametrizations.{name}.original")
         if raw is not None:
@@ -505,6 +510,12 @@ class NumpyReference:
             out[b] = self._cache[key] @ x[b]
         return out
 
+    def at(self, t: float) -> None:
+        """Evaluate depth-dependent (``basis``) coefficients at depth t, as
+        ``SharedParameters.at`` does: s = 2(t − t0)/(t1 − t0) − 1."""
+        m = self.model
+        self.depth = 2.0 * (t - m.t0) / (m.layers * m.substeps * m.dt) - 1.0
+
     def layer_step(self, u: np.ndarray, layer: int, ctx: _Context | None = None, dt=None):
         """One time step with layer ``layer``'s weights: the step program interpreted."""
         ctx = ctx or _Context(u.shape[1])
@@ -523,8 +534,11 @@ class NumpyReference:
         u = np.asarray(u, dtype=np.float64)
         ctx = _context(self.model, u, mask, return_attention)
         states = [u]
-        for layer in range(self.model.layers):
-            for _ in range(self.model.substeps):
+        m = self.model
+        for layer in range(m.layers):
+            for substep in range(m.substeps):
+                # depth-dependent (basis) coefficients: held at the step's midpoint
+                self.at(m.t0 + (layer * m.substeps + substep + 0.5) * m.dt)
                 u = self.layer_step(u, layer, ctx, dt)
             states.append(u)
         state = self.final_norm(u)

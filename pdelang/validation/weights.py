@@ -141,6 +141,13 @@ def mismatches(structure: dict, reference, spec: Spec | None = None,
         add("layers", structure["layers"], arch.layers, "time.layers",
             [("time.layers", str(arch.layers)),
              ("time.span", _span(t0, arch.layers * per_layer))])
+    if structure.get("tied"):
+        add("tied weights", "one weight set for every layer", f"{arch.layers} distinct layers",
+            "time.tied", [("time.tied", "false")])
+    if attention.get("rank") and attention["rank"] != arch.channels // arch.heads:
+        add("attention query/key rank", attention["rank"], arch.channels // arch.heads,
+            f"terms.{attention_term}",
+            edits=[(attention_term, "attention", "rank", "0")])
     if attention["heads"] != arch.heads:
         add("attention heads", attention["heads"], arch.heads, f"terms.{attention_term}",
             edits=[(attention_term, "attention", "heads", str(arch.heads))])

@@ -102,28 +102,31 @@ class Attention(nn.Module):
 
     or the Sinkhorn-normalized (doubly stochastic) kernel of Sander et al. (kernel="sinkhorn").
     The factor 1/√d_h scales the queries (N·C numbers per sequence), not the scores (H·N²);
-    the parameters stay the un-scaled W_Q, b_Q.
+    the parameters stay the un-scaled W_Q, b_Q.  ``rank`` r > 0 gives the queries and keys
+    r dimensions per head instead of d_h = C/H (a low-rank kernel; 1/√r scales them).
     """
 
     def __init__(self, channels: int, heads: int, *, causal: bool, kernel: str, iterations: int,
-                 bias: bool) -> None:
+                 bias: bool, rank: int = 0) -> None:
         super().__init__()
         self.heads = heads
         self.head_dim = channels // heads
-        self.scale = self.head_dim**-0.5  # 1/√d_h
+        self.qk_dim = rank or self.head_dim  # query/key width per head
+        self.scale = self.qk_dim**-0.5  # 1/√d_qk
         self.kernel = kernel
         self.iterations = iterations
         self.causal = causal
-        self.q = nn.Linear(channels, channels, bias=bias)
-        self.k = nn.Linear(channels, channels, bias=bias)
+        self.q = nn.Linear(channels, heads * self.qk_dim, bias=bias)
+        self.k = nn.Linear(channels, heads * self.qk_dim, bias=bias)
         self.v = nn.Linear(channels, channels, bias=bias)
         self.o = nn.Linear(channels, channels, bias=bias)
 
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, tokens, channels = u.shape  # (B, N, C)
         shape = (batch, tokens, self.heads, self.head_dim)
-        q = self.q(u).mul_(self.scale).view(shape).transpose(1, 2)  # (B, H, N, d): Q/√d_h
-        k = self.k(u).view(shape).transpose(1, 2)  # (B, H, N, d)
+        qk_shape = (batch, tokens, self.heads, self.qk_dim)
+        q = self.q(u).mul_(self.scale).view(qk_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
+        k = self.k(u).view(qk_shape).transpose(1, 2)  # (B, H, N, r)
         v = self.v(u).view(shape).transpose(1, 2)  # (B, H, N, d)
         if self.kernel == "softmax" and not ctx.record:
             # Fused kernel, memory O(N): is_causal or a (B, 1, 1, N) key mask, unless the
@@ -276,6 +279,7 @@ class BertPostlnStepper(nn.Module):
                 'iterations': 20,
                 'kernel': 'softmax',
                 'op': 'attention',
+                'rank': 0,
             },
             'reaction_mlp': {
                 'activation': 'gelu',
