@@ -24,6 +24,8 @@ COMMANDS = {
     "phase": ("pdelang.cli.phase", "phase diagram of training stability: depth × lr × "
                                    "norm × residual"),
     "reference": ("pdelang.cli.reference", "list the references; train vit-digits into the cache"),
+    "study": ("pdelang.cli.study", "a claim study that can fail: paper1 (reduced PDE models, "
+                                   "floors, seeds, intervals)"),
 }
 
 

@@ -14,9 +14,11 @@ def configure(parser) -> None:
                         help="minilm (default), vit-digits, hf:PATH, hf-config:bert|vit|gpt2, "
                              "torch, torch:pre, torch:post")
     parser.add_argument("--mode", default="exact",
-                        choices=["exact", "continuous", "fit", "depth"],
+                        choices=["exact", "continuous", "fit", "depth", "distill"],
                         help="exact | continuous | fit | depth (the continuous-depth limit: "
-                             "substeps 1 … 64 per layer against an adaptive dopri5 solution)")
+                             "substeps 1 … 64 per layer against an adaptive dopri5 solution) "
+                             "| distill (a reduced model's own weights fitted to the "
+                             "reference's layer states, with restarts, to a plateau)")
     parser.add_argument("--metrics", default="standard", choices=["standard", "info"],
                         help="info: also the information flow per layer — I(X;T) "
                              "(sample propagation), I(T;Y) (a logistic probe; digits or the "
@@ -46,10 +48,23 @@ def configure(parser) -> None:
                         help="held-out inputs to evaluate on (default 64)")
     parser.add_argument("--text", default=None, help="your own text file instead of the corpus")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per input")
-    parser.add_argument("--steps", type=int, default=40, help="Adam steps in fit mode")
-    parser.add_argument("--lr", type=float, default=0.05, help="learning rate in fit mode")
-    parser.add_argument("--train-samples", type=int, default=32,
-                        help="training inputs in fit mode")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="fit mode: at most this many L-BFGS iterations (default 100; it "
+                             "stops earlier once converged); distill mode: at most this many "
+                             "Adam steps per restart (default 3000)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="distill mode: Adam's initial learning rate (default 3e-3; fit "
+                             "mode's L-BFGS has no learning rate)")
+    parser.add_argument("--train-samples", type=int, default=None,
+                        help="training inputs (fit mode: default 32; distill mode: default "
+                             "1024, or the whole split if smaller)")
+    parser.add_argument("--restarts", type=int, default=3,
+                        help="distill mode: independent initializations (default 3)")
+    parser.add_argument("--batch-size", type=int, default=128,
+                        help="distill mode: Adam's mini-batch (default 128)")
+    parser.add_argument("--attention-weight", type=float, default=0.0,
+                        help="distill mode: λ of λ·KL(P_ref ‖ P_model) of the attention maps "
+                             "added to the state loss (default 0: states only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="directory for plots and results.json")
     parser.add_argument("--compile", action="store_true",
@@ -71,13 +86,15 @@ def _check_options(args) -> None:
     for flag, value, low in (("--sentences", args.samples, 1),
                              ("--max-length", args.max_length, 3),  # [CLS] word [SEP]
                              ("--steps", args.steps, 1),
-                             ("--train-samples", args.train_samples, 1)):
-        if value < low:
+                             ("--train-samples", args.train_samples, 1),
+                             ("--restarts", args.restarts, 1),
+                             ("--batch-size", args.batch_size, 1)):
+        if value is not None and value < low:
             raise PdelangError(f"{flag} {value}: must be at least {low}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise PdelangError(f"--lr {args.lr}: the learning rate must be a positive number")
-    if args.metrics == "info" and args.mode == "depth":
-        raise PdelangError("--metrics info with --mode depth: the depth mode has its own "
+    if args.metrics == "info" and args.mode in ("depth", "distill"):
+        raise PdelangError(f"--metrics info with --mode {args.mode}: that mode has its own "
                            "table", suggestion="run --metrics info with exact, continuous "
                                                "or fit mode")
     if args.metrics == "info" and args.samples < 2:
@@ -85,6 +102,8 @@ def _check_options(args) -> None:
                            "least 2 held-out inputs", suggestion="use --samples 64 or more")
     if args.probe_samples < 2 or args.flow_samples < 0:
         raise PdelangError("--probe-samples must be at least 2 and --flow-samples at least 0")
+    if not (math.isfinite(args.attention_weight) and args.attention_weight >= 0):
+        raise PdelangError(f"--attention-weight {args.attention_weight}: must be ≥ 0")
     for flag, value in (("--rtol", args.rtol), ("--atol", args.atol), ("--sigma", args.sigma)):
         if not (math.isfinite(value) and value > 0):
             raise PdelangError(f"{flag} {value}: must be a positive number")
@@ -99,10 +118,17 @@ def execute(args) -> int:
     bar = None
     if args.mode == "fit" and not args.json:
         from tqdm import tqdm
-        bar = tqdm(total=args.steps, desc="fit", unit="step", file=sys.stderr)
+        bar = tqdm(desc="fit (L-BFGS)", unit="evaluation", file=sys.stderr)
 
         def progress(loss):
             bar.set_postfix(loss=f"{loss:.4g}")
+            bar.update(1)
+    if args.mode == "distill" and not args.json:
+        from tqdm import tqdm
+        bar = tqdm(desc="distill", unit="eval", file=sys.stderr)
+
+        def progress(restart, step, loss):
+            bar.set_postfix_str(f"restart {restart}, step {step}, validation loss {loss:.4g}")
             bar.update(1)
 
     levels = None
@@ -129,12 +155,15 @@ def _run(args, progress, levels):
 
     return validate(args.spec, args.reference, args.mode, overrides=args.overrides,
                     samples=args.samples, text=args.text, max_length=args.max_length,
-                    steps=args.steps, lr=args.lr, train_samples=args.train_samples,
+                    steps=args.steps, lr=args.lr,
+                    train_samples=args.train_samples or (32 if args.mode == "fit" else None),
                     seed=args.seed, progress=progress, compile=args.compile,
                     dtype=args.dtype, levels=levels, rtol=args.rtol, atol=args.atol,
                     metrics=(args.metrics,), sigma=args.sigma,
                     probe_samples=args.probe_samples, flow_samples=args.flow_samples,
-                    sigma_scale=args.sigma_scale, representation=args.representation)
+                    sigma_scale=args.sigma_scale, representation=args.representation,
+                    restarts=args.restarts, batch_size=args.batch_size,
+                    attention_weight=args.attention_weight)
 
 
 def _report(args, result) -> int:
@@ -144,6 +173,12 @@ def _report(args, result) -> int:
     if args.mode == "depth":
         from pdelang.validation.depth import format_depth_table as format_table
         from pdelang.validation.depth import write_depth_plots as write_plots
+    elif args.mode == "distill":
+        from pdelang.validation.distill import format_distill as format_table
+
+        def write_plots(result, out):
+            out.mkdir(parents=True, exist_ok=True)
+            return []
     else:
         from pdelang.validation.validate import format_table, write_plots
     for warning in result.warnings:

@@ -46,7 +46,7 @@ from pdelang.validation.weights import (
 
 EXACT_RELATIVE_ERROR = 1e-5
 EXACT_ATTENTION_COSINE = 0.99999
-MODES = ("exact", "continuous", "fit", "depth")
+MODES = ("exact", "continuous", "fit", "depth", "distill")
 
 
 @dataclass
@@ -67,6 +67,12 @@ class ValidationResult:
     hint: str | None = None  # overrides that fix every problem at once
     information: object = None  # --metrics info: an information_flow.InformationFlow
     left_out: list[str] = field(default_factory=list)  # exact mode: terms switched off
+    convergence: dict = field(default_factory=dict)  # fit mode: criterion, intervals, D → 0
+    # in memory only (a study's floors and intervals need them; not in to_json)
+    stepper: object = field(default=None, repr=False)
+    run: object = field(default=None, repr=False)
+    output: object = field(default=None, repr=False)
+    model_maps: list = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict:
         def clean(value):
@@ -77,7 +83,7 @@ class ValidationResult:
             "layers": [{k: clean(v) for k, v in row.items()} for row in self.layers],
             "fitted": self.fitted, "fit_loss": self.fit_history, "seconds": self.seconds,
             "problems": self.problems, "hint": self.hint, "warnings": self.warnings,
-            "left_out": self.left_out,
+            "left_out": self.left_out, "convergence": self.convergence,
         } | ({"information": self.information.to_json()} if self.information else {})
 
 
@@ -135,6 +141,17 @@ def _labelled_inputs(reference, samples: int, split: str, text_file: str | None,
     return reference.inputs_from_text(sentences, max_length=max_length), None, None
 
 
+def _available(reference, split: str, text: str | None) -> int:
+    """How many inputs the split has (a user's --text: as many as asked)."""
+    if text:
+        return 1 << 30
+    if reference.modality == "image":
+        from pdelang.data import load_digits_images
+        return len(load_digits_images(None, split)[1])
+    from pdelang.data import load_corpus
+    return len(load_corpus(split))
+
+
 def _per_layer_maps(attentions: list, layers: int) -> list:
     """The last attention evaluation of every layer (substeps and RK stages repeat it)."""
     if not attentions:
@@ -161,10 +178,11 @@ def _run_stepper(stepper, run):
 
 
 def _scalar_parameters(stepper) -> dict[str, torch.nn.Parameter]:
-    """The spec's learnable scalar parameters: shared ones and per-layer ones."""
+    """The spec's learnable scalar parameters: shared ones, per-layer ones and the
+    coefficients of depth-dependent (``basis``) ones (a tied stepper's layers are one)."""
     out = {}
     for name, param in stepper.named_parameters():
-        if param.dim() == 0:
+        if param.dim() == 0 or name.endswith("_coefficients"):
             out[name] = param
     return out
 
@@ -173,19 +191,54 @@ def _scalar_values(stepper) -> dict:
     structure = type(stepper).STRUCTURE
     values = {}
     for name, info in structure["parameters"].items():
-        if info["per_layer"]:
+        if info.get("basis"):
+            values[name] = getattr(stepper.shared, f"{name}_coefficients").detach().tolist()
+        elif info["per_layer"]:
             values[name] = [getattr(layer, name).detach().item() for layer in stepper.layers]
         else:
             values[name] = getattr(stepper.shared, name).detach().item()
     return values
 
 
-def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
-         dtype: str = "float32") -> list[float]:
-    """Adam on the spec's scalar parameters; the stepper's forward at ``dtype`` (autocast
-    for bfloat16/float16), the reference's targets and the loss in float32."""
-    from pdelang.accelerate import precision
+def _flat_values(values: dict) -> dict[str, float]:
+    """``{"D": 0.01, "alpha": [1, 0.9]}`` → ``{"D": 0.01, "alpha[0]": 1, "alpha[1]": 0.9}``."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            out.update({f"{name}[{i}]": float(v) for i, v in enumerate(value)})
+        else:
+            out[name] = float(value)
+    return out
 
+
+#: Fit mode's L-BFGS: at most this many iterations, and the relative change of the loss
+#: in one iteration that counts as converged.
+FIT_ITERATIONS = 100
+FIT_TOLERANCE = 1e-7
+#: Bootstrap refits (resampled training inputs, warm-started at the fit) for the intervals.
+FIT_BOOTSTRAP = 20
+#: A positive coefficient below this is at the boundary of its range (D → 0).
+AT_ZERO = 1e-4
+
+
+def _positive_names(stepper) -> list[str]:
+    structure = type(stepper).STRUCTURE
+    return [name for name, info in structure["parameters"].items()
+            if info["positive"] and info["learnable"] and not info["per_layer"]]
+
+
+def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
+         dtype: str = "float32", bootstrap: int = FIT_BOOTSTRAP, seed: int = 0) -> dict:
+    """The spec's learnable scalars fitted with L-BFGS to the reference's per-layer states
+    (:mod:`pdelang.validation.fitting`; ``steps`` caps the iterations, ``lr`` is unused by
+    L-BFGS and kept for the command line), then ``bootstrap`` refits on resampled inputs for
+    percentile intervals, and for every positive coefficient the loss with it at exactly 0:
+    when that is no worse, the optimum is the boundary (D → 0) and the report says so."""
+    from pdelang.accelerate import precision
+    from pdelang.validation.fitting import (
+        lbfgs_to_convergence, percentile_interval, state_loss)
+
+    del lr
     params = _scalar_parameters(stepper)
     if not params:
         raise PdelangError("fit mode needs learnable scalar parameters in the spec",
@@ -195,35 +248,68 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
     for p in params.values():
         p.requires_grad_(True)
     run = reference.run(inputs)
-    mask = run.bool_mask[..., None].to(run.embeddings.dtype)
     targets = run.hidden_states[1:]
-    optimizer = torch.optim.Adam(list(params.values()), lr=lr)
-    history = []
-    for _ in range(steps):
-        optimizer.zero_grad()
-        with precision(dtype, "cpu"):
-            out = _call(stepper, run)
-        loss = sum(((s - t) ** 2 * mask).sum() / ((t ** 2) * mask).sum()
-                   for s, t in zip(out.states[1:], targets)) / len(targets)
-        loss.backward()
-        optimizer.step()
-        history.append(loss.item())
-        if progress is not None:
-            progress(history[-1])
+
+    def loss_on(index=None):
+        def loss():
+            with precision(dtype, "cpu"):
+                out = _call(stepper, run)
+            states = out.states[1:]
+            if index is None:
+                return state_loss(states, targets, run.bool_mask)
+            return state_loss([s[index] for s in states], [t[index] for t in targets],
+                              run.bool_mask[index])
+        return loss
+
+    report = lbfgs_to_convergence(list(params.values()), loss_on(), max_iterations=steps,
+                                  tolerance=FIT_TOLERANCE, progress=progress)
+    fitted = {name: p.detach().clone() for name, p in params.items()}
+    point = _flat_values(_scalar_values(stepper))
+    draws: dict[str, list[float]] = {name: [] for name in point}
+    generator = np.random.default_rng(seed)
+    n = int(run.embeddings.shape[0])
+    for _ in range(bootstrap if n > 1 else 0):
+        index = torch.as_tensor(generator.integers(0, n, n))
+        lbfgs_to_convergence(list(params.values()), loss_on(index),
+                             max_iterations=max(10, steps // 4), tolerance=1e-6)
+        for name, value in _flat_values(_scalar_values(stepper)).items():
+            draws[name].append(value)
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(fitted[name])
+    intervals = {name: {"value": point[name],
+                        **dict(zip(("low", "high"), percentile_interval(values)))}
+                 for name, values in draws.items() if values}
+    boundary = {}
+    with torch.no_grad():
+        fitted_loss = float(loss_on()())
+        for name in _positive_names(stepper):
+            original = stepper.shared.parametrizations[name].original
+            kept = original.clone()
+            original.fill_(-1e4)  # softplus(−1e4) = 0 exactly: the term switched off
+            at_zero = float(loss_on()())
+            original.copy_(kept)
+            value = point[name]
+            boundary[name] = {
+                "value": value, "loss_at_fit": fitted_loss, "loss_at_zero": at_zero,
+                "optimum_at_zero": bool(value < AT_ZERO or at_zero <= fitted_loss),
+            }
     for p in stepper.parameters():
         p.requires_grad_(False)
-    return history
+    return {"report": report, "intervals": intervals, "boundary": boundary,
+            "bootstrap": bootstrap, "train_inputs": n}
 
 
 def validate(spec, reference: str = "minilm", mode: str = "exact", *,
              overrides: Iterable[str] = (), samples: int = 64, text: str | None = None,
-             max_length: int = 128, steps: int = 40, lr: float = 0.05,
-             train_samples: int = 32, seed: int = 0, progress=None, compile: bool = False,
+             max_length: int = 128, steps: int | None = None, lr: float | None = None,
+             train_samples: int | None = None, seed: int = 0, progress=None, compile: bool = False,
              dtype: str = "float32", levels=None, rtol: float | None = None,
              atol: float | None = None, metrics: Iterable[str] = (),
              sigma: float | None = None, probe_samples: int | None = None,
              flow_samples: int | None = None, sigma_scale: str = "relative",
-             representation: str = "auto"):
+             representation: str = "auto", restarts: int = 3, batch_size: int = 128,
+             attention_weight: float = 0.0):
     """Validate a spec against a reference (see the module docstring for the modes).
 
     ``compile``: the stepper compiled with ``torch.compile`` (one warning and uncompiled
@@ -264,6 +350,20 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         from pdelang.validation.depth import check_ode
         check_ode(spec_value, module.COMPILATION.discrete.program)
     ref = _load_reference(reference)
+    if mode == "distill":
+        from pdelang.validation import distill as D
+
+        train = min(train_samples or D.DEFAULT_TRAIN_SAMPLES, _available(ref, "train", text))
+        result = D.distill(
+            spec_value, module, ref, _inputs(ref, train, "train", text, max_length),
+            _inputs(ref, samples, "heldout", text, max_length), reference_name=reference,
+            restarts=restarts, steps=steps if steps is not None else D.DEFAULT_STEPS,
+            lr=lr or D.DEFAULT_LR,
+            batch_size=batch_size, seed=seed, attention_weight=attention_weight,
+            progress=progress)
+        result.warnings = list(module.COMPILATION.analysis.warnings)
+        result.seconds = time.perf_counter() - started
+        return result
 
     def against_reference(spec_value, module):
         """The stepper (seeded), what keeps it from carrying the reference's weights, and
@@ -304,9 +404,12 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     if compile:
         compile_stepper(stepper)
     history: list[float] = []
+    fit_details: dict = {}
     if mode == "fit":
-        train_inputs = _inputs(ref, train_samples, "train", text, max_length)
-        history = _fit(stepper, ref, train_inputs, steps, lr, progress, dtype)
+        train_inputs = _inputs(ref, train_samples or 32, "train", text, max_length)
+        fit_details = _fit(stepper, ref, train_inputs, steps or FIT_ITERATIONS, lr, progress,
+                           dtype, seed=seed)
+        history = fit_details["report"].history
     info = "info" in tuple(metrics)
     inputs, labels, label_name = _labelled_inputs(ref, samples, "heldout", text, max_length,
                                                   labelled=info)
@@ -345,7 +448,17 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         problems=[m.to_json(ref.name) for m in problems],
         warnings=list(module.COMPILATION.analysis.warnings),
         hint=complete_hint(problems, spec_value) if problems else None,
-        information=information, left_out=left_out)
+        information=information, left_out=left_out,
+        convergence=_convergence_json(fit_details), stepper=stepper, run=run, output=out,
+        model_maps=maps)
+
+
+def _convergence_json(details: dict) -> dict:
+    if not details:
+        return {}
+    return {"fit": details["report"].to_json(), "intervals": details["intervals"],
+            "boundary": details["boundary"], "bootstrap": details["bootstrap"],
+            "train_inputs": details["train_inputs"]}
 
 
 def _information(ref, stepper, run, out, maps, inputs, labels, label_name, text, max_length,
@@ -407,9 +520,25 @@ def format_table(result: ValidationResult) -> str:
         from pdelang.validation.information_flow import format_information
         lines.append(format_information(result.information))
     if result.fit_history:
+        fit = result.convergence.get("fit", {})
+        state = "converged" if fit.get("converged") else "NOT converged (raise --steps)"
         lines.append(f"fit loss: {result.fit_history[0]:.4g} → {result.fit_history[-1]:.4g} "
-                     f"({len(result.fit_history)} Adam steps; only the spec's scalar "
-                     "parameters were learned, the reference's weights stayed frozen)")
+                     f"({fit.get('iterations')} L-BFGS iterations, {state}; only the spec's "
+                     "scalar parameters were learned, the reference's weights stayed frozen)")
+        intervals = result.convergence.get("intervals", {})
+        if intervals:
+            lines.append(f"95 % bootstrap intervals ({result.convergence['bootstrap']} refits "
+                         f"on resampled training inputs): " + ", ".join(
+                             f"{k} = {v['value']:.4g} [{v['low']:.4g}, {v['high']:.4g}]"
+                             for k, v in intervals.items()))
+        for name, b in result.convergence.get("boundary", {}).items():
+            if b["optimum_at_zero"]:
+                lines.append(f"{name}: the optimum is {name} → 0 (loss {b['loss_at_zero']:.4g} "
+                             f"with {name} = 0 against {b['loss_at_fit']:.4g} at the fit): the "
+                             f"reference is best matched without this term")
+            else:
+                lines.append(f"{name}: an interior optimum (loss {b['loss_at_fit']:.4g} at the "
+                             f"fit, {b['loss_at_zero']:.4g} with {name} = 0)")
     return "\n".join(lines)
 
 

@@ -43,7 +43,7 @@ def test_validate_fit_twice_gives_identical_results(tmp_path):
                            *[arg for o in SMALL for arg in ("--set", o)])
         assert code == 0, err
     data = json.loads((outs[0] / "results.json").read_text())
-    assert len(data["fit_loss"]) == 3 and "seconds" in data
+    assert data["convergence"]["fit"]["iterations"] <= 3 and "seconds" in data
     same_outputs(*outs, ["results.json", "metrics.png", "attention_maps.png"])
 
 

@@ -1,0 +1,1 @@
+"""Studies that test published claims with pdelang (one module per study)."""
