@@ -62,6 +62,9 @@ def configure(parser) -> None:
                         help="distill mode: independent initializations (default 3)")
     parser.add_argument("--batch-size", type=int, default=128,
                         help="distill mode: Adam's mini-batch (default 128)")
+    parser.add_argument("--bootstrap", type=int, default=None,
+                        help="fit and distill mode: bootstrap refits on resampled training "
+                             "inputs for the coefficients' 95 %% intervals (default 10; 0: none)")
     parser.add_argument("--attention-weight", type=float, default=0.0,
                         help="distill mode: λ of λ·KL(P_ref ‖ P_model) of the attention maps "
                              "added to the state loss (default 0: states only)")
@@ -88,7 +91,8 @@ def _check_options(args) -> None:
                              ("--steps", args.steps, 1),
                              ("--train-samples", args.train_samples, 1),
                              ("--restarts", args.restarts, 1),
-                             ("--batch-size", args.batch_size, 1)):
+                             ("--batch-size", args.batch_size, 1),
+                             ("--bootstrap", args.bootstrap, 0)):
         if value is not None and value < low:
             raise PdelangError(f"{flag} {value}: must be at least {low}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
@@ -163,7 +167,7 @@ def _run(args, progress, levels):
                     probe_samples=args.probe_samples, flow_samples=args.flow_samples,
                     sigma_scale=args.sigma_scale, representation=args.representation,
                     restarts=args.restarts, batch_size=args.batch_size,
-                    attention_weight=args.attention_weight)
+                    attention_weight=args.attention_weight, bootstrap=args.bootstrap)
 
 
 def _report(args, result) -> int:

@@ -53,6 +53,24 @@ RESCALED_THRESHOLD = 0.9
 MIN_SEEDS = 3
 COMPRESSION_SIGMAS = (0.1, 0.3, 1.0)
 SWEEP_SIGMAS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+#: absolute σ: multiples of the geometric mean of the layers' RMS spreads (the ViT's residual
+#: stream grows ~10× over depth: in units of layer 0's spread every later layer saturates)
+ABSOLUTE_UNIT = "mean"
+
+RULES = {
+    "claim_a": f"attention cosine ≥ {RAW_THRESHOLD} (raw) and ≥ {RESCALED_THRESHOLD} rescaled "
+               "as (s − f)/(1 − f) against the strongest floor f of the layer, with the paired "
+               "95 % bootstrap CI of s − f over inputs above 0, at every non-trivial layer, on "
+               f"each of ≥ {MIN_SEEDS} reference seeds (text: disjoint held-out subsets); "
+               "decided for the reduced models; fit mode cannot fail and is marked so",
+    "claim_b": "compression from layer 2 to the last layer: ΔI(X;T) < 0 with a 95 % CI "
+               f"excluding 0 at every σ of {list(COMPRESSION_SIGMAS)}, relative and absolute, "
+               "and under the whitened-PCA control, on every seed",
+    "claim_c": "a reduced model breaks down at a layer when its held-out relative state error "
+               "is not below the previous-state floor's (the paired CI of model − floor does "
+               "not lie below 0); set beside the reference MLP's update ‖R(u)‖/‖u‖ and the "
+               "accuracy without the MLPs",
+}
 
 IMAGE_FIT_SPEC = "vit2d.yaml"
 IMAGE_MODELS = {"tied": "reduced/vit_tied.yaml", "kernel": "reduced/vit_kernel.yaml"}
@@ -67,6 +85,7 @@ class StudyConfig:
     out: Path
     seeds: tuple[int, ...] = (0, 1, 2)
     subsets: int = 3  # disjoint held-out text subsets
+    subset_size: int | None = None  # sentences per subset (None: a third of the split each)
     restarts: int = 2  # distill restarts per reduced model
     steps: int = 3000  # distill: at most this many Adam steps per restart
     lr: float = 1e-2
@@ -75,6 +94,8 @@ class StudyConfig:
     text_train_samples: int = 512
     text_steps: int = 600
     fit_train_samples: int = 256
+    fit_steps: int = 100  # fit mode: at most this many L-BFGS iterations
+    fit_bootstrap: int = 10  # fit and distill: bootstrap refits for the intervals
     bootstrap: int = 2000
     compression_resamples: int = 30
     probe_samples: int = 512
@@ -85,9 +106,10 @@ class StudyConfig:
 
 def quick_config(out: Path) -> StudyConfig:
     """A smoke run of every piece (minutes, not the documented numbers)."""
-    return StudyConfig(out=out, seeds=(0,), subsets=1, restarts=1, steps=50,
+    return StudyConfig(out=out, seeds=(0,), subsets=1, subset_size=24, restarts=1, steps=50,
                        train_samples=256, text_train_samples=32, text_steps=20,
-                       fit_train_samples=32, bootstrap=200, compression_resamples=3,
+                       fit_train_samples=32, fit_steps=8, fit_bootstrap=2, bootstrap=200,
+                       compression_resamples=3,
                        probe_samples=128, quick=True)
 
 
@@ -133,12 +155,14 @@ def _image_inputs(reference, split: str, n: int | None = None):
     return reference.inputs_from_images(images), labels.numpy()
 
 
-def _text_subset(reference, subset: int, subsets: int, max_length: int = 64):
-    """The held-out sentences cut into ``subsets`` disjoint, equal parts; part ``subset``."""
+def _text_subset(reference, subset: int, subsets: int, max_length: int = 64,
+                 size: int | None = None):
+    """The held-out sentences cut into ``subsets`` disjoint, equal parts (of ``size`` each if
+    given); part ``subset``."""
     from pdelang.data import load_corpus
 
     sentences = load_corpus("heldout")
-    size = len(sentences) // subsets
+    size = size or len(sentences) // subsets
     return reference.inputs_from_text(sentences[subset * size:(subset + 1) * size],
                                       max_length=max_length)
 
@@ -331,12 +355,14 @@ def _breakdown(rows: list[dict]) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- pieces
-def _fit_piece(spec: Path, reference_name: str, run_floor: dict, train_samples: int,
-               samples: int, bootstrap: int, seed: int) -> dict:
+def _fit_piece(spec: Path, reference_name: str, run_floor: dict, config: StudyConfig,
+               samples: int, seed: int) -> dict:
     from pdelang.validation.validate import validate
 
+    bootstrap = config.bootstrap
     result = validate(str(spec), reference_name, "fit", samples=samples,
-                      train_samples=train_samples, seed=seed)
+                      train_samples=config.fit_train_samples, seed=seed,
+                      steps=config.fit_steps, bootstrap=config.fit_bootstrap)
     values = _model_values(result, result.run)
     return _fit_json(spec, result, _against_floors(values, run_floor, {1}, bootstrap, seed))
 
@@ -380,7 +406,8 @@ def _distill_piece(spec: Path, reference, reference_name: str, train_inputs, hel
     module = build_module(spec_value)
     result = distill(spec_value, module, reference, train_inputs, heldout_inputs,
                      reference_name=reference_name, restarts=config.restarts, steps=steps,
-                     lr=config.lr, seed=seed, attention_weight=config.attention_weight)
+                     lr=config.lr, seed=seed, attention_weight=config.attention_weight,
+                     bootstrap=config.fit_bootstrap)
     values = _model_values(result, result.run)
     rows = _against_floors(values, run_floor, set(), config.bootstrap, seed)
     piece = {"spec": str(spec.relative_to(REPO)), "parameters": result.parameters,
@@ -399,18 +426,22 @@ def _distill_piece(spec: Path, reference, reference_name: str, train_inputs, hel
 
 def _information_piece(run_test, labels_test, run_train, labels_train, config) -> dict:
     from pdelang.validation.information_controls import (
-        compression, participation_ratio, probe_information, sigma_sweep, to_json)
+        anisotropy_control, compression, participation_ratio, probe_information, sigma_sweep,
+        to_json)
     from pdelang.validation.information_flow import flattened
 
     test = [flattened(s) for s in run_test.hidden_states]
     train = [flattened(s) for s in run_train.hidden_states]
     last = len(test) - 1
-    sweep = sigma_sweep(test, SWEEP_SIGMAS, seed=0)
+    sweep = sigma_sweep(test, SWEEP_SIGMAS, seed=0, absolute_unit=ABSOLUTE_UNIT)
     test_compression = compression(test, 2, last, COMPRESSION_SIGMAS,
-                                   resamples=config.compression_resamples, seed=0)
+                                   resamples=config.compression_resamples, seed=0,
+                                   absolute_unit=ABSOLUTE_UNIT)
     probes = [to_json(probe_information(tr, labels_train, te, labels_test, seed=0))
               for tr, te in zip(train, test)]
+    anisotropy = anisotropy_control(test, (0.3,), seed=0)
     return {"sweep": to_json(sweep), "compression": to_json(test_compression),
+            "anisotropy": to_json(anisotropy),
             "participation_ratio": [participation_ratio(t) for t in test],
             "probe": probes, "from_layer": 2, "to_layer": last}
 
@@ -455,8 +486,7 @@ def run_image_seed(seed: int, config: StudyConfig, log) -> dict:
     reference = _piece(folder / "reference.json", reference_piece, log)
     pieces = {"reference": reference}
     pieces["fit"] = _piece(folder / "fit.json", lambda: _fit_piece(
-        SPECS / IMAGE_FIT_SPEC, name, reference, config.fit_train_samples, 359,
-        config.bootstrap, seed), log)
+        SPECS / IMAGE_FIT_SPEC, name, reference, config, 359, seed), log)
     for key, spec in IMAGE_MODELS.items():
         def distill_piece(spec=spec):
             s = reference_bits()
@@ -494,7 +524,8 @@ def run_text(config: StudyConfig, log) -> dict:
     def bits():
         if not state:
             reference = load_reference("minilm")
-            tests = [_text_subset(reference, k, config.subsets) for k in range(config.subsets)]
+            tests = [_text_subset(reference, k, config.subsets, size=config.subset_size)
+                     for k in range(config.subsets)]
             train = load_corpus("train", config.text_train_samples)
             train_inputs = reference.inputs_from_text(train, max_length=64)
             state.update(reference=reference, tests=tests, train_inputs=train_inputs,
@@ -522,7 +553,8 @@ def run_text(config: StudyConfig, log) -> dict:
 
         s = bits()
         result = validate(str(SPECS / TEXT_FIT_SPEC), "minilm", "fit", samples=2,
-                          train_samples=32, max_length=64, seed=0)
+                          train_samples=32, max_length=64, seed=0, steps=config.fit_steps,
+                          bootstrap=config.fit_bootstrap)
         subsets = per_subset(result.stepper, lambda v, f: _against_floors(
             v, f, {1}, config.bootstrap, 0))
         del s

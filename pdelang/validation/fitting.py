@@ -75,8 +75,8 @@ def lbfgs_to_convergence(params: Sequence[torch.nn.Parameter],
                          tolerance: float = 1e-7, progress=None) -> FitReport:
     """Minimize ``loss_fn()`` over ``params`` with L-BFGS (strong-Wolfe line search) until
     the loss or the step changes by ≤ ``tolerance`` × the starting loss in one iteration, or
-    the gradient vanishes (≤ 1e-10), or ``max_iterations`` pass (then: not converged).  ``history`` is
-    the loss at each evaluation (line-search trials included)."""
+    the gradient vanishes (≤ 1e-10), or ``max_iterations`` pass (then: not converged).
+    ``history`` is the loss at each evaluation (line-search trials included)."""
     started = time.perf_counter()
     params = list(params)
     with torch.no_grad():

@@ -120,6 +120,17 @@ def _sp(features: np.ndarray, sigma_units: float, *, seed: int, noise_samples: i
                                              noise_samples=noise_samples)
 
 
+def _absolute_spread(mats, unit: str) -> float:
+    """The absolute scale's unit: the RMS spread of layer 0 (``"layer0"``), or the geometric
+    mean of every given layer's spread (``"mean"``: a σ range of 0.1–1 then straddles the
+    scale of every layer, not only of layer 0, when the layers' scales differ a lot)."""
+    if unit == "layer0":
+        return _nonzero(spread(mats[0]))
+    if unit == "mean":
+        return _nonzero(float(np.exp(np.mean([np.log(_nonzero(spread(m))) for m in mats]))))
+    raise ValueError(f"absolute_unit must be 'layer0' or 'mean', got {unit!r}")
+
+
 def _sigma_units(features: np.ndarray, multiple: float, scale: str,
                  reference_spread: float) -> float:
     """σ in feature units: ``m · s_ℓ`` (relative) or ``m · s_0`` (absolute)."""
@@ -206,7 +217,8 @@ class SigmaSweep:
         return to_json(self)
 
 
-def sigma_sweep(layers, sigmas=DEFAULT_SIGMAS, scales=SCALES, *, seed: int = 0,
+def sigma_sweep(layers, sigmas=DEFAULT_SIGMAS, scales=SCALES, *,
+                absolute_unit: str = "layer0", seed: int = 0,
                 noise_samples: int = 4) -> SigmaSweep:
     """``I(X; T_ℓ + Z)`` (bits, Goldfeld et al.'s sample propagation) of every layer, at every
     σ multiple in ``sigmas`` and every scale in ``scales`` (see the module docstring: relative
@@ -220,7 +232,7 @@ def sigma_sweep(layers, sigmas=DEFAULT_SIGMAS, scales=SCALES, *, seed: int = 0,
     """
     mats = _layers(layers)
     sigmas, scales = _check_sigmas(sigmas), _check_scales(scales)
-    s0 = _nonzero(spread(mats[0]))
+    s0 = _absolute_spread(mats, absolute_unit)
     spreads = [spread(m) for m in mats]
     ratios = [participation_ratio(m) for m in mats]
     rows = []
@@ -337,7 +349,8 @@ class AnisotropyControl:
         return to_json(self)
 
 
-def anisotropy_control(layers, sigmas=(0.3,), *, scale: str = "relative", k: int | None = None,
+def anisotropy_control(layers, sigmas=(0.3,), *, absolute_unit: str = "layer0",
+                       scale: str = "relative", k: int | None = None,
                        factor: float = 2.0, seed: int = 0,
                        noise_samples: int = 4) -> AnisotropyControl:
     """``I(X; T_ℓ + Z)`` of every layer under (a) the raw features, (b) the layer's
@@ -355,7 +368,7 @@ def anisotropy_control(layers, sigmas=(0.3,), *, scale: str = "relative", k: int
     sigmas = _check_sigmas(sigmas)
     (scale,) = _check_scales((scale,))
     k = default_k(mats) if k is None else int(k)
-    s0 = _nonzero(spread(mats[0]))
+    s0 = _absolute_spread(mats, absolute_unit)
     variants = []
     for feats in mats:
         white = whitened_pca(feats, k)
@@ -456,7 +469,8 @@ def _verdict(rows: list[dict], control: list[dict]) -> tuple[str, str]:
 
 
 def compression(layers, from_layer: int, to_layer: int, sigmas=DEFAULT_SIGMAS, scales=SCALES,
-                *, k: int | None = None, resamples: int = 50, seed: int = 0,
+                *, absolute_unit: str = "layer0", k: int | None = None,
+                resamples: int = 50, seed: int = 0,
                 noise_samples: int = 4) -> Compression:
     """Does ``I(X; T + Z)`` decrease from layer ``from_layer`` to ``to_layer``?
 
@@ -507,7 +521,7 @@ def compression(layers, from_layer: int, to_layer: int, sigmas=DEFAULT_SIGMAS, s
     pair = (mats[from_layer], mats[to_layer])
     n = len(pair[0])
     k = default_k(list(pair)) if k is None else int(k)
-    s0 = _nonzero(spread(mats[0]))  # absolute σ: fixed in feature units
+    s0 = _absolute_spread(mats, absolute_unit)  # absolute σ: fixed in feature units
 
     def estimates(a: np.ndarray, b: np.ndarray, noise_seed: int) -> dict:
         out = {}

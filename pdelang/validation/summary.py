@@ -80,13 +80,7 @@ def summarize(images: dict, text: dict, config) -> dict:
     from pdelang.studies import paper1 as P
 
     seeds = sorted(images)
-    summary: dict = {"seeds": seeds, "decision_rules": {
-        "claim_a": P._attention_verdict.__doc__ + f" Thresholds: raw ≥ {P.RAW_THRESHOLD}, "
-                   f"rescaled ≥ {P.RESCALED_THRESHOLD}; ≥ {P.MIN_SEEDS} seeds.",
-        "claim_b": "compression from layer 2 to the last layer: ΔI(X;T) < 0 with a CI "
-                   f"excluding 0 at every σ of {list(P.COMPRESSION_SIGMAS)}, relative and "
-                   "absolute, and under the whitened-PCA control; on every seed",
-        "claim_c": P._breakdown.__doc__},
+    summary: dict = {"seeds": seeds, "decision_rules": dict(P.RULES),
         "quick": config.quick}
     if images:
         references = [images[s]["reference"] for s in seeds]
@@ -130,6 +124,8 @@ def summarize(images: dict, text: dict, config) -> dict:
                                               "failed", "reason")}
                        for p in i["probe"]] for i in info],
             "participation_ratio": [i["participation_ratio"] for i in info],
+            "sweep": _sweep_table(info),
+            "anisotropy": [i["anisotropy"]["rows"] for i in info],
             "from_layer": info[0]["from_layer"], "to_layer": info[0]["to_layer"]}
         verdicts = summary["information_plane"]["verdicts"]
         summary["claim_b_holds"] = bool(verdicts) and all(v == "compression" for v in verdicts)
@@ -138,7 +134,8 @@ def summarize(images: dict, text: dict, config) -> dict:
         summary["text"] = {
             "subsets": [r["sentences"] for r in subsets],
             "floors": _floor_table(subsets),
-            "models": {"fit": {"layers": _model_table(text["fit"]["subsets"]),
+            "models": {"fit": {"spec": text["fit"]["subsets"][0]["spec"],
+                               "layers": _model_table(text["fit"]["subsets"]),
                                "claim_a": _claim_a(text["fit"]["subsets"], P.MIN_SEEDS),
                                "fitted": text["fit"]["subsets"][0]["fitted"]}}}
         for key in P.TEXT_MODELS:
@@ -151,6 +148,21 @@ def summarize(images: dict, text: dict, config) -> dict:
                 "breakdown": [s["breakdown"] for s in piece["subsets"]]}
     summary["verdicts"] = _verdicts(summary)
     return summary
+
+
+def _sweep_table(info: list[dict]) -> list[dict]:
+    """I(X;T_ℓ) per (scale, σ, layer): mean over seeds of the estimate and of its MC SE."""
+    rows = []
+    for index, row in enumerate(info[0]["sweep"]["rows"]):
+        entries = [i["sweep"]["rows"][index] for i in info]
+        rows.append({"scale": row["scale"], "sigma": row["sigma"], "layer": row["layer"],
+                     "bits": across_seeds([e["bits"] for e in entries]),
+                     "standard_error_bits": float(np.mean([e["standard_error_bits"]
+                                                           for e in entries])),
+                     "saturated": any(e["saturated"] for e in entries),
+                     "participation_ratio": float(np.mean([e["participation_ratio"]
+                                                           for e in entries]))})
+    return rows
 
 
 def _compression_table(info: list[dict]) -> list[dict]:
@@ -259,8 +271,9 @@ def report_markdown(summary: dict) -> str:
                   "through the reference's head |", "|---|---|---|---|"]
         for key, model in summary["models"].items():
             p = model["parameters"]
-            count = p.get("model", p.get("learned"))
-            lines.append(f"| {key} | {count:,} | {p['reference']:,} | "
+            count = f"{p['model']:,}" if "model" in p else \
+                f"{p['learned']:,} learned + the reference's weights, frozen"
+            lines.append(f"| {key} | {count} | {p['reference']:,} | "
                          f"{_pm(model.get('accuracy'))} |")
         lines.append("")
         for key, model in summary["models"].items():
@@ -290,7 +303,33 @@ def report_markdown(summary: dict) -> str:
                               zip(row["delta_bits"], row["low"], row["high"])
                               if d is not None and lo is not None and hi is not None)
             lines.append(f"| {row['scale']} | {row['sigma']} | {cells} |")
-        lines += ["", "Verdict per seed: " + ", ".join(plane["verdicts"]), ""]
+        lines += ["", "Verdict per seed: " + ", ".join(plane["verdicts"]) + " — "
+                  + " · ".join(plane["reasons"][:1]), ""]
+        layers = sorted({r["layer"] for r in plane["sweep"]})
+        lines += ["I(X;T_ℓ) per σ (bits, mean ± SD over seeds; participation ratio of T_ℓ "
+                  "in the last row):", "",
+                  "| scale | σ | " + " | ".join(f"ℓ = {ell}" for ell in layers) + " |",
+                  "|---|---|" + "---|" * len(layers)]
+        for scale in ("relative", "absolute"):
+            for sigma in sorted({r["sigma"] for r in plane["sweep"]}):
+                cells = [_pm(r["bits"], 3) + (" (sat.)" if r["saturated"] else "")
+                         for ell in layers for r in plane["sweep"]
+                         if r["scale"] == scale and r["sigma"] == sigma and r["layer"] == ell]
+                lines.append(f"| {scale} | {sigma:g} | " + " | ".join(cells) + " |")
+        ratios = [r for r in plane["sweep"] if r["scale"] == "relative"
+                  and r["sigma"] == plane["sweep"][0]["sigma"]]
+        lines.append("| participation ratio | | " + " | ".join(
+            f"{r['participation_ratio']:.1f}" for r in ratios) + " |")
+        probe = plane["probe"]
+        lines += ["", "I(T_ℓ;Y) by a logistic probe with C cross-validated on the training "
+                  "digits (bits ± bootstrap SE, seed by seed; C chosen):", "",
+                  "| seed | " + " | ".join(f"ℓ = {ell}" for ell in layers) + " |",
+                  "|---|" + "---|" * len(layers)]
+        for seed, rows in zip(summary["seeds"], probe):
+            lines.append(f"| {seed} | " + " | ".join(
+                f"{p['bits']:.3f} ± {p['standard_error_bits']:.3f} (C = {p['C']:g})"
+                + (" FAILED" if p["failed"] else "") for p in rows) + " |")
+        lines.append("")
     if "text" in summary:
         t = summary["text"]
         lines += ["## Text: MiniLM, disjoint held-out subsets of "

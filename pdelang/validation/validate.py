@@ -216,7 +216,7 @@ def _flat_values(values: dict) -> dict[str, float]:
 FIT_ITERATIONS = 100
 FIT_TOLERANCE = 1e-7
 #: Bootstrap refits (resampled training inputs, warm-started at the fit) for the intervals.
-FIT_BOOTSTRAP = 20
+FIT_BOOTSTRAP = 10
 #: A positive coefficient below this is at the boundary of its range (D → 0).
 AT_ZERO = 1e-4
 
@@ -271,7 +271,7 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
     for _ in range(bootstrap if n > 1 else 0):
         index = torch.as_tensor(generator.integers(0, n, n))
         lbfgs_to_convergence(list(params.values()), loss_on(index),
-                             max_iterations=max(10, steps // 4), tolerance=1e-6)
+                             max_iterations=min(10, steps), tolerance=1e-6)
         for name, value in _flat_values(_scalar_values(stepper)).items():
             draws[name].append(value)
         with torch.no_grad():
@@ -309,7 +309,7 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
              sigma: float | None = None, probe_samples: int | None = None,
              flow_samples: int | None = None, sigma_scale: str = "relative",
              representation: str = "auto", restarts: int = 3, batch_size: int = 128,
-             attention_weight: float = 0.0):
+             attention_weight: float = 0.0, bootstrap: int | None = None):
     """Validate a spec against a reference (see the module docstring for the modes).
 
     ``compile``: the stepper compiled with ``torch.compile`` (one warning and uncompiled
@@ -360,7 +360,7 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
             restarts=restarts, steps=steps if steps is not None else D.DEFAULT_STEPS,
             lr=lr or D.DEFAULT_LR,
             batch_size=batch_size, seed=seed, attention_weight=attention_weight,
-            progress=progress)
+            progress=progress, **({} if bootstrap is None else {"bootstrap": bootstrap}))
         result.warnings = list(module.COMPILATION.analysis.warnings)
         result.seconds = time.perf_counter() - started
         return result
@@ -408,7 +408,8 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     if mode == "fit":
         train_inputs = _inputs(ref, train_samples or 32, "train", text, max_length)
         fit_details = _fit(stepper, ref, train_inputs, steps or FIT_ITERATIONS, lr, progress,
-                           dtype, seed=seed)
+                           dtype, seed=seed,
+                           bootstrap=FIT_BOOTSTRAP if bootstrap is None else bootstrap)
         history = fit_details["report"].history
     info = "info" in tuple(metrics)
     inputs, labels, label_name = _labelled_inputs(ref, samples, "heldout", text, max_length,
