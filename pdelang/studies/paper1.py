@@ -579,7 +579,7 @@ def run_text(config: StudyConfig, log) -> dict:
 def run_study(config: StudyConfig, log=print) -> dict:
     """Every piece (reused when already written), then ``summary.json`` and
     ``results.md`` in ``config.out``."""
-    from pdelang.validation.summary import summarize, write_report
+    from pdelang.studies.summary import summarize, write_report
 
     started = time.perf_counter()
     images = {seed: run_image_seed(seed, config, log) for seed in config.seeds} \

@@ -92,7 +92,7 @@ def test_claim_c_flags_the_layers_no_better_than_nothing_happening(floors):
 
 
 def test_fewer_seeds_than_the_rule_asks_never_make_claim_a_hold():
-    from pdelang.validation.summary import _claim_a
+    from pdelang.studies.summary import _claim_a
 
     passing = {"verdict": {"holds": True, "layers_checked": [2], "failures": []}}
     assert not _claim_a([passing] * (P.MIN_SEEDS - 1), P.MIN_SEEDS)["holds"]

@@ -1,5 +1,5 @@
 """The figures of ``pdelang study paper1`` from a compact synthetic ``summary.json`` of the
-same shape as :func:`pdelang.validation.summary.summarize` writes (2 seeds, 4 image layers,
+same shape as :func:`pdelang.studies.summary.summarize` writes (2 seeds, 4 image layers,
 two models, a text section): three valid PNGs, one panel per figure without text, text
 alone without the image figures, and the same bytes when written twice."""
 
@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from pdelang.validation.summary_plots import (attention_figure, information_plane_figure,
+from pdelang.studies.figures import (attention_figure, information_plane_figure,
                                               state_error_figure, write_figures)
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -17,7 +17,8 @@ SEEDS = (0, 1)
 NAMES = ["attention_cosine.png", "state_error.png", "information_plane.png"]
 
 
-def stat(mean, sd=0.01, n=len(SEEDS), interval=True):
+def stat(mean, sd=0.01, n=None, interval=True):
+    n = len(SEEDS) if n is None else n
     half = 12.7 * sd / 2 ** 0.5  # t(0.975, 1) × SD / √n
     return {"mean": mean, "sd": sd, "n": n, "low": mean - half if interval else None,
             "high": mean + half if interval else None, "level": 0.95}

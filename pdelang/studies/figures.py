@@ -1,5 +1,5 @@
 """Figures of ``pdelang study paper1``, drawn from ``summary.json``
-(:func:`pdelang.validation.summary.summarize`).
+(:func:`pdelang.studies.summary.summarize`).
 
 * ``attention_cosine.png`` — claim A: per layer, each model's attention cosine (mean over
   seeds or subsets; error bars the seeds' 95 % interval where there is one, else the SD)
@@ -32,7 +32,7 @@ from pdelang.validation.plots import COLORS, MARKERS, new_figure, plain_ticks
 __all__ = ["attention_figure", "information_plane_figure", "state_error_figure",
            "write_figures"]
 
-ATTENTION_THRESHOLD = 0.98  # claim A's raw threshold (pdelang.studies.paper1.RULES)
+from pdelang.studies.paper1 import RAW_THRESHOLD as ATTENTION_THRESHOLD  # claim A's raw threshold
 ATTENTION_FLOORS = (("attention_uniform", "uniform"),
                     ("attention_dataset_mean", "dataset-mean map"),
                     ("attention_head_mean", "head-mean"),

@@ -347,3 +347,6 @@ def write_report(summary: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     write_atomically(out / "results.md", report_markdown(summary))
+    from pdelang.studies.figures import write_figures
+
+    write_figures(summary, out)
