@@ -294,6 +294,11 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
                 "value": value, "loss_at_fit": fitted_loss, "loss_at_zero": at_zero,
                 "optimum_at_zero": bool(value < AT_ZERO or at_zero <= fitted_loss),
             }
+            if boundary[name]["optimum_at_zero"] and name in intervals:
+                # the optimum is the boundary: the interval reaches it, whatever the refits
+                # (warm-started at a point on the way to 0) did
+                intervals[name] = {**intervals[name], "low": 0.0,
+                                   "note": f"optimum at the boundary {name} → 0"}
     for p in stepper.parameters():
         p.requires_grad_(False)
     return {"report": report, "intervals": intervals, "boundary": boundary,

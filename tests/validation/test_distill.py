@@ -132,6 +132,7 @@ def test_fit_mode_converges_and_says_the_optimum_is_d_to_zero():
     assert boundary["loss_at_zero"] <= boundary["loss_at_fit"] * (1 + 1e-3)
     assert result.fitted["D"] < 1e-3
     assert "optimum is D → 0" in format_table(result)
+    assert result.convergence["intervals"]["D"]["low"] == 0.0  # the interval reaches 0
     intervals = result.convergence["intervals"]
     for name, interval in intervals.items():
         assert interval["low"] <= interval["high"]
