@@ -13,8 +13,9 @@ def configure(parser) -> None:
     parser.add_argument("study", choices=["paper1"], help="the study: paper1")
     parser.add_argument("--out", default="docs/paper1", help="the study's folder")
     parser.add_argument("--seeds", default="0,1,2",
-                        help="vit-digits reference seeds (each trained once with `pdelang "
-                             "reference train vit-digits --seed S`; default 0,1,2)")
+                        help="vit-digits reference seeds (default 0,1,2); a seed not yet in "
+                             "the cache is trained first, as `pdelang reference train "
+                             "vit-digits --seed S` would (about 2.5 min each)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run of every piece (seed 0, one text subset, short "
                              "fits): minutes, not the documented numbers")
