@@ -162,7 +162,8 @@ def run_timed(args) -> float:
     return time.perf_counter() - started
 
 
-@pytest.mark.ray
+@pytest.mark.slow  # a second cold Ray start (≈ 20 s); by default the resume test below
+@pytest.mark.ray   # runs two of the four variants under Ray and compares them file by file
 @ray_installed
 def test_local_and_ray_executors_give_identical_results(local_sweep, tmp_path):
     tiny_spec, local, _, local_s = local_sweep
@@ -185,7 +186,9 @@ def test_local_and_ray_executors_give_identical_results(local_sweep, tmp_path):
 @ray_installed
 def test_ray_resumes_a_local_sweep(local_sweep, tmp_path):
     """Two of four variants done (locally); ``--executor ray --resume`` runs the other two
-    only, and the results are those of the uninterrupted local run."""
+    only, and the results are those of the uninterrupted local run: results.json and each
+    variant's file that Ray wrote (the default suite's check that the executors agree; the
+    whole sweep under Ray is test_local_and_ray_executors_give_identical_results, slow)."""
     tiny_spec, local, full, _ = local_sweep
     out = tmp_path / "out"
     shutil.copytree(local, out)
@@ -199,3 +202,8 @@ def test_ray_resumes_a_local_sweep(local_sweep, tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["resumed"] == 2 and saved["executor"] == "ray"
     assert without_timing(saved) == without_timing(json_safe(full))
+    ran = variant_files(out)
+    assert [p.name for p in ran] == [p.name for p in variant_files(local)]
+    for x, y in zip(variant_files(local)[2:], ran[2:], strict=True):  # the two Ray ran
+        assert without_timing(json.loads(x.read_text())) == without_timing(
+            json.loads(y.read_text()))

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -152,24 +151,22 @@ def test_bad_spec_leaves_no_file_and_exits_2(tmp_path, capsys, in_repo):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "out.py"]
 
 
-def _best_wall(command, repeats=3):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, cwd=REPO, timeout=300)
-        best = min(best, time.perf_counter() - start)
-        assert result.returncode == 0, result.stderr
-    return best
-
-
-def test_cold_compile_is_faster_than_importing_torch(tmp_path):
-    """The compile path never imports torch, so a cold compile beats `import torch`."""
+def test_compile_never_imports_torch(tmp_path):
+    """The compile path (parse, lower, generate, write) never imports torch, numpy or scipy:
+    a cold ``pdelang compile`` pays none of their import time. Deterministic, unlike the
+    wall-clock race against ``import torch`` it replaces, which flaked on a loaded machine."""
     out = str(tmp_path / "x.py")
-    compile_times, torch_times = [], []
-    for _ in range(3):  # interleaved, best of 3 each
-        compile_times.append(_best_wall(PDELANG + ["compile", "specs/master.yaml", "-o", out], 1))
-        torch_times.append(_best_wall([sys.executable, "-c", "import torch"], 1))
-    assert min(compile_times) < min(torch_times), (compile_times, torch_times)
+    code = ("import sys; from pdelang.cli.main import main; "
+            f"rc = main(['compile', 'specs/master.yaml', '-o', {out!r}]); "
+            "assert rc == 0, rc; "
+            f"rc = main(['compile', 'specs/vit2d.yaml', '-o', {out!r}]); "
+            "assert rc == 0, rc; "
+            "heavy = sorted({'torch', 'numpy', 'scipy'} & set(sys.modules)); "
+            "assert not heavy, f'pdelang compile imported {heavy}'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_run_json():

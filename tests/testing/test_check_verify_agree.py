@@ -83,7 +83,7 @@ def _drawn(draw):
     return text
 
 
-@examples(12)
+@examples(12, ci=6)  # ≈ 1.4 s an example; thorough: 240
 @given(_drawn())
 def test_check_and_verify_agree_on_drawn_specs(text):
     path = Path("/tmp") / "pdelang-agree.yaml"

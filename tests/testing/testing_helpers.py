@@ -43,9 +43,13 @@ NILPOTENT_U0 = np.array([[[0.3, -0.7], [1.0, 0.2], [-0.4, 0.5]]])  # (1, 3 token
 _CI_MAX_EXAMPLES = 10
 
 
-def examples(n: int) -> settings:
+def examples(n: int, ci: int | None = None) -> settings:
     """``n`` examples under the ``ci`` profile, proportionally more under ``thorough``
-    (settings applied on top of the loaded profile)."""
+    (settings applied on top of the loaded profile).  ``ci``: fewer examples for the default
+    (derandomized) profile only, for a test whose examples are expensive; the longer
+    profiles still run their share of ``n``."""
+    if ci is not None and settings.default.derandomize:
+        return settings(max_examples=ci)
     factor = settings.default.max_examples / _CI_MAX_EXAMPLES
     return settings(max_examples=max(1, round(n * factor)))
 
