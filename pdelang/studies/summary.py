@@ -137,14 +137,17 @@ def summarize(images: dict, text: dict, config) -> dict:
             "models": {"fit": {"spec": text["fit"]["subsets"][0]["spec"],
                                "layers": _model_table(text["fit"]["subsets"]),
                                "claim_a": _claim_a(text["fit"]["subsets"], P.MIN_SEEDS),
-                               "fitted": text["fit"]["subsets"][0]["fitted"]}}}
+                               "fitted": text["fit"]["subsets"][0]["fitted"],
+                               # one fit on training sentences, evaluated on every subset
+                               "convergence": [text["fit"]["subsets"][0]["convergence"]]}}}
         for key in P.TEXT_MODELS:
             piece = text[key]
             summary["text"]["models"][key] = {
                 "spec": piece["spec"], "parameters": piece["parameters"],
                 "layers": _model_table(piece["subsets"]),
                 "claim_a": _claim_a(piece["subsets"], P.MIN_SEEDS),
-                "restarts": piece["restarts"], "fitted": piece["fitted"],
+                "restarts": [piece["restarts"]], "fitted": piece["fitted"],
+                "intervals": [piece["intervals"]],
                 "breakdown": [s["breakdown"] for s in piece["subsets"]]}
     summary["verdicts"] = _verdicts(summary)
     return summary
@@ -186,10 +189,18 @@ def _compression_table(info: list[dict]) -> list[dict]:
 
 def _verdicts(summary: dict) -> dict:
     out = {}
+
+    def verdict(key, model):
+        holds = model["claim_a"]["holds"]
+        if key == "fit":  # the Transformer's own weights plus D Δu: cannot fail
+            return f"{'holds' if holds else 'does not hold'} (cannot fail: fit mode keeps " \
+                   "every Transformer weight)"
+        return holds
+
     for key, model in summary.get("models", {}).items():
-        out[f"claim_a_images_{key}"] = model["claim_a"]["holds"]
+        out[f"claim_a_images_{key}"] = verdict(key, model)
     for key, model in summary.get("text", {}).get("models", {}).items():
-        out[f"claim_a_text_{key}"] = model["claim_a"]["holds"]
+        out[f"claim_a_text_{key}"] = verdict(key, model)
     if "claim_b_holds" in summary:
         out["claim_b_compression"] = summary["claim_b_holds"]
     for key, model in summary.get("models", {}).items():
@@ -226,12 +237,38 @@ def _model_lines(name: str, model: dict) -> list[str]:
     verdict = model["claim_a"]
     lines += ["", f"Claim A: **{'holds' if verdict['holds'] else 'does not hold'}** "
                   f"({verdict['seeds']} seeds/subsets)."]
+    lines += _coefficient_lines(model)
     failures = [f"seed/subset {i}: " + "; ".join(
         f"layer {f['layer']}: {', '.join(f['reasons'])}" for f in v["failures"])
         for i, v in enumerate(verdict["per_seed"]) if v["failures"]]
     if failures:
         lines.append("Failures: " + " · ".join(failures[:3]))
     return lines + [""]
+
+
+def _coefficient_lines(model: dict) -> list[str]:
+    """The fitted coefficients per seed with their intervals, and fit mode's D → 0."""
+    lines = []
+    for index, conv in enumerate(model.get("convergence") or []):
+        for name, interval in conv.get("intervals", {}).items():
+            boundary = conv.get("boundary", {}).get(name, {})
+            low = 0.0 if boundary.get("optimum_at_zero") else interval["low"]
+            note = " — **the optimum is the boundary, D → 0** (loss with D = 0: " \
+                   f"{boundary['loss_at_zero']:.3g}, at the fit: {boundary['loss_at_fit']:.3g})" \
+                if boundary.get("optimum_at_zero") else ""
+            state = "converged" if conv["fit"]["converged"] else "NOT converged"
+            lines.append(f"Seed/subset {index}: {name}* = {interval['value']:.3g} "
+                         f"[{low:.3g}, {interval['high']:.3g}] ({conv['fit']['iterations']} "
+                         f"L-BFGS iterations, {state}){note}")
+    for index, intervals in enumerate(model.get("intervals") or []):
+        lines.append(f"Seed/subset {index}, coefficients [95 % conditional bootstrap]: "
+                     + ", ".join(f"{k} = {v['value']:.3g} [{v['low']:.3g}, {v['high']:.3g}]"
+                                 for k, v in intervals.items()))
+    for index, restarts in enumerate(model.get("restarts") or []):
+        lines.append(f"Seed/subset {index}, restarts (validation loss, steps, converged): "
+                     + "; ".join(f"{r['validation_loss']:.4f}, {r['iterations']}, "
+                                 f"{'yes' if r['converged'] else 'NO'}" for r in restarts))
+    return lines
 
 
 def _floor_lines(floors: list[dict]) -> list[str]:
