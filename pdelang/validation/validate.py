@@ -535,7 +535,7 @@ def format_table(result: ValidationResult) -> str:
         if intervals:
             lines.append(f"95 % bootstrap intervals ({result.convergence['bootstrap']} refits "
                          f"on resampled training inputs): " + ", ".join(
-                             f"{k} = {v['value']:.4g} [{v['low']:.4g}, {v['high']:.4g}]"
+                             f"{k} = {v['value']:.6g} [{v['low']:.6g}, {v['high']:.6g}]"
                              for k, v in intervals.items()))
         for name, b in result.convergence.get("boundary", {}).items():
             if b["optimum_at_zero"]:
