@@ -428,6 +428,9 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
                                    text, max_length, dtype, sigma, probe_samples,
                                    flow_samples, sigma_scale, representation)
     rows = layer_metrics(run.hidden_states, run.attentions, out.states, maps, run.mask)
+    floor_run = ref.run(_inputs(ref, min(FLOOR_TRAIN_INPUTS, _available(ref, "train", text)),
+                                "train", text, max_length))
+    _add_floors(rows, run, floor_run, _exact_first_layer(type(stepper).STRUCTURE))
     passed = None
     tolerances = {}
     if mode == "exact":
@@ -457,6 +460,53 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         information=information, left_out=left_out,
         convergence=_convergence_json(fit_details), stepper=stepper, run=run, output=out,
         model_maps=maps)
+
+
+#: Training inputs whose reference maps make the dataset-mean floor (never the evaluated ones).
+FLOOR_TRAIN_INPUTS = 64
+
+
+def _exact_first_layer(structure: dict) -> bool:
+    """Whether layer 1's recorded attention is the reference's by construction: one
+    splitting step per layer whose first sub-step is the attention's term sees u(0) itself
+    (a pre-norm or no norm in front), so with the reference's weights its maps are the
+    reference's whatever the other terms do."""
+    attention = [name for name, m in structure["modules"].items() if m["op"] == "attention"]
+    first = structure["split_order"][0] if structure["split_order"] else None
+    splitting = structure["scheme"] in ("lie", "strang")
+    return bool(attention and splitting and structure["substeps"] == 1
+                and first is not None and attention[0].startswith(first + "_")
+                and (structure["norm"]["placement"] == "pre"
+                     or structure["norm"]["kind"] == "none"))
+
+
+def _add_floors(rows: list[dict], run, train_run, exact_first: bool) -> None:
+    """Each row gains the floors of :mod:`pdelang.validation.floors` (means over the
+    evaluated inputs): every attention floor, the strongest one and the rescaled attention
+    cosine (s − f)/(1 − f) against it, the hidden-cosine and CKA floors of the identity
+    dynamics u_ℓ = u₀ and of the previous state, and whether the layer is exact by
+    construction (then it does not count toward "every layer")."""
+    from pdelang.metrics import linear_cka
+    from pdelang.validation.floors import floor_values, state_floors
+
+    for layer, row in enumerate(rows, 1):
+        values = floor_values(run.hidden_states, run.attentions, run.bool_mask, layer,
+                              train_attentions=train_run.attentions,
+                              train_mask=train_run.bool_mask)
+        attention = {name: float(np.mean(v)) for name, v in values["attention_cosine"].items()
+                     if v is not None}
+        strongest = max(attention, key=attention.get)
+        floor = attention[strongest]
+        score = row["attention_cosine"]
+        row["attention_floors"] = attention
+        row["attention_floor"] = strongest
+        row["attention_rescaled"] = (score - floor) / (1 - floor) \
+            if math.isfinite(score) and floor < 1 else float("nan")
+        row["hidden_cosine_floor"] = max(float(np.mean(v))
+                                         for v in values["hidden_cosine"].values())
+        row["cka_floor"] = max(linear_cka(run.hidden_states[layer], state, run.mask)
+                               for state in state_floors(run.hidden_states, layer).values())
+        row["exact_by_construction"] = bool(exact_first and layer == 1)
 
 
 def _convergence_json(details: dict) -> dict:
@@ -499,12 +549,19 @@ def _information(ref, stepper, run, out, maps, inputs, labels, label_name, text,
 def format_table(result: ValidationResult) -> str:
     lines = [f"{result.spec} vs {result.reference} ({result.mode}, {result.samples} samples, "
              f"{result.seconds:.1f} s)",
-             "layer  attn cosine   hidden cosine  rel. error    CKA        attn KL"]
+             "layer  attn cosine   hidden cosine  rel. error    CKA        attn KL     "
+             "| floors: attention (strongest), rescaled, hidden cos, CKA"]
     for r in result.layers:
         mark = "" if "passed" not in r else ("  ok" if r["passed"] else "  FAIL")
+        floors = ""
+        if "attention_floor" in r:
+            exact = "  (exact by construction)" if r["exact_by_construction"] else ""
+            floors = (f"  | {r['attention_floors'][r['attention_floor']]:.3f} "
+                      f"({r['attention_floor']}), {r['attention_rescaled']:.3f}, "
+                      f"{r['hidden_cosine_floor']:.3f}, {r['cka_floor']:.3f}{exact}")
         lines.append(f"{r['layer']:>5}  {r['attention_cosine']:>11.7f}  {r['hidden_cosine']:>13.7f}"
                      f"  {r['relative_error']:>10.3e}  {r['cka']:>9.6f}  {r['attention_kl']:>9.3e}"
-                     f"{mark}")
+                     f"{mark}{floors}")
     if result.mode == "exact":
         t = result.tolerances
         lines.append(f"final state relative error {t['final_state_relative_error']:.3e}; "

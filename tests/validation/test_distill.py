@@ -187,3 +187,26 @@ def test_the_shipped_reduced_specs_have_far_fewer_parameters_than_their_referenc
         assert count < most * reference, (name, count, reference)
     assert np.isclose(reference, 4 * (4 * 64 * 64 + 4 * 64 + 2 * 64 * 256 + 256 + 64 + 4 * 64)
                       + 128)
+
+
+# ----------------------------------------------------------------------------- floors in validate
+def test_validate_reports_floors_and_the_layer_exact_by_construction():
+    """Every layer row carries its floors; the rescaled cosine is (s − f)/(1 − f) against the
+    strongest; layer 1 of a pre-LN splitting spec whose first sub-step is attention is
+    exact by construction (it sees u(0) with the reference's weights), no other layer is."""
+    from pdelang.validation.validate import format_table, validate
+
+    result = validate("specs/vit2d.yaml", "hf-config:vit", "continuous", samples=6,
+                      overrides=["time.layers=3", "time.span=[0, 3]"])
+    for row in result.layers:
+        floor = row["attention_floors"][row["attention_floor"]]
+        assert floor == max(row["attention_floors"].values())
+        assert row["attention_rescaled"] == pytest.approx(
+            (row["attention_cosine"] - floor) / (1 - floor), abs=1e-12)
+        assert row["exact_by_construction"] == (row["layer"] == 1)
+        assert 0 <= row["hidden_cosine_floor"] <= 1 and 0 <= row["cka_floor"] <= 1
+    assert result.layers[0]["attention_cosine"] == pytest.approx(1.0, abs=1e-6)
+    assert "exact by construction" in format_table(result)
+    rk4 = validate("specs/vit2d.yaml", "hf-config:vit", "continuous", samples=4,
+                   overrides=["time.layers=3", "time.span=[0, 3]", "time.scheme=rk4"])
+    assert not any(row["exact_by_construction"] for row in rk4.layers)
