@@ -206,8 +206,14 @@ def measure(reference, stepper, *, run_test, out_test, maps_test, inputs_test,
         masks = mask_test[:count]
         per_sample = [information.flow_cosine(reference_maps[i], model_maps[i],
                                               masks[i:i + 1]) for i in range(count)]
+        from pdelang.validation.floors import flow_floor_values
+
+        floor = flow_floor_values(reference_maps, masks)  # the all-ones flow map
         flow = {"samples": count, "cosine": float(np.mean(per_sample)),
-                "per_sample": per_sample,
+                "per_sample": per_sample, "floor": float(np.mean(floor)),
+                "floor_per_sample": [float(v) for v in floor],
+                "floor_what": "an all-ones token-flow map (every token affects every token "
+                              "equally)",
                 "norm": "Frobenius norm of the C×C block of ∂u_L(x)/∂u_0(y), before any "
                         "final norm"}
         length = int(masks[0].sum())
@@ -250,8 +256,13 @@ def format_information(info: InformationFlow) -> str:
         for i, (r, m) in enumerate(zip(info.attention_entropy["reference"],
                                        info.attention_entropy["model"]))))
     if info.flow["samples"]:
+        floor = info.flow.get("floor")
+        rescaled = "" if floor is None or floor >= 1 else \
+            f", rescaled {(info.flow['cosine'] - floor) / (1 - floor):.4f}"
         lines.append(f"token flow ‖∂u_L(x)/∂u_0(y)‖: cosine(reference, PDE) = "
-                     f"{info.flow['cosine']:.4f} over {info.flow['samples']} samples")
+                     f"{info.flow['cosine']:.4f} over {info.flow['samples']} samples"
+                     + ("" if floor is None else
+                        f" (floor: an all-ones map scores {floor:.4f}{rescaled})"))
     for name, text in info.estimators.items():
         if text:
             lines.append(f"{name}: {text}")

@@ -41,6 +41,8 @@ def test_a_model_equal_to_its_reference_has_the_same_information(info_result):
     # the flow maps of equal maps are equal, and the reference's is really its own
     # (the hooks in Reference.propagate): cosine 1 to float32 precision
     assert info.flow["samples"] == 1 and info.flow["cosine"] > 0.99999
+    # the floor: an all-ones map, a valid cosine strictly between the extremes here
+    assert 0 < info.flow["floor"] < info.flow["cosine"]
     reference_map, model_map = info.flow_maps
     assert reference_map.shape == (17, 17)
     torch.testing.assert_close(reference_map, model_map, rtol=1e-4, atol=1e-5)
