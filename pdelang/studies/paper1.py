@@ -100,6 +100,7 @@ class StudyConfig:
     compression_resamples: int = 30
     probe_samples: int = 512
     text: bool = True
+    text_distill: bool = True  # the reduced text models (the slowest piece: over an hour here)
     images: bool = True
     quick: bool = False
 
@@ -567,7 +568,7 @@ def run_text(config: StudyConfig, log) -> dict:
         return {"subsets": [_fit_json(SPECS / TEXT_FIT_SPEC, result, rows)
                             for rows in subsets]}
     pieces = {"reference": floors, "fit": _piece(folder / "fit.json", fit_piece, log)}
-    for key, spec in TEXT_MODELS.items():
+    for key, spec in (TEXT_MODELS.items() if config.text_distill else ()):
         def distill_piece(spec=spec):
             s = bits()
             piece = _distill_piece(SPECS / spec, s["reference"], "minilm", s["train_inputs"],

@@ -140,7 +140,7 @@ def summarize(images: dict, text: dict, config) -> dict:
                                "fitted": text["fit"]["subsets"][0]["fitted"],
                                # one fit on training sentences, evaluated on every subset
                                "convergence": [text["fit"]["subsets"][0]["convergence"]]}}}
-        for key in P.TEXT_MODELS:
+        for key in (k for k in P.TEXT_MODELS if k in text):
             piece = text[key]
             summary["text"]["models"][key] = {
                 "spec": piece["spec"], "parameters": piece["parameters"],
