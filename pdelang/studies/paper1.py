@@ -193,6 +193,17 @@ def _layers_of(model):
     return vit.layers if hasattr(vit, "layers") else vit.encoder.layer
 
 
+def _last_state(model, run) -> torch.Tensor:
+    """u_L: the classifier's layer stack from the reference's embeddings (under the hooks
+    the caller placed), before the final norm."""
+    with torch.no_grad():
+        state = run.embeddings
+        for layer in _layers_of(model):
+            state = layer(state)
+            state = state[0] if isinstance(state, tuple) else state
+    return state
+
+
 def _accuracy_without(model, run, labels, part: str) -> float:
     """Accuracy with every layer's ``part`` ("mlp": R(u), "attention": A[u]) output zeroed:
     the layer keeps its residual, so u ← u + A[u] (or u + R(u)) only."""
@@ -201,11 +212,7 @@ def _accuracy_without(model, run, labels, part: str) -> float:
         target = layer.mlp.fc2 if part == "mlp" else layer.attention.o_proj
         hooks.append(target.register_forward_hook(lambda m, i, o: torch.zeros_like(o)))
     try:
-        with torch.no_grad():
-            state = run.embeddings
-            for layer in _layers_of(model):
-                state = layer(state)
-                state = state[0] if isinstance(state, tuple) else state
+        state = _last_state(model, run)
     finally:
         for hook in hooks:
             hook.remove()
@@ -223,11 +230,7 @@ def _contributions(model, run) -> list[dict]:
         hooks.append(layer.mlp.fc2.register_forward_hook(
             lambda m, i, o: captured["mlp"].append(o.detach())))
     try:
-        with torch.no_grad():
-            state = run.embeddings
-            for layer in _layers_of(model):
-                state = layer(state)
-                state = state[0] if isinstance(state, tuple) else state
+        _last_state(model, run)  # the hooks capture each part's output
     finally:
         for hook in hooks:
             hook.remove()
@@ -388,12 +391,10 @@ class _Outputs:
     """A fitted stepper's outputs on some inputs, shaped like a validation result."""
 
     def __init__(self, stepper, run) -> None:
-        from pdelang.validation.validate import _per_layer_maps
+        from pdelang.validation.validate import _run_stepper
 
         with torch.no_grad():
-            self.output = stepper(run.embeddings, run.mask, return_trajectory=True,
-                                  return_attention=True)
-        self.model_maps = _per_layer_maps(self.output.attentions, len(run.attentions))
+            self.output, self.model_maps = _run_stepper(stepper, run)
 
 
 def _distill_piece(spec: Path, reference, reference_name: str, train_inputs, heldout_inputs,

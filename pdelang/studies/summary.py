@@ -17,10 +17,6 @@ import numpy as np
 from pdelang.validation.statistics import across_seeds
 
 
-def _layer_rows(piece: dict) -> list[dict]:
-    return piece["rows"]
-
-
 def _model_table(pieces: list[dict]) -> list[dict]:
     """Per layer, a model's raw attention cosine, rescaled cosine, hidden cosine and
     relative error across seeds (or subsets), with each seed's paired CI against its

@@ -145,9 +145,10 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
     """Distill mode (module docstring) on the given train and held-out inputs."""
     from pdelang.metrics import layer_metrics
     from pdelang.validation.fitting import (
-        Plateau, adam_to_plateau, lbfgs_to_convergence, percentile_interval, state_loss)
+        Plateau, adam_to_plateau, bootstrap_refits, lbfgs_to_convergence, state_loss)
     from pdelang.validation.validate import (
-        _call, _flat_values, _per_layer_maps, _scalar_parameters, _scalar_values)
+        _call, _flat_values, _per_layer_maps, _sample_maps, _scalar_parameters,
+        _scalar_values)
 
     started = time.perf_counter()
     _check_shape(module.Stepper.STRUCTURE, reference, spec_value)
@@ -208,25 +209,10 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
                              max_iterations=POLISH_ITERATIONS, tolerance=1e-7)
         for p in scalars.values():
             p.requires_grad_(False)
-    point = _flat_values(_scalar_values(stepper))
-    draws: dict[str, list[float]] = {name: [] for name in point}
-    fitted = {name: p.detach().clone() for name, p in scalars.items()}
-    generator = np.random.default_rng(seed)
-    for _ in range(bootstrap if scalars else 0):
-        sample = fit_index[generator.integers(0, len(fit_index), len(fit_index))]
-        for p in scalars.values():
-            p.requires_grad_(True)
-        lbfgs_to_convergence(list(scalars.values()), lambda s=sample: loss_of(stepper, s),
-                             max_iterations=REFIT_ITERATIONS, tolerance=1e-6)
-        for name, value in _flat_values(_scalar_values(stepper)).items():
-            draws[name].append(value)
-        with torch.no_grad():
-            for name, p in scalars.items():
-                p.copy_(fitted[name])
-                p.requires_grad_(False)
-    intervals = {name: {"value": point[name],
-                        **dict(zip(("low", "high"), percentile_interval(values)))}
-                 for name, values in draws.items() if values}
+    intervals = bootstrap_refits(
+        scalars, lambda sample: lambda: loss_of(stepper, sample), fit_index,
+        lambda: _flat_values(_scalar_values(stepper)),
+        resamples=bootstrap if scalars else 0, max_iterations=REFIT_ITERATIONS, seed=seed)
 
     held = reference.run(heldout_inputs)
     with torch.no_grad():
@@ -239,9 +225,7 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
     ref_heads = int(held.attentions[0].shape[1])
     heads = "per head" if model_heads in (None, ref_heads) else \
         f"head means ({model_heads} model heads vs {ref_heads} reference heads)"
-    length = int(held.bool_mask[0].sum())
-    sample_maps = tuple([None if m is None else m[0].mean(0)[:length, :length].detach()
-                         for m in group] for group in (held.attentions, maps))
+    sample_maps = _sample_maps(held.attentions, maps, held.bool_mask)
     return DistillResult(
         spec=str(spec_value.file), reference=reference_name,
         samples=int(held.embeddings.shape[0]), layers=rows, restarts=reports,

@@ -189,8 +189,36 @@ def adam_to_plateau(model: torch.nn.Module, params: Sequence[torch.nn.Parameter]
                      time.perf_counter() - started, rates)
 
 
-def percentile_interval(samples: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """The (lower, upper) percentile interval of bootstrap samples."""
-    values = np.asarray(samples, dtype=float)
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+def bootstrap_refits(params: dict[str, torch.nn.Parameter],
+                     loss_on: Callable[[np.ndarray], Callable[[], torch.Tensor]],
+                     pool: np.ndarray, values: Callable[[], dict[str, float]], *,
+                     resamples: int, max_iterations: int, seed: int = 0,
+                     tolerance: float = 1e-6) -> dict[str, dict]:
+    """95 % percentile intervals of coefficients by refitting: ``resamples`` times draw
+    ``len(pool)`` indices from ``pool`` with replacement, refit ``params`` with L-BFGS on
+    ``loss_on(indices)`` warm-started at their current values, read ``values()``, and put
+    ``params`` back.  Returns ``{name: {"value", "low", "high"}}`` (``value`` what
+    ``values()`` gave before the refits); ``params``' ``requires_grad`` is left as found."""
+    from pdelang.validation.statistics import percentile_interval
+
+    point = values()
+    fitted = {name: p.detach().clone() for name, p in params.items()}
+    grad = {name: p.requires_grad for name, p in params.items()}
+    draws: dict[str, list[float]] = {name: [] for name in point}
+    generator = np.random.default_rng(seed)
+    for _ in range(resamples):
+        sample = pool[generator.integers(0, len(pool), len(pool))]
+        for p in params.values():
+            p.requires_grad_(True)
+        lbfgs_to_convergence(list(params.values()), loss_on(sample),
+                             max_iterations=max_iterations, tolerance=tolerance)
+        for name, value in values().items():
+            draws[name].append(value)
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(fitted[name])
+    for name, p in params.items():
+        p.requires_grad_(grad[name])
+    return {name: {"value": point[name],
+                   **dict(zip(("low", "high"), percentile_interval(samples)))}
+            for name, samples in draws.items() if samples}

@@ -128,7 +128,10 @@ def _index_blocks(n: int, resamples: int, seed: int):
         done += k
 
 
-def _percentile(replicates: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(replicates, level: float = 0.95) -> tuple[float, float]:
+    """The (lower, upper) percentile interval of bootstrap replicates at ``level``
+    (non-finite replicates dropped; NaN, NaN when none is left)."""
+    replicates = np.asarray(replicates, dtype=float)
     replicates = replicates[np.isfinite(replicates)]
     if replicates.size == 0:
         return math.nan, math.nan
@@ -156,7 +159,7 @@ def bootstrap_mean(values, *, resamples: int = 2000, level: float = 0.95,
     if n == 1:
         return Interval(mean, 0.0, mean, mean, 1, level)
     replicates = np.concatenate([v[idx].mean(axis=1) for idx in _index_blocks(n, resamples, seed)])
-    low, high = _percentile(replicates, level)
+    low, high = percentile_interval(replicates, level)
     return Interval(mean, sd, low, high, n, level)
 
 
@@ -227,7 +230,7 @@ def bootstrap_statistic(fn: Callable, n: int, *, resamples: int = 2000, level: f
     finite = replicates[np.isfinite(replicates)]
     sd = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
     bias = float(finite.mean()) - mean if finite.size else math.nan
-    low, high = _percentile(replicates, level)
+    low, high = percentile_interval(replicates, level)
     if method == "basic":
         low, high = 2.0 * mean - high, 2.0 * mean - low
     return Interval(mean, sd, low, high, n, level, bias)

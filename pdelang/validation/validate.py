@@ -152,6 +152,14 @@ def _available(reference, split: str, text: str | None) -> int:
     return len(load_corpus(split))
 
 
+def _sample_maps(reference_maps, model_maps, bool_mask) -> tuple[list, list]:
+    """Sample 0's head-mean maps per layer, reference and model, cut to its real tokens
+    (for the plots)."""
+    length = int(bool_mask[0].sum())
+    return tuple([None if m is None else m[0].mean(0)[:length, :length].detach().cpu()
+                  for m in group] for group in (reference_maps, model_maps))
+
+
 def _per_layer_maps(attentions: list, layers: int) -> list:
     """The last attention evaluation of every layer (substeps and RK stages repeat it)."""
     if not attentions:
@@ -235,8 +243,7 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
     percentile intervals, and for every positive coefficient the loss with it at exactly 0:
     when that is no worse, the optimum is the boundary (D → 0) and the report says so."""
     from pdelang.accelerate import precision
-    from pdelang.validation.fitting import (
-        lbfgs_to_convergence, percentile_interval, state_loss)
+    from pdelang.validation.fitting import bootstrap_refits, lbfgs_to_convergence, state_loss
 
     del lr
     params = _scalar_parameters(stepper)
@@ -263,23 +270,12 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
 
     report = lbfgs_to_convergence(list(params.values()), loss_on(), max_iterations=steps,
                                   tolerance=FIT_TOLERANCE, progress=progress)
-    fitted = {name: p.detach().clone() for name, p in params.items()}
     point = _flat_values(_scalar_values(stepper))
-    draws: dict[str, list[float]] = {name: [] for name in point}
-    generator = np.random.default_rng(seed)
     n = int(run.embeddings.shape[0])
-    for _ in range(bootstrap if n > 1 else 0):
-        index = torch.as_tensor(generator.integers(0, n, n))
-        lbfgs_to_convergence(list(params.values()), loss_on(index),
-                             max_iterations=min(10, steps), tolerance=1e-6)
-        for name, value in _flat_values(_scalar_values(stepper)).items():
-            draws[name].append(value)
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(fitted[name])
-    intervals = {name: {"value": point[name],
-                        **dict(zip(("low", "high"), percentile_interval(values)))}
-                 for name, values in draws.items() if values}
+    intervals = bootstrap_refits(
+        params, lambda sample: loss_on(torch.as_tensor(sample)), np.arange(n),
+        lambda: _flat_values(_scalar_values(stepper)), resamples=bootstrap if n > 1 else 0,
+        max_iterations=min(10, steps), seed=seed)
     boundary = {}
     with torch.no_grad():
         fitted_loss = float(loss_on()())
@@ -443,12 +439,7 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
                                  and row["attention_cosine"] >= EXACT_ATTENTION_COSINE)
         passed = all(r["passed"] for r in rows) and final <= EXACT_RELATIVE_ERROR
         tolerances["final_state_relative_error"] = final
-    first = (run.attentions, maps)
-    sample_maps = ([a[0].mean(0) for a in first[0]],
-                   [m[0].mean(0) if m is not None else None for m in first[1]])
-    length = int(run.bool_mask[0].sum())
-    sample_maps = tuple([None if m is None else m[:length, :length].detach().cpu()
-                         for m in group] for group in sample_maps)
+    sample_maps = _sample_maps(run.attentions, maps, run.bool_mask)
     return ValidationResult(
         spec=str(spec_value.file), reference=reference, mode=mode,
         samples=int(run.embeddings.shape[0]), layers=rows, passed=passed,
