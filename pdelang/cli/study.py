@@ -20,8 +20,8 @@ def configure(parser) -> None:
                         help="a smoke run of every piece (seed 0, one text subset, short "
                              "fits): minutes, not the documented numbers")
     parser.add_argument("--skip-text-distill", action="store_true",
-                        help="leave out the reduced text model (MiniLM tied; over an hour "
-                             "on 2 CPU cores)")
+                        help="leave out the reduced text model (MiniLM tied; about 45 min "
+                             "on one CPU thread)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--images-only", action="store_true")
     which.add_argument("--text-only", action="store_true")

@@ -91,8 +91,12 @@ class StudyConfig:
     lr: float = 1e-2
     attention_weight: float = 1.0  # distill: λ of the attention-map KL in the loss
     train_samples: int = 1438  # distill: training digits (all of them)
-    text_train_samples: int = 512
-    text_steps: int = 600
+    # the reduced text model: 2 s per Adam step of 32 sentences on one CPU thread, so the
+    # documented run fits ~45 min (256 sentences, ≤ 400 steps per restart, 4 refits)
+    text_train_samples: int = 256
+    text_steps: int = 400
+    text_batch_size: int = 32
+    text_bootstrap: int = 4
     fit_train_samples: int = 256
     fit_steps: int = 100  # fit mode: at most this many L-BFGS iterations
     fit_bootstrap: int = 10  # fit and distill: bootstrap refits for the intervals
@@ -100,7 +104,7 @@ class StudyConfig:
     compression_resamples: int = 30
     probe_samples: int = 512
     text: bool = True
-    text_distill: bool = True  # the reduced text models (the slowest piece: over an hour here)
+    text_distill: bool = True  # the reduced text models (the slowest piece: ~45 min here)
     images: bool = True
     quick: bool = False
 
@@ -399,7 +403,8 @@ class _Outputs:
 
 def _distill_piece(spec: Path, reference, reference_name: str, train_inputs, heldout_inputs,
                    run_floor: dict, config: StudyConfig, seed: int, steps: int,
-                   classifier=None, labels=None) -> dict:
+                   classifier=None, labels=None, log=None, batch_size: int = 128,
+                   bootstrap: int | None = None) -> dict:
     from pdelang.builder import build_module
     from pdelang.spec.load import load_spec
     from pdelang.validation.distill import distill
@@ -409,7 +414,11 @@ def _distill_piece(spec: Path, reference, reference_name: str, train_inputs, hel
     result = distill(spec_value, module, reference, train_inputs, heldout_inputs,
                      reference_name=reference_name, restarts=config.restarts, steps=steps,
                      lr=config.lr, seed=seed, attention_weight=config.attention_weight,
-                     bootstrap=config.fit_bootstrap)
+                     bootstrap=config.fit_bootstrap if bootstrap is None else bootstrap,
+                     batch_size=batch_size,
+                     progress=None if log is None else lambda restart, step, loss: log(
+                         f"  {spec.name} restart {restart}: step {step}, validation loss "
+                         f"{loss:.5g}"))
     values = _model_values(result, result.run)
     rows = _against_floors(values, run_floor, set(), config.bootstrap, seed)
     piece = {"spec": str(spec.relative_to(REPO)), "parameters": result.parameters,
@@ -573,7 +582,9 @@ def run_text(config: StudyConfig, log) -> dict:
         def distill_piece(spec=spec):
             s = bits()
             piece = _distill_piece(SPECS / spec, s["reference"], "minilm", s["train_inputs"],
-                                   s["tests"][0], floors[0], config, 0, config.text_steps)
+                                   s["tests"][0], floors[0], config, 0, config.text_steps,
+                                   log=log, batch_size=config.text_batch_size,
+                                   bootstrap=config.text_bootstrap)
             stepper = piece.pop("stepper")
             subsets = per_subset(stepper, lambda v, f: _against_floors(
                 v, f, set(), config.bootstrap, 0))
