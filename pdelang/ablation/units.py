@@ -105,6 +105,10 @@ def run_unit(unit: dict, progress: bool = False) -> dict:
         with _torch_settings(options.get("threads")):
             if unit["kind"] == "drift":
                 result.update(_drift_unit(module, spec, options))
+            elif unit["kind"] == "recipe":  # pdelang phase --recipe vit-digits
+                from pdelang.ablation.stability import run_recipe_unit
+
+                result.update(run_recipe_unit(unit, module))
             else:
                 result.update(_train_unit(module, unit["seed"], unit["train_overrides"],
                                           options, progress))

@@ -289,20 +289,22 @@ def test_a_grown_grid_resumes_the_cells_it_has(tiny_phase):
 # --- the command ------------------------------------------------------------------------------
 
 def test_cli_bad_depth_exits_2_with_a_caret(tiny_spec, capsys):
-    assert main(["phase", tiny_spec, "--depths", "6,-1", "--quick"]) == 2
+    assert main(["phase", tiny_spec, "--recipe", "legacy", "--depths", "6,-1", "--quick"]) == 2
     err = capsys.readouterr().err
     assert "<--depths>:1:12" in err and "^~" in err and "Traceback" not in err
 
 
 def test_cli_unknown_norm_exits_2(tiny_spec, capsys):
-    assert main(["phase", tiny_spec, "--norms", "layernorm,batchnrom", "--quick"]) == 2
+    assert main(["phase", tiny_spec, "--recipe", "legacy", "--norms", "layernorm,batchnrom",
+                 "--quick"]) == 2
     err = capsys.readouterr().err
     assert "<--norms>:1:19" in err and "batchnrom" in err
 
 
 def test_cli_quick_json(tiny_spec, tmp_path, capsys):
-    code = main(["phase", tiny_spec, "--depths", "1", "--lrs", "1e-3", "--norms", "none",
-                 "--residual", "on", "--quick", "--json", "--out", str(tmp_path / "out")])
+    code = main(["phase", tiny_spec, "--recipe", "legacy", "--depths", "1", "--lrs", "1e-3",
+                 "--norms", "none", "--residual", "on", "--quick", "--json", "--out",
+                 str(tmp_path / "out")])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 8 and summary["seeds"] == [0]
@@ -314,7 +316,8 @@ def test_cli_quick_json(tiny_spec, tmp_path, capsys):
 def test_cli_quick_runs_the_reduced_grid_end_to_end(tiny_spec, tmp_path, capsys):
     """``pdelang phase SPEC --quick`` with no axes: the reduced grid's 8 cells, 1 seed, 8
     steps, the held-out loss on a small subset."""
-    code = main(["phase", tiny_spec, "--quick", "--json", "--out", str(tmp_path / "out")])
+    code = main(["phase", tiny_spec, "--recipe", "legacy", "--quick", "--json", "--out",
+                 str(tmp_path / "out")])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 8 and summary["seeds"] == [0]
@@ -337,8 +340,8 @@ def test_cli_quick_runs_the_reduced_grid_end_to_end(tiny_spec, tmp_path, capsys)
 def test_ray_phase_equals_the_local_one(tiny_spec, tmp_path):
     """The command under ``--executor ray`` (a local instance of 2 CPUs, in a subprocess)
     writes the phase.json of an in-process local run, up to timing fields."""
-    args = ["--depths", "1,2", "--lrs", "1e-3", "--norms", "none", "--residual", "on",
-            "--quick", "--json"]
+    args = ["--recipe", "legacy", "--depths", "1,2", "--lrs", "1e-3", "--norms", "none",
+            "--residual", "on", "--quick", "--json"]
     local = phase(tiny_spec, parse_grid("1,2", "1e-3", "none", "on"), quick=True,
                   progress=False, out=str(tmp_path / "local"))
     ours = json.loads((tmp_path / "local" / "phase.json").read_text())
