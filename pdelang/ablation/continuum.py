@@ -59,8 +59,8 @@ def smooth_init(stepper) -> None:
     layers = list(stepper.layers)
     if len(layers) < 2:
         return
-    first = dict(layers[0].named_parameters())
-    second = dict(layers[1].named_parameters())
+    first = {n: p.detach().clone() for n, p in layers[0].named_parameters()}
+    second = {n: p.detach().clone() for n, p in layers[1].named_parameters()}
     count = len(layers)
     with torch.no_grad():
         for index, layer in enumerate(layers):
