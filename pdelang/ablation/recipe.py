@@ -201,13 +201,14 @@ def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def train_recipe(model: DigitsClassifier, recipe: Recipe, lr: float, seed: int,
                  data=None, progress: Callable[[int, float], None] | None = None,
-                 measure_drift: bool = True) -> RecipeRecord:
+                 measure_drift: bool = True, device: str = "cpu") -> RecipeRecord:
     """Train ``model`` (built by the caller under ``seed``) with ``recipe`` at peak rate
-    ``lr``; the batch order and shifts come from ``seed``.  Stops at instability (module
-    docstring)."""
+    ``lr``; the batch order and shifts come from ``seed`` (drawn on the CPU, so a run's
+    batches do not depend on ``device``).  Stops at instability (module docstring)."""
     started = time.perf_counter()
     train_x, train_y, held_x, held_y = data if data is not None else digits_splits(recipe)
-    held_x = _normalise(held_x)
+    model.to(device)
+    held_x, held_y = _normalise(held_x).to(device), held_y.to(device)
     per_epoch = math.ceil(len(train_y) / recipe.batch_size)
     total = recipe.steps(len(train_y))
     warmup = max(1, round(recipe.warmup_epochs * per_epoch)) if recipe.warmup_epochs else 0
@@ -233,11 +234,12 @@ def train_recipe(model: DigitsClassifier, recipe: Recipe, lr: float, seed: int,
             if step >= total:
                 break
             batch = order[start:start + recipe.batch_size]
-            images = _normalise(_shift(train_x[batch], generator, recipe.max_shift))
+            images = _normalise(_shift(train_x[batch], generator, recipe.max_shift)).to(device)
             for group in optimizer.param_groups:
                 group["lr"] = lr * rate(step)
             logits = model(images)
-            loss = F.cross_entropy(logits, train_y[batch], label_smoothing=recipe.label_smoothing)
+            loss = F.cross_entropy(logits, train_y[batch].to(device),
+                                   label_smoothing=recipe.label_smoothing)
             value = float(loss.detach())
             optimizer.zero_grad(set_to_none=True)
             reason = None

@@ -243,7 +243,7 @@ def _cell_key(arm: str, scaling: str, depth: int, lr: float, seed: int) -> str:
 
 
 def study_units(spec_path: str, grid: StudyGrid, recipe, base: Sequence[str] = (),
-                threads: int = 1) -> list[dict]:
+                threads: int = 1, device: str = "cpu") -> list[dict]:
     """One unit per (arm, scaling, depth, lr, seed), the deepest first (the longest first
     ends soonest on a pool); at the family's own depth the scalings coincide and only the
     ``step`` cell runs."""
@@ -268,7 +268,8 @@ def study_units(spec_path: str, grid: StudyGrid, recipe, base: Sequence[str] = (
                             "seed": seed, "arm": name, "scaling": scaling, "depth": depth,
                             "lr": lr, "spec_text": text, "spec_path": spec_path,
                             "base": overrides, "overrides": {}, "readout": arm.readout,
-                            "recipe": recipe.to_json(), "options": {"threads": threads}})
+                            "recipe": recipe.to_json(),
+                            "options": {"threads": threads, "device": device}})
     return units
 
 
@@ -289,7 +290,8 @@ def run_recipe_unit(unit: dict, module) -> dict:
             model.vit_init()
     flush = torch.set_flush_denormal(True)
     try:
-        record = train_recipe(model, recipe, unit["lr"], unit["seed"])
+        record = train_recipe(model, recipe, unit["lr"], unit["seed"],
+                              device=unit["options"].get("device") or "cpu")
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -485,11 +487,37 @@ def analyse(runs: Sequence[Mapping[str, Any]], grid: StudyGrid, base_layers: int
 
 
 # ---------------------------------------------------------------------------- the run
+def _identity(unit: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes a stored run the same run (the executor, threads and device do not)."""
+    import hashlib
+
+    return {"spec_sha256": hashlib.sha256(unit["spec_text"].encode()).hexdigest(),
+            "overrides": list(unit["base"]), "recipe": dict(unit["recipe"]),
+            "readout": unit["readout"]}
+
+
+def _check_same_run(path: Path, stored: Mapping[str, Any] | None,
+                    wanted: Mapping[str, Any]) -> None:
+    if stored is None:
+        raise PdelangError(f"{path}: a run without its settings (not written by this "
+                           "command)", suggestion="remove the file or choose another --out")
+    differs = [key for key in wanted if stored.get(key) != wanted[key]]
+    if key_recipe := [k for k in wanted["recipe"]
+                      if (stored.get("recipe") or {}).get(k) != wanted["recipe"][k]]:
+        differs = [d for d in differs if d != "recipe"] + [f"recipe.{k}" for k in key_recipe]
+    if differs:
+        raise PdelangError(f"{path}: written by a different study ({', '.join(differs)} "
+                           "differ)", suggestion="resume with the same spec, --set, recipe "
+                                                 "and --epochs/--warmup/--clip, or choose "
+                                                 "another --out")
+
+
 def stability(spec: str, grid: StudyGrid, recipe, *, overrides: Iterable[str] = (),
               out: str | Path | None = None, resume: bool = False, executor: str = "local",
               address: str | None = None, threads: int = 1, ray_cpus: int | None = None,
               progress: bool = True, log: Callable[[str], None] | None = None,
-              quick: bool = False, report_only: bool = False) -> dict[str, Any]:
+              quick: bool = False, report_only: bool = False,
+              device: str = "cpu") -> dict[str, Any]:
     """Run every unit of the grid (reusing ``OUT/runs/*.json`` with ``resume``), then
     analyse and, with ``out``, write the report (:mod:`pdelang.ablation.stability_report`).
     ``report_only``: run nothing; the report of the runs already in ``OUT/runs`` (a grid
@@ -502,14 +530,16 @@ def stability(spec: str, grid: StudyGrid, recipe, *, overrides: Iterable[str] = 
     base = list(overrides)
     text = Path(spec).read_text()
     family, _ = _family(text, spec, base)
-    units = study_units(spec, grid, recipe, base, threads)
+    units = study_units(spec, grid, recipe, base, threads, device)
     runs_dir = Path(out) / "runs" if out else None
     results: dict[str, dict] = {}
     if runs_dir is not None and (resume or report_only):
         for unit in units:
             path = runs_dir / f"{unit['variant']}.json"
             if path.exists():
-                results[unit["variant"]] = json.loads(path.read_text())
+                stored = json.loads(path.read_text())
+                _check_same_run(path, stored.get("unit"), _identity(unit))
+                results[unit["variant"]] = stored
     pending = [u for u in units if u["variant"] not in results]
     not_run = len(pending) if report_only else 0
     if report_only:
@@ -518,12 +548,13 @@ def stability(spec: str, grid: StudyGrid, recipe, *, overrides: Iterable[str] = 
     labels = lambda u: u["variant"]  # noqa: E731
     runner = run_local(pending, bar, labels=labels) if executor == "local" else \
         run_ray(pending, bar, address=address, cpus=threads, labels=labels,
-                num_cpus=ray_cpus)
+                num_cpus=ray_cpus, gpus=1 if device == "cuda" else 0)
     try:
         for position, result in runner:
             unit = pending[position]
             result = {**result, "arm": unit["arm"], "scaling": unit["scaling"],
-                      "depth": unit["depth"], "lr": unit["lr"], "seed": unit["seed"]}
+                      "depth": unit["depth"], "lr": unit["lr"], "seed": unit["seed"],
+                      "unit": _identity(unit)}
             results[unit["variant"]] = result
             if runs_dir is not None:
                 runs_dir.mkdir(parents=True, exist_ok=True)
@@ -543,7 +574,7 @@ def stability(spec: str, grid: StudyGrid, recipe, *, overrides: Iterable[str] = 
                      "scalings": list(grid.scalings), "lrs": list(grid.lrs),
                      "seeds": grid.seeds},
             "arms": {name: ARMS[name].what for name in grid.arms},
-            "family_layers": family.time.layers, "executor": executor,
+            "family_layers": family.time.layers, "executor": executor, "device": device,
             "resumed": len(units) - len(pending) - not_run, "not_run": not_run,
             "runs": runs, "analysis": analysis,
             "seconds_this_call": time.perf_counter() - started,

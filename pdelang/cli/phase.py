@@ -168,7 +168,7 @@ def execute_study(args) -> int:
                      resume=args.resume, executor=args.executor, address=args.address,
                      threads=args.threads or 1, ray_cpus=args.ray_cpus,
                      progress=False, log=log, quick=args.quick,
-                     report_only=args.report_only)
+                     report_only=args.report_only, device=args.device)
     if depth_limit:
         from pdelang.ablation.continuum import run_depth_limit
         from pdelang.ablation.stability_report import write_report

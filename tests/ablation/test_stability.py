@@ -200,6 +200,10 @@ def test_quick_study_end_to_end(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     assert again["critical_lr"] == summary["critical_lr"]
     assert again["verdicts"] == summary["verdicts"]
+    # resuming with another recipe is refused, naming what differs
+    assert main(["phase", str(VIT2D), "--quick", "--epochs", "5", "--resume",
+                 "--out", str(out)]) == 2
+    assert "recipe.epochs" in capsys.readouterr().err
 
 
 def test_cli_errors_are_located_and_exit_2(tmp_path, capsys):
