@@ -36,16 +36,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pdelang.ablation.recipe_settings import RECIPES, Recipe, quick_recipe
+
 __all__ = ["DRIFT_EXAMPLES", "READOUTS", "RECIPES", "UNSTABLE_MARGIN", "UNSTABLE_WINDOW",
            "DigitsClassifier", "Recipe", "RecipeRecord", "digits_splits",
-           "representation_drift", "train_recipe"]
+           "quick_recipe", "representation_drift", "train_recipe"]
 
 UNSTABLE_MARGIN = 1.0  # nats above loss₀
 UNSTABLE_WINDOW = 10  # consecutive steps
@@ -55,35 +57,6 @@ CLASSES = 10
 INIT_STD = 0.02
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How one run trains (module docstring).  ``epochs`` × ⌈1438 / batch⌉ optimizer steps."""
-
-    name: str = "vit-digits"
-    epochs: int = 45  # the budget: pre-LN depth 4 reaches 0.916 held-out at lr 1e-3 (seed 0)
-    batch_size: int = 64
-    weight_decay: float = 0.05
-    warmup_epochs: float = 2.0
-    schedule: str = "cosine"  # or "constant" (after the warm-up)
-    label_smoothing: float = 0.1
-    max_shift: int = 1
-    clip: float | None = None  # global gradient-norm clip, None: off
-    readout: str = "norm"
-    max_train: int | None = None  # use only the first N training digits (--quick)
-    max_heldout: int | None = None  # evaluate on the first N held-out digits (--quick)
-    # "torch": PyTorch's default initialization; "vit": Hugging Face ViT's (every Linear
-    # N(0, 0.02²)), measured worse here: 0.457 against 0.858 held-out (depth 4, lr 1e-3, 30
-    # epochs, seed 0)
-    init: str = "torch"
-
-    def steps(self, n_train: int) -> int:
-        return self.epochs * math.ceil(n_train / self.batch_size)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-RECIPES = {"vit-digits": Recipe()}
 
 
 def digits_splits(recipe: Recipe):
@@ -275,8 +248,3 @@ def train_recipe(model: DigitsClassifier, recipe: Recipe, lr: float, seed: int,
         record.drift_final = representation_drift(model, drift_images)
     record.seconds = time.perf_counter() - started
     return record
-
-
-def quick_recipe(recipe: Recipe) -> Recipe:
-    """``--quick``: 4 epochs of 512 training digits, 128 held out."""
-    return replace(recipe, epochs=4, max_train=512, max_heldout=128, warmup_epochs=0.5)

@@ -167,6 +167,8 @@ def plot(data: Mapping[str, Any], out: Path) -> dict[str, Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from pdelang.io import save_figure
+
     paths = {}
     grid = data["grid"]
     lines = data["analysis"]["lines"]
@@ -192,7 +194,7 @@ def plot(data: Mapping[str, Any], out: Path) -> dict[str, Path]:
         fig.colorbar(image, ax=ax)
         fig.tight_layout()
         path = out / f"accuracy_{scaling}.png"
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
         plt.close(fig)
         paths[path.name] = path
     return paths

@@ -32,7 +32,7 @@ def configure(parser) -> None:
     from pdelang.cli.ablate import add_sweep_options
     from pdelang.cli.main import add_common
 
-    from pdelang.ablation.recipe import RECIPES
+    from pdelang.ablation.recipe_settings import RECIPES
     from pdelang.ablation.stability import ARMS, DEFAULT_STUDY, SCALINGS
 
     add_common(parser)

@@ -134,7 +134,7 @@ def test_fit_mode_converges_and_says_the_optimum_is_d_to_zero():
     assert "optimum is D → 0" in format_table(result)
     assert result.convergence["intervals"]["D"]["low"] == 0.0  # the interval reaches 0
     intervals = result.convergence["intervals"]
-    for name, interval in intervals.items():
+    for interval in intervals.values():
         assert interval["low"] <= interval["high"]
     assert set(intervals) >= {"D", "alpha[0]", "alpha[1]", "alpha[2]"}
 
