@@ -109,3 +109,32 @@ def test_the_study_command_locates_a_bad_seed_list():
         code = main(["study", "paper1", "--seeds", "0,x", "--out", "unused"])
     assert code == 2
     assert "--seeds 0,x" in err.getvalue() and "^" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["study", "paper1", "--text-steps", "0", "--out", "unused"])
+    assert code == 2
+    assert "--text-steps 0" in err.getvalue() and "^" in err.getvalue()
+
+
+def test_a_failure_of_an_unconverged_fit_leaves_claim_a_undecided():
+    """An optimizer stopped by its step budget refutes nothing: a failing verdict from a fit
+    whose kept restart did not converge is undecided (None); a passing one still holds (a
+    model in the family reaches the bar), and a converged failure is a failure."""
+    from pdelang.studies.summary import _claim_a
+
+    passing = {"holds": True, "failures": [], "layers_checked": [2]}
+    failing = {"holds": False, "failures": [{"layer": 2, "reasons": ["raw"]}],
+               "layers_checked": [2]}
+
+    def fit(verdict, converged):
+        return {"verdict": verdict, "best_restart": 1,
+                "restarts": [{"converged": True}, {"converged": converged}]}
+
+    n = P.MIN_SEEDS
+    assert _claim_a([fit(failing, False)] * n, n)["holds"] is None
+    assert _claim_a([fit(failing, True)] * n, n)["holds"] is False
+    assert _claim_a([fit(passing, False)] * n, n)["holds"] is True
+    # text: one fit, scored on every subset
+    subsets = [{"verdict": failing}] * n
+    assert _claim_a(subsets, n, fits=[fit(failing, False)])["holds"] is None
+    assert _claim_a(subsets, n, fits=[fit(failing, True)])["holds"] is False
