@@ -75,6 +75,7 @@ SCALINGS = ("step", "sqrt", "time")
 CONTROL_ACCURACY = 0.90  # the controls train: LayerNorm's best-lr accuracy in every seed
 LR_RATIO = 3.0  # the claim: the norm-free arm's largest stable lr ≥ 3× below LayerNorm's
 NORM_FREE = ("none", "rezero", "none-raw")
+PREDICTION_DEPTH = 16  # the depth-scaling prediction compares depth 4 with 16 or 32
 
 
 @dataclass(frozen=True)
@@ -373,6 +374,7 @@ def _line(runs, lrs: Sequence[float], seeds: int) -> dict[str, Any]:
                           "unstable_anywhere": first_bad is not None,
                           "best_accuracy": max(accuracies) if accuracies else None}
     return {"cells": cells, "critical_lr": critical, "critical_bracket": bracket,
+            "largest_lr_run": complete[-1]["lr"] if complete else None,
             "bracketed": critical is not None and bracket[0] is not None,
             "optimal_lr": optimal,
             "optimal_interior": optimal is not None and len(complete) > 2 and
@@ -452,8 +454,13 @@ def analyse(runs: Sequence[Mapping[str, Any]], grid: StudyGrid, base_layers: int
                 continue
             first, last = lines[f"{arm}|{scaling}|{depths[0]}"], \
                 lines[f"{arm}|{scaling}|{depths[-1]}"]
+            # A critical rate beyond the rates run is censored at the largest one run:
+            # two lines run to different largest rates cannot say how far it moved.
+            censored = (first["critical_lr"] is None or last["critical_lr"] is None) and \
+                first["largest_lr_run"] != last["largest_lr_run"]
             movement.append({
                 "arm": arm, "scaling": scaling, "from": depths[0], "to": depths[-1],
+                "censored": censored,
                 "optimal_lr": [first["optimal_lr"], last["optimal_lr"]],
                 "optimal_steps": steps(first["optimal_lr"], last["optimal_lr"]),
                 "critical_lr": [first["critical_lr"], last["critical_lr"]],
@@ -465,9 +472,15 @@ def analyse(runs: Sequence[Mapping[str, Any]], grid: StudyGrid, base_layers: int
             def still(m):
                 return all(s is not None and abs(s) < 1 for s in
                            (m["optimal_steps"], m["critical_steps"]))
+            decided = all(not m["censored"] and m["to"] >= PREDICTION_DEPTH
+                          for m in (rows["time"], rows["step"]))
             prediction[arm] = {"time_stays": still(rows["time"]),
                                "step_moves": not still(rows["step"]),
-                               "holds": still(rows["time"]) and not still(rows["step"])}
+                               "depths": [rows["step"]["from"], rows["step"]["to"]],
+                               "censored": rows["time"]["censored"] or
+                               rows["step"]["censored"],
+                               "holds": (still(rows["time"]) and not still(rows["step"]))
+                               if decided else None}
     drift = []
     for key, line in lines.items():
         arm, scaling, depth = key.split("|")

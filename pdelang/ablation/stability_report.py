@@ -135,9 +135,17 @@ def render_markdown(data: Mapping[str, Any]) -> str:
                        f"{steps(m['optimal_steps'])} | {_lr(m['critical_lr'][0])}→"
                        f"{_lr(m['critical_lr'][1])} | {steps(m['critical_steps'])} |")
         for arm, p in analysis["prediction"].items():
-            out.append(f"\n`{arm}`: time keeps the rates: {p['time_stays']}; step moves "
-                       f"them: {p['step_moves']}; prediction "
-                       f"{'holds' if p['holds'] else 'does not hold'}.")
+            if p["holds"] is None:
+                why = ("a critical rate beyond the rates run at one depth (censored)"
+                       if p.get("censored") else
+                       f"the rule compares depth 4 with 16 or 32; this grid reaches "
+                       f"{p['depths'][1]}")
+                verdict = f"**undecided** ({why})"
+            else:
+                verdict = "holds" if p["holds"] else "does not hold"
+            out.append(f"\n`{arm}` (depths {p['depths'][0]}→{p['depths'][1]}): time keeps "
+                       f"the rates: {p['time_stays']}; step moves them: {p['step_moves']}; "
+                       f"prediction {verdict}.")
     if analysis["drift"]:
         out += ["", "## Drift during training from scratch (at each line's optimal lr)", "",
                 "‖u_L − u₀‖/‖u₀‖ (moved) and ‖u_L − 1ūᵀ‖/‖u_L‖ (token spread) on 64 "

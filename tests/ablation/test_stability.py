@@ -177,10 +177,36 @@ def test_depth_scaling_prediction():
                     "step", 16))
     result = analyse(runs, grid, 4)
     assert result["prediction"]["layernorm"] == {"time_stays": True, "step_moves": True,
+                                                 "depths": [4, 16], "censored": False,
                                                  "holds": True}
     moves = {m["scaling"]: m for m in result["movement"]}
     assert moves["step"]["optimal_steps"] == pytest.approx(-1.0)
     assert moves["step"]["critical_steps"] == pytest.approx(-1.0)
+
+
+def test_depth_scaling_prediction_is_undecided_short_of_depth_16_or_when_censored():
+    """The rule compares depth 4 with 16 or 32: a grid reaching 8 reports the movement but
+    no verdict; nor does a line whose critical rate lies beyond rates run only at the other
+    depth (it is censored at different places)."""
+    grid = StudyGrid(arms=("layernorm",), depths=(4, 8), scalings=("step", "time"),
+                     lrs=LRS, seeds=1)
+    same = [[0.8, 0.9, 0.7, 0.1]], [[False, False, False, True]]
+    runs = (_runs("layernorm", *same) + _runs("layernorm", *same, "time", 8)
+            + _runs("layernorm", [[0.9, 0.7, 0.1, 0.1]], [[False, False, True, True]],
+                    "step", 8))
+    shallow = analyse(runs, grid, 4)["prediction"]["layernorm"]
+    assert shallow["holds"] is None and not shallow["censored"]
+    assert shallow["time_stays"] and shallow["step_moves"]  # the movement is still shown
+    deep = StudyGrid(arms=("layernorm",), depths=(4, 16), scalings=("step", "time"),
+                     lrs=LRS, seeds=1)
+    stable = [[0.8, 0.9, 0.7, 0.6]], [[False] * 4]
+    partial = [r for r in _runs("layernorm", *stable, "time", 16) if r["lr"] < LRS[-1]]
+    runs = (_runs("layernorm", *stable) + partial
+            + _runs("layernorm", *stable, "step", 16))
+    result = analyse(runs, deep, 4)
+    assert {m["scaling"]: m["censored"] for m in result["movement"]} == {
+        "time": True, "step": False}
+    assert result["prediction"]["layernorm"]["holds"] is None
 
 
 # ------------------------------------------------------------------------- the command
