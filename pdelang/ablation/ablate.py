@@ -193,50 +193,6 @@ def _finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-class _Reference:
-    """The reference run shared by every variant's drift measurement."""
-
-    def __init__(self, name: str, samples: int, max_length: int) -> None:
-        from pdelang.validation.validate import _inputs, _load_reference
-        self.name = name
-        self.reference = _load_reference(name)
-        self.run = self.reference.run(_inputs(self.reference, samples, "heldout", None,
-                                              max_length))
-
-
-def _drift(module, spec, reference: _Reference | None, seed: int,
-           compile: bool = False) -> tuple[list, str]:
-    import torch
-
-    from pdelang.accelerate import compile_stepper
-
-    from pdelang.ablation.drift import collect_states, drift_against_reference, variant_drift
-    from pdelang.validation.weights import ReferenceMismatchError, load_reference_weights
-
-    torch.manual_seed(seed)
-    stepper = module.Stepper().eval()
-    if compile:
-        compile_stepper(stepper)
-    if reference is not None:
-        try:
-            load_reference_weights(stepper, reference.reference, spec, stabilizers=False)
-        except ReferenceMismatchError as exc:
-            note = f"random weights: {exc.message}"
-        else:
-            run = reference.run
-            states = collect_states(stepper, run.embeddings, run.mask)
-            return (drift_against_reference(run.hidden_states, states, run.mask),
-                    f"{reference.name} weights and embeddings")
-    else:
-        note = "random weights, random initial state"
-    structure = module.Stepper.STRUCTURE
-    grid = structure["grid_shape"]
-    tokens = grid[0] * grid[1] + structure["extra_tokens"] if grid else 32
-    generator = torch.Generator().manual_seed(seed)
-    u = torch.randn(4, tokens, structure["channels"], generator=generator)
-    return variant_drift(collect_states(stepper, u)), note
-
-
 def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = None,
            overrides: Iterable[str] = (), reference: str | None = "minilm",
            train: str = "digits", steps: int = 100, seeds: int = 2, lr: float = 1e-4,
@@ -451,9 +407,9 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
     if units and options.get("drift", True) and options["reference"] not in (None, "none"):
         # an unknown or broken reference is an error before anything runs; the local
         # executor's units then reuse this run (made under the units' own torch settings)
-        from pdelang.ablation.units import _reference, _torch_settings
-        with _torch_settings(options["threads"]):
-            _reference(options["reference"], options["drift_samples"], 64)
+        from pdelang.ablation.units import shared_reference, torch_settings
+        with torch_settings(options["threads"]):
+            shared_reference(options["reference"], options["drift_samples"], 64)
     bar = Progress(len(units), progress)
     labels = {index: _label(choice) for index, choice in enumerate(variants)}
 

@@ -144,18 +144,18 @@ def run_depth_limit(spec_path: str, depths: Sequence[int], recipe, lr: float,
     those already written)."""
     import json
 
-    from pdelang.ablation.recipe import DigitsClassifier, _normalise, digits_splits, \
+    from pdelang.ablation.recipe import DigitsClassifier, normalise_images, digits_splits, \
         train_recipe
-    from pdelang.ablation.stability import ARMS, _family, arm_overrides
+    from pdelang.ablation.stability import ARMS, arm_overrides, load_family
     from pdelang.ablation.train import seeded
-    from pdelang.ablation.units import _module
+    from pdelang.ablation.units import compiled_module
     from pdelang.io import write_atomically
 
     text = Path(spec_path).read_text()
-    spec, raw = _family(text, spec_path, base)
+    spec, raw = load_family(text, spec_path, base)
     arm = ARMS["layernorm"]
     data = digits_splits(recipe)
-    held_x, held_y = _normalise(data[2]), data[3]
+    held_x, held_y = normalise_images(data[2]), data[3]
     folder = Path(out) / "depth_limit" if out else None
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -172,7 +172,7 @@ def run_depth_limit(spec_path: str, depths: Sequence[int], recipe, lr: float,
                         continue
                     started = time.perf_counter()
                     overrides = (*base, *arm_overrides(spec, raw, arm, depth, "time"))
-                    _, module = _module(text, spec_path, tuple(overrides))
+                    _, module = compiled_module(text, spec_path, tuple(overrides))
                     with seeded(seed):
                         model = DigitsClassifier(module.Stepper(), module.CHANNELS,
                                                  "norm")
@@ -188,7 +188,7 @@ def run_depth_limit(spec_path: str, depths: Sequence[int], recipe, lr: float,
                     for k in ODE_SUBSTEPS:
                         fine_overrides = (*base, *arm_overrides(spec, raw, arm, depth * k,
                                                                 "time"))
-                        _, fine_module = _module(text, spec_path, tuple(fine_overrides))
+                        _, fine_module = compiled_module(text, spec_path, tuple(fine_overrides))
                         twin = copy.deepcopy(model)
                         twin.stepper = interpolated_stepper(model.stepper, fine_module, k)
                         ode[k] = (twin, _final_states(twin, held_x))

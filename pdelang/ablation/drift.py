@@ -34,9 +34,11 @@ from pdelang.metrics import (
 )
 
 __all__ = [
+    "DriftReference",
     "collect_states",
     "drift_against_reference",
     "final_layer",
+    "measure_variant",
     "variant_drift",
 ]
 
@@ -109,3 +111,46 @@ def collect_states(stepper: nn.Module, u: Tensor, mask: Tensor | None = None) ->
 def final_layer(rows: Sequence[dict[str, Any]] | None) -> dict[str, Any] | None:
     """The last per-layer entry (the stepper output), or ``None``."""
     return dict(rows[-1]) if rows else None
+
+
+class DriftReference:
+    """The reference run shared by every variant's drift measurement."""
+
+    def __init__(self, name: str, samples: int, max_length: int) -> None:
+        from pdelang.validation.validate import _inputs, _load_reference
+        self.name = name
+        self.reference = _load_reference(name)
+        self.run = self.reference.run(_inputs(self.reference, samples, "heldout", None,
+                                              max_length))
+
+
+def measure_variant(module, spec, reference: DriftReference | None, seed: int,
+           compile: bool = False) -> tuple[list, str]:
+    """A variant's per-layer drift: against the reference's hidden states when its weights
+    load into the variant, else of a random-weight variant on a random state; and a note
+    saying which."""
+    from pdelang.accelerate import compile_stepper
+    from pdelang.validation.weights import ReferenceMismatchError, load_reference_weights
+
+    torch.manual_seed(seed)
+    stepper = module.Stepper().eval()
+    if compile:
+        compile_stepper(stepper)
+    if reference is not None:
+        try:
+            load_reference_weights(stepper, reference.reference, spec, stabilizers=False)
+        except ReferenceMismatchError as exc:
+            note = f"random weights: {exc.message}"
+        else:
+            run = reference.run
+            states = collect_states(stepper, run.embeddings, run.mask)
+            return (drift_against_reference(run.hidden_states, states, run.mask),
+                    f"{reference.name} weights and embeddings")
+    else:
+        note = "random weights, random initial state"
+    structure = module.Stepper.STRUCTURE
+    grid = structure["grid_shape"]
+    tokens = grid[0] * grid[1] + structure["extra_tokens"] if grid else 32
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.randn(4, tokens, structure["channels"], generator=generator)
+    return variant_drift(collect_states(stepper, u)), note

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pdelang.ablation.options import option_items
 from pdelang.errors import OverrideError, PdelangError, SourceLocation
 
 __all__ = [
@@ -108,23 +109,6 @@ QUICK_EVAL_EXAMPLES = 64
 # ---------------------------------------------------------------------------------------
 
 
-def _items(option: str, text: str) -> list[tuple[str, SourceLocation]]:
-    """The comma-separated values of ``--option TEXT``, each with its location."""
-    line = f"{option} {text}"
-    items, start = [], 0
-    for piece in text.split(","):
-        stripped = piece.strip()
-        column = len(option) + 2 + start + (len(piece) - len(piece.lstrip()))
-        if stripped:
-            items.append((stripped, SourceLocation(f"<{option}>", 1, column, line,
-                                                   len(stripped))))
-        start += len(piece) + 1
-    if not items:
-        raise OverrideError(f"{option} lists no values",
-                            SourceLocation(f"<{option}>", 1, 1, line, len(line)))
-    return items
-
-
 def _unique(option: str, values: list, where: list[SourceLocation]) -> tuple:
     seen = set()
     for value, location in zip(values, where):
@@ -138,7 +122,7 @@ def _unique(option: str, values: list, where: list[SourceLocation]) -> tuple:
 def _numbers(option: str, text: str, kind, valid, what: str, example: str) -> tuple:
     """The numbers of ``--option TEXT`` (``kind`` int or float, each ``valid``), every bad
     one an :class:`OverrideError` at its place in the option."""
-    items = _items(option, text)
+    items = option_items(option, text)
     values = []
     for item, where in items:
         try:
@@ -173,10 +157,10 @@ def parse_grid(depths: str | None = None, lrs: str | None = None, norms: str | N
         fields["lrs"] = _numbers("--lrs", lrs, float, lambda v: math.isfinite(v) and v > 0,
                                  "a positive learning rate", "e.g. --lrs 1e-4,1e-3,1e-2")
     if norms is not None:
-        items = _items("--norms", norms)
+        items = option_items("--norms", norms)
         fields["norms"] = _unique("--norms", [t for t, _ in items], [w for _, w in items])
     if residuals is not None:
-        items = _items("--residual", residuals)
+        items = option_items("--residual", residuals)
         values = []
         for text, where in items:
             if text.lower() not in _TRUE + _FALSE:
@@ -195,7 +179,7 @@ def check_grid(spec: str, grid: PhaseGrid, base: Sequence[str] = (),
     cells' to report.)"""
     from pdelang.spec.load import load_spec
 
-    where = dict(_items("--norms", norms_text)) if norms_text is not None else {}
+    where = dict(option_items("--norms", norms_text)) if norms_text is not None else {}
     for norm in grid.norms:
         try:
             load_spec(spec, [*base, f"{NORM_KEY}={norm}"])
@@ -245,9 +229,9 @@ def cell_of(overrides: Mapping[str, str]) -> tuple[bool, str, int, float]:
 
 
 def _finite(value: Any) -> float | None:
-    from pdelang.ablation.report import _as_float
+    from pdelang.ablation.report import as_float
 
-    number = _as_float(value)
+    number = as_float(value)
     return number if number is not None and math.isfinite(number) else None
 
 
@@ -424,7 +408,7 @@ def cell_text(cell: Mapping[str, Any]) -> str:
 
 def render_phase_markdown(results: Mapping[str, Any]) -> str:
     """The phase report (``phase.md``) of a phase sweep's results."""
-    from pdelang.ablation.report import _cell, _markdown_table
+    from pdelang.ablation.report import markdown_cell, markdown_table
 
     cells = phase_cells(results)
     grid = results["grid"]
@@ -448,7 +432,7 @@ def render_phase_markdown(results: Mapping[str, Any]) -> str:
                   f"(residual {'on' if residual else 'off'})", ""]
         rows = [[str(depth)] + [claims.get((residual, depth, lr), "—") for lr in lrs]
                 for depth in depths]
-        lines += _markdown_table(["depth \\ lr"] + [_lr_text(v) for v in lrs], rows) + [""]
+        lines += markdown_table(["depth \\ lr"] + [_lr_text(v) for v in lrs], rows) + [""]
     lines += ["## Every cell", "",
               "`✗ k/n @ s`: k of n seeds diverged, at median step s; otherwise the final "
               "training loss (mean over the last tenth of the steps; mean ± std over "
@@ -465,10 +449,11 @@ def render_phase_markdown(results: Mapping[str, Any]) -> str:
                             + [cell_text(by_key[key]) if (key := (residual, norm, depth, lr))
                                in by_key else "—" for lr in lrs])
     header = ["residual", "norm", "depth"] + [_lr_text(v) for v in lrs]
-    lines += _markdown_table(header, rows) + [""]
+    lines += markdown_table(header, rows) + [""]
     failed = [c for c in cells if c["error"]]
     if failed:
-        lines += ["## Errors", ""] + [f"- {c['label']}: {_cell(c['error'])}" for c in failed]
+        lines += ["## Errors", ""] + [f"- {c['label']}: {markdown_cell(c['error'])}"
+                                      for c in failed]
         lines.append("")
     lines += ["Divergence: a step's loss or gradient norm is NaN/Inf or its loss exceeds 10× "
               "the first step's; the run stops there. Final loss and G_end exclude diverged "

@@ -47,7 +47,8 @@ from pdelang.ablation.recipe_settings import RECIPES, Recipe, quick_recipe
 
 __all__ = ["DRIFT_EXAMPLES", "READOUTS", "RECIPES", "UNSTABLE_MARGIN", "UNSTABLE_WINDOW",
            "DigitsClassifier", "Recipe", "RecipeRecord", "digits_splits",
-           "quick_recipe", "representation_drift", "train_recipe"]
+           "normalise_images", "quick_recipe", "representation_drift", "run_recipe_unit",
+           "train_recipe"]
 
 UNSTABLE_MARGIN = 1.0  # nats above loss₀
 UNSTABLE_WINDOW = 10  # consecutive steps
@@ -68,7 +69,7 @@ def digits_splits(recipe: Recipe):
     return (*train, *heldout)
 
 
-def _normalise(images: torch.Tensor) -> torch.Tensor:
+def normalise_images(images: torch.Tensor) -> torch.Tensor:
     return (images - 0.5) / 0.5
 
 
@@ -181,7 +182,7 @@ def train_recipe(model: DigitsClassifier, recipe: Recipe, lr: float, seed: int,
     started = time.perf_counter()
     train_x, train_y, held_x, held_y = data if data is not None else digits_splits(recipe)
     model.to(device)
-    held_x, held_y = _normalise(held_x).to(device), held_y.to(device)
+    held_x, held_y = normalise_images(held_x).to(device), held_y.to(device)
     per_epoch = math.ceil(len(train_y) / recipe.batch_size)
     total = recipe.steps(len(train_y))
     warmup = max(1, round(recipe.warmup_epochs * per_epoch)) if recipe.warmup_epochs else 0
@@ -207,7 +208,8 @@ def train_recipe(model: DigitsClassifier, recipe: Recipe, lr: float, seed: int,
             if step >= total:
                 break
             batch = order[start:start + recipe.batch_size]
-            images = _normalise(_shift(train_x[batch], generator, recipe.max_shift)).to(device)
+            shifted = _shift(train_x[batch], generator, recipe.max_shift)
+            images = normalise_images(shifted).to(device)
             for group in optimizer.param_groups:
                 group["lr"] = lr * rate(step)
             logits = model(images)
@@ -248,3 +250,25 @@ def train_recipe(model: DigitsClassifier, recipe: Recipe, lr: float, seed: int,
         record.drift_final = representation_drift(model, drift_images)
     record.seconds = time.perf_counter() - started
     return record
+
+
+def run_recipe_unit(unit: dict, module) -> dict:
+    """Train one unit's model (built under its seed) and return the run's record."""
+    from pdelang.ablation.train import seeded
+
+    recipe = Recipe(**unit["recipe"])
+    with seeded(unit["seed"]):
+        stepper = module.Stepper()
+        channels = int(module.Stepper.STRUCTURE["channels"]) \
+            if "channels" in module.Stepper.STRUCTURE else module.CHANNELS
+        model = DigitsClassifier(stepper, channels, unit["readout"])
+        if recipe.init == "vit":
+            model.vit_init()
+    flush = torch.set_flush_denormal(True)
+    try:
+        record = train_recipe(model, recipe, unit["lr"], unit["seed"],
+                              device=unit["options"].get("device") or "cpu")
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+    return {"record": record.to_json()}

@@ -50,6 +50,7 @@ from typing import Any
 from pdelang.io import save_figure, write_atomically
 
 __all__ = [
+    "as_float",
     "curves_figure",
     "drift_figure",
     "finite_mean_std",
@@ -57,6 +58,8 @@ __all__ = [
     "format_number",
     "format_overrides",
     "json_safe",
+    "markdown_cell",
+    "markdown_table",
     "plot_curves",
     "plot_drift",
     "render_markdown",
@@ -106,7 +109,7 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _as_float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     """A float from a number or a JSON-safe string (``"Infinity"``...); ``None`` stays."""
     if value is None or isinstance(value, bool):
         return None
@@ -122,7 +125,7 @@ def format_number(value: Any) -> str:
     """4 significant digits (``%.4g``); ``—`` for missing, ``nan``, ``inf``, ``-inf``."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    number = _as_float(value)
+    number = as_float(value)
     if number is None:
         return MISSING
     if math.isnan(number):
@@ -151,7 +154,7 @@ def _one_line(text: Any, limit: int | None = None) -> str:
     return text
 
 
-def _cell(text: Any) -> str:
+def markdown_cell(text: Any) -> str:
     """A markdown table cell: one line, ``|`` escaped."""
     return _one_line(text).replace("|", "\\|")
 
@@ -168,9 +171,9 @@ def _seed_runs(variant: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def _seed_final_loss(run: Mapping[str, Any]) -> float | None:
     if run.get("final_loss") is not None:
-        return _as_float(run["final_loss"])
+        return as_float(run["final_loss"])
     losses = run.get("losses") or []
-    return _as_float(losses[-1]) if losses else None
+    return as_float(losses[-1]) if losses else None
 
 
 def finite_values(values: Iterable[float | None]) -> list[float]:
@@ -210,14 +213,14 @@ def variant_row(variant: Mapping[str, Any]) -> dict[str, Any]:
         if loss_mean is None and any(v is not None for v in finals):
             loss_mean = next(v for v in finals if v is not None)  # all nan/inf: show one
     else:
-        loss_mean, loss_std = _as_float(variant.get("final_loss")), None
+        loss_mean, loss_std = as_float(variant.get("final_loss")), None
     diverged_seeds = sum(1 for run in runs if run.get("diverged"))
     steps = [run.get("divergence_step") for run in runs if run.get("diverged")]
     steps = [s for s in steps if s is not None]
     divergence_step = variant.get("divergence_step")
     if divergence_step is None and steps:
         divergence_step = min(steps)
-    accuracies = [_as_float(run.get("eval_accuracy")) for run in runs]
+    accuracies = [as_float(run.get("eval_accuracy")) for run in runs]
     final = (variant.get("drift") or [None])[-1] or {}
     return {
         "label": _label(variant),
@@ -230,11 +233,11 @@ def variant_row(variant: Mapping[str, Any]) -> dict[str, Any]:
         "divergence_step": divergence_step,
         "final_loss_mean": loss_mean,
         "final_loss_std": loss_std,
-        "max_grad_norm": _as_float(variant.get("max_grad_norm")),
+        "max_grad_norm": as_float(variant.get("max_grad_norm")),
         "eval_accuracy": finite_mean_std(accuracies)[0],
-        "hidden_cosine": _as_float(final.get("hidden_cosine")),
-        "relative_error": _as_float(final.get("relative_error")),
-        "rank_collapse_ratio": _as_float(final.get("rank_collapse_ratio")),
+        "hidden_cosine": as_float(final.get("hidden_cosine")),
+        "relative_error": as_float(final.get("relative_error")),
+        "rank_collapse_ratio": as_float(final.get("rank_collapse_ratio")),
         "has_drift": bool(variant.get("drift")),
     }
 
@@ -339,9 +342,9 @@ def _letters(index: int) -> str:
     return out
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
     return lines
 
 
@@ -365,7 +368,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         lines.append(f"- Swap `{key}`: {', '.join(_format_value(v) for v in values)}")
     lines += ["", "## Variants", ""]
     markers, notes = _footnotes(variants, rows, results.get("task"))
-    lines += _markdown_table(_TABLE_COLUMNS, [_table_row(i + 1, r, m) for i, (r, m)
+    lines += markdown_table(_TABLE_COLUMNS, [_table_row(i + 1, r, m) for i, (r, m)
                                               in enumerate(zip(rows, markers))])
     if notes:
         lines += [""] + [f"{note}  " for note in notes[:-1]] + notes[-1:]
@@ -399,7 +402,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                 lines += [f"Cosine and relative error: {_one_line(reason)}.", ""]
             table = [[_format_drift(layer.get(key), key) for key, _ in _DRIFT_COLUMNS]
                      for layer in variant["drift"]]
-            lines += _markdown_table([title for _, title in _DRIFT_COLUMNS], table)
+            lines += markdown_table([title for _, title in _DRIFT_COLUMNS], table)
             lines.append("")
         lines.pop()
     lines += _information_section(variants, results.get("information"))
@@ -433,7 +436,7 @@ def _information_section(variants, settings) -> list[str]:
         table = [[str(a["layer"]), format_number(a["i_xt_bits"]), format_number(b["i_xt_bits"]),
                   format_number(a.get("i_ty_bits")), format_number(b.get("i_ty_bits"))]
                  for a, b in zip(first["layers"], last["layers"])]
-        lines += _markdown_table(
+        lines += markdown_table(
             ["layer", f"I(X;T) step {first['step']}", f"I(X;T) step {last['step']}",
              f"I(T;Y) step {first['step']}", f"I(T;Y) step {last['step']}"], table)
         lines.append("")
@@ -497,7 +500,7 @@ def _no_data(axis, message: str = "no data") -> None:
 def _finite_points(xs: Sequence[float], ys: Sequence[Any], positive: bool):
     points = []
     for x, y in zip(xs, ys):
-        value = _as_float(y)
+        value = as_float(y)
         if value is None or not math.isfinite(value) or (positive and value <= 0):
             continue
         points.append((x, value))
@@ -527,7 +530,7 @@ def drift_figure(variants: Sequence[Mapping[str, Any]]):
         if xs:
             collapse_axis.plot(xs, ys, label=label, **_style(index))
             collapse[label] = (xs, ys)
-        errors = [_as_float(r.get("relative_error")) for r in drift]
+        errors = [as_float(r.get("relative_error")) for r in drift]
         xs, ys = _finite_points(layers, errors, True)
         if xs:
             error_axis.plot(xs, ys, label=label, **_style(index))
@@ -575,7 +578,7 @@ def _aggregate(runs: Sequence[Mapping[str, Any]], key: str):
         if not steps or len(steps) != len(values):
             steps = list(range(len(values)))
         for step, value in zip(steps, values):
-            number = _as_float(value)
+            number = as_float(value)
             if number is not None and math.isfinite(number) and number > 0:
                 by_step.setdefault(int(step), []).append(number)
     ordered = sorted(by_step)

@@ -59,17 +59,17 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pdelang.ablation.options import option_items
 from pdelang.errors import OverrideError, PdelangError, SourceLocation
 
 __all__ = ["ARMS", "CONTROL_ACCURACY", "DEFAULT_STUDY", "QUICK_STUDY", "SCALINGS", "Arm",
-           "StudyGrid", "analyse", "arm_overrides", "parse_study", "run_recipe_unit",
-           "stability", "study_units"]
+           "StudyGrid", "analyse", "arm_overrides", "load_family", "parse_study",
+           "study_units"]
 
 SCALINGS = ("step", "sqrt", "time")
 CONTROL_ACCURACY = 0.90  # the controls train: LayerNorm's best-lr accuracy in every seed
@@ -124,12 +124,6 @@ QUICK_STUDY = StudyGrid(arms=("layernorm", "none"), depths=(2, 4), scalings=("st
 
 
 # ---------------------------------------------------------------------------- the grid
-def _items(option: str, text: str) -> list[tuple[str, SourceLocation]]:
-    from pdelang.ablation.phase import _items as items
-
-    return items(option, text)
-
-
 def _unique(option: str, items: list[tuple[Any, SourceLocation]]) -> tuple:
     seen = set()
     for value, where in items:
@@ -149,7 +143,7 @@ def parse_study(arms: str | None = None, depths: str | None = None,
     grid = QUICK_STUDY if quick else DEFAULT_STUDY
     fields: dict[str, Any] = {}
     if arms is not None:
-        items = _items("--arms", arms)
+        items = option_items("--arms", arms)
         for name, where in items:
             if name not in ARMS:
                 raise OverrideError(f"--arms: unknown arm '{name}'", where,
@@ -157,14 +151,14 @@ def parse_study(arms: str | None = None, depths: str | None = None,
         fields["arms"] = _unique("--arms", items)
     if depths is not None:
         items = []
-        for text, where in _items("--depths", depths):
+        for text, where in option_items("--depths", depths):
             if not text.isdigit() or int(text) < 1:
                 raise OverrideError(f"--depths: '{text}' is not a whole number of layers",
                                     where, "e.g. --depths 4,8,16")
             items.append((int(text), where))
         fields["depths"] = _unique("--depths", items)
     if scalings is not None:
-        items = _items("--scalings", scalings)
+        items = option_items("--scalings", scalings)
         for name, where in items:
             if name not in SCALINGS:
                 raise OverrideError(f"--scalings: unknown depth scaling '{name}'", where,
@@ -172,7 +166,7 @@ def parse_study(arms: str | None = None, depths: str | None = None,
         fields["scalings"] = _unique("--scalings", items)
     if lrs is not None:
         items = []
-        for text, where in _items("--lrs", lrs):
+        for text, where in option_items("--lrs", lrs):
             try:
                 value = float(text)
             except ValueError:
@@ -189,7 +183,7 @@ def parse_study(arms: str | None = None, depths: str | None = None,
     return replace(grid, **fields)
 
 
-def _family(spec_text: str, spec_path: str, base: Sequence[str]):
+def load_family(spec_text: str, spec_path: str, base: Sequence[str]):
     """The loaded family spec and its raw YAML mapping; a spec without the three terms is a
     located error."""
     import yaml
@@ -249,7 +243,7 @@ def study_units(spec_path: str, grid: StudyGrid, recipe, base: Sequence[str] = (
     ends soonest on a pool); at the family's own depth the scalings coincide and only the
     ``step`` cell runs."""
     text = Path(spec_path).read_text()
-    spec, raw = _family(text, spec_path, base)
+    spec, raw = load_family(text, spec_path, base)
     units = []
     for depth in sorted(grid.depths, reverse=True):
         for name in grid.arms:
@@ -272,31 +266,6 @@ def study_units(spec_path: str, grid: StudyGrid, recipe, base: Sequence[str] = (
                             "recipe": recipe.to_json(),
                             "options": {"threads": threads, "device": device}})
     return units
-
-
-def run_recipe_unit(unit: dict, module) -> dict:
-    """Train one unit's model (built under its seed) and return the run's record."""
-    import torch
-
-    from pdelang.ablation.recipe import DigitsClassifier, Recipe, train_recipe
-    from pdelang.ablation.train import seeded
-
-    recipe = Recipe(**unit["recipe"])
-    with seeded(unit["seed"]):
-        stepper = module.Stepper()
-        channels = int(module.Stepper.STRUCTURE["channels"]) \
-            if "channels" in module.Stepper.STRUCTURE else module.CHANNELS
-        model = DigitsClassifier(stepper, channels, unit["readout"])
-        if recipe.init == "vit":
-            model.vit_init()
-    flush = torch.set_flush_denormal(True)
-    try:
-        record = train_recipe(model, recipe, unit["lr"], unit["seed"],
-                              device=unit["options"].get("device") or "cpu")
-    finally:
-        if flush:
-            torch.set_flush_denormal(False)
-    return {"record": record.to_json()}
 
 
 # ---------------------------------------------------------------------------- analysis
@@ -497,103 +466,3 @@ def analyse(runs: Sequence[Mapping[str, Any]], grid: StudyGrid, base_layers: int
                                                    for r in here)[0]})
     return {"lines": lines, "claims": claims, "movement": movement,
             "prediction": prediction, "drift": drift}
-
-
-# ---------------------------------------------------------------------------- the run
-def _identity(unit: Mapping[str, Any]) -> dict[str, Any]:
-    """What makes a stored run the same run (the executor, threads and device do not)."""
-    import hashlib
-
-    return {"spec_sha256": hashlib.sha256(unit["spec_text"].encode()).hexdigest(),
-            "overrides": list(unit["base"]), "recipe": dict(unit["recipe"]),
-            "readout": unit["readout"]}
-
-
-def _check_same_run(path: Path, stored: Mapping[str, Any] | None,
-                    wanted: Mapping[str, Any]) -> None:
-    if stored is None:
-        raise PdelangError(f"{path}: a run without its settings (not written by this "
-                           "command)", suggestion="remove the file or choose another --out")
-    differs = [key for key in wanted if stored.get(key) != wanted[key]]
-    if key_recipe := [k for k in wanted["recipe"]
-                      if (stored.get("recipe") or {}).get(k) != wanted["recipe"][k]]:
-        differs = [d for d in differs if d != "recipe"] + [f"recipe.{k}" for k in key_recipe]
-    if differs:
-        raise PdelangError(f"{path}: written by a different study ({', '.join(differs)} "
-                           "differ)", suggestion="resume with the same spec, --set, recipe "
-                                                 "and --epochs/--warmup/--clip, or choose "
-                                                 "another --out")
-
-
-def stability(spec: str, grid: StudyGrid, recipe, *, overrides: Iterable[str] = (),
-              out: str | Path | None = None, resume: bool = False, executor: str = "local",
-              address: str | None = None, threads: int = 1, ray_cpus: int | None = None,
-              progress: bool = True, log: Callable[[str], None] | None = None,
-              quick: bool = False, report_only: bool = False,
-              device: str = "cpu") -> dict[str, Any]:
-    """Run every unit of the grid (reusing ``OUT/runs/*.json`` with ``resume``), then
-    analyse and, with ``out``, write the report (:mod:`pdelang.ablation.stability_report`).
-    ``report_only``: run nothing; the report of the runs already in ``OUT/runs`` (a grid
-    assembled over several sittings; the units not run are counted as such)."""
-    from pdelang.ablation.executors import Progress, run_local, run_ray
-    from pdelang.ablation.report import json_safe
-    from pdelang.io import write_atomically
-
-    started = time.perf_counter()
-    base = list(overrides)
-    text = Path(spec).read_text()
-    family, _ = _family(text, spec, base)
-    units = study_units(spec, grid, recipe, base, threads, device)
-    runs_dir = Path(out) / "runs" if out else None
-    results: dict[str, dict] = {}
-    if runs_dir is not None and (resume or report_only):
-        for unit in units:
-            path = runs_dir / f"{unit['variant']}.json"
-            if path.exists():
-                stored = json.loads(path.read_text())
-                _check_same_run(path, stored.get("unit"), _identity(unit))
-                results[unit["variant"]] = stored
-    pending = [u for u in units if u["variant"] not in results]
-    not_run = len(pending) if report_only else 0
-    if report_only:
-        pending = []
-    bar = Progress(len(pending), progress, desc="runs")
-    labels = lambda u: u["variant"]  # noqa: E731
-    runner = run_local(pending, bar, labels=labels) if executor == "local" else \
-        run_ray(pending, bar, address=address, cpus=threads, labels=labels,
-                num_cpus=ray_cpus, gpus=1 if device == "cuda" else 0)
-    try:
-        for position, result in runner:
-            unit = pending[position]
-            result = {**result, "arm": unit["arm"], "scaling": unit["scaling"],
-                      "depth": unit["depth"], "lr": unit["lr"], "seed": unit["seed"],
-                      "unit": _identity(unit)}
-            results[unit["variant"]] = result
-            if runs_dir is not None:
-                runs_dir.mkdir(parents=True, exist_ok=True)
-                write_atomically(runs_dir / f"{unit['variant']}.json",
-                                 json.dumps(json_safe(result), allow_nan=False))
-            if log is not None:
-                record = result.get("record") or {}
-                log(f"{unit['variant']}: " + (result.get("error") or
-                    f"accuracy {record.get('heldout_accuracy')}, unstable "
-                    f"{record.get('unstable')} ({record.get('seconds', 0):.0f} s)"))
-    finally:
-        bar.close()
-    runs = [run_summary(results[u["variant"]]) for u in units if u["variant"] in results]
-    analysis = analyse(runs, grid, family.time.layers)
-    data = {"spec": spec, "overrides": base, "recipe": recipe.to_json(), "quick": quick,
-            "grid": {"arms": list(grid.arms), "depths": list(grid.depths),
-                     "scalings": list(grid.scalings), "lrs": list(grid.lrs),
-                     "seeds": grid.seeds},
-            "arms": {name: ARMS[name].what for name in grid.arms},
-            "family_layers": family.time.layers, "executor": executor, "device": device,
-            "resumed": len(units) - len(pending) - not_run, "not_run": not_run,
-            "runs": runs, "analysis": analysis,
-            "seconds_this_call": time.perf_counter() - started,
-            "seconds_of_runs": sum(r["seconds"] or 0 for r in runs)}
-    if out is not None:
-        from pdelang.ablation.stability_report import write_report
-
-        data["files"] = {k: str(v) for k, v in write_report(out, data).items()}
-    return data

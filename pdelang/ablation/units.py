@@ -45,7 +45,7 @@ def unit_error(exc: BaseException) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _module(spec_text: str, spec_path: str, overrides: tuple[str, ...]):
+def compiled_module(spec_text: str, spec_path: str, overrides: tuple[str, ...]):
     """(spec, generated module) of the spec text with ``overrides`` (cached per process)."""
     from pdelang.builder import build_module
     from pdelang.spec.load import load_spec_text
@@ -55,14 +55,15 @@ def _module(spec_text: str, spec_path: str, overrides: tuple[str, ...]):
 
 
 @functools.lru_cache(maxsize=2)
-def _reference(name: str, samples: int, max_length: int):
-    from pdelang.ablation.ablate import _Reference
+def shared_reference(name: str, samples: int, max_length: int):
+    """The reference run every drift unit of a process shares (cached)."""
+    from pdelang.ablation.drift import DriftReference
 
-    return _Reference(name, samples, max_length)
+    return DriftReference(name, samples, max_length)
 
 
 @contextlib.contextmanager
-def _torch_settings(threads: int | None) -> Iterator[None]:
+def torch_settings(threads: int | None) -> Iterator[None]:
     """Flush subnormals to zero (states of residual-free variants decay towards zero, and
     subnormal arithmetic is ~50× slower on a CPU) and run on ``threads`` intra-op threads;
     both restored afterwards."""
@@ -93,7 +94,7 @@ def run_unit(unit: dict, progress: bool = False) -> dict:
     result: dict[str, Any] = {"kind": unit["kind"], "variant": unit["variant"],
                               "seed": unit.get("seed"), "compiled": False, "error": None}
     try:
-        spec, module = _module(unit["spec_text"], unit["spec_path"], overrides)
+        spec, module = compiled_module(unit["spec_text"], unit["spec_path"], overrides)
     except PdelangError as exc:
         result["error"] = unit_error(exc)
         return result
@@ -102,11 +103,11 @@ def run_unit(unit: dict, progress: bool = False) -> dict:
         return result
     result["compiled"] = True
     try:
-        with _torch_settings(options.get("threads")):
+        with torch_settings(options.get("threads")):
             if unit["kind"] == "drift":
                 result.update(_drift_unit(module, spec, options))
             elif unit["kind"] == "recipe":  # pdelang phase --recipe vit-digits
-                from pdelang.ablation.stability import run_recipe_unit
+                from pdelang.ablation.recipe import run_recipe_unit
 
                 result.update(run_recipe_unit(unit, module))
             else:
@@ -118,13 +119,13 @@ def run_unit(unit: dict, progress: bool = False) -> dict:
 
 
 def _drift_unit(module, spec, options: dict) -> dict:
-    from pdelang.ablation.ablate import _drift
+    from pdelang.ablation.drift import measure_variant
     from pdelang.accelerate import precision
 
     name = options["reference"]
-    ref = None if name in (None, "none") else _reference(name, options["drift_samples"], 64)
+    ref = None if name in (None, "none") else shared_reference(name, options["drift_samples"], 64)
     with precision(options["dtype"], "cpu"):  # the stepper's forward only: the reference ran
-        drift, source = _drift(module, spec, ref, seed=0, compile=options["compile"])
+        drift, source = measure_variant(module, spec, ref, seed=0, compile=options["compile"])
     return {"drift": drift, "drift_source": source}
 
 

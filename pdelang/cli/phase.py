@@ -142,7 +142,8 @@ def execute_study(args) -> int:
 
     from pdelang.ablation.recipe import RECIPES, quick_recipe
     from pdelang.ablation.report import json_safe
-    from pdelang.ablation.stability import parse_study, stability, study_units
+    from pdelang.ablation.stability import parse_study, study_units
+    from pdelang.ablation.stability_run import stability
 
     _legacy_only(args)
     grid = parse_study(args.arms, args.depths, args.scalings, args.lrs,

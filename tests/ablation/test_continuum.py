@@ -16,7 +16,7 @@ from pdelang.ablation.continuum import (
     smooth_init,
 )
 from pdelang.ablation.recipe import Recipe, quick_recipe
-from pdelang.ablation.stability import ARMS, _family, arm_overrides
+from pdelang.ablation.stability import ARMS, arm_overrides, load_family
 from pdelang.builder import build_module
 from pdelang.spec.load import load_spec_text
 
@@ -26,7 +26,7 @@ VIT2D = ROOT / "specs" / "vit2d.yaml"
 
 def _module(depth: int):
     text = VIT2D.read_text()
-    spec, raw = _family(text, str(VIT2D), [])
+    spec, raw = load_family(text, str(VIT2D), [])
     loaded = load_spec_text(text, str(VIT2D), arm_overrides(spec, raw, ARMS["layernorm"],
                                                              depth, "time"))
     return build_module(loaded)

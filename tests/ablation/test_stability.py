@@ -14,10 +14,10 @@ from pdelang.ablation.stability import (
     QUICK_STUDY,
     StudyGrid,
     _claim,
-    _family,
     _line,
     analyse,
     arm_overrides,
+    load_family,
     parse_study,
     time_step,
 )
@@ -33,7 +33,7 @@ VIT2D = ROOT / "specs" / "vit2d.yaml"
 @pytest.fixture(scope="module")
 def family():
     text = VIT2D.read_text()
-    spec, raw = _family(text, str(VIT2D), [])
+    spec, raw = load_family(text, str(VIT2D), [])
     return text, spec, raw
 
 
