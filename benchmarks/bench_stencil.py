@@ -63,7 +63,7 @@ discretization:
   laplace: {{accuracy: 2}}
 """
 
-# The Stencil block of pdelang/codegen/runtime/stencil_2d.py before issue 12, as printed
+# The Stencil block of pdelang/compiler/codegen/runtime/stencil_2d.py before issue 12, as printed
 # for the periodic boundary.
 OLD_STENCIL = '''class Stencil(nn.Module):
     """(old) per-offset stencil."""
@@ -148,7 +148,7 @@ def load(source: str, name: str):
 
 def pdelang_steppers(n: int, h: float, dt: float, dtype: torch.dtype, u0: torch.Tensor):
     """name → (step function advancing STEPS Euler steps, state reader) of each variant."""
-    from pdelang.driver import compile_spec
+    from pdelang.compiler.driver import compile_spec
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fisher_kpp2d.yaml"

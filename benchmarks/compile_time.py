@@ -58,8 +58,8 @@ def versus_import_torch(cfg) -> list[Figure]:
 
 def per_spec(cfg, specs: list[Path]) -> tuple[list[Figure], str]:
     """Cold (subprocess) and warm (in-process second call) compile time of every spec."""
-    from pdelang.driver import compile_spec
-    from pdelang.spec.load import load_spec
+    from pdelang.compiler.driver import compile_spec
+    from pdelang.compiler.spec.load import load_spec
 
     env = _env()
     rows = ["| spec | cold ms (fresh `python -m pdelang compile`) | warm ms (in-process, "

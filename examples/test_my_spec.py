@@ -1,4 +1,4 @@
-"""Property-test your own spec with ``pdelang.testing`` — a worked example.
+"""Property-test your own spec with ``pdelang.lab.testing`` — a worked example.
 
 Run it with::
 
@@ -21,8 +21,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pdelang.testing as pt
-from pdelang.testing.properties import inner_product_weights, linear_reference
+import pdelang.lab.testing as pt
+from pdelang.lab.testing.properties import inner_product_weights, linear_reference
 
 # Our spec: 1-D diffusion with reflecting (neumann) ends, a fourth-order Laplacian and the
 # classical Runge–Kutta scheme.  (Or: MY_SPEC = Path("specs/my_model.yaml").)

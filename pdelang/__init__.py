@@ -23,18 +23,18 @@ __all__ = [
 
 def __getattr__(name):  # lazy: keep `import pdelang` (and `pdelang check`) free of torch
     if name == "load_spec":
-        from pdelang.spec.load import load_spec
+        from pdelang.compiler.spec.load import load_spec
         return load_spec
     if name == "compile_spec":
-        from pdelang.driver import compile_spec
+        from pdelang.compiler.driver import compile_spec
         return compile_spec
     if name == "build":
-        from pdelang.builder import build
+        from pdelang.interpreters.builder import build
         return build
     if name == "validate":
-        from pdelang.validation.validate import validate
+        from pdelang.lab.validation.validate import validate
         return validate
     if name == "ablate":
-        from pdelang.ablation.ablate import ablate
+        from pdelang.lab.ablation.ablate import ablate
         return ablate
     raise AttributeError(f"module 'pdelang' has no attribute {name!r}")

@@ -50,6 +50,6 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-# Every compilation in the test suite runs the stage verifier (pdelang.invariants): an IR
+# Every compilation in the test suite runs the stage verifier (pdelang.compiler.invariants): an IR
 # that breaks its stage's invariants fails the test that produced it.
 os.environ.setdefault("PDELANG_DEBUG", "1")

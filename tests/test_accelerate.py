@@ -1,4 +1,5 @@
-"""``pdelang.accelerate``: torch.compile with a one-warning fallback, and reduced precision.
+"""``pdelang.interpreters.accelerate``: torch.compile with a one-warning fallback, and
+reduced precision.
 
 The fallback tests replace ``torch.compile`` (no inductor runs); the tests that run inductor
 are few and small; the one on the 384-wide spec is ``slow``."""
@@ -12,9 +13,14 @@ import pytest
 import torch
 
 import pdelang
-from pdelang import accelerate
-from pdelang.accelerate import CompileFallbackWarning, compile_stepper, is_compiled, precision
-from pdelang.builder import build, compilation_of
+from pdelang.interpreters import accelerate
+from pdelang.interpreters.accelerate import (
+    CompileFallbackWarning,
+    compile_stepper,
+    is_compiled,
+    precision,
+)
+from pdelang.interpreters.builder import build, compilation_of
 
 REPO = Path(__file__).resolve().parents[1]
 BERT = str(REPO / "specs" / "bert_postln.yaml")

@@ -1,5 +1,5 @@
 """The runtime guard names the term inside Runge–Kutta and IMEX stages too
-(:mod:`pdelang.diagnose` re-runs the step program term by term)."""
+(:mod:`pdelang.interpreters.diagnose` re-runs the step program term by term)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pdelang.diagnose import blame
-from pdelang.testing.harness import compile_any, stepper_for
+from pdelang.interpreters.diagnose import blame
+from pdelang.lab.testing.harness import compile_any, stepper_for
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "cli"))

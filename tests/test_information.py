@@ -1,4 +1,4 @@
-"""pdelang.information: the estimators against closed forms.
+"""pdelang.lab.information: the estimators against closed forms.
 
 Tolerances are set from measured errors, not guessed.  For every Gaussian case below the
 estimator was run on 30 independent sample sets (seeds other than the test's), and the
@@ -29,7 +29,7 @@ import pytest
 import torch
 
 import pdelang
-from pdelang.information import (
+from pdelang.lab.information import (
     attention_entropy,
     flow_cosine,
     ksg_mi,
@@ -38,7 +38,7 @@ from pdelang.information import (
     token_flow,
     usable_information,
 )
-from pdelang.spec.load import load_spec_text
+from pdelang.compiler.spec.load import load_spec_text
 
 LOG2 = math.log(2.0)
 
@@ -379,7 +379,7 @@ def test_flow_cosine():
 def test_ksg_tree_and_pairwise_counts_agree_even_with_ties():
     """Low dimension uses kd-trees, high dimension blocked pairwise distances: the same
     strict counts, also on integer data full of distance ties."""
-    from pdelang.information import _ksg_counts
+    from pdelang.lab.information import _ksg_counts
 
     rng = np.random.default_rng(3)
     x = rng.integers(0, 12, size=(600, 2)).astype(float)

@@ -1,4 +1,4 @@
-"""The stage verifier (:mod:`pdelang.invariants`).
+"""The stage verifier (:mod:`pdelang.compiler.invariants`).
 
 For every stage a valid intermediate form of a shipped spec is corrupted with
 ``dataclasses.replace`` and the verifier must raise :class:`InvariantError` naming the
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from pdelang import driver, invariants
-from pdelang.discrete import ir as D
-from pdelang.driver import STAGE_NAMES, compile_spec
-from pdelang.invariants import InvariantError, verify_stage
-from pdelang.language import ast
-from pdelang.schemes import program as P
-from pdelang.symbolic.functions import OperatorCall
+from pdelang.compiler import driver, invariants
+from pdelang.compiler.discrete import ir as D
+from pdelang.compiler.driver import STAGE_NAMES, compile_spec
+from pdelang.compiler.invariants import InvariantError, verify_stage
+from pdelang.compiler.language import ast
+from pdelang.compiler.schemes import program as P
+from pdelang.compiler.symbolic.functions import OperatorCall
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = sorted(p.name for p in (REPO / "specs").glob("*.yaml"))

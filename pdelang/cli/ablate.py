@@ -77,8 +77,8 @@ def add_sweep_options(parser) -> None:
 
 
 def execute(args) -> int:
-    from pdelang.ablation.ablate import ablate
-    from pdelang.ablation.report import json_safe
+    from pdelang.lab.ablation.ablate import ablate
+    from pdelang.lab.ablation.report import json_safe
 
     data = ablate(args.spec, args.swap, sweep_file=args.sweep, overrides=args.overrides,
                   reference=args.reference, train=args.train, steps=args.steps,
@@ -95,7 +95,7 @@ def execute(args) -> int:
                                for variant in data["variants"]]
         print(json.dumps(json_safe(summary), indent=2))
     else:
-        from pdelang.ablation.report import render_markdown
+        from pdelang.lab.ablation.report import render_markdown
         print(render_markdown(json_safe(data)))
         if args.out:
             print(f"\nwrote {args.out}: " + ", ".join(sorted(data.get("files", {}))))

@@ -6,9 +6,9 @@ import json
 
 import sympy
 
-from pdelang.analysis.analyse import describe
-from pdelang.driver import compile_spec
-from pdelang.spec.load import load_spec
+from pdelang.compiler.analysis.analyse import describe
+from pdelang.compiler.driver import compile_spec
+from pdelang.compiler.spec.load import load_spec
 
 
 def configure(parser) -> None:

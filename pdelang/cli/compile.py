@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sympy
 
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import PdelangError
 from pdelang.io import write_atomically
 
@@ -44,7 +44,7 @@ def emit(compilation, stage: str) -> str:
     if stage == "python":
         return compilation.python
     if stage == "program":
-        from pdelang.schemes.program import describe
+        from pdelang.compiler.schemes.program import describe
         return describe(compilation.program)
     if stage == "ast":
         tree = {"equation": str(compilation.ast.equation),

@@ -58,7 +58,7 @@ def _show_warnings() -> None:
     ``warning: …`` line on stderr, like the commands' other warnings."""
     import warnings
 
-    from pdelang.accelerate import CompileFallbackWarning, PrecisionWarning
+    from pdelang.interpreters.accelerate import CompileFallbackWarning, PrecisionWarning
 
     original = warnings.showwarning
     if getattr(original, "pdelang", False):

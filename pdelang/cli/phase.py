@@ -1,14 +1,14 @@
 """``pdelang phase SPEC [--recipe vit-digits] [--arms …] [--depths 4,8,16,32] [--scalings
 step,sqrt,time] [--lrs …] [--seeds 3] [--epochs 30] [--warmup 2] [--clip off] [--depth-limit
 4,8,16,32] [--out DIR] [--executor local|ray …] [--resume] [--quick]``: training stability
-with controls that train (:mod:`pdelang.ablation.stability`), and the continuous-depth
-question (:mod:`pdelang.ablation.continuum`).
+with controls that train (:mod:`pdelang.lab.ablation.stability`), and the continuous-depth
+question (:mod:`pdelang.lab.ablation.continuum`).
 
-``--recipe legacy`` runs the earlier phase diagram (:mod:`pdelang.ablation.phase`: a constant
+``--recipe legacy`` runs the earlier phase diagram (:mod:`pdelang.lab.ablation.phase`: a constant
 learning rate, a zero-initialized head on the raw stream, ``--norms``/``--residual``/
 ``--depth-scaling``/``--steps``), kept to show its artefact; its options below.
 
-``--quick``: the reduced grid :data:`pdelang.ablation.phase.QUICK_GRID` (depths 3,6 × lrs
+``--quick``: the reduced grid :data:`pdelang.lab.ablation.phase.QUICK_GRID` (depths 3,6 × lrs
 1e-3,1e-2 × norms layernorm,none × residual on: 8 cells; an axis given explicitly wins), 1
 seed, 8 steps of batch 8, the held-out loss on 64 digits, 1 thread.
 
@@ -22,7 +22,7 @@ import math
 
 
 def configure(parser) -> None:
-    from pdelang.ablation.phase import (
+    from pdelang.lab.ablation.phase import (
         DEFAULT_DEPTHS,
         DEFAULT_LRS,
         DEFAULT_NORMS,
@@ -32,8 +32,8 @@ def configure(parser) -> None:
     from pdelang.cli.ablate import add_sweep_options
     from pdelang.cli.main import add_common
 
-    from pdelang.ablation.recipe_settings import RECIPES
-    from pdelang.ablation.stability import ARMS, DEFAULT_STUDY, SCALINGS
+    from pdelang.lab.ablation.recipe_settings import RECIPES
+    from pdelang.lab.ablation.stability import ARMS, DEFAULT_STUDY, SCALINGS
 
     add_common(parser)
     parser.add_argument("--recipe", choices=[*RECIPES, "legacy"], default="vit-digits",
@@ -114,7 +114,7 @@ def _clip(text: str) -> float | None:
 
 
 def _depths(option: str, text: str) -> tuple[int, ...]:
-    from pdelang.ablation.stability import parse_study
+    from pdelang.lab.ablation.stability import parse_study
     from pdelang.errors import OverrideError
 
     try:
@@ -140,10 +140,10 @@ def execute_study(args) -> int:
     import sys
     from dataclasses import replace
 
-    from pdelang.ablation.recipe import RECIPES, quick_recipe
-    from pdelang.ablation.report import json_safe
-    from pdelang.ablation.stability import parse_study, study_units
-    from pdelang.ablation.stability_run import stability
+    from pdelang.lab.ablation.recipe import RECIPES, quick_recipe
+    from pdelang.lab.ablation.report import json_safe
+    from pdelang.lab.ablation.stability import parse_study, study_units
+    from pdelang.lab.ablation.stability_run import stability
 
     _legacy_only(args)
     grid = parse_study(args.arms, args.depths, args.scalings, args.lrs,
@@ -171,15 +171,15 @@ def execute_study(args) -> int:
                      progress=False, log=log, quick=args.quick,
                      report_only=args.report_only, device=args.device)
     if depth_limit:
-        from pdelang.ablation.continuum import run_depth_limit
-        from pdelang.ablation.stability_report import write_report
+        from pdelang.lab.ablation.continuum import run_depth_limit
+        from pdelang.lab.ablation.stability_report import write_report
 
         data["depth_limit"] = run_depth_limit(
             args.spec, depth_limit, recipe, args.depth_limit_lr,
             tuple(range(args.depth_limit_seeds)), base=args.overrides, out=out, log=log,
             threads=args.threads or 1, train_missing=not args.report_only)
         data["files"] = {k: str(v) for k, v in write_report(out, data).items()}
-    from pdelang.ablation.stability_report import render_markdown, study_summary
+    from pdelang.lab.ablation.stability_report import render_markdown, study_summary
 
     if args.json:
         print(json.dumps(json_safe(study_summary(data)), indent=2))
@@ -193,13 +193,13 @@ def execute_study(args) -> int:
 def execute(args) -> int:
     if args.recipe != "legacy":
         return execute_study(args)
-    from pdelang.ablation.phase import (
+    from pdelang.lab.ablation.phase import (
         parse_grid,
         phase,
         phase_summary,
         render_phase_markdown,
     )
-    from pdelang.ablation.report import json_safe
+    from pdelang.lab.ablation.report import json_safe
     from pdelang.cli.ablate import _failures
 
     grid = parse_grid(args.depths, args.lrs, args.norms, args.residual, args.depth_scaling,

@@ -32,8 +32,8 @@ DESCRIPTIONS = {
 TRAINABLE = ("vit-digits",)
 
 
-#: ``pdelang.reference.vit_digits.DEFAULT_EPOCHS``, for the help text: building the parser must
-#: not import ``pdelang.reference`` (it imports torch, and ``pdelang check`` never does); a
+#: ``pdelang.lab.reference.vit_digits.DEFAULT_EPOCHS``, for the help text: building the parser must
+#: not import ``pdelang.lab.reference`` (it imports torch, and ``pdelang check`` never does); a
 #: test keeps the two equal.
 DEFAULT_EPOCHS = 150
 
@@ -68,7 +68,7 @@ def configure(parser) -> None:
 def _listing() -> list[dict]:
     """One row per fixed reference, then one per trained seed S ≠ 0 of ``vit-digits``
     (``vit-digits@S``) right after the ``vit-digits`` row (seed 0, trained or not)."""
-    from pdelang.reference.vit_digits import (
+    from pdelang.lab.reference.vit_digits import (
         model_dir,
         read_metadata,
         reference_name,
@@ -121,7 +121,7 @@ def _check(args) -> tuple[str, int]:
     """The reference to train and its seed (``NAME@SEED`` and ``--seed`` resolved), or a
     located :class:`~pdelang.errors.PdelangError`."""
     from pdelang.errors import PdelangError, did_you_mean
-    from pdelang.spec.initial import option_location
+    from pdelang.compiler.spec.initial import option_location
 
     base, at, suffix = args.name.partition("@")
     if base not in TRAINABLE:
@@ -138,7 +138,7 @@ def _check(args) -> tuple[str, int]:
         raise PdelangError(f"--seed {seed}: must be a non-negative integer",
                            option_location("--seed", str(seed)), "e.g. --seed 1")
     if at:
-        from pdelang.reference.vit_digits import seed_from_suffix
+        from pdelang.lab.reference.vit_digits import seed_from_suffix
 
         try:
             named = seed_from_suffix(suffix, args.name)
@@ -158,7 +158,7 @@ def _check(args) -> tuple[str, int]:
 
 
 def _train(args) -> int:
-    from pdelang.reference.vit_digits import DEFAULT_EPOCHS, train_vit_digits
+    from pdelang.lab.reference.vit_digits import DEFAULT_EPOCHS, train_vit_digits
 
     _, seed = _check(args)
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from pdelang.errors import PdelangError, RuntimeCheckError
-from pdelang.spec.initial import option_location
+from pdelang.compiler.spec.initial import option_location
 
 INIT_CHOICES = "random[:S] | uniform:A,B | bump[:H] | FILE.pt"
 
@@ -66,8 +66,8 @@ def configure(parser) -> None:
 def initial_state(args, spec, structure, model, torch, shape_1d=None):
     """The initial state as a float64 tensor (B, N, C): ``--init``, else the spec's
     ``init:``, else ``random`` (N(0, 0.1²))."""
-    from pdelang.spec.initial import parse_init
-    from pdelang.testing.harness import initial_state as make_state
+    from pdelang.compiler.spec.initial import parse_init
+    from pdelang.lab.testing.harness import initial_state as make_state
 
     if args.init is not None:
         init = parse_init(args.init)
@@ -100,7 +100,7 @@ def _default_tokens(structure, shape_1d) -> int:
 def _check_state_size(batch: int, tokens: int, channels: int) -> None:
     """Refuse a generated state larger than the ``state_values`` limit before allocating it
     (``--batch 10**9`` would otherwise ask the machine for terabytes)."""
-    from pdelang.spec.limits import how_to_raise, limit
+    from pdelang.compiler.spec.limits import how_to_raise, limit
 
     values = batch * tokens * channels
     if values > limit("state_values"):
@@ -200,7 +200,7 @@ def blowup_hint(facts, structure, init, low: float, high: float) -> str:
 def execute(args) -> int:
     import torch
 
-    from pdelang.builder import build_module
+    from pdelang.interpreters.builder import build_module
 
     module = build_module(args.spec, args.overrides)
     structure = {**module.Stepper.STRUCTURE, "stencil_radius": module.STENCIL_RADIUS}
@@ -236,7 +236,7 @@ def execute(args) -> int:
             print(f"refused (--strict): {text}", file=sys.stderr)
             return 1
         print(f"warning: {text} (--strict refuses to run past the bound)", file=sys.stderr)
-    from pdelang.accelerate import (
+    from pdelang.interpreters.accelerate import (
         check_dtype,
         compile_stepper,
         is_compiled,
@@ -265,7 +265,7 @@ def execute(args) -> int:
             where = f"term '{term}'"
             if not program.is_splitting:
                 # a Runge–Kutta/IMEX stage sums several terms: re-run the step term by term
-                from pdelang.diagnose import blame
+                from pdelang.interpreters.diagnose import blame
                 found = blame(program, stepper.layers[layer],
                               module.Context(before["state"], None, record=False),
                               stepper.shared, before["state"], structure["dt"])

@@ -1,6 +1,6 @@
 """``pdelang study paper1 [--out docs/paper1] [--seeds 0,1,2] [--quick] [--text-steps N]
 [--images-only | --text-only]``: the first paper's claims as tests that can fail
-(:mod:`pdelang.studies.paper1`).  Every piece is written to ``--out`` as it finishes and
+(:mod:`pdelang.lab.studies.paper1`).  Every piece is written to ``--out`` as it finishes and
 reused by a later call (delete a piece's JSON to recompute it); ``summary.json`` and
 ``results.md`` are written from the pieces at the end."""
 
@@ -36,8 +36,8 @@ def execute(args) -> int:
     from pathlib import Path
 
     from pdelang.errors import PdelangError
-    from pdelang.spec.initial import option_location
-    from pdelang.studies.paper1 import StudyConfig, quick_config, run_study
+    from pdelang.compiler.spec.initial import option_location
+    from pdelang.lab.studies.paper1 import StudyConfig, quick_config, run_study
 
     try:
         seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())

@@ -137,7 +137,7 @@ def execute(args) -> int:
 
     levels = None
     if args.mode == "depth":
-        from pdelang.validation.depth import parse_levels
+        from pdelang.lab.validation.depth import parse_levels
         levels = parse_levels(args.levels)
         if not args.json:
             from tqdm import tqdm
@@ -155,7 +155,7 @@ def execute(args) -> int:
 
 
 def _run(args, progress, levels):
-    from pdelang.validation.validate import validate
+    from pdelang.lab.validation.validate import validate
 
     return validate(args.spec, args.reference, args.mode, overrides=args.overrides,
                     samples=args.samples, text=args.text, max_length=args.max_length,
@@ -175,16 +175,16 @@ def _report(args, result) -> int:
     from pdelang.io import write_atomically
 
     if args.mode == "depth":
-        from pdelang.validation.depth import format_depth_table as format_table
-        from pdelang.validation.depth import write_depth_plots as write_plots
+        from pdelang.lab.validation.depth import format_depth_table as format_table
+        from pdelang.lab.validation.depth import write_depth_plots as write_plots
     elif args.mode == "distill":
-        from pdelang.validation.distill import format_distill as format_table
+        from pdelang.lab.validation.distill import format_distill as format_table
 
         def write_plots(result, out):
             out.mkdir(parents=True, exist_ok=True)
             return []
     else:
-        from pdelang.validation.validate import format_table, write_plots
+        from pdelang.lab.validation.validate import format_table, write_plots
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     data = result.to_json()

@@ -37,18 +37,18 @@ def configure(parser) -> None:
 
 
 def execute(args) -> int:
-    from pdelang.spec.load import load_spec
-    from pdelang.testing.verify import verify
+    from pdelang.compiler.spec.load import load_spec
+    from pdelang.lab.testing.verify import verify
 
     if args.steps < 100:
         from pdelang.errors import PdelangError
-        from pdelang.spec.initial import option_location
+        from pdelang.compiler.spec.initial import option_location
         raise PdelangError(f"--steps {args.steps}: the sharpness check needs at least 100 steps "
                            "to tell bounded from growing",
                            option_location("--steps", str(args.steps)), "the default is 10000")
     init = None  # the spec's init:, or verify's own amplitudes
     if args.init is not None:
-        from pdelang.spec.initial import parse_init
+        from pdelang.compiler.spec.initial import parse_init
         init = parse_init(args.init)
     spec = load_spec(args.spec, args.overrides)
     report = verify(spec, seed=args.seed, steps=args.steps, equivalence=args.equivalence,

@@ -57,7 +57,7 @@ def stepper_class(layers=2, residual=True, norm="layernorm", **structure):
 def build_task(task_cls, seed=0, stepper_cls=None, **structure):
     """``task_cls`` around a fresh stand-in (``stepper_cls``, default
     ``stepper_class(**structure)``), every parameter drawn under ``seeded(seed)``."""
-    from pdelang.ablation.train import seeded
+    from pdelang.lab.ablation.train import seeded
 
     with seeded(seed):
         return task_cls((stepper_cls or stepper_class(**structure))())

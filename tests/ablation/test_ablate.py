@@ -1,4 +1,4 @@
-"""Tests of the sweep driver ``pdelang.ablation.ablate`` and the ``pdelang ablate`` command."""
+"""Tests of the sweep driver ``pdelang.lab.ablation.ablate`` and the ``pdelang ablate`` command."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pdelang.ablation.ablate import ablate, load_sweep_file, parse_swaps, split_values, variants_of
+from pdelang.lab.ablation.ablate import (
+    ablate,
+    load_sweep_file,
+    parse_swaps,
+    split_values,
+    variants_of,
+)
 from pdelang.errors import OverrideError, PdelangError
 
 ROOT = Path(__file__).resolve().parents[2]

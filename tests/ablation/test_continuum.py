@@ -1,4 +1,4 @@
-"""The continuous-depth question (pdelang.ablation.continuum)."""
+"""The continuous-depth question (pdelang.lab.ablation.continuum)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from pdelang.ablation import continuum
-from pdelang.ablation.continuum import (
+from pdelang.lab.ablation import continuum
+from pdelang.lab.ablation.continuum import (
     interpolated_stepper,
     layer_smoothness,
     near_limit,
     run_depth_limit,
     smooth_init,
 )
-from pdelang.ablation.recipe import Recipe, quick_recipe
-from pdelang.ablation.stability import ARMS, arm_overrides, load_family
-from pdelang.builder import build_module
-from pdelang.spec.load import load_spec_text
+from pdelang.lab.ablation.recipe import Recipe, quick_recipe
+from pdelang.lab.ablation.stability import ARMS, arm_overrides, load_family
+from pdelang.interpreters.builder import build_module
+from pdelang.compiler.spec.load import load_spec_text
 
 ROOT = Path(__file__).resolve().parents[2]
 VIT2D = ROOT / "specs" / "vit2d.yaml"
@@ -116,7 +116,7 @@ def test_run_depth_limit_end_to_end_and_resumes(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("trained again")
     monkeypatch.setattr(continuum, "smooth_init", refuse)
-    import pdelang.ablation.recipe as recipe_module
+    import pdelang.lab.ablation.recipe as recipe_module
     monkeypatch.setattr(recipe_module, "train_recipe", refuse)
     again = run_depth_limit(str(VIT2D), (2, 4), recipe, 1e-3, (0,), out=tmp_path)
     assert again["verdicts"] == result["verdicts"]

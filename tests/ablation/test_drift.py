@@ -1,5 +1,5 @@
-"""Tests of pdelang.ablation.drift: the per-layer drift tables of a trajectory (the metrics
-themselves are tested with pdelang.metrics in tests/validation/test_metrics.py)."""
+"""Tests of pdelang.lab.ablation.drift: the per-layer drift tables of a trajectory (the metrics
+themselves are tested with pdelang.lab.metrics in tests/validation/test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 import torch
 from ablation_helpers import stepper_class
 
-from pdelang.ablation.drift import (
+from pdelang.lab.ablation.drift import (
     collect_states,
     drift_against_reference,
     final_layer,
     variant_drift,
 )
-from pdelang.ablation.train import seeded
-from pdelang.metrics import rank_collapse_ratio, state_norm
+from pdelang.lab.ablation.train import seeded
+from pdelang.lab.metrics import rank_collapse_ratio, state_norm
 
 
 def random_states(*shape, seed=0):

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from ablation_helpers import TINY_SPEC, without_timing
 
-from pdelang.ablation.ablate import ablate
-from pdelang.ablation.report import json_safe
+from pdelang.lab.ablation.ablate import ablate
+from pdelang.lab.ablation.report import json_safe
 from pdelang.cli.ablate import _failures
 from pdelang.errors import PdelangError
 
@@ -81,7 +81,7 @@ def test_option_errors_before_anything_runs(tiny_spec):
 
 def test_a_failing_unit_is_reported_in_its_row_and_the_sweep_goes_on(tiny_spec, monkeypatch,
                                                                      tmp_path):
-    from pdelang.ablation import units
+    from pdelang.lab.ablation import units
 
     real = units._train_unit
 

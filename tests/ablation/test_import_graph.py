@@ -7,22 +7,22 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "pdelang" / "ablation"
+PACKAGE = Path(__file__).resolve().parents[2] / "pdelang" / "lab" / "ablation"
 
 
 def _imports() -> dict[str, set[str]]:
-    """module → the pdelang.ablation modules it imports anywhere in its body."""
+    """module → the pdelang.lab.ablation modules it imports anywhere in its body."""
     graph = {}
     for path in sorted(PACKAGE.glob("*.py")):
         name = path.stem
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and \
-                    node.module.startswith("pdelang.ablation."):
-                found.add(node.module.split(".")[2])
+                    node.module.startswith("pdelang.lab.ablation."):
+                found.add(node.module.split(".")[3])
             elif isinstance(node, ast.Import):
-                found.update(a.name.split(".")[2] for a in node.names
-                             if a.name.startswith("pdelang.ablation."))
+                found.update(a.name.split(".")[3] for a in node.names
+                             if a.name.startswith("pdelang.lab.ablation."))
         graph[name] = found - {name}
     return graph
 
@@ -72,7 +72,7 @@ def test_no_module_imports_another_ablation_module_s_private_names():
     for path in sorted(PACKAGE.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and \
-                    node.module.startswith("pdelang.ablation."):
+                    node.module.startswith("pdelang.lab.ablation."):
                 offenders += [f"{path.name}: {node.module}.{a.name}" for a in node.names
                               if a.name.startswith("_")]
     assert not offenders, offenders

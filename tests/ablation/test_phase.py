@@ -1,4 +1,4 @@
-"""Tests of the phase diagram ``pdelang.ablation.phase`` and the ``pdelang phase`` command."""
+"""Tests of the phase diagram ``pdelang.lab.ablation.phase`` and the ``pdelang phase`` command."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from ablation_helpers import TINY_SPEC, without_timing
 
-from pdelang.ablation.ablate import ablate
-from pdelang.ablation.phase import (
+from pdelang.lab.ablation.ablate import ablate
+from pdelang.lab.ablation.phase import (
     QUICK_EVAL_EXAMPLES,
     QUICK_GRID,
     PhaseGrid,
@@ -30,7 +30,7 @@ from pdelang.ablation.phase import (
 )
 from pdelang.cli.main import main
 from pdelang.errors import OverrideError, PdelangError
-from pdelang.spec.load import load_spec
+from pdelang.compiler.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

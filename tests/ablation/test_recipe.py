@@ -1,4 +1,4 @@
-"""The recipe training loop of ``pdelang phase`` (pdelang.ablation.recipe)."""
+"""The recipe training loop of ``pdelang phase`` (pdelang.lab.ablation.recipe)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from pdelang.ablation.recipe import (
+from pdelang.lab.ablation.recipe import (
     UNSTABLE_WINDOW,
     DigitsClassifier,
     Recipe,

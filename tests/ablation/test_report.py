@@ -1,4 +1,4 @@
-"""Tests of pdelang.ablation.report on synthetic sweep results."""
+"""Tests of pdelang.lab.ablation.report on synthetic sweep results."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pdelang.ablation.report import (
+from pdelang.lab.ablation.report import (
     format_number,
     format_overrides,
     json_safe,
@@ -17,7 +17,7 @@ from pdelang.ablation.report import (
     variant_row,
     write_report,
 )
-from pdelang.ablation.train import TrainingRecord
+from pdelang.lab.ablation.train import TrainingRecord
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

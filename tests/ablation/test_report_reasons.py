@@ -3,7 +3,7 @@ as "—" without a reason)."""
 
 from __future__ import annotations
 
-from pdelang.ablation.report import render_markdown
+from pdelang.lab.ablation.report import render_markdown
 
 DRIFT_COLUMNS = ("Cosine (final)", "Rel. error (final)", "Rank collapse (final)")
 TRAINING_COLUMNS = ("Final loss (mean ± std)", "Max grad norm", "Eval acc.")

@@ -1,4 +1,4 @@
-"""Tests of pdelang.ablation.tasks with a tiny stand-in stepper (C=32, 2 layers)."""
+"""Tests of pdelang.lab.ablation.tasks with a tiny stand-in stepper (C=32, 2 layers)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import torch
 from ablation_helpers import StandInStepper, build_task, stepper_class
 from torch import nn
 
-from pdelang.ablation.tasks import (
+from pdelang.lab.ablation.tasks import (
     DigitsTask,
     TextTask,
     digits_patch_layout,
     image_patches,
     make_task,
 )
-from pdelang.ablation.train import seeded
-from pdelang.data import load_pydoc_text
+from pdelang.lab.ablation.train import seeded
+from pdelang.lab.data import load_pydoc_text
 
 
 class RecordingStepper(StandInStepper):

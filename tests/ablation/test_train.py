@@ -1,4 +1,4 @@
-"""Tests of pdelang.ablation.train with a tiny stand-in stepper (C=32, 2 layers)."""
+"""Tests of pdelang.lab.ablation.train with a tiny stand-in stepper (C=32, 2 layers)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 from ablation_helpers import StandInStepper, build_task, stepper_class
 from torch import nn
 
-from pdelang.ablation.tasks import DigitsTask, TextTask
-from pdelang.ablation.train import (
+from pdelang.lab.ablation.tasks import DigitsTask, TextTask
+from pdelang.lab.ablation.train import (
     TrainingRecord,
     global_norm,
     make_optimizer,

@@ -10,8 +10,8 @@ import pytest
 import torch
 from cli_helpers import run
 
-from pdelang import accelerate
-from pdelang.builder import build
+from pdelang.interpreters import accelerate
+from pdelang.interpreters.builder import build
 
 REPO = Path(__file__).resolve().parents[2]
 BERT = str(REPO / "specs" / "bert_postln.yaml")

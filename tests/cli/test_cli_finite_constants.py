@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import run
 
-from pdelang.driver import compile_spec, compile_text
+from pdelang.compiler.driver import compile_spec, compile_text
 from pdelang.errors import SpecError
-from pdelang.spec.load import load_spec
+from pdelang.compiler.spec.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 HEAT = str(REPO / "specs" / "heat1d.yaml")

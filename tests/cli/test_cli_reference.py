@@ -160,7 +160,7 @@ def test_validate_without_a_trained_copy_says_how_to_train(cache):
 
 def test_the_help_states_the_trainers_default_epochs(capsys):
     from pdelang.cli import reference
-    from pdelang.reference import vit_digits
+    from pdelang.lab.reference import vit_digits
 
     assert reference.DEFAULT_EPOCHS == vit_digits.DEFAULT_EPOCHS
     from pdelang.cli.main import build_parser

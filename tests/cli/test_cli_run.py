@@ -73,9 +73,9 @@ def test_1d_init_file_must_fit_grid_shape(tmp_path):
 
 
 def test_1d_init_file_must_fit_grid_shape_through_the_api(tmp_path):
-    from pdelang.driver import compile_spec
+    from pdelang.compiler.driver import compile_spec
     from pdelang.errors import PdelangError
-    from pdelang.testing.harness import initial_state, parse_init
+    from pdelang.lab.testing.harness import initial_state, parse_init
 
     path = tmp_path / "u.pt"
     torch.save(torch.zeros(2, 40, 1), path)
@@ -153,8 +153,8 @@ def test_a_state_too_large_is_refused_before_allocation(monkeypatch):
 
 
 def test_initial_states_by_name():
-    from pdelang.driver import compile_spec
-    from pdelang.testing.harness import initial_state, parse_init
+    from pdelang.compiler.driver import compile_spec
+    from pdelang.lab.testing.harness import initial_state, parse_init
 
     model = compile_spec(FISHER).discrete
     bump = initial_state(model, parse_init("bump:2"), batch=1)[0, :, 0]

@@ -1,4 +1,4 @@
-"""The two paths of the ``Attention`` runtime block (pdelang/codegen/runtime/attention.py).
+"""The two paths of the ``Attention`` runtime block (pdelang/compiler/codegen/runtime/attention.py).
 
 The explicit (map) path must give exactly the maps softmax(Q Kᵀ/√d + M) with the −inf mask
 M of padding keys and the future, with 1/√d folded into the queries; the fused path
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-RUNTIME = "pdelang.codegen.runtime"
+RUNTIME = "pdelang.compiler.codegen.runtime"
 
 
 def blocks():

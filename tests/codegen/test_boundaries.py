@@ -1,6 +1,7 @@
 """The generated Laplacian against a hand-written NumPy version of the documented ghost rules.
 
-The ghost-cell rules (docstrings of ``with_ghosts`` in ``pdelang/codegen/runtime.py``), for a
+The ghost-cell rules (docstrings of ``with_ghosts`` in
+``pdelang/compiler/codegen/runtime.py``), for a
 grid axis with tokens u_0 … u_{L−1} and ghosts at −j and L−1+j, j ≥ 1:
 
 * periodic:  u_{−j} = u_{L−j},          u_{L−1+j} = u_{j−1}

@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.polynomial import legendre
 
-from pdelang.builder import build_module
+from pdelang.interpreters.builder import build_module
 from pdelang.errors import SpecError
-from pdelang.spec.load import load_spec_text
-from pdelang.symbolic.lower import _attention_weights
-from pdelang.testing.harness import compile_any
-from pdelang.testing.numpy_reference import NumpyReference, weights_from_stepper
+from pdelang.compiler.spec.load import load_spec_text
+from pdelang.compiler.symbolic.lower import _attention_weights
+from pdelang.lab.testing.harness import compile_any
+from pdelang.interpreters.numpy_oracle import NumpyReference, weights_from_stepper
 
 
 def spec_text(*, axes="[seq]", shape="", extra=0, tied=True, scheme="lie", substeps=1,
@@ -122,7 +122,7 @@ def test_padded_batch_of_a_tied_model_matches_the_oracle():
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(-3, 3), min_size=1, max_size=8), st.floats(-1, 1))
 def test_legendre_series_is_numpys_legval(coefficients, s):
-    from pdelang.codegen.runtime.basis import legendre_series
+    from pdelang.compiler.codegen.runtime.basis import legendre_series
 
     ours = legendre_series(torch.tensor(coefficients, dtype=torch.float64), s)
     assert float(ours) == pytest.approx(legendre.legval(s, coefficients), abs=1e-12)
@@ -178,7 +178,7 @@ def test_basis_coefficients_start_at_the_value_and_convert_exactly():
 @pytest.mark.parametrize("heads,rank,bias", [(1, 0, True), (2, 1, True), (4, 3, False),
                                              (2, 8, True)])
 def test_low_rank_attention_shapes_and_weight_count(heads, rank, bias):
-    from pdelang.codegen.runtime.attention import Attention
+    from pdelang.compiler.codegen.runtime.attention import Attention
 
     attention = Attention(8, heads, causal=False, kernel="softmax", iterations=20, bias=bias,
                           rank=rank)

@@ -22,9 +22,9 @@ import pytest
 import torch
 from torch import nn
 
-from pdelang.builder import import_source
+from pdelang.interpreters.builder import import_source
 from pdelang.cli.main import main as cli_main
-from pdelang.testing.harness import compile_any
+from pdelang.lab.testing.harness import compile_any
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 """The ``Stencil`` runtime blocks as one kernel of taps (issue 12, "make it fast").
 
 Every boundary × accuracy 2…8 × derivative × 1-D/2-D × padded/unpadded batch agrees in
-float64 with the independent NumPy reference (:func:`pdelang.testing.numpy_reference.
+float64 with the independent NumPy reference (:func:`pdelang.interpreters.numpy_oracle.
 apply_stencil`) and with the per-offset formula the blocks used before (ghosts per axis,
 one shifted copy per offset accumulated from zeros, the scale multiplied afterwards); a
 scale folded into the kernel is differentiable (gradcheck); a constant field gives exactly
@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from pdelang.analysis.stencils import centred_stencil
-from pdelang.codegen import runtime as R
-from pdelang.discrete import ir as D
-from pdelang.testing.numpy_reference import apply_stencil
+from pdelang.compiler.analysis.stencils import centred_stencil
+from pdelang.compiler.codegen import runtime as R
+from pdelang.compiler.discrete import ir as D
+from pdelang.interpreters.numpy_oracle import apply_stencil
 
 from codegen_helpers import build, module_of
 
-PACKAGE = "pdelang.codegen.runtime"
+PACKAGE = "pdelang.compiler.codegen.runtime"
 SPACING = 0.3
 GRID_2D = (13, 11)
 LENGTH_1D = 23

@@ -24,7 +24,7 @@ import sys
 
 import pytest
 
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 
 from codegen_helpers import REPO, SPECS, in_repo, spec_path
 
@@ -146,7 +146,7 @@ def _ruff(tmp_path, sources: dict[str, str]) -> None:
 
 
 def test_modules_without_optional_pieces_pass_ruff(tmp_path):
-    from pdelang.driver import compile_text
+    from pdelang.compiler.driver import compile_text
 
     _ruff(tmp_path, {name: compile_text(_MINIMAL_SPEC.format(
         name=name, body=body, extra=extra, scheme=scheme)).python
@@ -156,8 +156,8 @@ def test_modules_without_optional_pieces_pass_ruff(tmp_path):
 def test_generated_specs_pass_ruff(tmp_path):
     from hypothesis import HealthCheck, given, settings
 
-    from pdelang.driver import compile_text
-    from pdelang.testing import strategies as S
+    from pdelang.compiler.driver import compile_text
+    from pdelang.lab.testing import strategies as S
 
     sources: dict[str, str] = {}
 

@@ -39,8 +39,8 @@ import torch
 
 from pdelang.cli.main import main as cli_main
 from pdelang.errors import SpecError
-from pdelang.testing.harness import compile_any, reference_for, stepper_for
-from pdelang.testing.properties import relative_error
+from pdelang.lab.testing.harness import compile_any, reference_for, stepper_for
+from pdelang.lab.testing.properties import relative_error
 
 REPO = Path(__file__).resolve().parents[2]
 HEAT = REPO / "specs" / "heat1d_implicit.yaml"
@@ -503,7 +503,7 @@ def test_commuting_implicit_terms_are_integrated_exactly(scheme, a=0.75):
 
 def test_generated_imex_stepper_equals_reference_with_two_implicit_terms():
     """Two implicit terms share one solve (L = L₁ + L₂) in IMEX and get a flow each in lie."""
-    from pdelang.testing.stepper_checks import check_generated_matches_reference
+    from pdelang.lab.testing.stepper_checks import check_generated_matches_reference
 
     text = TEMPLATE.format(tag="two", axes="[x]", shape="", boundary="neumann", diffusion=EVEN,
                            scheme="imex_ars222", accuracy=2)

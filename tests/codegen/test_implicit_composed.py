@@ -40,8 +40,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdelang.testing.harness import compile_any, reference_for, stepper_for
-from pdelang.testing.properties import relative_error
+from pdelang.lab.testing.harness import compile_any, reference_for, stepper_for
+from pdelang.lab.testing.properties import relative_error
 
 BOUNDARIES = ("periodic", "neumann", "dirichlet", "copy")
 TAU = 0.37

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import PdelangError
-from pdelang.spec.load import load_spec, load_spec_text
+from pdelang.compiler.spec.load import load_spec, load_spec_text
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MARKER = Path("/tmp/pdelang-injection-marker")

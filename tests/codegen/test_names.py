@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pdelang.codegen.names import MODULE_ATTRIBUTES
+from pdelang.compiler.codegen.names import MODULE_ATTRIBUTES
 
 
 def test_every_public_nn_module_attribute_is_refused():
@@ -56,8 +56,8 @@ def _probe(kind: str, name: str | None = None, per_layer: bool = False) -> str:
 
 
 def _construct(text: str, tmp_path):
-    from pdelang.builder import import_source
-    from pdelang.driver import compile_text
+    from pdelang.interpreters.builder import import_source
+    from pdelang.compiler.driver import compile_text
 
     path = tmp_path / "probe.yaml"
     path.write_text(text)
@@ -68,7 +68,7 @@ def _construct(text: str, tmp_path):
 def _names_on(stepper) -> dict[str, set[str]]:
     """Every public name the generated classes put on the stepper, a layer and the shared
     parameters (keyed by where): found on the objects themselves, not taken from
-    pdelang.codegen.names."""
+    pdelang.compiler.codegen.names."""
     out = {}
     for where, obj in (("stepper", stepper), ("layer", stepper.layers[0]),
                        ("shared", stepper.shared)):

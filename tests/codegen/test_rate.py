@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pdelang.builder import build_module
+from pdelang.interpreters.builder import build_module
 
 ODE_SPECS = ["vit2d", "pre_ln", "gpt2_preln", "no_norm", "heat1d", "reaction_diffusion2d",
              "allen_cahn_imex", "heat1d_implicit", "conv_mixer", "macaron"]

@@ -1,4 +1,4 @@
-"""The runtime blocks (``pdelang/codegen/runtime/*.py``) as code.
+"""The runtime blocks (``pdelang/compiler/codegen/runtime/*.py``) as code.
 
 Each block file is a real module: it imports, passes ``ruff check``, and its functions and
 classes are run here on small hand-computed examples.  The printer inlines the text between
@@ -20,11 +20,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pdelang.codegen import runtime as R
+from pdelang.compiler.codegen import runtime as R
 
 from codegen_helpers import REPO
 
-PACKAGE = "pdelang.codegen.runtime"
+PACKAGE = "pdelang.compiler.codegen.runtime"
 FILES = sorted(entry.name[:-3] for entry in resources.files(PACKAGE).iterdir()
                if entry.name.endswith(".py") and entry.name != "__init__.py")
 BLOCK_FILES = [name for name in FILES if name != "constants"]

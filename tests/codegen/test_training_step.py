@@ -35,7 +35,7 @@ from codegen_helpers import SPECS, build, in_repo, spec_path
 
 
 def small_overrides(name: str) -> list[str]:
-    from pdelang.driver import compile_spec
+    from pdelang.compiler.driver import compile_spec
 
     with in_repo():
         model = compile_spec(spec_path(name)).discrete

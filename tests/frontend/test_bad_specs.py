@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 import pdelang.errors as errors
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import PdelangError
-from pdelang.spec.load import load_spec
+from pdelang.compiler.spec.load import load_spec
 
 HERE = Path(__file__).parent
 BAD = HERE / "bad_specs"

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdelang.driver import compile_spec
-from pdelang.spec.load import load_spec_text
+from pdelang.compiler.driver import compile_spec
+from pdelang.compiler.spec.load import load_spec_text
 
 LAPLACE_2 = {-1: 1.0, 0: -2.0, 1: 1.0}
 D1 = {-1: -0.5, 1: 0.5}

@@ -9,9 +9,9 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdelang.analysis.stencils import centred_stencil, stencil_from_weights, taylor_error
-from pdelang.driver import compile_spec
-from pdelang.spec.load import load_spec_text
+from pdelang.compiler.analysis.stencils import centred_stencil, stencil_from_weights, taylor_error
+from pdelang.compiler.driver import compile_spec
+from pdelang.compiler.spec.load import load_spec_text
 
 R = sympy.Rational
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import sympy
 
-from pdelang.analysis.stability import (
+from pdelang.compiler.analysis.stability import (
     Z,
     imaginary_stability_interval,
     real_stability_interval,
     stability_function,
 )
 from pdelang.cli.main import main
-from pdelang.driver import compile_spec
-from pdelang.spec.load import load_spec_text
+from pdelang.compiler.driver import compile_spec
+from pdelang.compiler.spec.load import load_spec_text
 
 REPO = Path(__file__).parent.parent.parent
 HEAT = REPO / "specs" / "heat1d.yaml"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sympy
 
-from pdelang.driver import compile_spec, compile_text
+from pdelang.compiler.driver import compile_spec, compile_text
 from pdelang.errors import PdelangError
-from pdelang.language import ast
-from pdelang.spec.limits import LIMITS, limit
-from pdelang.symbolic.lower import expanded_size
+from pdelang.compiler.language import ast
+from pdelang.compiler.spec.limits import LIMITS, limit
+from pdelang.compiler.symbolic.lower import expanded_size
 
 REPO = Path(__file__).resolve().parent.parent.parent
 HEAT = REPO / "specs" / "heat1d.yaml"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import PdelangError
-from pdelang.spec.load import load_spec_text
+from pdelang.compiler.spec.load import load_spec_text
 
 HEAD = """pdelang: 1
 name: loc

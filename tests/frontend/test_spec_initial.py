@@ -1,4 +1,4 @@
-"""The spec's ``init:`` section (``pdelang/spec/initial.py``): parsed when the spec loads,
+"""The spec's ``init:`` section (``pdelang/compiler/spec/initial.py``): parsed when the spec loads,
 located at its value, a file name relative to the spec's folder, overridable with ``--set``,
 and the same syntax as ``--init`` (issue 11: "named initial conditions … or an ``init:``
 section in the spec")."""
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pdelang.errors import PdelangError, SpecError
-from pdelang.spec.initial import Init, parse_init
-from pdelang.spec.load import load_spec, load_spec_text
-from pdelang.spec.schema import json_schema
+from pdelang.compiler.spec.initial import Init, parse_init
+from pdelang.compiler.spec.load import load_spec, load_spec_text
+from pdelang.compiler.spec.schema import json_schema
 
 FISHER = (Path(__file__).resolve().parents[1] / "cli" / "data" / "fisher_kpp.yaml").read_text()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pdelang.errors import PdelangError, SpecError, SpecSyntaxError
-from pdelang.spec.load import canonical_hash, load_spec, load_spec_text
-from pdelang.spec.model import Grid, NormSpec, ParameterDecl, SourceString, Spec, TimeSpec
+from pdelang.compiler.spec.load import canonical_hash, load_spec, load_spec_text
+from pdelang.compiler.spec.model import Grid, NormSpec, ParameterDecl, SourceString, Spec, TimeSpec
 
 REPO = Path(__file__).parent.parent.parent
 SPECS = sorted((REPO / "specs").glob("*.yaml"))

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pdelang.cli.main import main
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import OverrideError, PdelangError, SpecError
-from pdelang.spec.load import load_spec
+from pdelang.compiler.spec.load import load_spec
 
 REPO = Path(__file__).parent.parent.parent
 MASTER = REPO / "specs" / "master.yaml"

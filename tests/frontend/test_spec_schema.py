@@ -1,5 +1,5 @@
 """The JSON Schema shipped with the package is generated from the one source of truth
-(``pdelang.spec.schema.SPEC_SCHEMA``) that also drives the validator."""
+(``pdelang.compiler.spec.schema.SPEC_SCHEMA``) that also drives the validator."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import jsonschema
 import pytest
 import yaml
 
-import pdelang.spec
+import pdelang.compiler.spec
 from pdelang.errors import SpecError
-from pdelang.spec.load import load_spec_text
-from pdelang.spec.schema import SPEC_SCHEMA, json_schema, json_schema_text
+from pdelang.compiler.spec.load import load_spec_text
+from pdelang.compiler.spec.schema import SPEC_SCHEMA, json_schema, json_schema_text
 
 REPO = Path(__file__).parent.parent.parent
 SPECS = sorted((REPO / "specs").glob("*.yaml"))
-SHIPPED = Path(pdelang.spec.__file__).with_name("spec.schema.json")
+SHIPPED = Path(pdelang.compiler.spec.__file__).with_name("spec.schema.json")
 MASTER_TEXT = (REPO / "specs" / "master.yaml").read_text()
-REGENERATE = ('python -c "from pdelang.spec.schema import json_schema_text; '
-              "open('pdelang/spec/spec.schema.json','w').write(json_schema_text())\"")
+REGENERATE = ('python -c "from pdelang.compiler.spec.schema import json_schema_text; '
+              "open('pdelang/compiler/spec/spec.schema.json','w').write(json_schema_text())\"")
 
 
 @pytest.fixture(scope="module")

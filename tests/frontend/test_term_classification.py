@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import OperatorError
-from pdelang.operators import OPERATORS, lookup
-from pdelang.operators.mlp import ACTIVATIONS
-from pdelang.spec.load import load_spec, load_spec_text
-from pdelang.operators.laplace import Laplace
+from pdelang.compiler.operators import OPERATORS, lookup
+from pdelang.compiler.operators.mlp import ACTIVATIONS
+from pdelang.compiler.spec.load import load_spec, load_spec_text
+from pdelang.compiler.operators.laplace import Laplace
 
 REPO = Path(__file__).parent.parent.parent
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import ExpressionSyntaxError, SourceLocation
-from pdelang.language import ast
-from pdelang.language.parse import parse_source, parser
-from pdelang.spec.load import load_spec_text
-from pdelang.spec.model import SourceString
-from pdelang.operators.laplace import Laplace
+from pdelang.compiler.language import ast
+from pdelang.compiler.language.parse import parse_source, parser
+from pdelang.compiler.spec.load import load_spec_text
+from pdelang.compiler.spec.model import SourceString
+from pdelang.compiler.operators.laplace import Laplace
 
 
 def parse(text: str, what: str = "term"):

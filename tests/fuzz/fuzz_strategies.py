@@ -323,7 +323,7 @@ def mutate_tree(draw, data):
 
 def schema_of(path):
     """The schema node of a path of a spec tree (keys and list indices), or None."""
-    from pdelang.spec import schema as S
+    from pdelang.compiler.spec import schema as S
 
     node = S.SPEC_SCHEMA
     for part in path:
@@ -403,7 +403,7 @@ def draw_exponent(text: str) -> str:
 @st.composite
 def plausible_value(draw, node, data):
     """A value of the right shape for a schema node (boundary values included)."""
-    from pdelang.spec import schema as S
+    from pdelang.compiler.spec import schema as S
 
     field, axes, params, terms = spec_names(data)
     if isinstance(node, S.Either):
@@ -579,7 +579,7 @@ def yaml_garbage(draw):
 
 # ----------------------------------------------------------------------------- overrides
 def _schema_keys():
-    from pdelang.spec import schema as S
+    from pdelang.compiler.spec import schema as S
 
     keys = []
 

@@ -13,9 +13,9 @@ import fuzz_strategies as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdelang.driver import compile_spec, compile_text
-from pdelang.spec.load import load_spec_text
-from pdelang.testing import strategies as S
+from pdelang.compiler.driver import compile_spec, compile_text
+from pdelang.compiler.spec.load import load_spec_text
+from pdelang.lab.testing import strategies as S
 
 TEST = "compile: mutated shipped specs, whole path"
 

@@ -13,10 +13,10 @@ import fuzz_strategies as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdelang.driver import compile_text
+from pdelang.compiler.driver import compile_text
 from pdelang.errors import SourceLocation
-from pdelang.language.parse import parse_source
-from pdelang.spec.model import SourceString
+from pdelang.compiler.language.parse import parse_source
+from pdelang.compiler.spec.model import SourceString
 
 TEMPLATE = """\
 pdelang: 1

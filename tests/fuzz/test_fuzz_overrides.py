@@ -8,8 +8,8 @@ import fuzz_strategies as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdelang.driver import compile_spec
-from pdelang.spec.load import load_spec_text
+from pdelang.compiler.driver import compile_spec
+from pdelang.compiler.spec.load import load_spec_text
 
 TEST = "overrides: --set strings"
 

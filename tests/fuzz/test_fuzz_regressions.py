@@ -12,9 +12,9 @@ import fuzz_strategies as F
 import pytest
 
 from pdelang.cli.main import main
-from pdelang.driver import compile_spec
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import OverrideError, PdelangError, SpecError, SpecSyntaxError
-from pdelang.spec.load import load_spec, load_spec_text
+from pdelang.compiler.spec.load import load_spec, load_spec_text
 
 HEAT = F.REPO / "specs" / "heat1d.yaml"
 MASTER = F.REPO / "specs" / "master.yaml"

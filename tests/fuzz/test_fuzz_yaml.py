@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pdelang.errors import SpecError
-from pdelang.spec.limits import limit
-from pdelang.spec.load import load_spec, load_spec_text
+from pdelang.compiler.spec.limits import limit
+from pdelang.compiler.spec.load import load_spec, load_spec_text
 
 
 @F.fuzz_settings(700)

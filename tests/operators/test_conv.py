@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from pdelang.cli.main import main
-from pdelang.testing.harness import compile_any, reference_for, stepper_for
-from pdelang.testing.stepper_checks import check_generated_matches_reference, padding_mask
+from pdelang.lab.testing.harness import compile_any, reference_for, stepper_for
+from pdelang.lab.testing.stepper_checks import check_generated_matches_reference, padding_mask
 
 REPO = Path(__file__).resolve().parents[2]
 CONV_MIXER = "specs/conv_mixer.yaml"
@@ -598,7 +598,7 @@ def test_strategy_draws_conv_calls_that_compile_and_run():
     each compiles to a conv module and runs exactly like the NumPy reference."""
     from hypothesis import HealthCheck, Phase, find, settings
 
-    from pdelang.testing import strategies as S
+    from pdelang.lab.testing import strategies as S
 
     quick = settings(database=None, derandomize=True, deadline=None, max_examples=2000,
                      phases=[Phase.generate], suppress_health_check=list(HealthCheck))

@@ -1,4 +1,4 @@
-"""The operator protocol (:mod:`pdelang.operators.base`) and its registry.
+"""The operator protocol (:mod:`pdelang.compiler.operators.base`) and its registry.
 
 * every registered operator implements the hooks its category needs — checked by calling
   each hook on a real lowered call of a small compiled spec (SymPy lowering, options,
@@ -27,13 +27,13 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pdelang.operators as ops_package
-from pdelang.discrete import ir as D
-from pdelang.driver import compile_text
+import pdelang.compiler.operators as ops_package
+from pdelang.compiler.discrete import ir as D
+from pdelang.compiler.driver import compile_text
 from pdelang.errors import OperatorError
-from pdelang.operators import OPERATORS, MissingHandler, Operator, operator_of
-from pdelang.symbolic.functions import OperatorCall
-from pdelang.testing.numpy_reference import NumpyReference
+from pdelang.compiler.operators import OPERATORS, MissingHandler, Operator, operator_of
+from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.interpreters.numpy_oracle import NumpyReference
 
 CATEGORIES = ("differential", "interaction", "learned", "norm", "elementwise")
 
@@ -254,7 +254,7 @@ def _hook_torch_module(op, c, call):
 
 
 def _hook_numpy_eval(op, c, call):
-    from pdelang.testing.harness import random_state, reference_for, stepper_for
+    from pdelang.lab.testing.harness import random_state, reference_for, stepper_for
 
     node = _node(op, c)
     if op.learned:
@@ -333,7 +333,7 @@ def test_operator_implements_the_hooks_of_its_category(name, hook):
 def test_generated_torch_agrees_with_numpy_eval(name):
     """torch_expr / torch_module (the generated code) and numpy_eval (the reference) of
     every non-elementwise operator compute the same rate, padding and all."""
-    from pdelang.testing.stepper_checks import check_generated_matches_reference
+    from pdelang.lab.testing.stepper_checks import check_generated_matches_reference
 
     result = check_generated_matches_reference(compiled(name), batch=2)
     assert result.passed, result.message
@@ -466,7 +466,7 @@ def test_operator_without_handlers_raises_missing_handler(index):
     assert (error.consumer, error.operator) == (consumer, "bare")
     message = str(error)
     assert message.startswith(f"{consumer} has no handler for operator 'bare'")
-    assert method in message and "pdelang/operators/bare.py" in message
+    assert method in message and "pdelang/compiler/operators/bare.py" in message
 
 
 def test_base_defaults_do_not_hide_missing_handlers():
@@ -483,7 +483,7 @@ def test_base_defaults_do_not_hide_missing_handlers():
 def test_consumers_refuse_an_unregistered_operator_name():
     """The torch printer and the NumPy reference look operators up by name: an unknown one
     is a MissingHandler naming the consumer, not a silent fallback."""
-    from pdelang.codegen.printer import TorchPrinter
+    from pdelang.compiler.codegen.printer import TorchPrinter
 
     c = _bare_model()
     node = D.Elementwise("nosuch", D.State())
@@ -587,10 +587,10 @@ def test_registry_is_what_the_package_modules_define():
                      if m.name != "base")
     defined = {}
     for module_name in modules:
-        module = sys.modules[f"pdelang.operators.{module_name}"]
+        module = sys.modules[f"pdelang.compiler.operators.{module_name}"]
         found = getattr(module, "OPERATORS", None) or (getattr(module, "OPERATOR", None),)
         found = [op for op in found if op is not None]
-        assert found, f"pdelang/operators/{module_name}.py defines no OPERATOR(S)"
+        assert found, f"pdelang/compiler/operators/{module_name}.py defines no OPERATOR(S)"
         for op in found:
             defined[op.name] = op
     assert defined == OPERATORS
@@ -604,21 +604,21 @@ def test_registry_is_what_the_package_modules_define():
 
 @pytest.fixture
 def plugin_dir(tmp_path, monkeypatch):
-    """A second directory of the ``pdelang.operators`` package (as a plug-in would add);
+    """A second directory of the ``pdelang.compiler.operators`` package (as a plug-in would add);
     the modules imported from it are forgotten afterwards."""
     monkeypatch.setattr(ops_package, "__path__", [*ops_package.__path__, str(tmp_path)])
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:
-        if name.startswith("pdelang.operators."):
+        if name.startswith("pdelang.compiler.operators."):
             del sys.modules[name]
             if hasattr(ops_package, name.rsplit(".", 1)[1]):
                 delattr(ops_package, name.rsplit(".", 1)[1])
 
 
 PLUGIN = '''\
-from pdelang.operators.base import Operator
-from pdelang.symbolic.functions import OperatorCall
+from pdelang.compiler.operators.base import Operator
+from pdelang.compiler.symbolic.functions import OperatorCall
 
 
 class Squash(OperatorCall):
@@ -640,7 +640,7 @@ def test_discovery_finds_an_operator_in_a_new_module(plugin_dir):
     (plugin_dir / "zz_squash.py").write_text(PLUGIN.format(name="squash"))
     found = ops_package._discover()
     assert "squash" in found
-    assert type(found["squash"]).__module__ == "pdelang.operators.zz_squash"
+    assert type(found["squash"]).__module__ == "pdelang.compiler.operators.zz_squash"
     assert list(found)[:len(OPERATORS)] == list(OPERATORS)  # module-name order: last
     assert set(found) - set(OPERATORS) == {"squash"}
 
@@ -709,7 +709,7 @@ def test_conv_kernel_must_be_odd(kernel):
 
 
 def test_diff_order_has_a_maximum():
-    from pdelang.operators.diff import MAX_DERIVATIVE
+    from pdelang.compiler.operators.diff import MAX_DERIVATIVE
 
     assert OPERATORS["diff"].option("order").maximum == MAX_DERIVATIVE
     term = f"diff(u, x, {MAX_DERIVATIVE + 1})"

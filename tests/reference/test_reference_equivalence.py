@@ -1,7 +1,7 @@
 """The extracted weights reproduce every reference exactly.
 
 An independent plain-torch forward (float64, written here from the layer map in
-``pdelang.reference.base``, using only ``ReferenceArchitecture`` + ``LayerWeights`` + the final
+``pdelang.lab.reference.base``, using only ``ReferenceArchitecture`` + ``LayerWeights`` + the final
 norm) recomputes every hidden state and attention map from ``run.embeddings``; it must agree with
 the reference's own outputs to a relative error of 1e-5.  Random models are also checked after
 perturbing *every* parameter (so LayerNorm scales/shifts and biases are not 1/0 and a swapped
@@ -15,12 +15,12 @@ import math
 import pytest
 import torch
 
-from pdelang.reference import LayerWeights, ReferenceArchitecture, ReferenceRun, load_reference
-from pdelang.reference.bert import BertReference, bert_from_config
-from pdelang.reference.gpt2 import GPT2Reference, gpt2_from_config
-from pdelang.reference.torch_encoder import TorchEncoderReference, torch_reference
-from pdelang.reference.vit import ViTReference, vit_from_config
-from pdelang.data import load_digits_images
+from pdelang.lab.reference import LayerWeights, ReferenceArchitecture, ReferenceRun, load_reference
+from pdelang.lab.reference.bert import BertReference, bert_from_config
+from pdelang.lab.reference.gpt2 import GPT2Reference, gpt2_from_config
+from pdelang.lab.reference.torch_encoder import TorchEncoderReference, torch_reference
+from pdelang.lab.reference.vit import ViTReference, vit_from_config
+from pdelang.lab.data import load_digits_images
 
 TOLERANCE = 1e-5
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from pdelang.reference import load_reference
-from pdelang.data import load_corpus, load_digits_images
+from pdelang.lab.reference import load_reference
+from pdelang.lab.data import load_corpus, load_digits_images
 
 
 def _hf_states(reference, inputs):

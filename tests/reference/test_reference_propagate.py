@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pdelang.reference.registry import load_reference
+from pdelang.lab.reference.registry import load_reference
 
 
 @pytest.mark.parametrize("name", ["hf-config:vit", "hf-config:bert", "hf-config:gpt2",

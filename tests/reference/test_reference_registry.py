@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from pdelang.reference import REFERENCE_NAMES, Reference, ReferenceArchitecture, load_reference
+from pdelang.lab.reference import REFERENCE_NAMES, Reference, ReferenceArchitecture, load_reference
 
 
 @pytest.mark.parametrize(

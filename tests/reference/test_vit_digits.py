@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from pdelang.errors import PdelangError
-from pdelang.reference import REFERENCE_NAMES, load_reference
-from pdelang.reference.vit_digits import (
+from pdelang.lab.reference import REFERENCE_NAMES, load_reference
+from pdelang.lab.reference.vit_digits import (
     METADATA_FILE,
     VIT_DIGITS_CONFIG,
     NotTrainedError,
@@ -190,7 +190,7 @@ def test_a_missing_seed_says_how_to_train_it(cache):
     assert "reference 'vit-digits@5' is not trained yet" in str(caught.value)
     assert str(cache / "references" / "vit-digits-seed5") in str(caught.value)
     assert "`pdelang reference train vit-digits --seed 5`" in caught.value.suggestion
-    from pdelang.validation.validate import validate
+    from pdelang.lab.validation.validate import validate
 
     with pytest.raises(PdelangError) as error:
         validate(str(VIT2D), "vit-digits@5", "exact", samples=2)
@@ -230,7 +230,7 @@ def test_a_missing_cache_says_how_to_train(tmp_path, monkeypatch):
     assert isinstance(caught.value, ValueError)
     assert str(tmp_path / "references" / "vit-digits") in str(caught.value)
     assert "pdelang reference train vit-digits" in caught.value.suggestion
-    from pdelang.validation.validate import validate
+    from pdelang.lab.validation.validate import validate
 
     with pytest.raises(PdelangError) as error:
         validate(str(VIT2D), "vit-digits", "exact", samples=2)
@@ -254,7 +254,7 @@ def test_a_damaged_cache_says_to_retrain(cache, tmp_path, monkeypatch):
 def test_validate_exact_reproduces_the_trained_vit(cache):
     """vit2d.yaml is the trained ViT layer for layer once its diffusion term (the PDE's own
     addition) is off: exact mode switches it off and says so (``left_out``)."""
-    from pdelang.validation.validate import EXACT_RELATIVE_ERROR, validate
+    from pdelang.lab.validation.validate import EXACT_RELATIVE_ERROR, validate
 
     assert EXACT_RELATIVE_ERROR <= 1e-5
     result = validate(str(VIT2D), "vit-digits", "exact", samples=8)

@@ -1,4 +1,4 @@
-"""Time schemes as data and the step program they generate (:mod:`pdelang.schemes`).
+"""Time schemes as data and the step program they generate (:mod:`pdelang.compiler.schemes`).
 
 * the program of every scheme for two terms ``(a, b)``: instructions and their order, with
   and without implicit terms, the residual on and off, norms pre and post; the schedule
@@ -22,16 +22,16 @@ import numpy as np
 import pytest
 import sympy
 
-from pdelang.analysis.stability import Z, amplification_factor, stability_function
-from pdelang.driver import compile_spec
+from pdelang.compiler.analysis.stability import Z, amplification_factor, stability_function
+from pdelang.compiler.driver import compile_spec
 from pdelang.errors import SpecError
-from pdelang.invariants import check_program
-from pdelang.schemes import SCHEMES, exact_constant, lookup, restricted
-from pdelang.schemes import program as P
-from pdelang.schemes import runge_kutta as RK
-from pdelang.schemes.program import Coefficient as C
-from pdelang.schemes.schedule import schedule
-from pdelang.spec.load import load_spec
+from pdelang.compiler.invariants import check_program
+from pdelang.compiler.schemes import SCHEMES, exact_constant, lookup, restricted
+from pdelang.compiler.schemes import program as P
+from pdelang.compiler.schemes import runge_kutta as RK
+from pdelang.compiler.schemes.program import Coefficient as C
+from pdelang.compiler.schemes.schedule import schedule
+from pdelang.compiler.spec.load import load_spec
 
 AB = ("a", "b")
 GAMMA = 1 - 1 / sympy.sqrt(2)

@@ -1,5 +1,5 @@
 """The figures of ``pdelang study paper1`` from a compact synthetic ``summary.json`` of the
-same shape as :func:`pdelang.studies.summary.summarize` writes (2 seeds, 4 image layers,
+same shape as :func:`pdelang.lab.studies.summary.summarize` writes (2 seeds, 4 image layers,
 two models, a text section): three valid PNGs, one panel per figure without text, text
 alone without the image figures, and the same bytes when written twice."""
 
@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from pdelang.studies.figures import (attention_figure, information_plane_figure,
+from pdelang.lab.studies.figures import (attention_figure, information_plane_figure,
                                               state_error_figure, write_figures)
 
 PNG = b"\x89PNG\r\n\x1a\n"

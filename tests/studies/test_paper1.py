@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pdelang.studies import paper1 as P
-from pdelang.validation.floors import head_mean_maps, uniform_maps
+from pdelang.lab.studies import paper1 as P
+from pdelang.lab.validation.floors import head_mean_maps, uniform_maps
 
 B, N, H, C, L = 24, 6, 2, 5, 3
 
@@ -92,7 +92,7 @@ def test_claim_c_flags_the_layers_no_better_than_nothing_happening(floors):
 
 
 def test_fewer_seeds_than_the_rule_asks_never_make_claim_a_hold():
-    from pdelang.studies.summary import _claim_a
+    from pdelang.lab.studies.summary import _claim_a
 
     passing = {"verdict": {"holds": True, "layers_checked": [2], "failures": []}}
     assert not _claim_a([passing] * (P.MIN_SEEDS - 1), P.MIN_SEEDS)["holds"]
@@ -120,7 +120,7 @@ def test_a_failure_of_an_unconverged_fit_leaves_claim_a_undecided():
     """An optimizer stopped by its step budget refutes nothing: a failing verdict from a fit
     whose kept restart did not converge is undecided (None); a passing one still holds (a
     model in the family reaches the bar), and a converged failure is a failure."""
-    from pdelang.studies.summary import _claim_a
+    from pdelang.lab.studies.summary import _claim_a
 
     passing = {"holds": True, "failures": [], "layers_checked": [2]}
     failing = {"holds": False, "failures": [{"layer": 2, "reasons": ["raw"]}],

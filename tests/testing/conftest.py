@@ -1,4 +1,4 @@
-"""pytest configuration of the ``pdelang.testing`` tests."""
+"""pytest configuration of the ``pdelang.lab.testing`` tests."""
 
 from __future__ import annotations
 

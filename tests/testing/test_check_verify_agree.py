@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from testing_helpers import examples
 
 from pdelang.cli.main import main
-from pdelang.testing import strategies as S
-from pdelang.testing.harness import compile_any, stepper_for
-from pdelang.testing.verify import verify
+from pdelang.lab.testing import strategies as S
+from pdelang.lab.testing.harness import compile_any, stepper_for
+from pdelang.lab.testing.verify import verify
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SHIPPED = sorted((REPO / "specs").glob("*.yaml"))

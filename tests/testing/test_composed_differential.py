@@ -28,10 +28,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 from pdelang.cli.main import main
-from pdelang.driver import compile_spec
-from pdelang.spec.load import load_spec_text
-from pdelang.testing.strategies import composed_linear_spec_texts
-from pdelang.testing.verify import verify_stability
+from pdelang.compiler.driver import compile_spec
+from pdelang.compiler.spec.load import load_spec_text
+from pdelang.lab.testing.strategies import composed_linear_spec_texts
+from pdelang.lab.testing.verify import verify_stability
 
 # the default (ci) profile's example count, capped at 6 (≈ 2.2 s an example); the
 # thorough profile (HYPOTHESIS_PROFILE=thorough) runs its own, twenty times as many
@@ -51,7 +51,7 @@ def check_json(path) -> tuple[int, dict]:
 def generated_growth(text: str, seed: int = 0) -> tuple[float, float]:
     """(log of max|u_T| / max|u_0|, T) for the generated stepper from a random state
     (float64)."""
-    from pdelang.builder import build_module
+    from pdelang.interpreters.builder import build_module
 
     compilation = compile_spec(load_spec_text(text, "composed.yaml"))
     module = build_module(compilation.spec)

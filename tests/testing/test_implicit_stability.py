@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from pdelang.cli.main import main as cli_main
-from pdelang.testing.verify import verify
+from pdelang.lab.testing.verify import verify
 
 REPO = Path(__file__).resolve().parents[2]
 HEAT = REPO / "specs" / "heat1d_implicit.yaml"

@@ -24,22 +24,22 @@ from testing_helpers import (
     generated_operator_factory,
 )
 
-from pdelang.codegen.printer import print_module
-from pdelang.discrete import ir as D
-from pdelang.schemes import SCHEMES
-from pdelang.schemes import runge_kutta as RK
-from pdelang.schemes import splitting as SP
-from pdelang.testing import numpy_reference as R
-from pdelang.testing import properties as P
-from pdelang.testing import strategies as S
-from pdelang.testing.harness import (
+from pdelang.compiler.codegen.printer import print_module
+from pdelang.compiler.discrete import ir as D
+from pdelang.compiler.schemes import SCHEMES
+from pdelang.compiler.schemes import runge_kutta as RK
+from pdelang.compiler.schemes import splitting as SP
+from pdelang.compiler.discrete import ghosts as G
+from pdelang.lab.testing import properties as P
+from pdelang.lab.testing import strategies as S
+from pdelang.lab.testing.harness import (
     compile_any,
     reference_stencil_operator,
     stepper_for,
     torch_stencil_operator,
 )
-from pdelang.testing.properties import PropertyFailure
-from pdelang.testing.stepper_checks import check_generated_matches_reference
+from pdelang.lab.testing.properties import PropertyFailure
+from pdelang.lab.testing.stepper_checks import check_generated_matches_reference
 
 
 def _with_model(compilation, model: D.DiscreteModel, *, reprint: bool = True):
@@ -232,7 +232,7 @@ def test_2_splitting_fraction_is_caught_by_the_time_order(scheme, steps):
 
 def test_2_the_verifier_catches_an_inconsistent_program():
     """The stage verifier refuses a program that advances a term by 0.9 Δt per step."""
-    from pdelang.invariants import InvariantError, check_program
+    from pdelang.compiler.invariants import InvariantError, check_program
 
     check_program(_split("lie", SP.lie_fractions(["a", "b"])))  # control
     with pytest.raises(InvariantError, match=r"term a.*0\.9"):
@@ -321,7 +321,7 @@ def _half_sample_ghost_table(n: int, r: int, boundary: str):
     return index, sign, first, last
 
 
-_TRUE_GHOST_TABLE = R.ghost_table
+_TRUE_GHOST_TABLE = G.ghost_table
 
 
 def test_3_wrong_ghost_rule_in_the_reference(monkeypatch):
@@ -334,7 +334,8 @@ def test_3_wrong_ghost_rule_in_the_reference(monkeypatch):
     P.check_convergence(_study(lambda shape: reference, model, stencil)).assert_passed()
     check_generated_matches_reference(compilation).assert_passed()
 
-    monkeypatch.setattr(R, "ghost_table", _half_sample_ghost_table)
+    # the oracle's ghost rules live in the compiler's discrete layer (ghosts.py)
+    monkeypatch.setattr(G, "ghost_table", _half_sample_ghost_table)
     study = _study(lambda shape: reference, model, stencil)
     assert not P.check_convergence(study)
     assert study.observed_order < 0.5  # the error at the end tokens does not shrink
@@ -405,7 +406,7 @@ def test_3_zero_padding_instead_of_odd_reflection_is_caught_at_accuracy_4(monkey
             sign[n + r:] = 0.0
         return index, sign, first, last
 
-    monkeypatch.setattr(R, "ghost_table", zero_padding)
+    monkeypatch.setattr(G, "ghost_table", zero_padding)
     for accuracy, ok in ((2, True), (4, False)):
         compilation = compile_any(_spec_1d("dirichlet", accuracy=accuracy))
         model = compilation.discrete

@@ -1,4 +1,4 @@
-"""``pdelang.testing.properties`` on generated specs: the issue's properties (a)–(e).
+"""``pdelang.lab.testing.properties`` on generated specs: the issue's properties (a)–(e).
 
 (a) polynomial exactness of the stencils, (b) observed convergence order under grid
 refinement, (c) the discrete Laplacian is self-adjoint and negative semi-definite in the
@@ -27,13 +27,13 @@ from testing_helpers import (
     generated_operator_factory,
 )
 
-from pdelang.analysis.stencils import centred_stencil
-from pdelang.codegen.printer import print_module
-from pdelang.discrete import ir as D
-from pdelang.schemes import runge_kutta as RK
-from pdelang.testing import properties as P
-from pdelang.testing import strategies as S
-from pdelang.testing.harness import compile_any, stepper_for, torch_stencil_operator
+from pdelang.compiler.analysis.stencils import centred_stencil
+from pdelang.compiler.codegen.printer import print_module
+from pdelang.compiler.discrete import ir as D
+from pdelang.compiler.schemes import runge_kutta as RK
+from pdelang.lab.testing import properties as P
+from pdelang.lab.testing import strategies as S
+from pdelang.lab.testing.harness import compile_any, stepper_for, torch_stencil_operator
 
 # the orders the issue asks for, written out here rather than read from the library
 EXPECTED_TIME_ORDER = {"euler": 1, "lie": 1, "strang": 2, "rk2": 2, "rk4": 4}
@@ -94,7 +94,7 @@ def test_b_observed_order_matches_derived_order():
     """The generated stencil, refined on a smooth field with the boundary's symmetry: the
     least-squares slope of log error is the derived order within 0.15.  Every boundary
     condition has a defined order — the test fields are smooth across each ghost rule
-    (:mod:`pdelang.testing.fields`), so the full order holds up to the boundary.  The drawn
+    (:mod:`pdelang.lab.testing.fields`), so the full order holds up to the boundary.  The drawn
     sample must span 1-D and 2-D, every boundary and accuracies 2–8 (derivatives 1–4 and
     the Laplacian are drawn too; ``pytest -m slow`` runs every combination)."""
     seen = set()

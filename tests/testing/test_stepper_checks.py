@@ -1,4 +1,4 @@
-"""``pdelang.testing.stepper_checks`` on generated specs: (f) attention maps, (g) the
+"""``pdelang.lab.testing.stepper_checks`` on generated specs: (f) attention maps, (g) the
 normalization manifold, (h) generated code == the NumPy reference of the discrete IR."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from testing_helpers import examples
 
-from pdelang.discrete import ir as D
-from pdelang.schemes import program as Program
-from pdelang.testing import properties as P
-from pdelang.testing import strategies as S
-from pdelang.testing.harness import compile_any, random_state, stepper_for
-from pdelang.testing.numpy_reference import NumpyReference, weights_from_stepper
-from pdelang.testing.stepper_checks import (
+from pdelang.compiler.discrete import ir as D
+from pdelang.compiler.schemes import program as Program
+from pdelang.lab.testing import properties as P
+from pdelang.lab.testing import strategies as S
+from pdelang.lab.testing.harness import compile_any, random_state, stepper_for
+from pdelang.interpreters.numpy_oracle import NumpyReference, weights_from_stepper
+from pdelang.lab.testing.stepper_checks import (
     check_generated_matches_reference,
     check_stepper_attention,
     check_stepper_normalization,
@@ -176,7 +176,7 @@ def test_g_normalized_states_lie_on_the_manifold(placement):
 @given(st.sampled_from(["layernorm", "rmsnorm"]), st.integers(2, 16),
        st.sampled_from([1e-5, 1e-2]), st.booleans(), st.integers(0, 2**16))
 def test_g_norm_manifold_of_the_reference_norms(kind, channels, eps, affine, seed):
-    from pdelang.testing.numpy_reference import layer_norm, rms_norm
+    from pdelang.interpreters.numpy_oracle import layer_norm, rms_norm
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 5, channels)) * rng.uniform(0.1, 10)

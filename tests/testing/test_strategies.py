@@ -1,4 +1,4 @@
-"""``pdelang.testing.strategies``: generated specs are valid and cover the grammar; generated
+"""``pdelang.lab.testing.strategies``: generated specs are valid and cover the grammar; generated
 fields have the symmetry of their boundary's ghost rule."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from testing_helpers import examples
 
-from pdelang.analysis.stencils import centred_stencil
-from pdelang.driver import Compilation
-from pdelang.spec.model import Spec
-from pdelang.testing import strategies as S
-from pdelang.testing.fields import Profile, profile, smooth_field
-from pdelang.testing.harness import compile_any
-from pdelang.testing.numpy_reference import extend_with_ghosts, stencil_along
+from pdelang.compiler.analysis.stencils import centred_stencil
+from pdelang.compiler.driver import Compilation
+from pdelang.compiler.spec.model import Spec
+from pdelang.lab.testing import strategies as S
+from pdelang.lab.testing.fields import Profile, profile, smooth_field
+from pdelang.lab.testing.harness import compile_any
+from pdelang.interpreters.numpy_oracle import extend_with_ghosts, stencil_along
 
 
 # ----------------------------------------------------------------------------- validity

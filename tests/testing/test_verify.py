@@ -1,4 +1,4 @@
-"""``pdelang.testing.verify``: the engine of ``pdelang verify``, in-process."""
+"""``pdelang.lab.testing.verify``: the engine of ``pdelang verify``, in-process."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 from testing_helpers import SPECS
 
-from pdelang.testing import VerifyReport, verify_spec
-from pdelang.testing.verify import verify
+from pdelang.lab.testing import VerifyReport, verify_spec
+from pdelang.lab.testing.verify import verify
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Shared helpers of the ``pdelang.testing`` tests (imported as a plain module: the test
+"""Shared helpers of the ``pdelang.lab.testing`` tests (imported as a plain module: the test
 directories are not packages, so the name must be unique across the suite)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import settings
 
-from pdelang.testing.harness import stepper_for, torch_stencil_operator
+from pdelang.lab.testing.harness import stepper_for, torch_stencil_operator
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SPECS = REPO / "specs"
@@ -60,7 +60,7 @@ def generated_operator_factory(compilation, key: str):
     In 1-D the spec's own stepper works at any length; a 2-D stepper is printed for one
     grid shape, so the discrete model is re-printed with the new shape (the stencil weights
     and the boundary rule are the model's own)."""
-    from pdelang.codegen.printer import print_module
+    from pdelang.compiler.codegen.printer import print_module
 
     model = compilation.discrete
     if len(model.axes) == 1:

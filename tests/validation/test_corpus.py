@@ -1,11 +1,11 @@
-"""pdelang.data: the built-in corpus, user text files and the digits images."""
+"""pdelang.lab.data: the built-in corpus, user text files and the digits images."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pdelang.data import (
+from pdelang.lab.data import (
     LABELLED_TOPICS,
     MAX_WORDS,
     MIN_WORDS,

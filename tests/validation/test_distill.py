@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from pdelang.builder import build_module
+from pdelang.interpreters.builder import build_module
 from pdelang.errors import PdelangError
-from pdelang.spec.load import load_spec, load_spec_text
-from pdelang.validation.fitting import (
+from pdelang.compiler.spec.load import load_spec, load_spec_text
+from pdelang.lab.validation.fitting import (
     Plateau, adam_to_plateau, lbfgs_to_convergence, state_loss)
 
 SMALL_VIT_TIED = """pdelang: 1
@@ -123,7 +123,7 @@ SMALL_BERT = ["fields.u.channels=64", "time.layers=3", "time.span=[0, 3]",
 def test_fit_mode_converges_and_says_the_optimum_is_d_to_zero():
     """The reference (a BERT) has no diffusion: the best D is 0, and the report says so
     instead of printing an optimizer's step budget as a fitted value."""
-    from pdelang.validation.validate import format_table, validate
+    from pdelang.lab.validation.validate import format_table, validate
 
     result = validate("specs/master.yaml", "hf-config:bert", "fit", overrides=SMALL_BERT,
                       samples=4, train_samples=4, steps=60)
@@ -141,7 +141,7 @@ def test_fit_mode_converges_and_says_the_optimum_is_d_to_zero():
 
 # ----------------------------------------------------------------------------- distill mode
 def test_distill_fits_a_reduced_model_and_reports_restarts(tmp_path):
-    from pdelang.validation.validate import validate
+    from pdelang.lab.validation.validate import validate
 
     path = tmp_path / "small.yaml"
     path.write_text(SMALL_VIT_TIED)
@@ -163,7 +163,7 @@ def test_distill_fits_a_reduced_model_and_reports_restarts(tmp_path):
 
 
 def test_distill_needs_the_references_width_and_depth(tmp_path):
-    from pdelang.validation.validate import validate
+    from pdelang.lab.validation.validate import validate
 
     path = tmp_path / "wide.yaml"
     path.write_text(SMALL_VIT_TIED.replace("channels: 64", "channels: 32"))
@@ -172,7 +172,7 @@ def test_distill_needs_the_references_width_and_depth(tmp_path):
 
 
 def test_the_shipped_reduced_specs_have_far_fewer_parameters_than_their_references():
-    from pdelang.validation.distill import reference_layer_parameters
+    from pdelang.lab.validation.distill import reference_layer_parameters
 
     class Arch:
         channels, hidden, layers, final_norm = 64, 256, 4, True
@@ -194,7 +194,7 @@ def test_validate_reports_floors_and_the_layer_exact_by_construction():
     """Every layer row carries its floors; the rescaled cosine is (s − f)/(1 − f) against the
     strongest; layer 1 of a pre-LN splitting spec whose first sub-step is attention is
     exact by construction (it sees u(0) with the reference's weights), no other layer is."""
-    from pdelang.validation.validate import format_table, validate
+    from pdelang.lab.validation.validate import format_table, validate
 
     result = validate("specs/vit2d.yaml", "hf-config:vit", "continuous", samples=6,
                       overrides=["time.layers=3", "time.span=[0, 3]"])

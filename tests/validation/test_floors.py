@@ -1,6 +1,6 @@
-"""pdelang.validation.floors: per-input similarities and the trivial baselines (floors).
+"""pdelang.lab.validation.floors: per-input similarities and the trivial baselines (floors).
 
-Per-input values must reproduce pdelang.metrics' pooled values, padding must not count, and
+Per-input values must reproduce pdelang.lab.metrics' pooled values, padding must not count, and
 every floor must be what its definition says on inputs where the answer is known."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdelang import metrics
-from pdelang.information import flow_cosine
-from pdelang.validation import floors
-from pdelang.validation.floors import (
+from pdelang.lab import metrics
+from pdelang.lab.information import flow_cosine
+from pdelang.lab.validation import floors
+from pdelang.lab.validation.floors import (
     ATTENTION_FLOORS,
     STATE_FLOORS,
     cka_interval,

@@ -1,4 +1,4 @@
-"""The controls of pdelang/validation/information_controls.py on synthetic data with known
+"""The controls of pdelang/lab/validation/information_controls.py on synthetic data with known
 answers (small n and d so the file runs in seconds on one thread)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from pdelang.information import sample_propagation_mi
-from pdelang.validation.information_controls import (
+from pdelang.lab.information import sample_propagation_mi
+from pdelang.lab.validation.information_controls import (
     anisotropy_control,
     compression,
     participation_ratio,
@@ -20,7 +20,7 @@ from pdelang.validation.information_controls import (
     to_json,
     whitened_pca,
 )
-from pdelang.validation.information_flow import spread
+from pdelang.lab.validation.information_flow import spread
 
 N, D = 120, 8
 

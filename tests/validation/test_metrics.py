@@ -1,4 +1,4 @@
-"""Hand-computable cases for pdelang.metrics, the metrics validation and ablation share.
+"""Hand-computable cases for pdelang.lab.metrics, the metrics validation and ablation share.
 
 Every comparison takes ``(reference, candidate, mask)``: relative_error normalizes by its first
 argument and attention_kl is KL(first ‖ second).
@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from pdelang.metrics import (
+from pdelang.lab.metrics import (
     attention_cosine,
     attention_kl,
     hidden_cosine,

@@ -1,4 +1,4 @@
-"""pdelang.validation.statistics: the intervals put on validation similarities.
+"""pdelang.lab.validation.statistics: the intervals put on validation similarities.
 
 The checks are statements of mathematics (coverage of a known mean, exact zeros of a paired
 difference, the t interval of known data), not snapshots of numbers."""
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdelang.validation.statistics import (
+from pdelang.lab.validation.statistics import (
     Interval,
     across_seeds,
     bootstrap_mean,

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from pdelang.builder import build_module
+from pdelang.interpreters.builder import build_module
 from pdelang.errors import PdelangError
-from pdelang.reference.registry import load_reference
-from pdelang.spec.load import load_spec
-from pdelang.validation import depth
-from pdelang.validation.validate import _inputs, validate
+from pdelang.lab.reference.registry import load_reference
+from pdelang.compiler.spec.load import load_spec
+from pdelang.lab.validation import depth
+from pdelang.lab.validation.validate import _inputs, validate
 
 SMALL_VIT = ["time.layers=3", "time.span=[0, 3]", "parameters.D=0.0"]
 

@@ -11,7 +11,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 
 from pdelang.cli.main import main
-from pdelang.validation.weights import with_option
+from pdelang.lab.validation.weights import with_option
 
 SMALL = ["fields.u.channels=64", "time.layers=3", "time.span=[0, 3]",
          "terms.interaction=attention(u, heads=4)",

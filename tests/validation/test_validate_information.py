@@ -8,13 +8,13 @@ import json
 import pytest
 import torch
 
-from pdelang.ablation.info_plane import digits_observer
-from pdelang.ablation.tasks import make_task
-from pdelang.ablation.train import train
-from pdelang.builder import build_module
+from pdelang.lab.ablation.info_plane import digits_observer
+from pdelang.lab.ablation.tasks import make_task
+from pdelang.lab.ablation.train import train
+from pdelang.interpreters.builder import build_module
 from pdelang.errors import PdelangError
-from pdelang.validation.information_flow import choose_representation, spread
-from pdelang.validation.validate import validate
+from pdelang.lab.validation.information_flow import choose_representation, spread
+from pdelang.lab.validation.validate import validate
 
 # the spec configured as hf-config:vit without diffusion: the PDE model *is* the reference
 AS_REFERENCE = ["time.layers=3", "time.span=[0, 3]", "parameters.D=0.0"]
@@ -53,7 +53,7 @@ def test_a_model_equal_to_its_reference_has_the_same_information(info_result):
 
 
 def test_information_in_json_table_and_plots(info_result, tmp_path):
-    from pdelang.validation.validate import format_table, write_plots
+    from pdelang.lab.validation.validate import format_table, write_plots
 
     data = json.loads(json.dumps(info_result.to_json()))
     info = data["information"]
@@ -120,7 +120,7 @@ def test_information_plane_along_training():
 
 
 def test_ablate_info_needs_labels():
-    from pdelang.ablation.ablate import ablate
+    from pdelang.lab.ablation.ablate import ablate
 
     with pytest.raises(PdelangError, match="needs labels"):
         ablate("specs/vit2d.yaml", [], train="text", reference="none", metrics=("info",),

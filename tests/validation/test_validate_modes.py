@@ -10,8 +10,8 @@ import time
 import pytest
 
 from pdelang.errors import PdelangError
-from pdelang.validation.validate import validate
-from pdelang.validation.weights import ReferenceMismatchError
+from pdelang.lab.validation.validate import validate
+from pdelang.lab.validation.weights import ReferenceMismatchError
 
 SMALL = ["fields.u.channels=64", "time.layers=3", "time.span=[0, 3]"]
 

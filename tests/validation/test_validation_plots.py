@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pdelang.validation.plots import attention_figure, metrics_figure, write_plots
-from pdelang.validation.validate import ValidationResult
+from pdelang.lab.validation.plots import attention_figure, metrics_figure, write_plots
+from pdelang.lab.validation.validate import ValidationResult
 
 LAYERS = 3
 

@@ -1,0 +1,78 @@
+"""``layernorm(u, eps=1e-5, affine=true)``: (u − mean(u)) / √(var(u) + ε) · γ + β over the
+channels of each token.  Also the projection P of the ``norm: {kind: layernorm}``
+stabilizer."""
+
+from __future__ import annotations
+
+from pdelang.compiler.operators.base import Option, Operator, drawn_bool
+from pdelang.compiler.symbolic.functions import OperatorCall
+
+
+class LayerNorm(OperatorCall):
+    op_name = "layernorm"
+
+
+def layer_norm(x, eps: float, weight=None, bias=None):
+    """(x − mean) / √(var + ε) · γ + β over the last axis (biased variance), float64."""
+    import numpy as np
+
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+class NormOperator(Operator):
+    """Shared by layernorm and rmsnorm: a normalization over the channels."""
+
+    category = "norm"
+    options = (Option("eps", "float", 1e-5, minimum=0.0), Option("affine", "bool", True))
+    learned = True
+    torch_class = ""
+
+    def learnable(self, options) -> bool:
+        return bool(options.get("affine", True))
+
+    def torch_norm(self, eps: float, affine: bool) -> str:
+        """Constructor source of the norm (a call site, or a stabilizer's projection P)."""
+        return f"{self.torch_class}(CHANNELS, eps={eps!r}, elementwise_affine={affine!r})"
+
+    def torch_module(self, module) -> str:
+        return self.torch_norm(float(module.options["eps"]), bool(module.options["affine"]))
+
+    def numpy_norm(self, x, eps: float, affine: bool, prefix: str, reference):
+        raise NotImplementedError  # pragma: no cover - each norm defines it
+
+    def numpy_eval(self, node, x, reference, layer, ctx):
+        options = reference.module_options(node.module)
+        return self.numpy_norm(x, float(options["eps"]), bool(options["affine"]),
+                               f"layers.{layer}.{node.module}", reference)
+
+    def draw_call(self, draw, ctx, operand: str) -> str:
+        from hypothesis import strategies as st
+
+        opts = []
+        if draw(st.booleans()):
+            opts.append(f"eps={draw(st.sampled_from(['1e-5', '1.0e-6', '0.001']))}")
+        if draw(st.booleans()):
+            opts.append(f"affine={drawn_bool(draw)}")
+        return f"{self.name}({', '.join([operand, *opts])})"
+
+
+class LayerNormOperator(NormOperator):
+    name = "layernorm"
+    meaning = "(u − mean(u)) / √(var(u) + ε) · γ + β over channels"
+    sympy_class = LayerNorm
+    torch_class = "nn.LayerNorm"
+
+    def numpy_norm(self, x, eps, affine, prefix, reference):
+        weight = reference.weight(prefix + ".weight") if affine else None
+        bias = reference.optional_weight(prefix + ".bias") if affine else None
+        return layer_norm(x, eps, weight, bias)
+
+
+OPERATOR = LayerNormOperator()

@@ -1,0 +1,528 @@
+"""A neutral description of a reference Transformer encoder and of one run of it.
+
+Every adapter (BERT/MiniLM, ViT, GPT-2, ``torch.nn.TransformerEncoder``) reduces its model to
+
+* a :class:`ReferenceArchitecture` — the few numbers and switches that fix the layer map,
+* one :class:`LayerWeights` per layer, in ``nn.Linear`` convention (``weight`` is ``(out, in)``,
+  ``y = x @ weight.T + bias``),
+* an optional final LayerNorm, and
+* a :meth:`Reference.run` that returns a :class:`ReferenceRun`: the embeddings ``u(0)``, the
+  state at every layer boundary and every attention map.
+
+The layer map all adapters share, with ``LN`` the LayerNorm, ``A`` the multi-head attention
+``A(u) = concat_h(softmax(Q_h K_hᵀ / √d + M) V_h) W_oᵀ + b_o`` (``M`` = −∞ on masked keys and,
+for causal models, on future keys) and ``F(u) = act(u W_1ᵀ + b_1) W_2ᵀ + b_2``::
+
+    post-LN (BERT, torch:post):  v = LN_att(u + A(u));        u' = LN_mlp(v + F(v))
+    pre-LN  (ViT, GPT-2, torch:pre): v = u + A(LN_att(u));    u' = v + F(LN_mlp(v))
+
+and, for models with a final norm, ``final_state = LN_final(u_L)``.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import re
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+NORM_PLACEMENTS = ("pre", "post")
+KINDS = ("bert", "vit", "gpt2", "torch")
+
+
+@dataclass(frozen=True)
+class ReferenceArchitecture:
+    """The shape and switches of a reference Transformer.
+
+    Attributes:
+        kind: ``'bert'`` | ``'vit'`` | ``'gpt2'`` | ``'torch'``.
+        channels: model width ``C``.
+        heads: number of attention heads (head width ``d = C / heads``).
+        layers: number of layers ``L``.
+        hidden: width ``H`` of the MLP.
+        activation: ``'gelu'`` (exact, ``x Φ(x)`` with the erf), ``'gelu_tanh'``
+            (``x/2 (1 + tanh(√(2/π)(x + 0.044715 x³)))``) or ``'relu'``.
+        norm_placement: ``'post'`` (LayerNorm after each residual sum) or ``'pre'``
+            (LayerNorm on the input of each sub-block).
+        norm_eps: the ε of every LayerNorm.
+        final_norm: whether a LayerNorm follows the last layer.
+        causal: whether token ``i`` attends only to tokens ``j ≤ i``.
+        grid_shape: ``None`` for a 1-D token sequence, ``(rows, cols)`` for image patches.
+        extra_tokens: tokens before the grid (1 for ViT's CLS token), 0 otherwise.
+        qkv_bias: whether the query/key/value projections carry biases.
+    """
+
+    kind: str
+    channels: int
+    heads: int
+    layers: int
+    hidden: int
+    activation: str
+    norm_placement: str
+    norm_eps: float
+    final_norm: bool
+    causal: bool
+    grid_shape: tuple[int, ...] | None
+    extra_tokens: int
+    qkv_bias: bool
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown reference kind {self.kind!r}; expected one of {KINDS}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; expected one of {ACTIVATIONS}"
+            )
+        if self.norm_placement not in NORM_PLACEMENTS:
+            raise ValueError(
+                f"unknown norm placement {self.norm_placement!r}; expected one of "
+                f"{NORM_PLACEMENTS}"
+            )
+        if self.channels % self.heads:
+            raise ValueError(f"channels={self.channels} is not divisible by heads={self.heads}")
+
+    @property
+    def head_dim(self) -> int:
+        """Width ``d = C / heads`` of one attention head."""
+        return self.channels // self.heads
+
+    @property
+    def num_grid_tokens(self) -> int | None:
+        """Number of tokens on the grid (``rows * cols``), or ``None`` for a 1-D sequence."""
+        if self.grid_shape is None:
+            return None
+        count = 1
+        for size in self.grid_shape:
+            count *= size
+        return count
+
+
+@dataclass(frozen=True, eq=False)
+class LayerWeights:
+    """The parameters of one Transformer layer in ``nn.Linear`` convention.
+
+    ``q/k/v/o_weight`` are ``(C, C)``, ``fc1_weight`` is ``(H, C)``, ``fc2_weight`` is
+    ``(C, H)``; a linear map is ``y = x @ W.T + b``.  ``q/k/v_bias`` are ``None`` when the
+    architecture has ``qkv_bias=False``.  Heads are contiguous blocks of ``d = C / heads``
+    output rows of ``q/k/v_weight`` (head ``h`` owns rows ``h d .. (h + 1) d - 1``).
+
+    ``norm_attention`` is the LayerNorm belonging to the attention sub-block (post-LN: applied
+    to ``u + A(u)``; pre-LN: applied to the input of the attention), ``norm_mlp`` likewise for
+    the MLP sub-block.
+    """
+
+    q_weight: torch.Tensor
+    q_bias: torch.Tensor | None
+    k_weight: torch.Tensor
+    k_bias: torch.Tensor | None
+    v_weight: torch.Tensor
+    v_bias: torch.Tensor | None
+    o_weight: torch.Tensor
+    o_bias: torch.Tensor
+    fc1_weight: torch.Tensor
+    fc1_bias: torch.Tensor
+    fc2_weight: torch.Tensor
+    fc2_bias: torch.Tensor
+    norm_attention_weight: torch.Tensor
+    norm_attention_bias: torch.Tensor
+    norm_mlp_weight: torch.Tensor
+    norm_mlp_bias: torch.Tensor
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> LayerWeights:
+        """A copy with ``fn`` applied to every tensor (``None`` biases stay ``None``)."""
+        values = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            values[item.name] = None if value is None else fn(value)
+        return LayerWeights(**values)
+
+    def to(self, dtype: torch.dtype) -> LayerWeights:
+        """A copy with every tensor cast to ``dtype``."""
+        return self.map(lambda tensor: tensor.to(dtype))
+
+    def check_shapes(self, architecture: ReferenceArchitecture) -> None:
+        """Raise ``ValueError`` unless every tensor has the shape ``architecture`` implies."""
+        c, h = architecture.channels, architecture.hidden
+        expected: dict[str, tuple[int, ...]] = {
+            "q_weight": (c, c), "k_weight": (c, c), "v_weight": (c, c), "o_weight": (c, c),
+            "o_bias": (c,), "fc1_weight": (h, c), "fc1_bias": (h,), "fc2_weight": (c, h),
+            "fc2_bias": (c,), "norm_attention_weight": (c,), "norm_attention_bias": (c,),
+            "norm_mlp_weight": (c,), "norm_mlp_bias": (c,),
+        }
+        for name in ("q_bias", "k_bias", "v_bias"):
+            if architecture.qkv_bias:
+                expected[name] = (c,)
+            elif getattr(self, name) is not None:
+                raise ValueError(f"{name} given but the architecture has qkv_bias=False")
+        for name, shape in expected.items():
+            value = getattr(self, name)
+            if value is None or tuple(value.shape) != shape:
+                got = None if value is None else tuple(value.shape)
+                raise ValueError(f"LayerWeights.{name}: expected shape {shape}, got {got}")
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceRun:
+    """Everything one forward pass of a reference produced.
+
+    Attributes:
+        embeddings: ``(B, N, C)``, the reference's own embedding output = the PDE's ``u(0)``.
+        mask: ``(B, N)`` with 1 for real tokens and 0 for (right) padding, or ``None``.
+        hidden_states: ``L + 1`` tensors ``(B, N, C)``; element 0 is ``embeddings``, element
+            ``i`` the output of layer ``i`` *before* any final norm.
+        attentions: ``L`` tensors ``(B, heads, N, N)`` of softmax probabilities (rows = queries).
+        final_state: ``LN_final(hidden_states[-1])`` if the model has a final norm, else
+            ``hidden_states[-1]``.
+    """
+
+    embeddings: torch.Tensor
+    mask: torch.Tensor | None
+    hidden_states: list[torch.Tensor]
+    attentions: list[torch.Tensor]
+    final_state: torch.Tensor
+
+    @property
+    def num_layers(self) -> int:
+        """Number of layers ``L``."""
+        return len(self.attentions)
+
+    @property
+    def bool_mask(self) -> torch.Tensor:
+        """``(B, N)`` bool tensor, True on real tokens (all True when there is no mask)."""
+        batch, tokens = self.embeddings.shape[:2]
+        if self.mask is None:
+            return torch.ones(batch, tokens, dtype=torch.bool)
+        return self.mask.to(torch.bool)
+
+
+class WordHashTokenizer:
+    """A deterministic word-level tokenizer for references that ship no tokenizer.
+
+    Used by randomly initialised models (``hf-config:bert``, ``hf-config:gpt2``, ``torch``) and
+    by local model directories without tokenizer files.  A sentence is lower-cased and split
+    into words and punctuation with the regex ``\\w+|[^\\w\\s]``; word ``w`` gets the id
+
+        id(w) = n_special + crc32(utf8(w)) mod (vocab_size - n_special)
+
+    (``crc32`` is stable across processes, unlike ``hash``).  Ids ``0 .. n_special - 1`` are
+    reserved: 0 = padding, 1 = begin (``[CLS]``/BOS), 2 = end (``[SEP]``/EOS), 3 = unknown.
+    ``bos``/``eos`` choose whether a sentence is wrapped in begin/end tokens.  Batches are right
+    padded with id 0 and come with an ``attention_mask`` (1 = real token).
+    """
+
+    pad_id = 0
+    bos_id = 1
+    eos_id = 2
+    n_special = 4
+    _WORD = re.compile(r"\w+|[^\w\s]")
+
+    def __init__(self, vocab_size: int, *, bos: bool = True, eos: bool = True) -> None:
+        if vocab_size <= self.n_special:
+            raise ValueError(f"vocab_size must exceed {self.n_special}, got {vocab_size}")
+        self.vocab_size = vocab_size
+        self.bos = bos
+        self.eos = eos
+
+    def words(self, sentence: str) -> list[str]:
+        """The words and punctuation marks of ``sentence``, lower-cased."""
+        return self._WORD.findall(sentence.lower())
+
+    def word_id(self, word: str) -> int:
+        """The id of one word."""
+        return self.n_special + zlib.crc32(word.encode("utf-8")) % (
+            self.vocab_size - self.n_special
+        )
+
+    def encode(self, sentence: str, max_length: int) -> list[int]:
+        """Ids of one sentence, with begin/end tokens, truncated to ``max_length``."""
+        body = [self.word_id(word) for word in self.words(sentence)]
+        room = max_length - int(self.bos) - int(self.eos)
+        if room < 1:
+            raise ValueError(f"max_length={max_length} leaves no room for a word")
+        ids = ([self.bos_id] if self.bos else []) + body[:room]
+        return ids + ([self.eos_id] if self.eos else [])
+
+    def __call__(self, sentences: Sequence[str], max_length: int = 128) -> dict[str, torch.Tensor]:
+        """``{'input_ids', 'attention_mask'}``, both ``(B, N)`` long, right padded."""
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        if not sentences:
+            raise ValueError("no sentences to tokenize")
+        encoded = [self.encode(sentence, max_length) for sentence in sentences]
+        length = max(len(ids) for ids in encoded)
+        input_ids = torch.full((len(encoded), length), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(encoded), length), dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+class Reference(abc.ABC):
+    """A reference Transformer whose layers a PDE model imitates.
+
+    Subclasses set, in ``__init__``: :attr:`name`, :attr:`architecture`, :attr:`model` (the
+    underlying ``nn.Module``, float32, eval mode, gradients off), :attr:`layer_weights`,
+    :attr:`final_norm_weight` / :attr:`final_norm_bias` (``None`` without a final norm) and
+    :attr:`modality` (``'text'`` or ``'image'``), and implement :meth:`run`.
+    """
+
+    name: str
+    architecture: ReferenceArchitecture
+    model: nn.Module
+    layer_weights: list[LayerWeights]
+    final_norm_weight: torch.Tensor | None = None
+    final_norm_bias: torch.Tensor | None = None
+    modality: str = "text"
+
+    def inputs_from_text(self, sentences: list[str], max_length: int = 128) -> dict[str, Any]:
+        """Tokenize ``sentences`` (right padded) into the keyword inputs :meth:`run` takes."""
+        raise TypeError(f"reference {self.name!r} takes images, not text (inputs_from_images)")
+
+    def inputs_from_images(self, images: torch.Tensor) -> dict[str, Any]:
+        """Turn ``(B, channels, H, W)`` images in ``[0, 1]`` into the inputs :meth:`run` takes."""
+        raise TypeError(f"reference {self.name!r} takes text, not images (inputs_from_text)")
+
+    def sample_inputs(self, n: int = 8, split: str = "heldout", max_length: int = 64) -> dict:
+        """Inputs for ``n`` built-in samples: corpus sentences for text, digits for images."""
+        from pdelang.lab.data import load_corpus, load_digits_images
+
+        if self.modality == "image":
+            images, _ = load_digits_images(n, split)
+            return self.inputs_from_images(images)
+        return self.inputs_from_text(load_corpus(split, n), max_length=max_length)
+
+    @abc.abstractmethod
+    def run(self, inputs: dict[str, Any]) -> ReferenceRun:
+        """One forward pass under ``torch.no_grad``: embeddings, states and attention maps."""
+
+    def propagate(self, inputs: dict[str, Any], u0: torch.Tensor) -> torch.Tensor:
+        """``u_L``, the last layer's output (before any final norm), as a *differentiable*
+        function of ``u(0) = u0`` ``(B, N, C)``: the layer stack with ``inputs``'s mask, the
+        embeddings replaced by ``u0`` (the token information flow ∂u_L/∂u_0 needs it)."""
+        raise NotImplementedError(f"reference {self.name!r} cannot propagate a given u(0)")
+
+    def parameter_count(self) -> int:
+        """Number of parameters of the underlying model."""
+        return sum(parameter.numel() for parameter in self.model.parameters())
+
+    def describe(self) -> str:
+        """A short human-readable summary of the reference."""
+        arch = self.architecture
+        grid = "1-D sequence" if arch.grid_shape is None else "x".join(map(str, arch.grid_shape))
+        lines = [
+            f"reference {self.name} ({arch.kind}, {self.parameter_count():,} parameters)",
+            (
+                f"  channels={arch.channels} heads={arch.heads} (head_dim={arch.head_dim}) "
+                f"layers={arch.layers} hidden={arch.hidden}"
+            ),
+            (
+                f"  activation={arch.activation} norm={arch.norm_placement}-LN "
+                f"eps={arch.norm_eps:g} final_norm={arch.final_norm} causal={arch.causal} "
+                f"qkv_bias={arch.qkv_bias}"
+            ),
+            f"  tokens: {grid}" + (f" + {arch.extra_tokens} extra" if arch.extra_tokens else ""),
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+# --------------------------------------------------------------------------- helpers for adapters
+
+
+def map_activation(name: str) -> str:
+    """Map a Hugging Face / torch activation name to ``'gelu' | 'gelu_tanh' | 'relu'``."""
+    table = {
+        "gelu": "gelu",
+        "gelu_new": "gelu_tanh",
+        "gelu_pytorch_tanh": "gelu_tanh",
+        "relu": "relu",
+    }
+    if name not in table:
+        raise ValueError(f"unsupported activation {name!r}; supported: {sorted(table)}")
+    return table[name]
+
+
+def detach(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """A float32 copy of a parameter, detached from the module (``None`` stays ``None``)."""
+    if tensor is None:
+        return None
+    return tensor.detach().to(torch.float32).clone()
+
+
+def prepare_model(model: nn.Module) -> nn.Module:
+    """Put ``model`` in float32, eval mode, without gradients."""
+    model.float().eval()
+    model.requires_grad_(False)
+    return model
+
+
+def set_offline() -> None:
+    """Forbid Hugging Face hub downloads in this process (``HF_HUB_OFFLINE=1``)."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def _first_tensor(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    if hasattr(output, "last_hidden_state"):
+        return output.last_hidden_state
+    raise TypeError(f"cannot find a hidden-state tensor in a layer output of type {type(output)}")
+
+
+@dataclass
+class LayerBoundaries:
+    """The tensors captured by :func:`capture_layer_boundaries`."""
+
+    layer_input: torch.Tensor | None = None
+    outputs: list[torch.Tensor] = field(default_factory=list)
+
+    def hidden_states(self) -> list[torch.Tensor]:
+        """``[input of layer 1, output of layer 1, ..., output of layer L]``."""
+        if self.layer_input is None:
+            raise RuntimeError("the first layer was never called")
+        return [self.layer_input, *self.outputs]
+
+
+@contextlib.contextmanager
+def capture_layer_boundaries(layers: Sequence[nn.Module]) -> Iterator[LayerBoundaries]:
+    """Record the input of ``layers[0]`` and the output of every layer with forward hooks.
+
+    This is independent of how a library post-processes ``output_hidden_states`` (GPT-2's last
+    element, for instance, has the final LayerNorm applied).
+    """
+    captured = LayerBoundaries()
+
+    def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        captured.layer_input = (args[0] if args else kwargs["hidden_states"]).detach()
+
+    def post_hook(module: nn.Module, args: tuple, output: Any) -> None:
+        captured.outputs.append(_first_tensor(output).detach())
+
+    handles = [layers[0].register_forward_pre_hook(pre_hook, with_kwargs=True)]
+    handles += [layer.register_forward_hook(post_hook) for layer in layers]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_with_hooks(
+    reference: Reference,
+    layers: Sequence[nn.Module],
+    forward: Callable[[], Any],
+    mask: torch.Tensor | None,
+) -> ReferenceRun:
+    """One forward pass of a Hugging Face model as a :class:`ReferenceRun`.
+
+    ``forward()`` calls the model with ``output_attentions=True`` (eager attention); under
+    ``torch.no_grad`` the states come from hooks on ``layers``
+    (:func:`capture_layer_boundaries`), the maps from ``output.attentions`` and the final state
+    from ``output.last_hidden_state``.
+    """
+    with torch.no_grad(), capture_layer_boundaries(layers) as captured:
+        output = forward()
+    hidden_states = captured.hidden_states()
+    attentions = [attention.detach() for attention in output.attentions]
+    expected = reference.architecture.layers
+    if len(hidden_states) != expected + 1 or len(attentions) != expected:
+        raise RuntimeError(
+            f"{reference.name}: captured {len(hidden_states)} states and {len(attentions)} "
+            f"attention maps for {expected} layers (is eager attention enabled?)"
+        )
+    return ReferenceRun(
+        embeddings=hidden_states[0],
+        mask=mask,
+        hidden_states=hidden_states,
+        attentions=attentions,
+        final_state=output.last_hidden_state.detach(),
+    )
+
+
+def propagate_with_hooks(
+    layers: Sequence[nn.Module], forward: Callable[[], Any], u0: torch.Tensor
+) -> torch.Tensor:
+    """The output of ``layers[-1]`` when ``forward()`` runs the model with the input of
+    ``layers[0]`` replaced by ``u0``: a differentiable function of ``u0`` (gradients are not
+    switched off here; the model's own parameters stay frozen)."""
+    captured: list[torch.Tensor] = []
+
+    def replace(module: nn.Module, args: tuple, kwargs: dict):
+        if args:
+            return (u0, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": u0}
+
+    def capture(module: nn.Module, args: tuple, output: Any) -> None:
+        captured.append(_first_tensor(output))
+
+    handles = [layers[0].register_forward_pre_hook(replace, with_kwargs=True),
+               layers[-1].register_forward_hook(capture)]
+    try:
+        forward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured[-1]
+
+
+def tokenize(tokenizer: Any, sentences: Sequence[str] | str, max_length: int) -> dict[str, Any]:
+    """Right-padded ids truncated to ``max_length`` from a Hugging Face tokenizer or a
+    :class:`WordHashTokenizer`: ``{'input_ids', 'attention_mask', ...}`` of ``(B, N)`` tensors."""
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    if isinstance(tokenizer, WordHashTokenizer):
+        return tokenizer(sentences, max_length=max_length)
+    encoded = tokenizer(
+        list(sentences),
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    return dict(encoded)
+
+
+def local_tokenizer(path: Path, file_names: Sequence[str]) -> Any | None:
+    """The tokenizer saved in a local model directory, or ``None`` when the directory holds
+    none of ``file_names`` or its tokenizer does not load."""
+    from transformers import AutoTokenizer
+
+    if not any((path / name).exists() for name in file_names):
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence Hugging Face load reports and progress bars; restore the settings afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    progress = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if progress:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,86 @@
+"""The import contract of the layers (docs/architecture.md): imports point down only.
+
+    cli  →  lab  →  interpreters  →  compiler  →  base (errors, io)
+
+Every ``import``/``from … import`` of a ``pdelang`` module counts, at module level or inside
+a function (a lazy import hides a circle, it does not remove it).  ``pdelang/__init__.py``
+is the public façade (``pdelang.build``, ``pdelang.validate`` …) and may reach any layer;
+any module may read ``pdelang.__version__``."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pdelang"
+LAYERS = {"errors": 0, "io": 0, "compiler": 1, "interpreters": 2, "lab": 3, "cli": 4,
+          "__main__": 4}
+FACADE = {"__init__"}
+
+
+def _layer_of(dotted: str) -> tuple[str, int] | None:
+    parts = dotted.split(".")
+    if parts[0] != "pdelang" or len(parts) < 2:
+        return None
+    return parts[1], LAYERS.get(parts[1], -1)
+
+
+def _imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "pdelang":  # from pdelang import X: X is a submodule or a name
+                for alias in node.names:
+                    if alias.name != "__version__":
+                        yield node.lineno, f"pdelang.{alias.name}"
+            else:
+                yield node.lineno, node.module
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+
+
+def violations(package: Path = PACKAGE) -> list[str]:
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).with_suffix("").parts
+        top = parts[0]
+        if top in FACADE:
+            continue
+        mine = LAYERS.get(top)
+        if mine is None:
+            found.append(f"{path.relative_to(package.parent)}: outside every layer")
+            continue
+        for line, dotted in _imports(path):
+            target = _layer_of(dotted)
+            if target is None:
+                continue
+            _, theirs = target
+            if theirs == -1:
+                found.append(f"{path.relative_to(package.parent)}:{line}: {dotted} is in no "
+                             "layer")
+            elif theirs > mine:
+                found.append(f"{path.relative_to(package.parent)}:{line}: {top} imports "
+                             f"{dotted} (a layer above)")
+    return found
+
+
+def test_imports_point_down_only():
+    assert violations() == []
+
+
+def test_the_top_level_is_the_layers_and_nothing_else():
+    names = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
+             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
+    assert names == set(LAYERS) | FACADE
+
+
+def test_the_contract_sees_an_upward_import(tmp_path):
+    """Control: a lazy import from the compiler into the lab is caught."""
+    fake = tmp_path / "pdelang"
+    (fake / "compiler").mkdir(parents=True)
+    (fake / "lab").mkdir()
+    (fake / "compiler" / "x.py").write_text(
+        "def f():\n    from pdelang.lab.metrics import hidden_cosine\n")
+    (fake / "lab" / "y.py").write_text("from pdelang.compiler import x\n")
+    assert violations(fake) == ["pdelang/compiler/x.py:2: compiler imports "
+                                "pdelang.lab.metrics (a layer above)"]
