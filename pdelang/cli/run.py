@@ -67,7 +67,7 @@ def initial_state(args, spec, structure, model, torch, shape_1d=None):
     """The initial state as a float64 tensor (B, N, C): ``--init``, else the spec's
     ``init:``, else ``random`` (N(0, 0.1²))."""
     from pdelang.compiler.spec.initial import parse_init
-    from pdelang.lab.testing.harness import initial_state as make_state
+    from pdelang.interpreters.initial_state import initial_state as make_state
 
     if args.init is not None:
         init = parse_init(args.init)

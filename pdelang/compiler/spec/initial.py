@@ -5,7 +5,7 @@
 ``FILE.pt`` tensor.  Parsing is part of the front end: a spec's ``init:`` is checked when the
 spec loads, located at its value, so a typo there fails ``check`` as early as any other.
 Building the state itself (it needs the discretized grid) lives in
-:func:`pdelang.lab.testing.harness.initial_state`.
+:func:`pdelang.interpreters.initial_state.initial_state`.
 """
 
 from __future__ import annotations

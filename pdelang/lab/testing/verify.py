@@ -587,7 +587,8 @@ def choose_test_state(compilation: Compilation, stepper, init, *, seed: int,
     reaction u(1 − u) blows up from negative values) — 10× smaller amplitudes, down to
     5e-8, until it does not (said in a note).  An explicit ``init`` (``--init``, or else the
     spec's ``init:``) is used as given; an overflow is then reported by the checks."""
-    from pdelang.lab.testing.harness import Init, initial_state, parse_init
+    from pdelang.compiler.spec.initial import Init, parse_init
+    from pdelang.interpreters.initial_state import initial_state
     from pdelang.lab.testing.stepper_checks import AMPLITUDES, padding_mask
 
     model = compilation.discrete
