@@ -72,6 +72,17 @@ class AttentionOperator(Operator):
     def torch_expr(self, node, operand: str, model) -> str:
         return f"self.{node.module}({operand}, ctx)"
 
+    def parameter_shapes(self, channels, options, dims):
+        """Q and K: C → H·r (r = ``rank``, default C/H); V and O: C → C; their biases."""
+        heads = int(options["heads"])
+        qk = heads * (int(options.get("rank") or 0) or channels // heads)
+        shapes = {"q.weight": (qk, channels), "k.weight": (qk, channels),
+                  "v.weight": (channels, channels), "o.weight": (channels, channels)}
+        if options["bias"]:
+            shapes |= {"q.bias": (qk,), "k.bias": (qk,), "v.bias": (channels,),
+                       "o.bias": (channels,)}
+        return shapes
+
     def torch_module(self, module) -> str:
         o = module.options
         rank = f", rank={o['rank']}" if o.get("rank") else ""

@@ -183,6 +183,16 @@ class Operator:
         ``D * laplace(u)`` is one operation instead of two."""
         return None
 
+    def parameter_shapes(self, channels: int, options, dims: int) -> dict[str, tuple[int, ...]]:
+        """The learned tensors one call site allocates per layer, by name relative to the
+        call site's module (``"q.weight"``), with their shapes, for ``channels`` channels,
+        the call's validated ``options`` and a grid of ``dims`` axes.  The single source of
+        the weight count (:func:`pdelang.compiler.symbolic.lower.check_weights`); a learned
+        operator without it is a :class:`MissingHandler`, never zero weights."""
+        if not self.learned:
+            return {}
+        raise MissingHandler("the weight declaration", self.name, "parameter_shapes")
+
     def torch_module(self, module) -> str:
         """Constructor source of a weight-owning call site's module."""
         raise MissingHandler("the torch printer", self.name, "torch_module")

@@ -68,6 +68,11 @@ class ConvOperator(Operator):
     def torch_expr(self, node, operand: str, model) -> str:
         return f"self.{node.module}({operand}, ctx)"
 
+    def parameter_shapes(self, channels, options, dims):
+        """One K-point (1-D) or K×K (2-D) kernel per channel, and a bias per channel."""
+        shapes = {"weight": (channels, *(int(options["kernel"]),) * dims)}
+        return shapes | ({"bias": (channels,)} if options["bias"] else {})
+
     def torch_module(self, module) -> str:
         return f"Conv(CHANNELS, {module.options['kernel']}, bias={module.options['bias']!r})"
 

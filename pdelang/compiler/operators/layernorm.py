@@ -37,6 +37,13 @@ class NormOperator(Operator):
     def learnable(self, options) -> bool:
         return bool(options.get("affine", True))
 
+    affine_parameters = ("weight", "bias")  # γ, β
+
+    def parameter_shapes(self, channels, options, dims):
+        if not options.get("affine", True):
+            return {}
+        return {name: (channels,) for name in self.affine_parameters}
+
     def torch_norm(self, eps: float, affine: bool) -> str:
         """Constructor source of the norm (a call site, or a stabilizer's projection P)."""
         return f"{self.torch_class}(CHANNELS, eps={eps!r}, elementwise_affine={affine!r})"

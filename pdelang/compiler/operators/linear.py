@@ -35,6 +35,10 @@ class LinearOperator(Operator):
     def is_linear(self, options) -> bool:
         return not options.get("bias")
 
+    def parameter_shapes(self, channels, options, dims):
+        shapes = {"weight": (channels, channels)}
+        return shapes | ({"bias": (channels,)} if options["bias"] else {})
+
     def torch_module(self, module) -> str:
         return f"nn.Linear(CHANNELS, CHANNELS, bias={module.options['bias']!r})"
 

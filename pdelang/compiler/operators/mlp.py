@@ -57,6 +57,13 @@ class MLPOperator(Operator):
             options["hidden"] = 4 * site.channels
         return options
 
+    def parameter_shapes(self, channels, options, dims):
+        hidden = int(options.get("hidden") or 4 * channels)
+        shapes = {"fc1.weight": (hidden, channels), "fc2.weight": (channels, hidden)}
+        if options["bias"]:
+            shapes |= {"fc1.bias": (hidden,), "fc2.bias": (channels,)}
+        return shapes
+
     def torch_module(self, module) -> str:
         o = module.options
         return f"MLP(CHANNELS, {o['hidden']}, {o['activation']!r}, bias={o['bias']!r})"

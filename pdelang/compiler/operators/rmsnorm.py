@@ -23,6 +23,7 @@ class RMSNormOperator(NormOperator):
     name = "rmsnorm"
     meaning = "u / √(mean(u²) + ε) · γ over channels"
     sympy_class = RMSNorm
+    affine_parameters = ("weight",)  # γ only
     torch_class = "nn.RMSNorm"
 
     def numpy_norm(self, x, eps, affine, prefix, reference):

@@ -592,33 +592,13 @@ class Lowering:
         )
 
 
-def _attention_weights(channels: int, options) -> int:
-    """Q and K: C × H·r (r = ``rank``, default C/H); V and O: C × C; their biases."""
-    heads = int(options.get("heads", 1))
-    qk = heads * (int(options.get("rank") or 0) or channels // heads)
-    biases = 2 * qk + 2 * channels if options.get("bias", True) else 0
-    return 2 * channels * qk + 2 * channels * channels + biases
-
-
-# Weights of one call site per layer, by operator (C channels, the call's options, the grid's
-# dimensions): what the generated module allocates when it is constructed.
-_WEIGHTS = {
-    "attention": lambda c, o, d: _attention_weights(c, o),
-    "mlp": lambda c, o, d: 2 * c * int(o.get("hidden") or 4 * c) + int(o.get("hidden") or 4 * c)
-    + c,
-    "linear": lambda c, o, d: c * c + c,
-    "conv": lambda c, o, d: c * int(o.get("kernel", 3)) ** d + c,
-    "layernorm": lambda c, o, d: 2 * c,
-    "rmsnorm": lambda c, o, d: c,
-}
-
-
 def check_weights(spec: Spec, instances) -> None:
     """Refuse a spec whose generated stepper would hold more weights than the limit (all
     layers; before anything allocates them)."""
     channels, dims = spec.field.channels, spec.grid.dims
     layers = 1 if spec.time.tied else spec.time.layers  # tied: one weight set for all
-    per_call = {name: _WEIGHTS.get(inst.op, lambda c, o, d: 0)(channels, inst.options, dims)
+    per_call = {name: sum(math.prod(shape) for shape in OPERATORS[inst.op].parameter_shapes(
+                    channels, inst.options, dims).values())
                 for name, inst in instances.items()}
     total = layers * (sum(per_call.values()) + 2 * channels * len(spec.terms or ()) + 2 * channels)
     most = limit("weights")
