@@ -33,7 +33,7 @@ GRID_SHAPE = None
 STENCIL_RADIUS = 2  # ghost tokens each stencil reads beyond an end
 CAUSAL = False
 BOUNDARY = 'periodic'  # the grid's boundary rule
-GAMMA = 0.2928932188134524  # 1 − 1/√2 (imex_ars222)
+GAMMA = 0.2928932188134525  # 1 − 1/√2 (imex_ars222)
 DELTA = -0.7071067811865476  # 1 − 1/(2γ) = −1/√2 (imex_ars222)
 
 

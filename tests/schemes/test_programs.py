@@ -169,8 +169,9 @@ def test_imex_ars222_program():
         P.Solve("u", ("b",), g, comb(("u",), (d, "k1"), (1 - d, "k2"), (1 - g, "l2"))),
         P.Observe(1, "update", "u"))
     assert [c.name for c in prog.constants] == ["GAMMA", "DELTA"]
-    assert prog.constant_values["GAMMA"] == pytest.approx(1 - 2 ** -0.5, abs=1e-16)
-    assert prog.constant_values["DELTA"] == pytest.approx(-(2 ** -0.5), abs=1e-16)
+    # the doubles nearest the exact values (not 1 - 2**-0.5, which rounds twice)
+    assert prog.constant_values["GAMMA"] == float(sympy.N(1 - 1 / sympy.sqrt(2), 40))
+    assert prog.constant_values["DELTA"] == float(sympy.N(-1 / sympy.sqrt(2), 40))
     off = program("imex_ars222", implicit=("b",), residual=False)
     assert shape(off)[-3:] == ["Observe 1 stage u3", "Assign u", "Observe 2 update"]
 
@@ -322,9 +323,10 @@ def test_coefficient_formatting(coefficient, text):
 
 
 def test_coefficient_evaluates_with_float_and_exact_constants():
-    floats = {"GAMMA": 1 - 2 ** -0.5, "DELTA": -(2 ** -0.5)}
+    floats = {c.name: c.value for c in SCHEMES["imex_ars222"].constants}
     c = 1 - C.of("GAMMA")
-    assert c.evaluate(floats) == pytest.approx(2 ** -0.5, abs=1e-16)
+    assert c.evaluate(floats) == 1 - floats["GAMMA"]  # one float operation
+    assert c.evaluate(floats) == pytest.approx(2 ** -0.5, rel=1e-15)
     assert isinstance(c.evaluate(floats), float)
     exact = c.evaluate(EXACT, lambda q: sympy.Rational(q.numerator, q.denominator))
     assert sympy.simplify(exact - 1 / sympy.sqrt(2)) == 0
@@ -334,8 +336,7 @@ def test_coefficient_evaluates_with_float_and_exact_constants():
     assert C.of(0).evaluate({}) == 0.0
     with pytest.raises(KeyError):
         C.of("GAMMA").evaluate({})  # a constant is never defaulted
-    assert program("imex_ars222", implicit=("b",)).coefficient(c) == pytest.approx(
-        2 ** -0.5, abs=1e-16)
+    assert program("imex_ars222", implicit=("b",)).coefficient(c) == 1 - floats["GAMMA"]
 
 
 def test_float_combine():
@@ -445,7 +446,7 @@ def test_describe_imex_ars222():
     lines = P.describe(program("imex_ars222", implicit=("b",))).splitlines()
     assert lines[0] == ("scheme imex_ars222 (imex, order 2); terms a, b; residual on; "
                         "implicit b")
-    assert lines[1] == "  GAMMA = 1 − 1/√2 = 0.2928932188134524"
+    assert lines[1] == "  GAMMA = 1 − 1/√2 = 0.2928932188134525"
     assert lines[2] == "  DELTA = 1 − 1/(2γ) = −1/√2 = -0.7071067811865476"
     assert "  u2 = (I − GAMMA·Δt·L[b])⁻¹ (u + GAMMA·Δt·k1)" in lines
     assert "  l2 = f_b(·) at u2" in lines
@@ -609,6 +610,21 @@ def test_imex_pairs_satisfy_the_order_conditions_of_their_order(scheme, pair):
     diagonal = {sympy.simplify(ai[i, i]) for i in range(ai.rows) if ai[i, i] != 0}
     assert len(diagonal) == 1
     assert exact_constant("imex_ars222", "GAMMA") == GAMMA
+
+
+def test_a_scheme_constant_is_declared_once():
+    """One formula gives both the exact value (analysis) and the printed double, which is
+    the double nearest the exact value."""
+    for scheme in SCHEMES.values():
+        for constant in scheme.constants:
+            exact = exact_constant(scheme.name, constant.name)
+            assert exact == constant.exact()
+            nearest = float(sympy.N(exact, 50))
+            assert constant.value == nearest
+            assert abs(sympy.Rational(constant.value) - exact) <= \
+                abs(sympy.Rational(math.nextafter(nearest, math.inf)) - exact)
+            assert abs(sympy.Rational(constant.value) - exact) <= \
+                abs(sympy.Rational(math.nextafter(nearest, -math.inf)) - exact)
 
 
 @pytest.mark.parametrize(("scheme", "implicit"), [

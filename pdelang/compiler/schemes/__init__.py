@@ -61,7 +61,6 @@ def _runge_kutta(explicit, implicit_tableau=None):
     return generate
 
 
-_SQRT_HALF = 2 ** -0.5
 SCHEMES: dict[str, Scheme] = {s.name: s for s in (
     Scheme("euler", "runge_kutta", 1, "forward Euler", "never", _runge_kutta(RK.EULER),
            ssp=True),
@@ -76,17 +75,16 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
            _runge_kutta(*RK.IMEX_EULER), ssp=True),
     Scheme("imex_ars222", "imex", 2, "IMEX ARS(2,2,2) (Ascher, Ruuth & Spiteri 1997)",
            "required", _runge_kutta(*RK.ARS222),
-           (P.SchemeConstant("GAMMA", 1 - _SQRT_HALF, "1 − 1/√2"),
-            P.SchemeConstant("DELTA", -_SQRT_HALF, "1 − 1/(2γ) = −1/√2"))),
+           (P.SchemeConstant("GAMMA", lambda m: 1 - 1 / m.sqrt(2), "1 − 1/√2"),
+            P.SchemeConstant("DELTA", lambda m: -1 / m.sqrt(2), "1 − 1/(2γ) = −1/√2"))),
 )}
 
 
 def exact_constant(scheme: str, name: str):
-    """The exact SymPy value of a scheme constant (for the symbolic analysis)."""
-    import sympy
-    exact = {("imex_ars222", "GAMMA"): 1 - 1 / sympy.sqrt(2),
-             ("imex_ars222", "DELTA"): -1 / sympy.sqrt(2)}
-    return exact[(scheme, name)]
+    """The exact SymPy value of a scheme constant (for the symbolic analysis), from the one
+    formula its :class:`~pdelang.compiler.schemes.program.SchemeConstant` declares."""
+    constant = next(c for c in SCHEMES[scheme].constants if c.name == name)
+    return constant.exact()
 
 
 def restricted(program: P.StepProgram, terms) -> P.StepProgram:

@@ -29,6 +29,7 @@ rationals, or rational combinations of named scheme constants such as ``GAMMA = 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
@@ -125,12 +126,26 @@ def format_coefficient(c: Coefficient) -> str:
 
 @dataclass(frozen=True)
 class SchemeConstant:
-    """A named constant of a scheme: its float value and its exact definition in words
-    (the exact value lives with the scheme, :func:`pdelang.compiler.schemes.exact_constant`)."""
+    """A named constant of a scheme, declared once as a ``formula`` over a namespace with
+    ``sqrt`` (``lambda m: 1 - 1 / m.sqrt(2)``): ``formula(sympy)`` is its exact value (the
+    symbolic analysis), :attr:`value` the double nearest to it (printed into generated
+    code; evaluating the formula in floats would round twice); ``definition`` says it in
+    words."""
 
     name: str
-    value: float
+    formula: Callable[[Any], Any] = field(compare=False, repr=False)
     definition: str
+
+    @functools.cached_property
+    def value(self) -> float:
+        import sympy
+
+        return float(sympy.N(self.exact(), 40))
+
+    def exact(self):
+        import sympy
+
+        return self.formula(sympy)
 
 
 # ----------------------------------------------------------------------------- combinations
