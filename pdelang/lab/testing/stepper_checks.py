@@ -28,7 +28,7 @@ from pdelang.compiler.schemes import program as Program
 from pdelang.lab.testing.harness import random_state, reference_for, stepper_for
 from pdelang.lab.testing.properties import (
     PropertyResult,
-    _result,
+    make_result,
     check_attention_maps,
     check_norm_manifold,
     not_applicable,
@@ -249,7 +249,7 @@ def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0
     message = "; ".join(problems[:5]) or (
         f"generated code == reference (largest relative error "
         f"{max(worst.values(), default=0.0):.2g})")
-    return _result("generated_equals_reference", not problems, message, errors=worst,
+    return make_result("generated_equals_reference", not problems, message, errors=worst,
                    overflow=overflow, test_state=label, window=window)
 
 
@@ -288,7 +288,7 @@ def check_stepper_attention(compilation: Compilation, *, seed: int = 0, batch: i
             kernel=str(options.options.get("kernel", "softmax")), mask=mask,
             sinkhorn_tol=sinkhorn_tol, name=f"attention_maps[{name}]"))
     failed = [r for r in results if not r.passed]
-    return _result("attention_maps", not failed,
+    return make_result("attention_maps", not failed,
                    "; ".join(f"{r.name}: {r.message}" for r in (failed or results)),
                    modules={r.name: r.message for r in results})
 
@@ -394,7 +394,7 @@ def check_stepper_normalization(compilation: Compilation, *, seed: int = 0, batc
         f"{len(calls)} norm outputs on the manifold"
         + (f"; {len(post_checks)} post-normalized states are norm outputs" if post_checks
            else ""))
-    return _result("normalization_manifold", not problems, message, norm_calls=len(calls),
+    return make_result("normalization_manifold", not problems, message, norm_calls=len(calls),
                    post_states=len(post_checks))
 
 
@@ -471,7 +471,7 @@ def check_spec_time_order(compilation: Compilation, *, seed: int = 0, length: in
         if not any(overflows(u) for u in runs.values()):
             break
     else:
-        return _result(name, False, f"overflow: from smooth states of amplitude down to "
+        return make_result(name, False, f"overflow: from smooth states of amplitude down to "
                        f"{AMPLITUDES[-1]:g} the spec's own steps leave any finite range within "
                        f"t = {span:.3g}; no order to measure", overflow=True)
     scale = float(np.max(np.abs(u0)))  # errors relative to the initial state (a decaying
@@ -490,7 +490,7 @@ def check_spec_time_order(compilation: Compilation, *, seed: int = 0, length: in
                               f"{span / steps[-1]:.3g}: no order to measure")
     order = least_squares_order([d for d, _ in measurable], [e for _, e in measurable])
     ok = np.isfinite(order) and abs(order - program.order) <= tolerance
-    return _result(name, ok, f"observed order {order:.3f}, claimed {program.order}; "
+    return make_result(name, ok, f"observed order {order:.3f}, claimed {program.order}; "
                    "differences of successive halvings "
                    + ", ".join(f"{e:.2e}" for e in differences) + smaller,
                    dts=dts, differences=differences, observed_order=order,

@@ -44,7 +44,7 @@ class OperatorReport:
     errors: list
 
     def to_json(self) -> dict:
-        return P._jsonable(dataclasses.asdict(self))
+        return P.jsonable(dataclasses.asdict(self))
 
 
 @dataclass
@@ -80,12 +80,12 @@ class VerifyReport:
             "scheme": self.scheme,
             "passed": self.passed,
             "operators": [o.to_json() for o in self.operators],
-            "stability": P._jsonable(self.stability),
+            "stability": P.jsonable(self.stability),
             "properties": self.properties,
             "not_applicable": {k: r.message for k, r in self.results.items()
                                if not r.applicable},
             "details": {k: r.to_json() for k, r in self.results.items() if r.applicable},
-            "test_state": P._jsonable(self.test_state) if self.test_state else None,
+            "test_state": P.jsonable(self.test_state) if self.test_state else None,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
@@ -329,7 +329,7 @@ def _check_relative(report: VerifyReport, facts, stepper: P.LinearStepper,
         report.add("stability_threshold", P.check_stability_threshold(empirical, predicted))
         below = P.relative_excess(stepper, 0.95 * predicted)
         above = P.relative_excess(stepper, 1.05 * predicted)
-        report.add("stability_bound_sharp", P._result(
+        report.add("stability_bound_sharp", P.make_result(
             "stability_bound_sharp", below <= 1e-9 and above > 1e-9,
             f"0.95× bound: excess {below:.2e}; 1.05× bound: excess {above:.2e} (largest "
             "|g_k| over its allowance − 1, on the eigenmodes)",
@@ -338,7 +338,7 @@ def _check_relative(report: VerifyReport, facts, stepper: P.LinearStepper,
                                           facts.dt <= predicted * (1 + 1e-12)) or \
         facts.verdict == "stable"  # (or stable again above the first crossing)
     agrees = linear_stable == within
-    report.add("stable_at_spec_dt", P._result(
+    report.add("stable_at_spec_dt", P.make_result(
         "stable_at_spec_dt", agrees and facts.verdict not in ("unstable", "no_stable_dt"),
         f"check says {facts.verdict} at Δt = {facts.dt:.6g} (the equation grows at max Re λ "
         f"= {facts.growth_rate:.6g}); the stepped linear part's largest excess over the "
@@ -431,7 +431,7 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
     grows_at_spec = bool(P.grows(stepper, [facts.dt], steps=min(steps, 2000), seed=seed)[0])
     if predicted == 0:
         _not_applicable(report, NO_THRESHOLD, STABILITY_PROPERTIES[:2])
-        report.add("stable_at_spec_dt", P._result(
+        report.add("stable_at_spec_dt", P.make_result(
             "stable_at_spec_dt", False,
             f"check says no Δt is stable for scheme '{facts.scheme}'; stepping the linear "
             f"part at Δt = {facts.dt:.6g} {'grows' if grows_at_spec else 'stays bounded'}",
@@ -463,7 +463,7 @@ def _check_stability(report: VerifyReport, compilation: Compilation, steps: int,
             agrees = True
             verdict += (f" for waves this grid of {stepper.n} tokens lacks (on its own "
                         f"modes the largest excess over the allowance is {excess:.2e})")
-    report.add("stable_at_spec_dt", P._result(
+    report.add("stable_at_spec_dt", P.make_result(
         "stable_at_spec_dt", agrees and facts.verdict != "unstable",
         f"check says {verdict} at Δt = {facts.dt:.6g}; stepping the linear part there "
         f"{'grows' if grows_at_spec else 'stays bounded'}",
