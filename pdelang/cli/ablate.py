@@ -78,7 +78,7 @@ def add_sweep_options(parser) -> None:
 
 def execute(args) -> int:
     from pdelang.lab.ablation.ablate import ablate
-    from pdelang.lab.ablation.report import json_safe
+    from pdelang.lab.ablation.formatting import json_safe
 
     data = ablate(args.spec, args.swap, sweep_file=args.sweep, overrides=args.overrides,
                   reference=args.reference, train=args.train, steps=args.steps,

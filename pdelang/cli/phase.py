@@ -22,7 +22,7 @@ import math
 
 
 def configure(parser) -> None:
-    from pdelang.lab.ablation.phase import (
+    from pdelang.lab.ablation.phase_grid import (
         DEFAULT_DEPTHS,
         DEFAULT_LRS,
         DEFAULT_NORMS,
@@ -141,7 +141,7 @@ def execute_study(args) -> int:
     from dataclasses import replace
 
     from pdelang.lab.ablation.recipe import RECIPES, quick_recipe
-    from pdelang.lab.ablation.report import json_safe
+    from pdelang.lab.ablation.formatting import json_safe
     from pdelang.lab.ablation.stability import parse_study, study_units
     from pdelang.lab.ablation.stability_run import stability
 
@@ -193,13 +193,11 @@ def execute_study(args) -> int:
 def execute(args) -> int:
     if args.recipe != "legacy":
         return execute_study(args)
-    from pdelang.lab.ablation.phase import (
-        parse_grid,
-        phase,
-        phase_summary,
-        render_phase_markdown,
-    )
-    from pdelang.lab.ablation.report import json_safe
+    from pdelang.lab.ablation.phase import phase
+    from pdelang.lab.ablation.phase_cells import phase_summary
+    from pdelang.lab.ablation.phase_grid import parse_grid
+    from pdelang.lab.ablation.phase_report import render_phase_markdown
+    from pdelang.lab.ablation.formatting import json_safe
     from pdelang.cli.ablate import _failures
 
     grid = parse_grid(args.depths, args.lrs, args.norms, args.residual, args.depth_scaling,

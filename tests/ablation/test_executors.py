@@ -21,7 +21,7 @@ import pytest
 from ablation_helpers import TINY_SPEC, without_timing
 
 from pdelang.lab.ablation.ablate import ablate
-from pdelang.lab.ablation.report import json_safe
+from pdelang.lab.ablation.formatting import json_safe
 from pdelang.cli.ablate import _failures
 from pdelang.errors import PdelangError
 

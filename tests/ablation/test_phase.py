@@ -14,20 +14,17 @@ import pytest
 from ablation_helpers import TINY_SPEC, without_timing
 
 from pdelang.lab.ablation.ablate import ablate
-from pdelang.lab.ablation.phase import (
+from pdelang.lab.ablation.phase import phase
+from pdelang.lab.ablation.phase_cells import cell_summary, claim_table, phase_cells, run_metrics
+from pdelang.lab.ablation.phase_grid import (
     QUICK_EVAL_EXAMPLES,
     QUICK_GRID,
     PhaseGrid,
-    cell_summary,
-    cell_text,
     check_grid,
-    claim_table,
     parse_grid,
-    phase,
-    phase_cells,
     phase_variants,
-    run_metrics,
 )
+from pdelang.lab.ablation.phase_report import cell_text
 from pdelang.cli.main import main
 from pdelang.errors import OverrideError, PdelangError
 from pdelang.compiler.spec.load import load_spec

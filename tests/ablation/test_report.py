@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pdelang.lab.ablation.report import (
-    format_number,
-    format_overrides,
-    json_safe,
-    render_markdown,
-    variant_row,
-    write_report,
-)
+from pdelang.lab.ablation.formatting import format_number, format_overrides, json_safe
+from pdelang.lab.ablation.report import render_markdown, write_report
+from pdelang.lab.ablation.report_rows import variant_row
 from pdelang.lab.ablation.train import TrainingRecord
 
 

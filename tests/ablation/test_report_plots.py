@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pdelang.lab.ablation.report import curves_figure, drift_figure
+from pdelang.lab.ablation.report_plots import curves_figure, drift_figure
 
 
 def drift(collapse, errors):

@@ -432,7 +432,7 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
             entry = _assemble(variants[index], collected.pop(index), options["task"])
             entries[index] = entry
             if out:
-                from pdelang.lab.ablation.report import json_safe
+                from pdelang.lab.ablation.formatting import json_safe
                 record = {"sweep": sweeps[index], "variant": json_safe(entry)}
                 write_atomically(_variant_file(out, variants[index]),
                                  json.dumps(record, sort_keys=True, indent=2, allow_nan=False,

@@ -215,7 +215,7 @@ def plot(data: Mapping[str, Any], out: Path) -> dict[str, Path]:
 
 
 def write_report(out_dir: str | Path, data: Mapping[str, Any]) -> dict[str, Path]:
-    from pdelang.lab.ablation.report import json_safe
+    from pdelang.lab.ablation.formatting import json_safe
     from pdelang.io import write_atomically
 
     out = Path(out_dir)

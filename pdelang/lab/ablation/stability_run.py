@@ -61,7 +61,7 @@ def stability(spec: str, grid: StudyGrid, recipe, *, overrides: Iterable[str] = 
     ``report_only``: run nothing; the report of the runs already in ``OUT/runs`` (a grid
     assembled over several sittings; the units not run are counted as such)."""
     from pdelang.lab.ablation.executors import Progress, run_local, run_ray
-    from pdelang.lab.ablation.report import json_safe
+    from pdelang.lab.ablation.formatting import json_safe
     from pdelang.io import write_atomically
 
     started = time.perf_counter()

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pdelang.lab.ablation.report import finite_mean_std, finite_values
+from pdelang.lab.ablation.report_rows import finite_mean_std, finite_values
 from pdelang.lab.ablation.tasks import AblationTask
 
 __all__ = [
