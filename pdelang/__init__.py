@@ -6,7 +6,7 @@ Public API (mirrors the CLI): :func:`load_spec`, :func:`compile_spec`, :func:`bu
 :func:`validate`, :func:`ablate`.  Importing pdelang does not import torch.
 """
 
-__version__ = "0.1.0"
+from pdelang.version import __version__
 
 from pdelang.errors import PdelangError
 

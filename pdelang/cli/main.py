@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from pdelang import __version__
+from pdelang.version import __version__
 from pdelang.errors import PdelangError
 
 COMMANDS = {

@@ -11,7 +11,7 @@ import re
 import textwrap
 from fractions import Fraction
 
-from pdelang import __version__
+from pdelang.version import __version__
 from pdelang.compiler.codegen import names as N
 from pdelang.compiler.codegen import runtime as R
 from pdelang.compiler.codegen.text import comment_text, docstring_text, first_lines_text

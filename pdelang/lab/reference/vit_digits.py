@@ -356,7 +356,7 @@ def train_vit_digits(
     import torch
     import transformers
 
-    from pdelang import __version__
+    from pdelang.version import __version__
     from pdelang.io import atomic_directory, write_atomically
     from pdelang.lab.reference.base import quiet_transformers
 
