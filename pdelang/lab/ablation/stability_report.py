@@ -21,21 +21,30 @@ def _acc(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _baseline_line(line: Mapping[str, Any]) -> dict[str, Any]:
+    per_seed = {str(s): v["best_accuracy"] for s, v in line["per_seed"].items()}
+    best = max((c for c in line["cells"] if c["accuracy_mean"] is not None),
+               key=lambda c: c["accuracy_mean"], default=None)
+    return {"per_seed": per_seed, "optimal_lr": line["optimal_lr"],
+            "mean_at_optimal_lr": best["accuracy_mean"] if best else None,
+            "sd_at_optimal_lr": best["accuracy_sd"] if best else None,
+            "every_seed_reaches": all(v is not None and v >= 0.90
+                                      for v in per_seed.values())}
+
+
 def baseline(data: Mapping[str, Any]) -> dict[str, Any]:
-    """LayerNorm (pre-LN, ``step``) per depth: the best-lr held-out accuracy per seed."""
+    """LayerNorm (pre-LN, residual) per depth: the best-lr held-out accuracy per seed under
+    ``step`` scaling, and under every scaling run (``by_scaling``)."""
     out = {}
+    lines = data["analysis"]["lines"]
     for depth in data["grid"]["depths"]:
-        line = data["analysis"]["lines"].get(f"layernorm|step|{depth}")
-        if not line:
+        by_scaling = {scaling: _baseline_line(lines[f"layernorm|{scaling}|{depth}"])
+                      for scaling in data["grid"]["scalings"]
+                      if f"layernorm|{scaling}|{depth}" in lines}
+        if not by_scaling:
             continue
-        per_seed = {str(s): v["best_accuracy"] for s, v in line["per_seed"].items()}
-        best = max((c for c in line["cells"] if c["accuracy_mean"] is not None),
-                   key=lambda c: c["accuracy_mean"], default=None)
-        out[str(depth)] = {"per_seed": per_seed, "optimal_lr": line["optimal_lr"],
-                           "mean_at_optimal_lr": best["accuracy_mean"] if best else None,
-                           "sd_at_optimal_lr": best["accuracy_sd"] if best else None,
-                           "every_seed_reaches": all(
-                               v is not None and v >= 0.90 for v in per_seed.values())}
+        first = by_scaling.get("step") or next(iter(by_scaling.values()))
+        out[str(depth)] = {**first, "by_scaling": by_scaling}
     return out
 
 
@@ -64,8 +73,10 @@ def study_summary(data: Mapping[str, Any]) -> dict[str, Any]:
                      f"every seed) and, in every seed (≥ 4 of 5), the norm-free arm's "
                      f"largest stable lr ≥ {LR_RATIO:g}× below LayerNorm's and its best-lr "
                      f"accuracy lower",
+            "claim_undecided": "without controls that train the claim is undecided",
             "depth_scaling": "under time the optimal and critical lr move < 1 grid step "
-                             "from the smallest to the largest depth; under step they move"},
+                             "from depth 4 to 16 or 32; under step they move; undecided "
+                             "short of depth 16 or where a critical rate is censored"},
         "verdicts": {"claim": claims, "depth_scaling": analysis["prediction"]},
         "drift": analysis["drift"], "depth_limit": data.get("depth_limit"),
         "runs": len(data["runs"]), "seconds_of_runs": round(data["seconds_of_runs"], 1)}
@@ -102,9 +113,19 @@ def render_markdown(data: Mapping[str, Any]) -> str:
             "- Claim \"without normalization training explodes\" at a depth: LayerNorm's "
             "best-lr accuracy ≥ 0.90 in every seed (the control trains) **and** in every "
             "seed the norm-free arm's largest stable lr is ≥ 3× below LayerNorm's and its "
-            "best-lr accuracy is lower.",
+            "best-lr accuracy is lower. Without controls that train it is undecided.",
             "- Depth scaling: under `time` the optimal and critical lr move < 1 grid step "
-            "from the smallest to the largest depth; under `step` they move.", "",
+            "from depth 4 to 16 or 32; under `step` they move (undecided short of depth 16, "
+            "or where a critical rate lies beyond the rates run at one depth only).", "",
+            "## The control: pre-LN with residual, best-lr held-out accuracy per seed", "",
+            "| depth | scaling | seed accuracies (best lr each) | every seed ≥ 0.90 |",
+            "|---|---|---|---|"]
+    for depth, entry in baseline(data).items():
+        for scaling, b in entry["by_scaling"].items():
+            seeds = ", ".join(f"{_acc(v)}" for _, v in sorted(b["per_seed"].items()))
+            out.append(f"| {depth} | {scaling} | {seeds} | "
+                       f"{'yes' if b['every_seed_reaches'] else 'no'} |")
+    out += ["",
             "## Held-out accuracy per cell (mean over seeds; ✗ = most seeds unstable)", ""]
     for key, line in analysis["lines"].items():
         arm, scaling, depth = key.split("|")
