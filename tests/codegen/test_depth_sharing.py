@@ -11,6 +11,8 @@ functions of depth, and a low-rank attention kernel.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -21,7 +23,7 @@ from numpy.polynomial import legendre
 from pdelang.interpreters.builder import build_module
 from pdelang.errors import SpecError
 from pdelang.compiler.spec.load import load_spec_text
-from pdelang.compiler.symbolic.lower import _attention_weights
+from pdelang.compiler.operators import OPERATORS
 from pdelang.lab.testing.harness import compile_any
 from pdelang.interpreters.numpy_oracle import NumpyReference, weights_from_stepper
 
@@ -186,7 +188,9 @@ def test_low_rank_attention_shapes_and_weight_count(heads, rank, bias):
     assert attention.q.weight.shape == (width, 8) == attention.k.weight.shape
     assert attention.v.weight.shape == (8, 8)
     count = sum(p.numel() for p in attention.parameters())
-    assert count == _attention_weights(8, {"heads": heads, "rank": rank, "bias": bias})
+    declared = OPERATORS["attention"].parameter_shapes(
+        8, {"heads": heads, "rank": rank, "bias": bias}, 1)
+    assert count == sum(math.prod(shape) for shape in declared.values())
 
 
 def test_low_rank_attention_rows_are_distributions():
