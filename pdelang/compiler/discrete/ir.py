@@ -15,6 +15,14 @@ from fractions import Fraction
 from pdelang.compiler.schemes.program import StepProgram
 
 
+def _operator(name: str):
+    """The operator object of a module's ``op`` (what a call means is its operator's to say;
+    imported here, not at the top, because the operators build this IR)."""
+    from pdelang.compiler.operators import OPERATORS
+
+    return OPERATORS[name]
+
+
 # ----------------------------------------------------------------------------- expressions
 @dataclass(frozen=True)
 class Const:
@@ -209,11 +217,22 @@ class DiscreteModel:
 
     @property
     def causal(self) -> bool:
-        return any(m.op == "attention" and m.options.get("causal") for m in self.modules)
+        return any(_operator(m.op).is_causal(m.options) for m in self.modules)
 
     @property
     def heads(self) -> int | None:
-        return next((int(m.options["heads"]) for m in self.modules if m.op == "attention"), None)
+        return next((h for m in self.modules
+                     if (h := _operator(m.op).attention_heads(m.options)) is not None), None)
+
+    @property
+    def attention_modules(self) -> tuple:
+        """The call-site modules that record attention maps."""
+        return tuple(m for m in self.modules if _operator(m.op).records_attention)
+
+    @property
+    def norm_modules(self) -> tuple:
+        """The call-site modules that are normalizations (``layernorm(u)``, ``rmsnorm(u)``)."""
+        return tuple(m for m in self.modules if _operator(m.op).category == "norm")
 
     @property
     def normalized_terms(self) -> tuple[str, ...]:

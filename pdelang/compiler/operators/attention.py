@@ -72,6 +72,14 @@ class AttentionOperator(Operator):
     def torch_expr(self, node, operand: str, model) -> str:
         return f"self.{node.module}({operand}, ctx)"
 
+    records_attention = True
+
+    def is_causal(self, options) -> bool:
+        return bool(options.get("causal"))
+
+    def attention_heads(self, options) -> int | None:
+        return int(options["heads"])
+
     def parameter_shapes(self, channels, options, dims):
         """Q and K: C → H·r (r = ``rank``, default C/H); V and O: C → C; their biases."""
         heads = int(options["heads"])

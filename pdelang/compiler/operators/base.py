@@ -90,6 +90,16 @@ class Operator:
     runtime_blocks: ClassVar[tuple[tuple[str, str], ...]] = ()  # (runtime file, block)
     runtime_constants: ClassVar[tuple[str, ...]] = ()  # module constants its blocks read
     reads_ghosts: ClassVar[bool] = False  # its blocks call the boundary's ghost functions
+    records_attention: ClassVar[bool] = False  # its calls record attention maps
+
+    # ------------------------------------------------------------------ facts of a call
+    def is_causal(self, options) -> bool:
+        """Whether a call with these options lets a token see only earlier ones."""
+        return False
+
+    def attention_heads(self, options) -> int | None:
+        """The heads of a call that records attention maps (None for other operators)."""
+        return None
 
     # ------------------------------------------------------------------ signature
     def option(self, name: str) -> Option | None:

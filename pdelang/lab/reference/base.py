@@ -58,6 +58,7 @@ class ReferenceArchitecture:
         grid_shape: ``None`` for a 1-D token sequence, ``(rows, cols)`` for image patches.
         extra_tokens: tokens before the grid (1 for ViT's CLS token), 0 otherwise.
         qkv_bias: whether the query/key/value projections carry biases.
+        norm_kind: the normalization's operator (``'layernorm'``; a spec must use the same).
     """
 
     kind: str
@@ -73,6 +74,7 @@ class ReferenceArchitecture:
     grid_shape: tuple[int, ...] | None
     extra_tokens: int
     qkv_bias: bool
+    norm_kind: str = "layernorm"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

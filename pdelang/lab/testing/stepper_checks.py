@@ -201,7 +201,7 @@ def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0
         mask = padding_mask(model, batch, u.shape[1], seed)
         if mask is not None:
             masks.append(mask)
-    with_attention = any(m.op == "attention" for m in model.modules)
+    with_attention = bool(model.attention_modules)
     first = window[0] if window is not None else 0
     per = 1 if window is not None else model.substeps  # steps between recorded states
 
@@ -261,7 +261,7 @@ def check_stepper_attention(compilation: Compilation, *, seed: int = 0, batch: i
     check each attention module's maps with :func:`check_attention_maps` for its options.
     ``state`` and ``window`` as in :func:`check_generated_matches_reference`."""
     model = compilation.discrete
-    attention = {m.name: m for m in model.modules if m.op == "attention"}
+    attention = {m.name: m for m in model.attention_modules}
     if not attention:
         return not_applicable("attention_maps", "no attention operator")
     stepper = stepper if stepper is not None else stepper_for(compilation, seed=seed)
@@ -298,9 +298,8 @@ def _norm_modules(model) -> dict[str, tuple[str, float, bool]]:
     the step program's norm modules and the norm operators of the terms."""
     n = model.norm
     out = {norm.name: (n.kind, n.eps, n.affine) for norm in model.program.norms}
-    for m in model.modules:
-        if m.op in ("layernorm", "rmsnorm"):
-            out[m.name] = (m.op, float(m.options["eps"]), bool(m.options["affine"]))
+    for m in model.norm_modules:
+        out[m.name] = (m.op, float(m.options["eps"]), bool(m.options["affine"]))
     return out
 
 

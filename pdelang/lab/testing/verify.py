@@ -633,9 +633,8 @@ def choose_test_state(compilation: Compilation, stepper, init, *, seed: int,
 def _applies(model, name: str) -> bool:
     """Whether the stepper check ``name`` has anything to look at in ``model``."""
     if name == "attention_maps":
-        return any(m.op == "attention" for m in model.modules)
-    return bool(model.program.norms) or any(m.op in ("layernorm", "rmsnorm")
-                                            for m in model.modules) \
+        return bool(model.attention_modules)
+    return bool(model.program.norms) or bool(model.norm_modules) \
         or (model.norm.final and model.norm.kind != "none")
 
 

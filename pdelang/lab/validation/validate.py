@@ -462,9 +462,13 @@ def _exact_first_layer(structure: dict) -> bool:
     splitting step per layer whose first sub-step is the attention's term sees u(0) itself
     (a pre-norm or no norm in front), so with the reference's weights its maps are the
     reference's whatever the other terms do."""
-    attention = [name for name, m in structure["modules"].items() if m["op"] == "attention"]
+    from pdelang.compiler.operators import OPERATORS
+    from pdelang.compiler.schemes import SCHEMES
+
+    attention = [name for name, m in structure["modules"].items()
+                 if OPERATORS[m["op"]].records_attention]
     first = structure["split_order"][0] if structure["split_order"] else None
-    splitting = structure["scheme"] in ("lie", "strang")
+    splitting = SCHEMES[structure["scheme"]].kind == "splitting"
     return bool(attention and splitting and structure["substeps"] == 1
                 and first is not None and attention[0].startswith(first + "_")
                 and (structure["norm"]["placement"] == "pre"

@@ -165,9 +165,9 @@ def mismatches(structure: dict, reference, spec: Spec | None = None,
             edits=[(mlp_term, "mlp", "activation", arch.activation)])
     norm = structure["norm"]
     if stabilizers:
-        if norm["kind"] != "layernorm":
-            add("normalization", norm["kind"], "layernorm", "stabilizers.norm.kind",
-                [("stabilizers.norm.kind", "layernorm")])
+        if norm["kind"] != arch.norm_kind:
+            add("normalization", norm["kind"], arch.norm_kind, "stabilizers.norm.kind",
+                [("stabilizers.norm.kind", arch.norm_kind)])
         if norm["placement"] != arch.norm_placement:
             add("norm placement", norm["placement"], arch.norm_placement,
                 "stabilizers.norm.placement",
