@@ -27,9 +27,6 @@ REMAINING = {
     ("lab/studies/paper1.py", "mlp"): "the name of a reference layer's part, not of an operator",
     ("lab/validation/weights.py", "mlp"): "the name of a reference layer's part",
     ("lab/validation/weights.py", "lie"): "exact mode: one Lie–Trotter step is one layer",
-    ("lab/testing/properties/norms.py", "layernorm"): "the manifold of each norm (to move to "
-                                                      "the norm operators)",
-    ("lab/testing/properties/norms.py", "rmsnorm"): "as above",
     ("lab/testing/verify.py", "laplace"): "the stencil labels and the heat-equation check",
     ("lab/testing/strategies.py", "exp"): "a drawing style's name",
     ("lab/testing/strategies.py", "laplace"): "the drawn expressions' stiff terms",

@@ -54,6 +54,11 @@ class NormOperator(Operator):
     def numpy_norm(self, x, eps: float, affine: bool, prefix: str, reference):
         raise NotImplementedError  # pragma: no cover - each norm defines it
 
+    def manifold_errors(self, x, z, eps: float) -> dict[str, float]:
+        """How far ``z`` (the output with its affine map undone) is from this norm's manifold
+        for the inputs ``x``, per quantity (max over tokens), for the property check (g)."""
+        raise NotImplementedError  # pragma: no cover - each norm defines it
+
     def numpy_eval(self, node, x, reference, layer, ctx):
         options = reference.module_options(node.module)
         return self.numpy_norm(x, float(options["eps"]), bool(options["affine"]),
@@ -80,6 +85,13 @@ class LayerNormOperator(NormOperator):
         weight = reference.weight(prefix + ".weight") if affine else None
         bias = reference.optional_weight(prefix + ".bias") if affine else None
         return layer_norm(x, eps, weight, bias)
+
+    def manifold_errors(self, x, z, eps):
+        """mean(z) = 0 and var(z) = var(x)/(var(x) + ε) per token (→ 1 as ε → 0)."""
+        var_x = x.var(axis=-1)
+        return {"mean_error": float(abs(z.mean(axis=-1)).max(initial=0.0)),
+                "var_error": float(abs(z.var(axis=-1) - var_x / (var_x + eps)).max(
+                    initial=0.0))}
 
 
 OPERATOR = LayerNormOperator()

@@ -26,6 +26,12 @@ class RMSNormOperator(NormOperator):
     affine_parameters = ("weight",)  # γ only
     torch_class = "nn.RMSNorm"
 
+    def manifold_errors(self, x, z, eps):
+        """mean(z²) = ms(x)/(ms(x) + ε) per token."""
+        ms_x = (x ** 2).mean(axis=-1)
+        return {"ms_error": float(abs((z ** 2).mean(axis=-1) - ms_x / (ms_x + eps)).max(
+            initial=0.0))}
+
     def numpy_norm(self, x, eps, affine, prefix, reference):
         return rms_norm(x, eps, reference.weight(prefix + ".weight") if affine else None)
 
