@@ -115,14 +115,22 @@ def _implicit_terms(model: SymbolicModel, program: StepProgram) -> tuple[D.Impli
     return tuple(out)
 
 
+def _module(instance) -> D.OperatorModule:
+    """A call site with its operator's facts about the call."""
+    operator = OPERATORS[instance.op]
+    options = frozen_dict(instance.options)
+    return D.OperatorModule(instance.name, instance.op, options, operator.category,
+                            operator.records_attention, operator.is_causal(options),
+                            operator.attention_heads(options))
+
+
 def discretize(model: SymbolicModel, program: StepProgram, analysis: Analysis) -> D.DiscreteModel:
     spec = model.spec
     normalized = {t for n in program.norms for t in n.terms}
     terms = tuple(D.DiscreteTerm(t.name, _finite(lambda t=t: to_discrete(t.expr, model),
                                                  t.name, model), t.name in normalized)
                   for t in model.terms)
-    modules = tuple(D.OperatorModule(i.name, i.op, frozen_dict(i.options))
-                    for i in sorted(model.instances.values(), key=lambda i: i.name)
+    modules = tuple(_module(i) for i in sorted(model.instances.values(), key=lambda i: i.name)
                     if any(isinstance(n, D.ApplyModule) and n.module == i.name
                            for t in terms for n in D.walk(t.expr)))
     parameters = tuple(D.ScalarParameter(p.name, p.value, p.learnable, p.positive, p.per_layer,

@@ -15,12 +15,6 @@ from fractions import Fraction
 from pdelang.compiler.schemes.program import StepProgram
 
 
-def _operator(name: str):
-    """The operator object of a module's ``op`` (what a call means is its operator's to say;
-    imported here, not at the top, because the operators build this IR)."""
-    from pdelang.compiler.operators import OPERATORS
-
-    return OPERATORS[name]
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -130,11 +124,17 @@ class DiscreteStencil:
 
 @dataclass(frozen=True)
 class OperatorModule:
-    """A learned operator call site: one module per layer (``interaction_attention``)."""
+    """A learned operator call site: one module per layer (``interaction_attention``), with
+    what its operator says of the call (filled by ``discretize``: the IR is plain data and
+    never asks an operator by name)."""
 
     name: str
     op: str
     options: Mapping[str, object]
+    category: str = ""  # the operator's category ("norm", "interaction", …)
+    records_attention: bool = False
+    causal: bool = False
+    heads: int | None = None  # of a call that records attention maps
 
 
 @dataclass(frozen=True)
@@ -217,22 +217,21 @@ class DiscreteModel:
 
     @property
     def causal(self) -> bool:
-        return any(_operator(m.op).is_causal(m.options) for m in self.modules)
+        return any(m.causal for m in self.modules)
 
     @property
     def heads(self) -> int | None:
-        return next((h for m in self.modules
-                     if (h := _operator(m.op).attention_heads(m.options)) is not None), None)
+        return next((m.heads for m in self.modules if m.heads is not None), None)
 
     @property
     def attention_modules(self) -> tuple:
         """The call-site modules that record attention maps."""
-        return tuple(m for m in self.modules if _operator(m.op).records_attention)
+        return tuple(m for m in self.modules if m.records_attention)
 
     @property
     def norm_modules(self) -> tuple:
         """The call-site modules that are normalizations (``layernorm(u)``, ``rmsnorm(u)``)."""
-        return tuple(m for m in self.modules if _operator(m.op).category == "norm")
+        return tuple(m for m in self.modules if m.category == "norm")
 
     @property
     def normalized_terms(self) -> tuple[str, ...]:

@@ -33,7 +33,7 @@ __all__ = ["attention_figure", "information_plane_figure", "state_error_figure",
            "write_figures"]
 
 # claim A's raw threshold
-from pdelang.lab.studies.paper1 import RAW_THRESHOLD as ATTENTION_THRESHOLD
+from pdelang.lab.studies.rules import RAW_THRESHOLD as ATTENTION_THRESHOLD
 ATTENTION_FLOORS = (("attention_uniform", "uniform"),
                     ("attention_dataset_mean", "dataset-mean map"),
                     ("attention_head_mean", "head-mean"),

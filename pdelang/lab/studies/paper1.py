@@ -48,34 +48,19 @@ import torch
 REPO = Path(__file__).resolve().parents[3]
 SPECS = REPO / "specs"
 
-RAW_THRESHOLD = 0.98
-RESCALED_THRESHOLD = 0.9
-MIN_SEEDS = 3
-COMPRESSION_SIGMAS = (0.1, 0.3, 1.0)
-SWEEP_SIGMAS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-#: absolute σ: multiples of the geometric mean of the layers' RMS spreads (the ViT's residual
-#: stream grows ~10× over depth: in units of layer 0's spread every later layer saturates)
-ABSOLUTE_UNIT = "mean"
-
-RULES = {
-    "claim_a": f"attention cosine ≥ {RAW_THRESHOLD} (raw) and ≥ {RESCALED_THRESHOLD} rescaled "
-               "as (s − f)/(1 − f) against the strongest floor f of the layer, with the paired "
-               "95 % bootstrap CI of s − f over inputs above 0, at every non-trivial layer, on "
-               f"each of ≥ {MIN_SEEDS} reference seeds (text: disjoint held-out subsets); "
-               "decided for the reduced models; fit mode cannot fail and is marked so",
-    "claim_b": "compression from layer 2 to the last layer: ΔI(X;T) < 0 with a 95 % CI "
-               f"excluding 0 at every σ of {list(COMPRESSION_SIGMAS)}, relative and absolute, "
-               "and under the whitened-PCA control, on every seed",
-    "claim_c": "a reduced model breaks down at a layer when its held-out relative state error "
-               "is not below the previous-state floor's (the paired CI of model − floor does "
-               "not lie below 0); set beside the reference MLP's update ‖R(u)‖/‖u‖ and the "
-               "accuracy without the MLPs",
-}
-
-IMAGE_FIT_SPEC = "vit2d.yaml"
-IMAGE_MODELS = {"tied": "reduced/vit_tied.yaml", "kernel": "reduced/vit_kernel.yaml"}
-TEXT_FIT_SPEC = "master.yaml"
-TEXT_MODELS = {"tied": "reduced/minilm_tied.yaml"}
+from pdelang.lab.studies.rules import (  # noqa: E402,F401  (the study's design, fixed in advance)
+    ABSOLUTE_UNIT,
+    COMPRESSION_SIGMAS,
+    IMAGE_FIT_SPEC,
+    IMAGE_MODELS,
+    MIN_SEEDS,
+    RAW_THRESHOLD,
+    RESCALED_THRESHOLD,
+    RULES,
+    SWEEP_SIGMAS,
+    TEXT_FIT_SPEC,
+    TEXT_MODELS,
+)
 
 
 @dataclass(frozen=True)
@@ -387,18 +372,18 @@ def _fit_json(spec: Path, result, rows: list[dict]) -> dict:
 
 
 def _learned_scalars(stepper):
-    from pdelang.lab.validation.validate import _scalar_parameters
-    return list(_scalar_parameters(stepper).values())
+    from pdelang.lab.validation.stepper_runs import scalar_parameters
+    return list(scalar_parameters(stepper).values())
 
 
 class _Outputs:
     """A fitted stepper's outputs on some inputs, shaped like a validation result."""
 
     def __init__(self, stepper, run) -> None:
-        from pdelang.lab.validation.validate import _run_stepper
+        from pdelang.lab.validation.stepper_runs import run_stepper
 
         with torch.no_grad():
-            self.output, self.model_maps = _run_stepper(stepper, run)
+            self.output, self.model_maps = run_stepper(stepper, run)
 
 
 def _distill_piece(spec: Path, reference, reference_name: str, train_inputs, heldout_inputs,

@@ -146,9 +146,9 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
     from pdelang.lab.metrics import layer_metrics
     from pdelang.lab.validation.fitting import (
         Plateau, adam_to_plateau, bootstrap_refits, lbfgs_to_convergence, state_loss)
-    from pdelang.lab.validation.validate import (
-        _call, _flat_values, _per_layer_maps, _sample_maps, _scalar_parameters,
-        _scalar_values)
+    from pdelang.lab.validation.stepper_runs import (
+        call_stepper, flat_values, per_layer_maps, sample_maps, scalar_parameters,
+        scalar_values)
 
     started = time.perf_counter()
     _check_shape(module.Stepper.STRUCTURE, reference, spec_value)
@@ -168,7 +168,7 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
                       else None, return_trajectory=True, return_attention=attention_weight > 0)
         loss = state_loss(out.states[1:], [t[index] for t in targets], mask[index])
         if attention_weight > 0:
-            maps = _per_layer_maps(out.attentions, len(run.attentions))
+            maps = per_layer_maps(out.attentions, len(run.attentions))
             loss = loss + attention_weight * attention_kl(
                 [_maps_for_comparison(a[index], m) for a, m in zip(run.attentions, maps)],
                 mask[index])
@@ -201,7 +201,7 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
     # conditional bootstrap intervals of the scalar coefficients (weights held at the fit)
     for p in stepper.parameters():
         p.requires_grad_(False)
-    scalars = _scalar_parameters(stepper)
+    scalars = scalar_parameters(stepper)
     if scalars:  # the scalars at their optimum given the weights: the interval's centre
         for p in scalars.values():
             p.requires_grad_(True)
@@ -211,13 +211,13 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
             p.requires_grad_(False)
     intervals = bootstrap_refits(
         scalars, lambda sample: lambda: loss_of(stepper, sample), fit_index,
-        lambda: _flat_values(_scalar_values(stepper)),
+        lambda: flat_values(scalar_values(stepper)),
         resamples=bootstrap if scalars else 0, max_iterations=REFIT_ITERATIONS, seed=seed)
 
     held = reference.run(heldout_inputs)
     with torch.no_grad():
-        out = _call(stepper, held, return_attention=True)
-    maps = _per_layer_maps(out.attentions, len(held.attentions))
+        out = call_stepper(stepper, held, return_attention=True)
+    maps = per_layer_maps(out.attentions, len(held.attentions))
     compared = [_maps_for_comparison(r, m) for r, m in zip(held.attentions, maps)]
     rows = layer_metrics(held.hidden_states, [c[0] for c in compared], out.states,
                          [c[1] for c in compared], held.mask)
@@ -225,7 +225,7 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
     ref_heads = int(held.attentions[0].shape[1])
     heads = "per head" if model_heads in (None, ref_heads) else \
         f"head means ({model_heads} model heads vs {ref_heads} reference heads)"
-    sample_maps = _sample_maps(held.attentions, maps, held.bool_mask)
+    maps_of_sample = sample_maps(held.attentions, maps, held.bool_mask)
     return DistillResult(
         spec=str(spec_value.file), reference=reference_name,
         samples=int(held.embeddings.shape[0]), layers=rows, restarts=reports,
@@ -234,11 +234,11 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
                     "reference": reference_layer_parameters(reference),
                     "reference_counted": "the layer stack (attention, MLP, norms) and the "
                                          "final norm; embeddings and head left out"},
-        fitted=_scalar_values(stepper), intervals=intervals, heads_compared=heads,
+        fitted=scalar_values(stepper), intervals=intervals, heads_compared=heads,
         criterion=plateau.describe(steps), train_inputs=len(fit_index),
         validation_inputs=len(check_index), seconds=time.perf_counter() - started,
         attention_weight=attention_weight,
-        maps=sample_maps, stepper=stepper, run=held, output=out, model_maps=maps)
+        maps=maps_of_sample, stepper=stepper, run=held, output=out, model_maps=maps)
 
 
 def format_distill(result: DistillResult) -> str:

@@ -33,6 +33,14 @@ import numpy as np
 import torch
 
 from pdelang.interpreters.accelerate import PrecisionWarning
+from pdelang.lab.validation.stepper_runs import (
+    call_stepper,
+    flat_values,
+    run_stepper,
+    sample_maps,
+    scalar_parameters,
+    scalar_values,
+)
 from pdelang.errors import PdelangError
 from pdelang.lab.metrics import layer_metrics
 from pdelang.lab.validation.weights import (
@@ -152,73 +160,6 @@ def _available(reference, split: str, text: str | None) -> int:
     return len(load_corpus(split))
 
 
-def _sample_maps(reference_maps, model_maps, bool_mask) -> tuple[list, list]:
-    """Sample 0's head-mean maps per layer, reference and model, cut to its real tokens
-    (for the plots)."""
-    length = int(bool_mask[0].sum())
-    return tuple([None if m is None else m[0].mean(0)[:length, :length].detach().cpu()
-                  for m in group] for group in (reference_maps, model_maps))
-
-
-def _per_layer_maps(attentions: list, layers: int) -> list:
-    """The last attention evaluation of every layer (substeps and RK stages repeat it)."""
-    if not attentions:
-        return [None] * layers
-    per_layer = len(attentions) // layers
-    return [attentions[(i + 1) * per_layer - 1] for i in range(layers)]
-
-
-def _call(stepper, run, **options):
-    """The stepper on the reference's embeddings and mask.  The generated module raises a
-    ValueError for inputs its grid cannot take (a sequence no longer than the stencil's
-    radius, a mask that is not right padding); here that is the user's to fix."""
-    try:
-        return stepper(run.embeddings, run.mask, return_trajectory=True, **options)
-    except ValueError as exc:
-        raise PdelangError(f"the generated stepper rejected the reference's inputs: {exc}",
-                           suggestion="use longer texts, or a lower "
-                                      "discretization accuracy (a smaller stencil)") from None
-
-
-def _run_stepper(stepper, run):
-    out = _call(stepper, run, return_attention=True)
-    return out, _per_layer_maps(out.attentions, len(run.attentions))
-
-
-def _scalar_parameters(stepper) -> dict[str, torch.nn.Parameter]:
-    """The spec's learnable scalar parameters: shared ones, per-layer ones and the
-    coefficients of depth-dependent (``basis``) ones (a tied stepper's layers are one)."""
-    out = {}
-    for name, param in stepper.named_parameters():
-        if param.dim() == 0 or name.endswith("_coefficients"):
-            out[name] = param
-    return out
-
-
-def _scalar_values(stepper) -> dict:
-    structure = type(stepper).STRUCTURE
-    values = {}
-    for name, info in structure["parameters"].items():
-        if info.get("basis"):
-            values[name] = getattr(stepper.shared, f"{name}_coefficients").detach().tolist()
-        elif info["per_layer"]:
-            values[name] = [getattr(layer, name).detach().item() for layer in stepper.layers]
-        else:
-            values[name] = getattr(stepper.shared, name).detach().item()
-    return values
-
-
-def _flat_values(values: dict) -> dict[str, float]:
-    """``{"D": 0.01, "alpha": [1, 0.9]}`` → ``{"D": 0.01, "alpha[0]": 1, "alpha[1]": 0.9}``."""
-    out = {}
-    for name, value in values.items():
-        if isinstance(value, list):
-            out.update({f"{name}[{i}]": float(v) for i, v in enumerate(value)})
-        else:
-            out[name] = float(value)
-    return out
-
-
 #: Fit mode's L-BFGS: at most this many iterations, and the relative change of the loss
 #: in one iteration that counts as converged.
 FIT_ITERATIONS = 100
@@ -246,7 +187,7 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
     from pdelang.lab.validation.fitting import bootstrap_refits, lbfgs_to_convergence, state_loss
 
     del lr
-    params = _scalar_parameters(stepper)
+    params = scalar_parameters(stepper)
     if not params:
         raise PdelangError("fit mode needs learnable scalar parameters in the spec",
                            suggestion="declare e.g. D: {value: 0.1, learnable: true}")
@@ -260,7 +201,7 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
     def loss_on(index=None):
         def loss():
             with precision(dtype, "cpu"):
-                out = _call(stepper, run)
+                out = call_stepper(stepper, run)
             states = out.states[1:]
             if index is None:
                 return state_loss(states, targets, run.bool_mask)
@@ -270,11 +211,11 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
 
     report = lbfgs_to_convergence(list(params.values()), loss_on(), max_iterations=steps,
                                   tolerance=FIT_TOLERANCE, progress=progress)
-    point = _flat_values(_scalar_values(stepper))
+    point = flat_values(scalar_values(stepper))
     n = int(run.embeddings.shape[0])
     intervals = bootstrap_refits(
         params, lambda sample: loss_on(torch.as_tensor(sample)), np.arange(n),
-        lambda: _flat_values(_scalar_values(stepper)), resamples=bootstrap if n > 1 else 0,
+        lambda: flat_values(scalar_values(stepper)), resamples=bootstrap if n > 1 else 0,
         max_iterations=min(10, steps), seed=seed)
     boundary = {}
     with torch.no_grad():
@@ -417,7 +358,7 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
                                                   labelled=info)
     run = ref.run(inputs)
     with torch.no_grad(), precision(dtype, "cpu"):
-        out, maps = _run_stepper(stepper, run)
+        out, maps = run_stepper(stepper, run)
     information = None
     if info:
         information = _information(ref, stepper, run, out, maps, inputs, labels, label_name,
@@ -439,12 +380,12 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
                                  and row["attention_cosine"] >= EXACT_ATTENTION_COSINE)
         passed = all(r["passed"] for r in rows) and final <= EXACT_RELATIVE_ERROR
         tolerances["final_state_relative_error"] = final
-    sample_maps = _sample_maps(run.attentions, maps, run.bool_mask)
+    maps_of_sample = sample_maps(run.attentions, maps, run.bool_mask)
     return ValidationResult(
         spec=str(spec_value.file), reference=reference, mode=mode,
         samples=int(run.embeddings.shape[0]), layers=rows, passed=passed,
-        tolerances=tolerances, fitted=_scalar_values(stepper) if mode != "exact" else {},
-        fit_history=history, seconds=time.perf_counter() - started, maps=sample_maps,
+        tolerances=tolerances, fitted=scalar_values(stepper) if mode != "exact" else {},
+        fit_history=history, seconds=time.perf_counter() - started, maps=maps_of_sample,
         problems=[m.to_json(ref.name) for m in problems],
         warnings=list(module.COMPILATION.analysis.warnings),
         hint=complete_hint(problems, spec_value) if problems else None,
@@ -532,7 +473,7 @@ def _information(ref, stepper, run, out, maps, inputs, labels, label_name, text,
                 "cannot be estimated", suggestion="use more --probe-samples")
         run_train = ref.run(train_inputs)
         with torch.no_grad(), precision(dtype, "cpu"):
-            out_train = _call(stepper, run_train)
+            out_train = call_stepper(stepper, run_train)
     return flow.measure(
         ref, stepper, run_test=run, out_test=out, maps_test=maps, inputs_test=inputs,
         labels_test=labels, run_train=run_train, out_train=out_train,
