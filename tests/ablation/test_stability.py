@@ -263,3 +263,18 @@ def test_unit_results_are_reproducible():
     assert a["error"] is None
     assert a["record"]["losses"] == b["record"]["losses"]
     assert math.isclose(a["record"]["heldout_accuracy"], b["record"]["heldout_accuracy"])
+
+
+def test_a_grid_rate_skipped_inside_a_line_leaves_the_prediction_undecided():
+    """A line run at 1e-3 and 1e-2 but not 3e-3 cannot say whether its critical rate moved
+    to 3e-3: the depth-scaling prediction is undecided, not 'the rates did not move'."""
+    grid = StudyGrid(arms=("none",), depths=(4, 16), scalings=("step", "time"), lrs=LRS,
+                     seeds=1)
+    same = [[0.8, 0.6, 0.1, 0.1]], [[False, False, True, True]]
+    deep = [r for r in _runs("none", *same, "step", 16) if r["lr"] != 3e-3]
+    runs = _runs("none", *same) + _runs("none", *same, "time", 16) + deep
+    result = analyse(runs, grid, 4)
+    moves = {m["scaling"]: m for m in result["movement"]}
+    assert moves["step"]["censored"] and not moves["time"]["censored"]
+    assert result["prediction"]["none"]["holds"] is None
+    assert result["lines"]["none|step|16"]["gaps"] == [3e-3]

@@ -344,8 +344,13 @@ def _line(runs, lrs: Sequence[float], seeds: int) -> dict[str, Any]:
         per_seed[seed] = {"largest_stable_lr": stable[-1] if stable else None,
                           "unstable_anywhere": first_bad is not None,
                           "best_accuracy": max(accuracies) if accuracies else None}
+    run_rates = [c["lr"] for c in complete]
+    inside = [lr for lr in lrs if run_rates and run_rates[0] <= lr <= run_rates[-1]]
     return {"cells": cells, "critical_lr": critical, "critical_bracket": bracket,
             "largest_lr_run": complete[-1]["lr"] if complete else None,
+            # a grid rate skipped inside the rates run: the optimum or the critical rate
+            # may lie there, so this line cannot say how far they moved
+            "gaps": [lr for lr in inside if lr not in run_rates],
             "bracketed": critical is not None and bracket[0] is not None,
             "optimal_lr": optimal,
             "optimal_interior": optimal is not None and len(complete) > 2 and
@@ -428,8 +433,9 @@ def analyse(runs: Sequence[Mapping[str, Any]], grid: StudyGrid, base_layers: int
                 lines[f"{arm}|{scaling}|{depths[-1]}"]
             # A critical rate beyond the rates run is censored at the largest one run:
             # two lines run to different largest rates cannot say how far it moved.
-            censored = (first["critical_lr"] is None or last["critical_lr"] is None) and \
-                first["largest_lr_run"] != last["largest_lr_run"]
+            censored = ((first["critical_lr"] is None or last["critical_lr"] is None)
+                        and first["largest_lr_run"] != last["largest_lr_run"]) \
+                or bool(first.get("gaps") or last.get("gaps"))
             movement.append({
                 "arm": arm, "scaling": scaling, "from": depths[0], "to": depths[-1],
                 "censored": censored,

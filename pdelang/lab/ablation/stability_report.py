@@ -163,7 +163,8 @@ def render_markdown(data: Mapping[str, Any]) -> str:
                        f"{_lr(m['critical_lr'][1])} | {steps(m['critical_steps'])} |")
         for arm, p in analysis["prediction"].items():
             if p["holds"] is None:
-                why = ("a critical rate beyond the rates run at one depth (censored)"
+                why = ("a critical rate beyond the rates run at one depth, or a grid rate "
+                       "skipped inside the rates run (censored)"
                        if p.get("censored") else
                        f"the rule compares depth 4 with 16 or 32; this grid reaches "
                        f"{p['depths'][1]}")
