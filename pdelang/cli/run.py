@@ -203,7 +203,8 @@ def execute(args) -> int:
     from pdelang.interpreters.builder import build_module
 
     module = build_module(args.spec, args.overrides)
-    structure = {**module.Stepper.STRUCTURE, "stencil_radius": module.STENCIL_RADIUS}
+    structure = {**module.Stepper.STRUCTURE,
+                 "stencil_radius": module.COMPILATION.discrete.stencil_radius}
     compilation = module.COMPILATION
     spec = compilation.spec
     facts = compilation.analysis.stability

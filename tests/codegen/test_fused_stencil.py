@@ -96,8 +96,9 @@ def check(module, stencil, boundary, dims, extra, padded, seed):
             else torch.tensor([LENGTH_1D, 17, 0])
     else:
         lengths = None
-    module_stencil = module.Stencil(stencil.offsets, stencil.scaled_weights(),
-                                    tuple(a + 1 for a in stencil.axes))
+    module_stencil = module.Stencil(stencil.offsets, tuple(map(float, stencil.weights)),
+                                    stencil.spacing ** stencil.derivative,
+                                    tuple(a + 1 for a in stencil.axes))  # as printed
     ctx = SimpleNamespace(lengths=lengths)
     scale = 0.7
     rate = module_stencil(u, ctx, scale=scale)
@@ -152,14 +153,14 @@ def test_stencil_2d_agrees_with_the_reference(boundary, derivative, accuracy, ax
 @pytest.mark.parametrize("dims", [1, 2])
 def test_the_kernel_visits_each_axis_in_offset_order(dims, monkeypatch):
     module = stencil_module(dims, "periodic", monkeypatch, 0)
-    stencil = module.Stencil((-1, 0, 1), (1.0, -2.0, 1.0), (1, 2) if dims == 2 else (1,))
+    stencil = module.Stencil((-1, 0, 1), (1.0, -2.0, 1.0), 1.0, (1, 2) if dims == 2 else (1,))
     if dims == 1:
         assert stencil.shifts == ((-1,), (0,), (1,))
         assert stencil.kernel.tolist() == [1.0, -2.0, 1.0]
     else:  # the centre once per axis, not summed: a − 2a + a = 0 exactly per axis
         assert stencil.shifts == ((-1, 0), (0, 0), (1, 0), (0, -1), (0, 0), (0, 1))
         assert stencil.kernel.tolist() == [1.0, -2.0, 1.0] * 2
-    first = module.Stencil((-1, 0, 1), (-0.5, 0.0, 0.5), (1,))
+    first = module.Stencil((-1, 0, 1), (-0.5, 0.0, 0.5), 1.0, (1,))
     assert first.shifts == ((-1,), (1,))  # a zero weight is no tap
 
 
@@ -170,13 +171,13 @@ def test_a_constant_field_gives_exactly_zero(boundary, dims, dtype, monkeypatch)
     """The 3-point stencils annihilate constants exactly in floating point, scale folded
     in or not (the products are rounded before they are added: no fused multiply-add)."""
     module = stencil_module(dims, boundary, monkeypatch, 0)
-    h2 = 0.09817477042468103 ** 2
-    laplace = (1 / h2, -2 / h2, 1 / h2)
+    h = 0.09817477042468103
     tokens = GRID_2D[0] * GRID_2D[1] if dims == 2 else LENGTH_1D
     u = torch.full((2, tokens, 3), 0.37123456789, dtype=dtype)
     ctx = SimpleNamespace(lengths=None)
-    for offsets, weights in (((-1, 0, 1), laplace), ((-1, 0, 1), (-0.5, 0.0, 0.5))):
-        stencil = module.Stencil(offsets, weights, (1, 2) if dims == 2 else (1,))
+    # as printed: (1, -2, 1) / H**2 and (-1/2, 0, 1/2) / H
+    for weights, over in (((1, -2, 1), h**2), ((-1 / 2, 0, 1 / 2), h)):
+        stencil = module.Stencil((-1, 0, 1), weights, over, (1, 2) if dims == 2 else (1,))
         rate = stencil(u, ctx, scale=torch.tensor(0.0123, dtype=dtype))
         if boundary != "dirichlet":  # dirichlet: zero beyond the ends, not a constant
             assert not rate.any()
@@ -194,7 +195,7 @@ def test_gradcheck_through_a_learnable_scale(boundary, dims, padded, monkeypatch
     tokens = 30 if dims == 2 else 9
     s = centred_stencil(2, 4)
     weights = tuple(float(w) / SPACING ** 2 for w in s.weights)
-    stencil = module.Stencil(tuple(s.offsets), weights, (1, 2) if dims == 2 else (1,))
+    stencil = module.Stencil(tuple(s.offsets), weights, 1.0, (1, 2) if dims == 2 else (1,))
     lengths = None
     if padded:
         lengths = torch.tensor([[5, 6], [4, 3]]) if dims == 2 else torch.tensor([9, 6])

@@ -45,7 +45,7 @@ def test_the_expected_files_are_there():
                 "positive", "attention", "finite_logsumexp", "activations", "mlp", "take",
                 "hold_border_1d", "hold_border_2d", "stencil_1d", "stencil_1d_copy",
                 "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv", "scalars",
-                "exact_buffers", "basis"}
+                "exact_buffers", "basis", "implicit_periodic"}
     expected |= {f"ghosts_{b}" for b in R.BOUNDARIES}
     assert set(FILES) == expected
 
@@ -104,12 +104,24 @@ def test_stencil_variants_fill_in_the_boundary():
         assert f"    for dim in {(1,) if dims == 1 else (1, 2)}:" in R.hold_border(dims)
 
 
-def test_goldens_inline_the_blocks_verbatim():
-    """(Blocks with a line over 99 characters, like Context's, are re-wrapped by fit_lines.)"""
+def test_goldens_inline_the_blocks_specialized_to_the_spec():
+    """heat1d (1-D, periodic, no extra tokens, no attention): each block it needs appears as
+    written, less the branches this spec does not take (:func:`specialize`)."""
+    from pdelang.compiler.codegen.specialize import specialize
+
     golden = (REPO / "tests" / "golden" / "heat1d.py").read_text(encoding="utf-8")
-    for text in (R.GHOSTS["periodic"], R.RAGGED_VALUE["periodic"], R.TAKE, R.OUTPUT,
+    known = {"EXTRA_TOKENS": 0, "GRID_SHAPE": None, "STENCIL_RADIUS": 1,
+             "BOUNDARY": "periodic", "CAUSAL": False, "ATTENTION_MASKS": False,
+             "GRID_MASKS": True, "POSITIVE": False}
+    for text in (R.GHOSTS["periodic"], R.RAGGED_VALUE["periodic"], R.TAKE, R.OUTPUT):
+        assert text in golden  # no branch to fold: verbatim
+    for text in (R.CONTEXT, R.GRID_LENGTHS_1D, R.SPEC_SCALARS,
                  "\n".join(R.stencil(1, "periodic")) + "\n"):
-        assert text in golden
+        assert specialize(text, known) in golden
+        assert specialize(text, known) != text  # something was folded away
+    for unused in ("EXTRA_TOKENS:\n", "key_mask", "parametrizations", "F.pad", "GRID_SHAPE",
+                   "CAUSAL", "def along", "ATTENTION_MASKS", "GRID_MASKS", "POSITIVE"):
+        assert unused not in golden, unused
 
 
 def test_marker_errors_are_reported():
@@ -198,7 +210,7 @@ def stencil_module(dims: int, boundary: str, monkeypatch, grid_shape=None):
 @pytest.mark.parametrize("boundary", R.BOUNDARIES)
 def test_stencil_1d_laplacian_of_x_squared(boundary, monkeypatch):
     module = stencil_module(1, boundary, monkeypatch)
-    stencil = module.Stencil(*LAPLACIAN, (1,))
+    stencil = module.Stencil(*LAPLACIAN, 1.0, (1,))
     x = torch.arange(8, dtype=torch.float64)
     u = (x**2)[None, :, None].expand(2, 8, 3)  # (B, N, C)
     rate = stencil(u, SimpleNamespace(lengths=None))
@@ -216,7 +228,7 @@ def test_stencil_1d_laplacian_of_x_squared(boundary, monkeypatch):
 def test_stencil_2d_laplacian_of_r_squared(boundary, monkeypatch):
     module = stencil_module(2, boundary, monkeypatch, grid_shape=(4, 5))
     monkeypatch.setattr(module, "EXTRA_TOKENS", 1)  # a CLS token before the grid
-    stencil = module.Stencil(*LAPLACIAN, (1, 2))
+    stencil = module.Stencil(*LAPLACIAN, 1.0, (1, 2))
     rows = torch.arange(4, dtype=torch.float64)[:, None]
     cols = torch.arange(5, dtype=torch.float64)[None, :]
     grid = (rows**2 + cols**2).reshape(1, 20, 1)

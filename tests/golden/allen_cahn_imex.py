@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 T0 = 0.0  # t0: layer ℓ acts on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT)
@@ -28,11 +27,9 @@ DT = 0.1  # (t1 − t0) / (layers × substeps)
 LAYERS = 1
 SUBSTEPS = 10
 CHANNELS = 1
-EXTRA_TOKENS = 0  # tokens before the grid: attention only
-GRID_SHAPE = None
+EXTRA_TOKENS = 0  # tokens before the grid
 STENCIL_RADIUS = 2  # ghost tokens each stencil reads beyond an end
-CAUSAL = False
-BOUNDARY = 'periodic'  # the grid's boundary rule
+H = 0.06283185307179587  # the grid spacing h
 GAMMA = 0.2928932188134525  # 1 − 1/√2 (imex_ars222)
 DELTA = -0.7071067811865476  # 1 − 1/(2γ) = −1/√2 (imex_ars222)
 
@@ -55,19 +52,13 @@ class Context:
         self.watch = watch  # optional callback(layer, substep, term, u) for diagnostics
         self.layer = 0
         self.attentions: list[torch.Tensor] = []
-        self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
-        self.query_mask = None  # (B, 1, N, 1) bool
         self.lengths = None  # (B,) number of real grid tokens, when some are padding
-        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, built once a call
         if mask is not None:
             mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
             if mask.shape != (batch, tokens):
-                raise ValueError(
-                    f"mask must have shape {(batch, tokens)}, got {tuple(mask.shape)}",
-                )
+                raise ValueError(f"mask must have shape {(batch, tokens)}, "
+                                 f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
-                self.key_mask = mask[:, None, None, :]
-                self.query_mask = mask[:, None, :, None]
                 self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
@@ -82,7 +73,7 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(grid_mask.shape[1], device=grid_mask.device)
     if not bool((grid_mask == (positions[None, :] < lengths[:, None])).all()):
         raise ValueError("padding tokens must follow the real tokens (right padding)")
-    if STENCIL_RADIUS and bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
+    if bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
         raise ValueError(f"a padded sequence has {int(lengths[lengths > 0].min())} real tokens; "
                          f"the stencils need > {STENCIL_RADIUS}")
     return lengths
@@ -112,15 +103,9 @@ class SpecScalars(nn.Module):
     def _spec_storage(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(the tensor that stores scalar ``name``, what it stores when built in its dtype
         and on its device): the value itself, or θ of a parametrized (positive) scalar."""
-        if name in getattr(self, "parametrizations", ()):  # positive: θ of softplus(θ)
-            chain = self.parametrizations[name]
-            stored, inverses = chain.original, list(reversed(chain))
-        else:
-            stored, inverses = getattr(self, name), []
-        built = torch.tensor(self._spec_values[name], dtype=stored.dtype, device=stored.device)
-        for parametrization in inverses:
-            built = parametrization.right_inverse(built)
-        return stored, built
+        value = self._spec_values[name]
+        stored = getattr(self, name)
+        return stored, torch.tensor(value, dtype=stored.dtype, device=stored.device)
 
     def _holds_spec_value(self, name: str) -> bool:
         stored, built = self._spec_storage(name)
@@ -174,7 +159,7 @@ class Stencil(ExactBuffers):
 
         (L u)_i = s Σ_j w_j u_{i + j},
 
-    w_j the weights (divided by h^k) and s an optional scale folded into the kernel (a
+    w_j the weights over h^k (``over``) and s an optional scale folded into the kernel (a
     coefficient constant within the step: D of D Δu).  The ghost values of the periodic
     boundary are built once per call, r tokens beyond each end; then each nonzero weight
     adds its shifted window into one rate tensor, in offset order, each product rounded
@@ -182,15 +167,16 @@ class Stencil(ExactBuffers):
     zero under the 3-point stencils (a, −2a, a).  Extra tokens (before the grid) and
     padding tokens are outside the domain: their rate is zero."""
 
-    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...],
+    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
                  dims: tuple[int, ...]) -> None:
         super().__init__()
+        weights = tuple(w / over for w in weights)  # w_j / h^k
         self.offsets = offsets
         self.radius = max(abs(o) for o in offsets)
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
         taps = [(o, w) for o, w in zip(offsets, weights, strict=True) if w != 0] or [(0, 0.0)]
         self.shifts = tuple((offset,) for offset, _ in taps)  # shift t of each tap, along dim 1
-        self.register_exact(weights=tuple(weights), kernel=tuple(w for _, w in taps))
+        self.register_exact(weights=weights, kernel=tuple(w for _, w in taps))
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
@@ -205,15 +191,7 @@ class Stencil(ExactBuffers):
         else:
             extended = with_ghosts(g, 1, self.radius)  # (B, L + 2r, C)
             rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
-        if EXTRA_TOKENS:
-            rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
-
-    def along(self, g: torch.Tensor, dim: int) -> torch.Tensor:
-        """Σ_j w_j g_{i + j e_dim}: the 1-D stencil along one axis of g (b, *extent, C)."""
-        shifts = tuple((offset,) for offset in self.offsets)
-        extended = with_ghosts(g, dim, self.radius)
-        return self.taps(extended, g.shape, (dim,), shifts, self.weights.to(g.dtype))
 
     def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
              shifts: tuple[tuple[int, ...], ...], kernel: torch.Tensor) -> torch.Tensor:
@@ -248,66 +226,30 @@ class ImplicitLinear(nn.Module):
         f(λ) = 1 / (1 − aλ)   (solve: an implicit stage, (I − aL)⁻¹ x)
         f(λ) = exp(aλ)        (flow: the exact flow over a, exp(aL) x).
 
-    Off the grid (extra tokens, padding) L = c₀.  Each domain (the grid, or one padded
-    sequence or image) is diagonalized by the Fourier transform of its boundary's symmetric
-    extension, on which the stencils are circulant with the symbol σ(θ) = Σ_j w_j e^{ijθ}
-    (summed over the axes a stencil acts on) and L has the eigenvalues c₀ + μ,
-    μ = Σ_w c_w Π_{S ∈ w} σ_S: periodic (period n), neumann (even about the end tokens,
-    period 2(n − 1)), dirichlet (odd about the zeros one spacing beyond the ends, period
-    2(n + 1)), copy (border held fixed: odd about the border on the interior, period
-    2(n − 1), plus the border's coupling through the divided difference of f).  Odd
-    derivatives on a non-periodic grid have no such basis: there a dense matrix of the
-    domain (the stencils' matrices cached, multiplied in word order) is solved or
-    exponentiated.  A word is a tuple of stencils; a lone stencil is the word of one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.matrices: dict = {}  # (stencil, extent, dtype, device) → dense matrix
+    Off the grid (extra tokens, padding) L = c₀.  On the periodic grid (and on each padded
+    sequence or image, periodic with its own extent) the stencils are circulant: the Fourier
+    transform diagonalizes them with the symbol σ(θ) = Σ_j w_j e^{ijθ} (summed over the axes
+    a stencil acts on), and L has the eigenvalues c₀ + μ, μ = Σ_w c_w Π_{S ∈ w} σ_S.  A word
+    is a tuple of stencils; a lone stencil is the word of one."""
 
     def solve(self, x: torch.Tensor, scale: float, parts, zero_order, ctx: Context):
         """(I − scale·L)⁻¹ x; x: (B, N, C)."""
-        return self.apply(x, parts, zero_order, ctx, "solve", scale)
+        return self.apply(x, parts, zero_order, ctx, lambda lam: 1 / (1 - scale * lam))
 
     def flow(self, x: torch.Tensor, scale: float, parts, zero_order, ctx: Context):
         """exp(scale·L) x; x: (B, N, C)."""
-        return self.apply(x, parts, zero_order, ctx, "flow", scale)
+        return self.apply(x, parts, zero_order, ctx, lambda lam: torch.exp(scale * lam))
 
-    @staticmethod
-    def functions(kind: str, scale: float, c0: torch.Tensor):
-        """f and its divided difference μ ↦ (f(c₀ + μ) − f(c₀)) / μ."""
-        if kind == "solve":
-            def f(lam):
-                return 1 / (1 - scale * lam)
-
-            def divided(mu):
-                return scale / ((1 - scale * (c0 + mu)) * (1 - scale * c0))
-            return f, divided
-
-        def f(lam):  # flow
-            return torch.exp(scale * lam)
-
-        def divided(mu):  # e^{a c₀} a φ₁(a μ), φ₁(z) = (e^z − 1)/z
-            z = scale * mu
-            safe = torch.where(z == 0, torch.ones_like(z), z)
-            return torch.exp(scale * c0) * scale * torch.where(
-                z == 0, torch.ones_like(z), torch.expm1(safe) / safe)
-        return f, divided
-
-    def apply(self, x, parts, zero_order, ctx, kind, scale):
+    def apply(self, x, parts, zero_order, ctx, f):
         parts = tuple((c, word if isinstance(word, tuple) else (word,)) for c, word in parts)
         c0 = torch.as_tensor(zero_order, dtype=x.dtype, device=x.device)
-        f, divided = self.functions(kind, scale, c0)
-        outside = f(c0) * x  # extra tokens and padding: L = c₀
         grid = x[:, EXTRA_TOKENS:]  # (B, L, C)
         batch, length, channels = grid.shape
-        if GRID_SHAPE is None:
-            view = grid  # (B, L, C)
-        else:
-            view = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
+        view = grid  # (B, L, C)
         if ctx.lengths is None:
-            result = self.domain(view, parts, c0, f, divided, kind, scale)
+            result = self.domain(view, parts, c0, f)
         else:
-            result = f(c0) * view
+            result = f(c0) * view  # padding: L = c₀
             extents = ctx.lengths.reshape(batch, -1)  # (B, 1) or (B, 2)
             for extent in torch.unique(extents, dim=0):
                 size = tuple(int(n) for n in extent)
@@ -315,89 +257,20 @@ class ImplicitLinear(nn.Module):
                     continue
                 rows = (extents == extent).all(dim=1).nonzero().flatten()  # (b,)
                 corner = tuple(slice(0, n) for n in size)
-                inner = self.domain(view[(rows, *corner)], parts, c0, f, divided, kind, scale)
+                inner = self.domain(view[(rows, *corner)], parts, c0, f)
                 index = torch.meshgrid(rows, *(torch.arange(n, device=x.device) for n in size),
                                        indexing="ij")
                 result = result.index_put(index, inner)
         result = result.reshape(batch, length, channels)
-        return torch.cat([outside[:, :EXTRA_TOKENS], result], dim=1)
+        return result
 
-    # ------------------------------------------------------------------ one domain
-    def domain(self, g, parts, c0, f, divided, kind, scale):
-        """f(L) g on one domain g: (b, *extent, C)."""
+    def domain(self, g, parts, c0, f):
+        """f(L) g on one periodic domain g: (b, *extent, C)."""
         dims = tuple(range(1, g.ndim - 1))
-        symmetric = all(self.symmetric(stencil) for _, word in parts for stencil in word)
-        def shifted(mu):  # f at the eigenvalues c₀ + μ of L
-            return f(c0 + mu)
-
-        if BOUNDARY == "periodic":
-            return self.spectral(((g, shifted),), parts, dims, "periodic")
-        if not symmetric:
-            return self.dense(g, parts, c0, kind, scale)
-        if BOUNDARY != "copy":
-            return self.spectral(((g, shifted),), parts, dims, BOUNDARY)
-        # copy: L = c₀ + p(M), M a stencil with the border rows held at zero,
-        # M = [[0, 0], [B, S]] (border, interior); p(M) = [[0, 0], [C, p(S)]] with
-        # C = (p(M) border) on the interior.  The border keeps f(c₀)·u; the interior gets
-        # f(c₀ + p(S)) core + ((f(c₀ + p(S)) − f(c₀)) / p(S)) C, p(S) diagonal (odd about
-        # the border tokens) with the eigenvalues μ = p(σ)
-        interior = tuple(slice(1, n - 1) for n in g.shape[1:-1])
-        if min(n for n in g.shape[1:-1]) <= 2:
-            return f(c0) * g
-        inside = torch.zeros_like(g)
-        inside[(slice(None), *interior)] = 1
-        border = g * (1 - inside)
-        coupling = self.stencils(border, parts, inside)[(slice(None), *interior)]
-        core = g[(slice(None), *interior)]
-        moved = self.spectral(((core, shifted), (coupling, divided)), parts, dims, "dirichlet")
-        widths = (0, 0) + (1, 1) * len(dims)  # F.pad: one token at both ends of each axis
-        return f(c0) * border + F.pad(moved, widths)
-
-    @staticmethod
-    def symmetric(stencil) -> bool:
-        w = dict(zip(stencil.offsets, stencil.weights.tolist(), strict=True))
-        return all(w[o] == w.get(-o) for o in w)
-
-    @staticmethod
-    def stencils(g, parts, inside=None):
-        """Σ_w c_w S_{w_1} ⋯ S_{w_k} g on one domain g: (b, *extent, C), each word applied
-        innermost first; inside (1 on the interior) holds the border's rate at zero after
-        each stencil (copy), as the explicit code does."""
-        total = torch.zeros_like(g)
-        for coefficient, word in parts:
-            value = g
-            for stencil in reversed(word):
-                rate = torch.zeros_like(value)
-                for dim in stencil.dims:
-                    rate = rate + stencil.along(value, dim)
-                value = rate if inside is None else rate * inside
-            total = total + coefficient * value
-        return total
-
-    def spectral(self, inputs, parts, dims, boundary):
-        """Σ_j h_j(μ) applied to the Fourier modes of g_j's symmetric extension, for pairs
-        (g_j, h_j) on one extent; μ = Σ_w c_w Π_{S ∈ w} σ_S(θ) are the eigenvalues of the
-        stencils' polynomial."""
-        spectrum = None
-        for g, h in inputs:
-            extended = g
-            for dim in dims:
-                extended = extend(extended, dim, boundary)
-            modes = torch.fft.rfftn(extended, dim=dims)  # (b, *modes, C)
-            if spectrum is None:
-                periods = [extended.shape[d] for d in dims]
-                mu = self.eigenvalues(modes.shape[1:-1], parts, dims, periods, g, modes.dtype)
-                spectrum = 0
-            multiplier = h(mu)
-            if not torch.is_complex(multiplier):
-                multiplier = multiplier.to(modes.dtype)
-            spectrum = spectrum + modes * multiplier[None, ..., None]
-        g = inputs[0][0]
-        out = torch.fft.irfftn(spectrum, s=periods, dim=dims)
-        for dim in dims:
-            start = 1 if boundary == "dirichlet" else 0
-            out = out.narrow(dim, start, g.shape[dim])
-        return out
+        periods = [g.shape[d] for d in dims]
+        modes = torch.fft.rfftn(g, dim=dims)  # (b, *modes, C)
+        mu = self.eigenvalues(modes.shape[1:-1], parts, dims, periods, g, modes.dtype)
+        return torch.fft.irfftn(modes * f(c0 + mu)[None, ..., None], s=periods, dim=dims)
 
     @staticmethod
     def eigenvalues(shape, parts, dims, periods, g, dtype):
@@ -430,49 +303,6 @@ class ImplicitLinear(nn.Module):
             mu = mu + coefficient * product
         return mu
 
-    def dense(self, g, parts, c0, kind, scale):
-        """f(L) g with the dense matrix of L on this domain (odd derivatives, non-periodic)."""
-        extent = tuple(g.shape[1:-1])
-        size = 1
-        for n in extent:
-            size *= n
-        matrix = c0 * torch.eye(size, dtype=g.dtype, device=g.device)
-        for coefficient, word in parts:
-            product = None
-            for stencil in word:  # outer first: S_{w_1} S_{w_2} ⋯
-                key = (id(stencil), extent, g.dtype, g.device)
-                if key not in self.matrices:
-                    unit = torch.eye(size, dtype=g.dtype, device=g.device)
-                    unit = unit.reshape(size, *extent, 1)
-                    columns = self.stencils(unit, ((1.0, (stencil,)),)).reshape(size, size)
-                    if BOUNDARY == "copy":  # the border is held fixed: its rows are zero
-                        held = torch.ones(extent, dtype=g.dtype, device=g.device)
-                        held[tuple(slice(1, n - 1) for n in extent)] = 0
-                        columns = columns * (1 - held.reshape(1, size))
-                    self.matrices[key] = columns.T  # column j: S e_j
-                step = self.matrices[key]
-                product = step if product is None else product @ step
-            matrix = matrix + coefficient * product
-        flat = g.reshape(g.shape[0], size, g.shape[-1])  # (b, n, C)
-        eye = torch.eye(size, dtype=g.dtype, device=g.device)
-        if kind == "solve":
-            out = torch.linalg.solve(eye - scale * matrix, flat)
-        else:
-            out = torch.linalg.matrix_exp(scale * matrix) @ flat
-        return out.reshape(g.shape)
-
-
-def extend(g: torch.Tensor, dim: int, boundary: str) -> torch.Tensor:
-    """g's symmetric extension along dim to one period of the boundary's reflection."""
-    n = g.shape[dim]
-    if boundary == "periodic":
-        return g
-    if boundary == "neumann":  # even about the end tokens: period 2(n − 1)
-        return torch.cat([g, g.narrow(dim, 1, n - 2).flip(dim)], dim=dim)
-    # dirichlet (and the interior of copy): odd about the zeros at −1 and n: period 2(n + 1)
-    zero = torch.zeros_like(g.narrow(dim, 0, 1))
-    return torch.cat([zero, g, zero, -g.flip(dim)], dim=dim)
-
 
 class SharedParameters(SpecScalars):
     """Scalar coefficients shared by every layer."""
@@ -491,32 +321,21 @@ class AllenCahnImexLayer(nn.Module):
         super().__init__()
         self.laplace = Stencil(
             (-2, -1, 0, 1, 2),
-            (
-                -21.108579925487035,
-                337.73727880779256,
-                -633.257397764611,
-                337.73727880779256,
-                -21.108579925487035,
-            ),
+            (-1 / 12, 4 / 3, -5 / 2, 4 / 3, -1 / 12),
+            H**2,
             (1,),
         )
         self.implicit = ImplicitLinear()  # (I − aL)⁻¹, exp(aL)
 
-    def f_diffusion(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_diffusion(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The diffusion term of the vector field: (B, N, C) → (B, N, C)."""
         return self.laplace(u, ctx, scale=p.D)
 
-    def f_reaction(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_reaction(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The reaction term of the vector field: (B, N, C) → (B, N, C)."""
         return -u**3 + u
 
-    def rhs(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def rhs(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The whole vector field F(u) = Σ_terms f(u) (pre-norms inside): the
         right-hand side of the ODE this layer's steps converge to as Δt → 0."""
         return self.f_diffusion(u, ctx, p) + self.f_reaction(u, ctx, p)
@@ -528,9 +347,7 @@ class AllenCahnImexLayer(nn.Module):
         parts = ((p.D, self.laplace),)  # (c_i, S_i): L = c₀ + Σ c_i S_i
         return self.implicit.solve(x, scale, parts, 0.0, ctx)
 
-    def forward(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """One imex_ars222 step (IMEX Runge–Kutta, implicit in diffusion)."""
         k1 = self.f_reaction(u, ctx, p)
         u2 = self.solve_diffusion(u + GAMMA * DT * k1, GAMMA * DT, ctx, p)
@@ -594,14 +411,8 @@ class AllenCahnImexStepper(nn.Module):
         self.shared = SharedParameters()
         self.layers = nn.ModuleList([AllenCahnImexLayer() for _ in range(LAYERS)])
 
-    def forward(
-        self,
-        u: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        return_trajectory: bool = False,
-        return_attention: bool = False,
-    ):
+    def forward(self, u: torch.Tensor, mask: torch.Tensor | None = None, *,
+                return_trajectory: bool = False, return_attention: bool = False):
         """u: (B, N, C) initial state; mask: (B, N), 1 for real tokens (padding last).
 
         Returns the final state (B, N, C), or a StepperOutput with the states at
@@ -619,14 +430,8 @@ class AllenCahnImexStepper(nn.Module):
             return StepperOutput(state, states, ctx.attentions)
         return state
 
-    def rate(
-        self,
-        t: float | torch.Tensor,
-        u: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        layer: int | None = None,
-    ) -> torch.Tensor:
+    def rate(self, t: float | torch.Tensor, u: torch.Tensor, mask: torch.Tensor | None = None,
+             *, layer: int | None = None) -> torch.Tensor:
         """f(t, u) of the continuous-depth limit du/dt = f(t, u) that the steps converge
         to as SUBSTEPS → ∞: layer ℓ's whole vector field (pre-norms inside, no final
         norm) on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT).  ``layer`` pins ℓ — an

@@ -18,15 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-T0 = 0.0  # t0: layer ℓ acts on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT)
 DT = 1.0  # (t1 − t0) / (layers × substeps)
 LAYERS = 6
 SUBSTEPS = 1
 CHANNELS = 384
-EXTRA_TOKENS = 0  # tokens before the grid: attention only
-GRID_SHAPE = None
-STENCIL_RADIUS = 0  # ghost tokens each stencil reads beyond an end
-CAUSAL = False
 
 ACTIVATIONS = {
     'gelu': F.gelu,
@@ -53,35 +48,20 @@ class Context:
         self.attentions: list[torch.Tensor] = []
         self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
         self.query_mask = None  # (B, 1, N, 1) bool
-        self.lengths = None  # (B,) number of real grid tokens, when some are padding
-        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, built once a call
+        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, once a call
         if mask is not None:
             mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
             if mask.shape != (batch, tokens):
-                raise ValueError(
-                    f"mask must have shape {(batch, tokens)}, got {tuple(mask.shape)}",
-                )
+                raise ValueError(f"mask must have shape {(batch, tokens)}, "
+                                 f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
                 self.key_mask = mask[:, None, None, :]
                 self.query_mask = mask[:, None, :, None]
-                self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
         """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
         if self.watch is not None:
             self.watch(self.layer, substep, term, u)
-
-
-def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
-    """Number of real grid tokens per sequence; padding must come last (right padding)."""
-    lengths = grid_mask.sum(dim=1)  # (B,)
-    positions = torch.arange(grid_mask.shape[1], device=grid_mask.device)
-    if not bool((grid_mask == (positions[None, :] < lengths[:, None])).all()):
-        raise ValueError("padding tokens must follow the real tokens (right padding)")
-    if STENCIL_RADIUS and bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
-        raise ValueError(f"a padded sequence has {int(lengths[lengths > 0].min())} real tokens; "
-                         f"the stencils need > {STENCIL_RADIUS}")
-    return lengths
 
 
 def finite_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -94,6 +74,32 @@ def finite_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     return lse.masked_fill(empty, 0.0)
 
 
+def rotary(q: torch.Tensor, k: torch.Tensor, theta: float,
+           ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate the channel pairs (i, i + r/2) of every query and key head by the angle
+    n · θ^(−2i/r) at token n = 0 … N−1 (Su et al.; the "rotate-half" layout of Llama):
+
+        x' = x · cos(nω) + rotate_half(x) · sin(nω),  rotate_half(x) = (−x₂, x₁),
+
+    so <q'_n, k'_m> depends on n − m only.  q (B, H, N, r), k (B, G, N, r); the angles are
+    formed in float64 and built once a call (``ctx.masks``)."""
+    tokens, width = q.shape[-2], q.shape[-1]
+    key = ("rotary", theta, tokens, width, q.dtype, q.device)
+    if key not in ctx.masks:
+        steps = torch.arange(0, width, 2, dtype=torch.float64, device=q.device) / width
+        frequencies = theta ** -steps  # (r/2,)
+        positions = torch.arange(tokens, dtype=torch.float64, device=q.device)
+        angles = torch.outer(positions, frequencies).repeat(1, 2)  # (N, r)
+        ctx.masks[key] = (angles.cos().to(q.dtype), angles.sin().to(q.dtype))
+    cos, sin = ctx.masks[key]  # (N, r) each
+
+    def rotate(x: torch.Tensor) -> torch.Tensor:
+        first, second = x.chunk(2, dim=-1)
+        return x * cos + torch.cat((-second, first), dim=-1) * sin
+
+    return rotate(q), rotate(k)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention, the non-local interaction A[u]:
 
@@ -104,30 +110,42 @@ class Attention(nn.Module):
     The factor 1/√d_h scales the queries (N·C numbers per sequence), not the scores (H·N²);
     the parameters stay the un-scaled W_Q, b_Q.  ``rank`` r > 0 gives the queries and keys
     r dimensions per head instead of d_h = C/H (a low-rank kernel; 1/√r scales them).
+    ``kv_heads`` G < H shares each key/value head among H/G query heads (grouped-query
+    attention; query head h reads key/value head h // (H/G)); ``rope_theta`` θ > 0 rotates
+    the queries and keys by their token's position (rotary embeddings, see ``rotary``).
     """
 
     def __init__(self, channels: int, heads: int, *, causal: bool, kernel: str, iterations: int,
-                 bias: bool, rank: int = 0) -> None:
+                 bias: bool, rank: int = 0, kv_heads: int = 0, rope_theta: float = 0.0) -> None:
         super().__init__()
         self.heads = heads
+        self.kv_heads = kv_heads or heads
         self.head_dim = channels // heads
         self.qk_dim = rank or self.head_dim  # query/key width per head
         self.scale = self.qk_dim**-0.5  # 1/√d_qk
         self.kernel = kernel
         self.iterations = iterations
         self.causal = causal
+        self.rope_theta = rope_theta
         self.q = nn.Linear(channels, heads * self.qk_dim, bias=bias)
-        self.k = nn.Linear(channels, heads * self.qk_dim, bias=bias)
-        self.v = nn.Linear(channels, channels, bias=bias)
+        self.k = nn.Linear(channels, self.kv_heads * self.qk_dim, bias=bias)
+        self.v = nn.Linear(channels, self.kv_heads * self.head_dim, bias=bias)
         self.o = nn.Linear(channels, channels, bias=bias)
 
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, tokens, channels = u.shape  # (B, N, C)
-        shape = (batch, tokens, self.heads, self.head_dim)
-        qk_shape = (batch, tokens, self.heads, self.qk_dim)
-        q = self.q(u).mul_(self.scale).view(qk_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
-        k = self.k(u).view(qk_shape).transpose(1, 2)  # (B, H, N, r)
-        v = self.v(u).view(shape).transpose(1, 2)  # (B, H, N, d)
+        shape = (batch, tokens, self.kv_heads, self.head_dim)
+        q_shape = (batch, tokens, self.heads, self.qk_dim)
+        k_shape = (batch, tokens, self.kv_heads, self.qk_dim)
+        q = self.q(u).mul_(self.scale).view(q_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
+        k = self.k(u).view(k_shape).transpose(1, 2)  # (B, G, N, r)
+        v = self.v(u).view(shape).transpose(1, 2)  # (B, G, N, d)
+        if self.rope_theta:
+            q, k = rotary(q, k, self.rope_theta, ctx)  # (B, H, N, r), (B, G, N, r)
+        if self.kv_heads != self.heads:  # each key/value head serves H/G query heads
+            group = self.heads // self.kv_heads
+            k = k.repeat_interleave(group, dim=1)  # (B, H, N, r)
+            v = v.repeat_interleave(group, dim=1)  # (B, H, N, d)
         if self.kernel == "softmax" and not ctx.record:
             # Fused kernel, memory O(N): is_causal or a (B, 1, 1, N) key mask, unless the
             # attention is causal and padded: a (B, 1, N, N) bool mask then.
@@ -230,27 +248,20 @@ class BertPostlnLayer(nn.Module):
         self.norm_interaction = nn.LayerNorm(CHANNELS, eps=1e-12, elementwise_affine=True)
         self.norm_reaction = nn.LayerNorm(CHANNELS, eps=1e-12, elementwise_affine=True)
 
-    def f_interaction(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_interaction(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The interaction term of the vector field: (B, N, C) → (B, N, C)."""
         return self.interaction_attention(u, ctx)
 
-    def f_reaction(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_reaction(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The reaction term of the vector field: (B, N, C) → (B, N, C)."""
         return self.reaction_mlp(u)
 
-    def forward(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        # u ← P(u + Δt·f_interaction(u))
-        u = self.norm_interaction(u + self.f_interaction(u, ctx, p))
+        u = self.norm_interaction(u + self.f_interaction(u, ctx, p))  # u ← P(u + f_interaction(u))
         ctx.after(0, 'interaction', u)
-        u = self.norm_reaction(u + self.f_reaction(u, ctx, p))  # u ← P(u + Δt·f_reaction(u))
+        u = self.norm_reaction(u + self.f_reaction(u, ctx, p))  # u ← P(u + f_reaction(u))
         ctx.after(1, 'reaction', u)
         return u
 
@@ -278,8 +289,10 @@ class BertPostlnStepper(nn.Module):
                 'heads': 12,
                 'iterations': 20,
                 'kernel': 'softmax',
+                'kv_heads': 0,
                 'op': 'attention',
                 'rank': 0,
+                'rope_theta': 0.0,
             },
             'reaction_mlp': {
                 'activation': 'gelu',
@@ -310,14 +323,8 @@ class BertPostlnStepper(nn.Module):
         self.shared = SharedParameters()
         self.layers = nn.ModuleList([BertPostlnLayer() for _ in range(LAYERS)])
 
-    def forward(
-        self,
-        u: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        return_trajectory: bool = False,
-        return_attention: bool = False,
-    ):
+    def forward(self, u: torch.Tensor, mask: torch.Tensor | None = None, *,
+                return_trajectory: bool = False, return_attention: bool = False):
         """u: (B, N, C) initial state; mask: (B, N), 1 for real tokens (padding last).
 
         Returns the final state (B, N, C), or a StepperOutput with the states at

@@ -23,11 +23,8 @@ DT = 1.0  # (t1 − t0) / (layers × substeps)
 LAYERS = 4
 SUBSTEPS = 1
 CHANNELS = 64
-EXTRA_TOKENS = 0  # tokens before the grid: attention only
-GRID_SHAPE = None
+EXTRA_TOKENS = 0  # tokens before the grid
 STENCIL_RADIUS = 2  # ghost tokens each stencil reads beyond an end
-CAUSAL = False
-BOUNDARY = 'neumann'  # the grid's boundary rule
 
 ACTIVATIONS = {
     'gelu': F.gelu,
@@ -52,19 +49,13 @@ class Context:
         self.watch = watch  # optional callback(layer, substep, term, u) for diagnostics
         self.layer = 0
         self.attentions: list[torch.Tensor] = []
-        self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
-        self.query_mask = None  # (B, 1, N, 1) bool
         self.lengths = None  # (B,) number of real grid tokens, when some are padding
-        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, built once a call
         if mask is not None:
             mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
             if mask.shape != (batch, tokens):
-                raise ValueError(
-                    f"mask must have shape {(batch, tokens)}, got {tuple(mask.shape)}",
-                )
+                raise ValueError(f"mask must have shape {(batch, tokens)}, "
+                                 f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
-                self.key_mask = mask[:, None, None, :]
-                self.query_mask = mask[:, None, :, None]
                 self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
@@ -79,7 +70,7 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(grid_mask.shape[1], device=grid_mask.device)
     if not bool((grid_mask == (positions[None, :] < lengths[:, None])).all()):
         raise ValueError("padding tokens must follow the real tokens (right padding)")
-    if STENCIL_RADIUS and bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
+    if bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
         raise ValueError(f"a padded sequence has {int(lengths[lengths > 0].min())} real tokens; "
                          f"the stencils need > {STENCIL_RADIUS}")
     return lengths
@@ -114,7 +105,7 @@ class Conv(nn.Module):
     def __init__(self, channels: int, kernel: int, bias: bool) -> None:
         super().__init__()
         self.radius = kernel // 2
-        self.dims = (1,) if GRID_SHAPE is None else (1, 2)  # grid axes of (B, *grid, C)
+        self.dims = (1,)  # grid axes of (B, *grid, C)
         self.weight = nn.Parameter(torch.empty(channels, *(kernel,) * len(self.dims)))
         self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
         nn.init.uniform_(self.weight, -kernel ** -len(self.dims), kernel ** -len(self.dims))
@@ -122,7 +113,7 @@ class Conv(nn.Module):
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, _, channels = u.shape  # (B, N, C)
         grid = u[:, EXTRA_TOKENS:]  # (B, L, C)
-        g = grid if GRID_SHAPE is None else grid.reshape(batch, *GRID_SHAPE, channels)
+        g = grid
         extended = g
         for axis, dim in enumerate(self.dims if self.radius else ()):  # K = 1: no ghosts
             if ctx.lengths is None:
@@ -138,8 +129,6 @@ class Conv(nn.Module):
             rate = rate + self.bias.to(rate.dtype)
         rate = rate * self.inside(g, ctx.lengths)
         rate = rate.reshape(batch, -1, channels)  # (B, L, C)
-        if EXTRA_TOKENS:
-            rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
 
     def ragged_ghosts(self, g: torch.Tensor, dim: int, n: torch.Tensor) -> torch.Tensor:
@@ -163,8 +152,6 @@ class Conv(nn.Module):
                 else lengths.reshape(g.shape[0], -1)[:, axis]
             n = n.reshape([-1] + [1] * len(self.dims))  # (B or 1, 1, …)
             ok = p < n
-            if BOUNDARY == "copy":  # the end tokens are held fixed
-                ok = ok & (p > 0) & (p < n - 1)
             mask = ok if mask is None else mask & ok
         return mask[..., None].to(g.dtype)
 
@@ -199,21 +186,15 @@ class ConvMixerLayer(nn.Module):
         self.norm_mixing = nn.LayerNorm(CHANNELS, eps=1e-05, elementwise_affine=True)
         self.norm_reaction = nn.LayerNorm(CHANNELS, eps=1e-05, elementwise_affine=True)
 
-    def f_mixing(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_mixing(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The mixing term of the vector field: (B, N, C) → (B, N, C)."""
         return self.mixing_conv(u, ctx)
 
-    def f_reaction(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_reaction(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The reaction term of the vector field: (B, N, C) → (B, N, C)."""
         return self.reaction_mlp(u)
 
-    def rhs(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def rhs(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The whole vector field F(u) = Σ_terms f(u) (pre-norms inside): the
         right-hand side of the ODE this layer's steps converge to as Δt → 0."""
         return (
@@ -221,14 +202,12 @@ class ConvMixerLayer(nn.Module):
             + self.f_reaction(self.norm_reaction(u), ctx, p)
         )
 
-    def forward(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        u = u + self.f_mixing(self.norm_mixing(u), ctx, p)  # u ← u + Δt·f_mixing(P u)
+        u = u + self.f_mixing(self.norm_mixing(u), ctx, p)  # u ← u + f_mixing(P u)
         ctx.after(0, 'mixing', u)
-        u = u + self.f_reaction(self.norm_reaction(u), ctx, p)  # u ← u + Δt·f_reaction(P u)
+        u = u + self.f_reaction(self.norm_reaction(u), ctx, p)  # u ← u + f_reaction(P u)
         ctx.after(1, 'reaction', u)
         return u
 
@@ -285,14 +264,8 @@ class ConvMixerStepper(nn.Module):
         self.layers = nn.ModuleList([ConvMixerLayer() for _ in range(LAYERS)])
         self.final_norm = nn.LayerNorm(CHANNELS, eps=1e-05, elementwise_affine=True)
 
-    def forward(
-        self,
-        u: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        return_trajectory: bool = False,
-        return_attention: bool = False,
-    ):
+    def forward(self, u: torch.Tensor, mask: torch.Tensor | None = None, *,
+                return_trajectory: bool = False, return_attention: bool = False):
         """u: (B, N, C) initial state; mask: (B, N), 1 for real tokens (padding last).
 
         Returns the final state (B, N, C), or a StepperOutput with the states at
@@ -310,14 +283,8 @@ class ConvMixerStepper(nn.Module):
             return StepperOutput(state, states, ctx.attentions)
         return state
 
-    def rate(
-        self,
-        t: float | torch.Tensor,
-        u: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        layer: int | None = None,
-    ) -> torch.Tensor:
+    def rate(self, t: float | torch.Tensor, u: torch.Tensor, mask: torch.Tensor | None = None,
+             *, layer: int | None = None) -> torch.Tensor:
         """f(t, u) of the continuous-depth limit du/dt = f(t, u) that the steps converge
         to as SUBSTEPS → ∞: layer ℓ's whole vector field (pre-norms inside, no final
         norm) on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT).  ``layer`` pins ℓ — an

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 T0 = 0.0  # t0: layer ℓ acts on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT)
@@ -25,10 +24,9 @@ DT = 0.005  # (t1 − t0) / (layers × substeps)
 LAYERS = 1
 SUBSTEPS = 20
 CHANNELS = 1
-EXTRA_TOKENS = 0  # tokens before the grid: attention only
-GRID_SHAPE = None
+EXTRA_TOKENS = 0  # tokens before the grid
 STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
-CAUSAL = False
+H = 0.09817477042468103  # the grid spacing h
 
 
 class StepperOutput(NamedTuple):
@@ -49,19 +47,13 @@ class Context:
         self.watch = watch  # optional callback(layer, substep, term, u) for diagnostics
         self.layer = 0
         self.attentions: list[torch.Tensor] = []
-        self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
-        self.query_mask = None  # (B, 1, N, 1) bool
         self.lengths = None  # (B,) number of real grid tokens, when some are padding
-        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, built once a call
         if mask is not None:
             mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
             if mask.shape != (batch, tokens):
-                raise ValueError(
-                    f"mask must have shape {(batch, tokens)}, got {tuple(mask.shape)}",
-                )
+                raise ValueError(f"mask must have shape {(batch, tokens)}, "
+                                 f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
-                self.key_mask = mask[:, None, None, :]
-                self.query_mask = mask[:, None, :, None]
                 self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
@@ -76,7 +68,7 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(grid_mask.shape[1], device=grid_mask.device)
     if not bool((grid_mask == (positions[None, :] < lengths[:, None])).all()):
         raise ValueError("padding tokens must follow the real tokens (right padding)")
-    if STENCIL_RADIUS and bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
+    if bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
         raise ValueError(f"a padded sequence has {int(lengths[lengths > 0].min())} real tokens; "
                          f"the stencils need > {STENCIL_RADIUS}")
     return lengths
@@ -106,15 +98,9 @@ class SpecScalars(nn.Module):
     def _spec_storage(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(the tensor that stores scalar ``name``, what it stores when built in its dtype
         and on its device): the value itself, or θ of a parametrized (positive) scalar."""
-        if name in getattr(self, "parametrizations", ()):  # positive: θ of softplus(θ)
-            chain = self.parametrizations[name]
-            stored, inverses = chain.original, list(reversed(chain))
-        else:
-            stored, inverses = getattr(self, name), []
-        built = torch.tensor(self._spec_values[name], dtype=stored.dtype, device=stored.device)
-        for parametrization in inverses:
-            built = parametrization.right_inverse(built)
-        return stored, built
+        value = self._spec_values[name]
+        stored = getattr(self, name)
+        return stored, torch.tensor(value, dtype=stored.dtype, device=stored.device)
 
     def _holds_spec_value(self, name: str) -> bool:
         stored, built = self._spec_storage(name)
@@ -168,7 +154,7 @@ class Stencil(ExactBuffers):
 
         (L u)_i = s Σ_j w_j u_{i + j},
 
-    w_j the weights (divided by h^k) and s an optional scale folded into the kernel (a
+    w_j the weights over h^k (``over``) and s an optional scale folded into the kernel (a
     coefficient constant within the step: D of D Δu).  The ghost values of the periodic
     boundary are built once per call, r tokens beyond each end; then each nonzero weight
     adds its shifted window into one rate tensor, in offset order, each product rounded
@@ -176,15 +162,16 @@ class Stencil(ExactBuffers):
     zero under the 3-point stencils (a, −2a, a).  Extra tokens (before the grid) and
     padding tokens are outside the domain: their rate is zero."""
 
-    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...],
+    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
                  dims: tuple[int, ...]) -> None:
         super().__init__()
+        weights = tuple(w / over for w in weights)  # w_j / h^k
         self.offsets = offsets
         self.radius = max(abs(o) for o in offsets)
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
         taps = [(o, w) for o, w in zip(offsets, weights, strict=True) if w != 0] or [(0, 0.0)]
         self.shifts = tuple((offset,) for offset, _ in taps)  # shift t of each tap, along dim 1
-        self.register_exact(weights=tuple(weights), kernel=tuple(w for _, w in taps))
+        self.register_exact(weights=weights, kernel=tuple(w for _, w in taps))
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
@@ -199,15 +186,7 @@ class Stencil(ExactBuffers):
         else:
             extended = with_ghosts(g, 1, self.radius)  # (B, L + 2r, C)
             rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
-        if EXTRA_TOKENS:
-            rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
-
-    def along(self, g: torch.Tensor, dim: int) -> torch.Tensor:
-        """Σ_j w_j g_{i + j e_dim}: the 1-D stencil along one axis of g (b, *extent, C)."""
-        shifts = tuple((offset,) for offset in self.offsets)
-        extended = with_ghosts(g, dim, self.radius)
-        return self.taps(extended, g.shape, (dim,), shifts, self.weights.to(g.dtype))
 
     def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
              shifts: tuple[tuple[int, ...], ...], kernel: torch.Tensor) -> torch.Tensor:
@@ -250,27 +229,17 @@ class Heat1dLayer(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.laplace = Stencil(
-            (-1, 0, 1),
-            (103.75289204975388, -207.50578409950776, 103.75289204975388,),
-            (1,),
-        )
+        self.laplace = Stencil((-1, 0, 1), (1, -2, 1), H**2, (1,))
 
-    def f_diffusion(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_diffusion(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The diffusion term of the vector field: (B, N, C) → (B, N, C)."""
         return self.laplace(u, ctx, scale=p.D)
 
-    def rhs(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def rhs(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The whole vector field F(u) = Σ_terms f(u)."""
         return self.f_diffusion(u, ctx, p)
 
-    def forward(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """One euler step (explicit Runge–Kutta)."""
         k1 = self.rhs(u, ctx, p)
         ctx.after(0, 'stage k1', k1)
@@ -325,14 +294,8 @@ class Heat1dStepper(nn.Module):
         self.shared = SharedParameters()
         self.layers = nn.ModuleList([Heat1dLayer() for _ in range(LAYERS)])
 
-    def forward(
-        self,
-        u: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        return_trajectory: bool = False,
-        return_attention: bool = False,
-    ):
+    def forward(self, u: torch.Tensor, mask: torch.Tensor | None = None, *,
+                return_trajectory: bool = False, return_attention: bool = False):
         """u: (B, N, C) initial state; mask: (B, N), 1 for real tokens (padding last).
 
         Returns the final state (B, N, C), or a StepperOutput with the states at
@@ -350,14 +313,8 @@ class Heat1dStepper(nn.Module):
             return StepperOutput(state, states, ctx.attentions)
         return state
 
-    def rate(
-        self,
-        t: float | torch.Tensor,
-        u: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        layer: int | None = None,
-    ) -> torch.Tensor:
+    def rate(self, t: float | torch.Tensor, u: torch.Tensor, mask: torch.Tensor | None = None,
+             *, layer: int | None = None) -> torch.Tensor:
         """f(t, u) of the continuous-depth limit du/dt = f(t, u) that the steps converge
         to as SUBSTEPS → ∞: layer ℓ's whole vector field (pre-norms inside, no final
         norm) on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT).  ``layer`` pins ℓ — an

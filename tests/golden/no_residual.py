@@ -23,15 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-T0 = 0.0  # t0: layer ℓ acts on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT)
 DT = 1.0  # (t1 − t0) / (layers × substeps)
 LAYERS = 6
 SUBSTEPS = 1
 CHANNELS = 384
-EXTRA_TOKENS = 0  # tokens before the grid: attention only
-GRID_SHAPE = None
+EXTRA_TOKENS = 0  # tokens before the grid
 STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
-CAUSAL = False
+H = 1.0  # the grid spacing h
 
 ACTIVATIONS = {
     'gelu': F.gelu,
@@ -58,17 +56,17 @@ class Context:
         self.attentions: list[torch.Tensor] = []
         self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
         self.query_mask = None  # (B, 1, N, 1) bool
+        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, once a call
         self.lengths = None  # (B,) number of real grid tokens, when some are padding
-        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, built once a call
         if mask is not None:
             mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
             if mask.shape != (batch, tokens):
-                raise ValueError(
-                    f"mask must have shape {(batch, tokens)}, got {tuple(mask.shape)}",
-                )
+                raise ValueError(f"mask must have shape {(batch, tokens)}, "
+                                 f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
                 self.key_mask = mask[:, None, None, :]
                 self.query_mask = mask[:, None, :, None]
+            if not bool(mask.all()):
                 self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
@@ -83,7 +81,7 @@ def grid_lengths(grid_mask: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(grid_mask.shape[1], device=grid_mask.device)
     if not bool((grid_mask == (positions[None, :] < lengths[:, None])).all()):
         raise ValueError("padding tokens must follow the real tokens (right padding)")
-    if STENCIL_RADIUS and bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
+    if bool(((lengths > 0) & (lengths <= STENCIL_RADIUS)).any()):
         raise ValueError(f"a padded sequence has {int(lengths[lengths > 0].min())} real tokens; "
                          f"the stencils need > {STENCIL_RADIUS}")
     return lengths
@@ -123,15 +121,16 @@ class SpecScalars(nn.Module):
     def _spec_storage(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(the tensor that stores scalar ``name``, what it stores when built in its dtype
         and on its device): the value itself, or θ of a parametrized (positive) scalar."""
-        if name in getattr(self, "parametrizations", ()):  # positive: θ of softplus(θ)
+        value = self._spec_values[name]
+        if name in getattr(self, "parametrizations", ()):  # θ of softplus(θ)
             chain = self.parametrizations[name]
-            stored, inverses = chain.original, list(reversed(chain))
-        else:
-            stored, inverses = getattr(self, name), []
-        built = torch.tensor(self._spec_values[name], dtype=stored.dtype, device=stored.device)
-        for parametrization in inverses:
-            built = parametrization.right_inverse(built)
-        return stored, built
+            stored = chain.original
+            built = torch.tensor(value, dtype=stored.dtype, device=stored.device)
+            for parametrization in reversed(chain):
+                built = parametrization.right_inverse(built)
+            return stored, built
+        stored = getattr(self, name)
+        return stored, torch.tensor(value, dtype=stored.dtype, device=stored.device)
 
     def _holds_spec_value(self, name: str) -> bool:
         stored, built = self._spec_storage(name)
@@ -184,7 +183,7 @@ class Stencil(ExactBuffers):
 
         (L u)_i = s Σ_j w_j u_{i + j},
 
-    w_j the weights (divided by h^k) and s an optional scale folded into the kernel (a
+    w_j the weights over h^k (``over``) and s an optional scale folded into the kernel (a
     coefficient constant within the step: D of D Δu).  The ghost values of the neumann
     boundary are built once per call, r tokens beyond each end; then each nonzero weight
     adds its shifted window into one rate tensor, in offset order, each product rounded
@@ -192,15 +191,16 @@ class Stencil(ExactBuffers):
     zero under the 3-point stencils (a, −2a, a).  Extra tokens (before the grid) and
     padding tokens are outside the domain: their rate is zero."""
 
-    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...],
+    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
                  dims: tuple[int, ...]) -> None:
         super().__init__()
+        weights = tuple(w / over for w in weights)  # w_j / h^k
         self.offsets = offsets
         self.radius = max(abs(o) for o in offsets)
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
         taps = [(o, w) for o, w in zip(offsets, weights, strict=True) if w != 0] or [(0, 0.0)]
         self.shifts = tuple((offset,) for offset, _ in taps)  # shift t of each tap, along dim 1
-        self.register_exact(weights=tuple(weights), kernel=tuple(w for _, w in taps))
+        self.register_exact(weights=weights, kernel=tuple(w for _, w in taps))
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
@@ -215,15 +215,7 @@ class Stencil(ExactBuffers):
         else:
             extended = with_ghosts(g, 1, self.radius)  # (B, L + 2r, C)
             rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
-        if EXTRA_TOKENS:
-            rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
-
-    def along(self, g: torch.Tensor, dim: int) -> torch.Tensor:
-        """Σ_j w_j g_{i + j e_dim}: the 1-D stencil along one axis of g (b, *extent, C)."""
-        shifts = tuple((offset,) for offset in self.offsets)
-        extended = with_ghosts(g, dim, self.radius)
-        return self.taps(extended, g.shape, (dim,), shifts, self.weights.to(g.dtype))
 
     def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
              shifts: tuple[tuple[int, ...], ...], kernel: torch.Tensor) -> torch.Tensor:
@@ -261,6 +253,32 @@ def finite_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     return lse.masked_fill(empty, 0.0)
 
 
+def rotary(q: torch.Tensor, k: torch.Tensor, theta: float,
+           ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate the channel pairs (i, i + r/2) of every query and key head by the angle
+    n · θ^(−2i/r) at token n = 0 … N−1 (Su et al.; the "rotate-half" layout of Llama):
+
+        x' = x · cos(nω) + rotate_half(x) · sin(nω),  rotate_half(x) = (−x₂, x₁),
+
+    so <q'_n, k'_m> depends on n − m only.  q (B, H, N, r), k (B, G, N, r); the angles are
+    formed in float64 and built once a call (``ctx.masks``)."""
+    tokens, width = q.shape[-2], q.shape[-1]
+    key = ("rotary", theta, tokens, width, q.dtype, q.device)
+    if key not in ctx.masks:
+        steps = torch.arange(0, width, 2, dtype=torch.float64, device=q.device) / width
+        frequencies = theta ** -steps  # (r/2,)
+        positions = torch.arange(tokens, dtype=torch.float64, device=q.device)
+        angles = torch.outer(positions, frequencies).repeat(1, 2)  # (N, r)
+        ctx.masks[key] = (angles.cos().to(q.dtype), angles.sin().to(q.dtype))
+    cos, sin = ctx.masks[key]  # (N, r) each
+
+    def rotate(x: torch.Tensor) -> torch.Tensor:
+        first, second = x.chunk(2, dim=-1)
+        return x * cos + torch.cat((-second, first), dim=-1) * sin
+
+    return rotate(q), rotate(k)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention, the non-local interaction A[u]:
 
@@ -271,30 +289,42 @@ class Attention(nn.Module):
     The factor 1/√d_h scales the queries (N·C numbers per sequence), not the scores (H·N²);
     the parameters stay the un-scaled W_Q, b_Q.  ``rank`` r > 0 gives the queries and keys
     r dimensions per head instead of d_h = C/H (a low-rank kernel; 1/√r scales them).
+    ``kv_heads`` G < H shares each key/value head among H/G query heads (grouped-query
+    attention; query head h reads key/value head h // (H/G)); ``rope_theta`` θ > 0 rotates
+    the queries and keys by their token's position (rotary embeddings, see ``rotary``).
     """
 
     def __init__(self, channels: int, heads: int, *, causal: bool, kernel: str, iterations: int,
-                 bias: bool, rank: int = 0) -> None:
+                 bias: bool, rank: int = 0, kv_heads: int = 0, rope_theta: float = 0.0) -> None:
         super().__init__()
         self.heads = heads
+        self.kv_heads = kv_heads or heads
         self.head_dim = channels // heads
         self.qk_dim = rank or self.head_dim  # query/key width per head
         self.scale = self.qk_dim**-0.5  # 1/√d_qk
         self.kernel = kernel
         self.iterations = iterations
         self.causal = causal
+        self.rope_theta = rope_theta
         self.q = nn.Linear(channels, heads * self.qk_dim, bias=bias)
-        self.k = nn.Linear(channels, heads * self.qk_dim, bias=bias)
-        self.v = nn.Linear(channels, channels, bias=bias)
+        self.k = nn.Linear(channels, self.kv_heads * self.qk_dim, bias=bias)
+        self.v = nn.Linear(channels, self.kv_heads * self.head_dim, bias=bias)
         self.o = nn.Linear(channels, channels, bias=bias)
 
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, tokens, channels = u.shape  # (B, N, C)
-        shape = (batch, tokens, self.heads, self.head_dim)
-        qk_shape = (batch, tokens, self.heads, self.qk_dim)
-        q = self.q(u).mul_(self.scale).view(qk_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
-        k = self.k(u).view(qk_shape).transpose(1, 2)  # (B, H, N, r)
-        v = self.v(u).view(shape).transpose(1, 2)  # (B, H, N, d)
+        shape = (batch, tokens, self.kv_heads, self.head_dim)
+        q_shape = (batch, tokens, self.heads, self.qk_dim)
+        k_shape = (batch, tokens, self.kv_heads, self.qk_dim)
+        q = self.q(u).mul_(self.scale).view(q_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
+        k = self.k(u).view(k_shape).transpose(1, 2)  # (B, G, N, r)
+        v = self.v(u).view(shape).transpose(1, 2)  # (B, G, N, d)
+        if self.rope_theta:
+            q, k = rotary(q, k, self.rope_theta, ctx)  # (B, H, N, r), (B, G, N, r)
+        if self.kv_heads != self.heads:  # each key/value head serves H/G query heads
+            group = self.heads // self.kv_heads
+            k = k.repeat_interleave(group, dim=1)  # (B, H, N, r)
+            v = v.repeat_interleave(group, dim=1)  # (B, H, N, d)
         if self.kernel == "softmax" and not ctx.record:
             # Fused kernel, memory O(N): is_causal or a (B, 1, 1, N) key mask, unless the
             # attention is causal and padded: a (B, 1, N, N) bool mask then.
@@ -389,7 +419,7 @@ class NoResidualLayer(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.laplace = Stencil((-1, 0, 1), (1.0, -2.0, 1.0,), (1,))
+        self.laplace = Stencil((-1, 0, 1), (1, -2, 1), H**2, (1,))
         self.interaction_attention = Attention(
             CHANNELS,
             12,
@@ -402,34 +432,26 @@ class NoResidualLayer(nn.Module):
         self.norm_interaction = nn.LayerNorm(CHANNELS, eps=1e-12, elementwise_affine=True)
         self.norm_reaction = nn.LayerNorm(CHANNELS, eps=1e-12, elementwise_affine=True)
 
-    def f_diffusion(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_diffusion(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The diffusion term of the vector field: (B, N, C) → (B, N, C)."""
         return self.laplace(u, ctx, scale=p.D)
 
-    def f_interaction(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_interaction(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The interaction term of the vector field: (B, N, C) → (B, N, C)."""
         return self.interaction_attention(u, ctx)
 
-    def f_reaction(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def f_reaction(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """The reaction term of the vector field: (B, N, C) → (B, N, C)."""
         return self.reaction_mlp(u)
 
-    def forward(
-        self, u: torch.Tensor, ctx: Context, p: SharedParameters
-    ) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, ctx: Context, p: SharedParameters) -> torch.Tensor:
         """One splitting step: each term in turn advances the state by an
         explicit Euler sub-step of its own vector field."""
-        u = self.norm_interaction(self.f_interaction(u, ctx, p))  # u ← P(Δt·f_interaction(u))
+        u = self.norm_interaction(self.f_interaction(u, ctx, p))  # u ← P(f_interaction(u))
         ctx.after(0, 'interaction', u)
-        u = self.norm_reaction(self.f_reaction(u, ctx, p))  # u ← P(Δt·f_reaction(u))
+        u = self.norm_reaction(self.f_reaction(u, ctx, p))  # u ← P(f_reaction(u))
         ctx.after(1, 'reaction', u)
-        u = self.f_diffusion(u, ctx, p)  # u ← Δt·f_diffusion(u)
+        u = self.f_diffusion(u, ctx, p)  # u ← f_diffusion(u)
         ctx.after(2, 'diffusion', u)
         return u
 
@@ -457,8 +479,10 @@ class NoResidualStepper(nn.Module):
                 'heads': 12,
                 'iterations': 20,
                 'kernel': 'softmax',
+                'kv_heads': 0,
                 'op': 'attention',
                 'rank': 0,
+                'rope_theta': 0.0,
             },
             'reaction_mlp': {
                 'activation': 'gelu',
@@ -496,14 +520,8 @@ class NoResidualStepper(nn.Module):
         self.shared = SharedParameters()
         self.layers = nn.ModuleList([NoResidualLayer() for _ in range(LAYERS)])
 
-    def forward(
-        self,
-        u: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        *,
-        return_trajectory: bool = False,
-        return_attention: bool = False,
-    ):
+    def forward(self, u: torch.Tensor, mask: torch.Tensor | None = None, *,
+                return_trajectory: bool = False, return_attention: bool = False):
         """u: (B, N, C) initial state; mask: (B, N), 1 for real tokens (padding last).
 
         Returns the final state (B, N, C), or a StepperOutput with the states at

@@ -17,10 +17,17 @@ text the printer copies into a generated stepper.  A file has
   the markers, byte for byte, and that is exactly what the printer inlines.
 
 The preamble never reaches generated code: there the names come from earlier blocks and
-from ``TorchPrinter.constants``.  Variants that define the same name live in separate
-files: ``grid_lengths_1d`` / ``grid_lengths_2d``, ``hold_border_1d`` / ``hold_border_2d``,
-``ghosts_<boundary>`` (blocks ``with_ghosts`` and ``ghost_value``), and ``stencil_1d``,
-``stencil_2d``, ``stencil_1d_copy``, ``stencil_2d_copy`` (``Stencil``).  The only hole is
+from ``TorchPrinter.constants``.  A generated module holds a block only when something it
+emits reads the block's name (:mod:`pdelang.compiler.codegen.assemble`).  Variants that
+define the same name live in separate files, and the printer picks the spec's:
+``grid_lengths_1d`` / ``grid_lengths_2d``, ``hold_border_1d`` / ``hold_border_2d``,
+``ghosts_<boundary>`` (blocks ``with_ghosts`` and ``ghost_value``), ``stencil_1d``,
+``stencil_2d``, ``stencil_1d_copy``, ``stencil_2d_copy`` (``Stencil``), and
+``implicit_periodic`` / ``implicit`` (``ImplicitLinear``: Fourier modes only, or every
+boundary).  Within a block, branches on module constants (``if EXTRA_TOKENS:``,
+``if BOUNDARY == "copy":``) and on the print-time flags of :mod:`.constants`
+(``if GRID_MASKS:``) are folded at print time (:mod:`pdelang.compiler.codegen.specialize`),
+except in the files of :data:`VERBATIM`, which are inlined as written.  The only hole is
 ``{boundary}`` in the docstring of the non-copy ``Stencil`` blocks, which
 :func:`stencil` fills in.
 The ``ACTIVATIONS`` block of ``activations.py`` is not inlined whole: the printer
@@ -40,6 +47,8 @@ import re
 from importlib import resources
 
 BOUNDARIES = ("periodic", "neumann", "dirichlet", "copy")
+# files whose blocks are inlined as written, never specialized (the attention family)
+VERBATIM = frozenset({"attention", "mlp", "rotary", "glu", "swiglu"})
 
 _MARKER = re.compile(r"^# pdelang: (begin|end) (\w+)\n", re.MULTILINE)
 

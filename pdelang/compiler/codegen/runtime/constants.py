@@ -10,3 +10,9 @@ GRID_SHAPE: tuple[int, int] | None = None  # (rows, cols) of a 2-D grid
 STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
 CAUSAL = False
 BOUNDARY = "periodic"  # the grid's boundary rule (implicit terms only)
+
+# Print-time flags: the printer knows them from the spec and folds the branches they guard
+# (pdelang.compiler.codegen.specialize); a generated module never holds them.
+ATTENTION_MASKS = True  # an operator reads the attention masks (ctx.key_mask, ctx.masks)
+GRID_MASKS = True  # an operator reads each padded sequence's grid extent (ctx.lengths)
+POSITIVE = True  # a learnable scalar is positive (softplus-parametrized)

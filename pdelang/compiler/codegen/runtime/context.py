@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .constants import EXTRA_TOKENS
+from .constants import ATTENTION_MASKS, EXTRA_TOKENS, GRID_MASKS
 from .grid_lengths_1d import grid_lengths
 
 
@@ -19,17 +19,21 @@ class Context:
         self.watch = watch  # optional callback(layer, substep, term, u) for diagnostics
         self.layer = 0
         self.attentions: list[torch.Tensor] = []
-        self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
-        self.query_mask = None  # (B, 1, N, 1) bool
-        self.lengths = None  # (B,) number of real grid tokens, when some are padding
-        self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, built once a call
+        if ATTENTION_MASKS:
+            self.key_mask = None  # (B, 1, 1, N) bool, True for real tokens
+            self.query_mask = None  # (B, 1, N, 1) bool
+            self.masks: dict[tuple, torch.Tensor | None] = {}  # attention masks, once a call
+        if GRID_MASKS:
+            self.lengths = None  # (B,) number of real grid tokens, when some are padding
         if mask is not None:
             mask = mask.to(device=u.device, dtype=torch.bool)  # (B, N)
             if mask.shape != (batch, tokens):
-                raise ValueError(f"mask must have shape {(batch, tokens)}, got {tuple(mask.shape)}")
-            if not bool(mask.all()):
+                raise ValueError(f"mask must have shape {(batch, tokens)}, "
+                                 f"got {tuple(mask.shape)}")
+            if ATTENTION_MASKS and not bool(mask.all()):
                 self.key_mask = mask[:, None, None, :]
                 self.query_mask = mask[:, None, :, None]
+            if GRID_MASKS and not bool(mask.all()):
                 self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:

@@ -1,7 +1,8 @@
 """Block ``imports``: the import lines every generated module starts with.
 
-The printer adds ``from torch.nn.utils import parametrize`` when a parameter is positive
-and drops ``torch.nn.functional`` when nothing uses it.  (The docstring above and the
+These are all the imports a module may need; the printer keeps those whose names the
+module reads (``ClassVar`` only for a class with spec scalars, ``F`` only where a block or
+term calls it, ``parametrize`` only for a positive parameter).  (The docstring above and the
 ``__all__`` below are not part of the block.)
 """
 
@@ -13,6 +14,7 @@ from typing import ClassVar, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 # pdelang: end imports
 
-__all__ = ["ClassVar", "F", "NamedTuple", "nn", "torch"]
+__all__ = ["ClassVar", "F", "NamedTuple", "nn", "parametrize", "torch"]

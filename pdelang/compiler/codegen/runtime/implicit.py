@@ -9,6 +9,7 @@ from torch import nn
 
 from .constants import BOUNDARY, EXTRA_TOKENS, GRID_SHAPE
 from .context import Context
+from .ghosts_neumann import with_ghosts
 
 
 # pdelang: begin ImplicitLinear
@@ -68,7 +69,6 @@ class ImplicitLinear(nn.Module):
         parts = tuple((c, word if isinstance(word, tuple) else (word,)) for c, word in parts)
         c0 = torch.as_tensor(zero_order, dtype=x.dtype, device=x.device)
         f, divided = self.functions(kind, scale, c0)
-        outside = f(c0) * x  # extra tokens and padding: L = c₀
         grid = x[:, EXTRA_TOKENS:]  # (B, L, C)
         batch, length, channels = grid.shape
         if GRID_SHAPE is None:
@@ -78,7 +78,7 @@ class ImplicitLinear(nn.Module):
         if ctx.lengths is None:
             result = self.domain(view, parts, c0, f, divided, kind, scale)
         else:
-            result = f(c0) * view
+            result = f(c0) * view  # padding: L = c₀
             extents = ctx.lengths.reshape(batch, -1)  # (B, 1) or (B, 2)
             for extent in torch.unique(extents, dim=0):
                 size = tuple(int(n) for n in extent)
@@ -91,38 +91,42 @@ class ImplicitLinear(nn.Module):
                                        indexing="ij")
                 result = result.index_put(index, inner)
         result = result.reshape(batch, length, channels)
-        return torch.cat([outside[:, :EXTRA_TOKENS], result], dim=1)
+        if EXTRA_TOKENS:  # the extra tokens: L = c₀
+            result = torch.cat([f(c0) * x[:, :EXTRA_TOKENS], result], dim=1)
+        return result
 
     # ------------------------------------------------------------------ one domain
     def domain(self, g, parts, c0, f, divided, kind, scale):
         """f(L) g on one domain g: (b, *extent, C)."""
         dims = tuple(range(1, g.ndim - 1))
-        symmetric = all(self.symmetric(stencil) for _, word in parts for stencil in word)
+
         def shifted(mu):  # f at the eigenvalues c₀ + μ of L
             return f(c0 + mu)
 
         if BOUNDARY == "periodic":
             return self.spectral(((g, shifted),), parts, dims, "periodic")
-        if not symmetric:
+        if not all(self.symmetric(stencil) for _, word in parts for stencil in word):
             return self.dense(g, parts, c0, kind, scale)
-        if BOUNDARY != "copy":
+        if BOUNDARY == "copy":
+            # L = c₀ + p(M), M a stencil with the border rows held at zero,
+            # M = [[0, 0], [B, S]] (border, interior); p(M) = [[0, 0], [C, p(S)]] with
+            # C = (p(M) border) on the interior.  The border keeps f(c₀)·u; the interior
+            # gets f(c₀ + p(S)) core + ((f(c₀ + p(S)) − f(c₀)) / p(S)) C, p(S) diagonal (odd
+            # about the border tokens) with the eigenvalues μ = p(σ)
+            interior = tuple(slice(1, n - 1) for n in g.shape[1:-1])
+            if min(n for n in g.shape[1:-1]) <= 2:
+                return f(c0) * g
+            inside = torch.zeros_like(g)
+            inside[(slice(None), *interior)] = 1
+            border = g * (1 - inside)
+            coupling = self.stencils(border, parts, inside)[(slice(None), *interior)]
+            core = g[(slice(None), *interior)]
+            pairs = ((core, shifted), (coupling, divided))
+            moved = self.spectral(pairs, parts, dims, "dirichlet")
+            widths = (0, 0) + (1, 1) * len(dims)  # F.pad: one token at both ends of each axis
+            return f(c0) * border + F.pad(moved, widths)
+        else:
             return self.spectral(((g, shifted),), parts, dims, BOUNDARY)
-        # copy: L = c₀ + p(M), M a stencil with the border rows held at zero,
-        # M = [[0, 0], [B, S]] (border, interior); p(M) = [[0, 0], [C, p(S)]] with
-        # C = (p(M) border) on the interior.  The border keeps f(c₀)·u; the interior gets
-        # f(c₀ + p(S)) core + ((f(c₀ + p(S)) − f(c₀)) / p(S)) C, p(S) diagonal (odd about
-        # the border tokens) with the eigenvalues μ = p(σ)
-        interior = tuple(slice(1, n - 1) for n in g.shape[1:-1])
-        if min(n for n in g.shape[1:-1]) <= 2:
-            return f(c0) * g
-        inside = torch.zeros_like(g)
-        inside[(slice(None), *interior)] = 1
-        border = g * (1 - inside)
-        coupling = self.stencils(border, parts, inside)[(slice(None), *interior)]
-        core = g[(slice(None), *interior)]
-        moved = self.spectral(((core, shifted), (coupling, divided)), parts, dims, "dirichlet")
-        widths = (0, 0) + (1, 1) * len(dims)  # F.pad: one token at both ends of each axis
-        return f(c0) * border + F.pad(moved, widths)
 
     @staticmethod
     def symmetric(stencil) -> bool:
@@ -130,7 +134,13 @@ class ImplicitLinear(nn.Module):
         return all(w[o] == w.get(-o) for o in w)
 
     @staticmethod
-    def stencils(g, parts, inside=None):
+    def along(stencil, g: torch.Tensor, dim: int) -> torch.Tensor:
+        """Σ_j w_j g_{i + j e_dim}: a stencil's 1-D weights along one axis of g (b, *extent, C)."""
+        shifts = tuple((offset,) for offset in stencil.offsets)
+        extended = with_ghosts(g, dim, stencil.radius)
+        return stencil.taps(extended, g.shape, (dim,), shifts, stencil.weights.to(g.dtype))
+
+    def stencils(self, g, parts, inside=None):
         """Σ_w c_w S_{w_1} ⋯ S_{w_k} g on one domain g: (b, *extent, C), each word applied
         innermost first; inside (1 on the interior) holds the border's rate at zero after
         each stencil (copy), as the explicit code does."""
@@ -140,7 +150,7 @@ class ImplicitLinear(nn.Module):
             for stencil in reversed(word):
                 rate = torch.zeros_like(value)
                 for dim in stencil.dims:
-                    rate = rate + stencil.along(value, dim)
+                    rate = rate + self.along(stencil, value, dim)
                 value = rate if inside is None else rate * inside
             total = total + coefficient * value
         return total

@@ -7,6 +7,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from .constants import POSITIVE
+
 
 # pdelang: begin SpecScalars
 class SpecScalars(nn.Module):
@@ -33,15 +35,16 @@ class SpecScalars(nn.Module):
     def _spec_storage(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(the tensor that stores scalar ``name``, what it stores when built in its dtype
         and on its device): the value itself, or θ of a parametrized (positive) scalar."""
-        if name in getattr(self, "parametrizations", ()):  # positive: θ of softplus(θ)
+        value = self._spec_values[name]
+        if POSITIVE and name in getattr(self, "parametrizations", ()):  # θ of softplus(θ)
             chain = self.parametrizations[name]
-            stored, inverses = chain.original, list(reversed(chain))
-        else:
-            stored, inverses = getattr(self, name), []
-        built = torch.tensor(self._spec_values[name], dtype=stored.dtype, device=stored.device)
-        for parametrization in inverses:
-            built = parametrization.right_inverse(built)
-        return stored, built
+            stored = chain.original
+            built = torch.tensor(value, dtype=stored.dtype, device=stored.device)
+            for parametrization in reversed(chain):
+                built = parametrization.right_inverse(built)
+            return stored, built
+        stored = getattr(self, name)
+        return stored, torch.tensor(value, dtype=stored.dtype, device=stored.device)
 
     def _holds_spec_value(self, name: str) -> bool:
         stored, built = self._spec_storage(name)

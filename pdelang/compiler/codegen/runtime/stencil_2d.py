@@ -21,7 +21,7 @@ class Stencil(ExactBuffers):
 
         (L u)_i = Σ_t k_t u_{i + t},   k = s w_j at t = j e_a, for each axis a it acts on,
 
-    w_j the 1-D weights (divided by h^k) and s an optional scale folded into the kernel (a
+    w_j the 1-D weights over h^k (``over``) and s an optional scale folded into the kernel (a
     coefficient constant within the step: D of D Δu).  The ghost values of the {boundary}
     boundary are built once per call, r tokens beyond each end of every axis it acts on;
     then each nonzero tap adds its shifted window into one rate tensor.  The taps go axis
@@ -30,9 +30,10 @@ class Stencil(ExactBuffers):
     (a, −2a, a).  Extra tokens (before the grid) and padding tokens are outside the
     domain: their rate is zero."""
 
-    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...],
+    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
                  dims: tuple[int, ...]) -> None:
         super().__init__()
+        weights = tuple(w / over for w in weights)  # w_j / h^k
         self.offsets = offsets
         self.radius = max(abs(o) for o in offsets)
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
@@ -41,7 +42,7 @@ class Stencil(ExactBuffers):
                 for offset, weight in zip(offsets, weights, strict=True) if weight != 0]
         taps = taps or [((0,) * len(dims), 0.0)]
         self.shifts = tuple(t for t, _ in taps)  # shift t of each tap: one offset per dim
-        self.register_exact(weights=tuple(weights), kernel=tuple(w for _, w in taps))
+        self.register_exact(weights=weights, kernel=tuple(w for _, w in taps))
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
@@ -65,12 +66,6 @@ class Stencil(ExactBuffers):
         if EXTRA_TOKENS:
             rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
-
-    def along(self, g: torch.Tensor, dim: int) -> torch.Tensor:
-        """Σ_j w_j g_{i + j e_dim}: the 1-D stencil along one axis of g (b, *extent, C)."""
-        shifts = tuple((offset,) for offset in self.offsets)
-        extended = with_ghosts(g, dim, self.radius)
-        return self.taps(extended, g.shape, (dim,), shifts, self.weights.to(g.dtype))
 
     def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
              shifts: tuple[tuple[int, ...], ...], kernel: torch.Tensor) -> torch.Tensor:

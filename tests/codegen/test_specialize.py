@@ -1,0 +1,80 @@
+"""Print-time specialization of the runtime blocks (``codegen/specialize.py``).
+
+A block branches on module constants and print-time flags; the printer folds the branches
+the spec decides and keeps the rest line for line.  Here: the folding rules on small texts,
+and every runtime block specialized for every boundary × grid dimension × flag setting
+still parses, with the decided names gone.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+
+import pytest
+
+from pdelang.compiler.codegen import runtime as R
+from pdelang.compiler.codegen.specialize import free_names, specialize
+
+TEXT = '''def f(x):
+    if A and x:
+        y = 1
+    elif B:
+        y = 2
+    elif C:
+        # a comment is kept
+        y = 3
+    else:
+        y = 4
+    z = 4 if G is None else 5  # kept too
+    if E:
+        z = F.pad(z)
+    return y + z
+'''
+
+
+def test_a_decided_if_keeps_its_taken_body_dedented():
+    out = specialize(TEXT, {"A": False, "B": False, "C": True, "G": (2, 3), "E": 1})
+    assert out == ('def f(x):\n    # a comment is kept\n    y = 3\n    z = 5  # kept too\n'
+                   '    z = F.pad(z)\n    return y + z\n')
+
+
+def test_an_undecided_test_loses_only_its_known_operands():
+    out = specialize(TEXT, {"A": True, "B": True, "G": None, "E": 0})
+    assert out == ('def f(x):\n    if x:\n        y = 1\n    else:\n        y = 2\n'
+                   '    z = 4  # kept too\n    return y + z\n')
+
+
+def test_unknown_names_leave_the_text_as_it_is():
+    assert specialize(TEXT, {}) == TEXT
+    assert specialize(TEXT, {"Z": 1}) == TEXT
+
+
+def test_free_names_are_the_names_read():
+    names = free_names("def g(u):\n    v = torch.cat([u, EXTRA])\n    return take(v, 1)\n")
+    assert {"torch", "EXTRA", "take", "u", "v"} <= names
+    assert "g" not in names  # defined, not read
+
+
+FLAGS = ("ATTENTION_MASKS", "GRID_MASKS", "POSITIVE")
+SETTINGS = [
+    {"BOUNDARY": boundary, "GRID_SHAPE": shape, "EXTRA_TOKENS": extra, "STENCIL_RADIUS": 1,
+     "CAUSAL": False, **dict(zip(FLAGS, flags, strict=True))}
+    for boundary, shape, extra, flags in itertools.product(
+        R.BOUNDARIES, (None, (4, 5)), (0, 1), itertools.product((False, True), repeat=3))
+]
+FILES = ["context", "scalars", "implicit", "implicit_periodic", "conv", "stencil_1d",
+         "stencil_2d", "stencil_1d_copy", "stencil_2d_copy", "grid_lengths_1d",
+         "grid_lengths_2d"]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_specialized_block_parses_and_holds_no_decided_name(name):
+    for block in R.blocks(name).values():
+        for known in SETTINGS:
+            text = specialize(block, known)
+            ast.parse(text)
+            left = free_names(text) & set(FLAGS)
+            assert not left, (name, known, left)
+            if known["BOUNDARY"] != "periodic" or name != "implicit":
+                assert "BOUNDARY ==" not in text
