@@ -25,7 +25,6 @@ REMAINING = {
     ("lab/reference/torch_encoder.py", "gelu"): "torch's activation name (not the operator)",
     ("lab/reference/torch_encoder.py", "relu"): "torch's activation name (not the operator)",
     ("lab/studies/paper1.py", "mlp"): "the name of a reference layer's part, not of an operator",
-    ("lab/validation/weights.py", "mlp"): "the name of a reference layer's part",
     ("lab/validation/weights.py", "lie"): "exact mode: one Lie–Trotter step is one layer",
     ("lab/testing/verify.py", "laplace"): "the stencil labels and the heat-equation check",
     ("lab/testing/strategies.py", "exp"): "a drawing style's name",

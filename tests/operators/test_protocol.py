@@ -45,6 +45,7 @@ CALLS = {
     "attention": "attention(u, heads=2)",
     "conv": "conv(u, kernel=3)",
     "mlp": "mlp(u, hidden=8)",
+    "glu": "glu(u, hidden=8)",
     "linear": "linear(u)",
     "layernorm": "layernorm(u)",
     "rmsnorm": "rmsnorm(u)",

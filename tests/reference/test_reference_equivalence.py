@@ -35,11 +35,20 @@ SENTENCES = [
 # ----------------------------------------------------------------- independent forward
 
 
-def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                eps: float) -> torch.Tensor:
     mean = x.mean(-1, keepdim=True)
     var = ((x - mean) ** 2).mean(-1, keepdim=True)
     return (x - mean) / torch.sqrt(var + eps) * weight.double() + bias.double()
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+             eps: float) -> torch.Tensor:
+    assert bias is None
+    return x / torch.sqrt((x**2).mean(-1, keepdim=True) + eps) * weight.double()
+
+
+NORMS = {"layernorm": layer_norm, "rmsnorm": rms_norm}
 
 
 def activation(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -49,12 +58,24 @@ def activation(x: torch.Tensor, name: str) -> torch.Tensor:
         return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
     if name == "relu":
         return torch.clamp_min(x, 0.0)
+    if name == "silu":
+        return x / (1.0 + torch.exp(-x))
     raise AssertionError(name)
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    y = x @ weight.double().T
+def linear(x: torch.Tensor, w: LayerWeights, name: str) -> torch.Tensor:
+    y = x @ w[name + ".weight"].double().T
+    bias = w.get(name + ".bias")
     return y if bias is None else y + bias.double()
+
+
+def rotate(x: torch.Tensor, theta: float) -> torch.Tensor:
+    """RoPE from its definition: pair (i, i + d/2) turned by n·θ^(−2i/d) at token n."""
+    tokens, d = x.shape[-2], x.shape[-1]
+    angle = torch.arange(tokens, dtype=torch.float64)[:, None] * theta ** (
+        -torch.arange(0, d, 2, dtype=torch.float64) / d)[None]
+    a, b = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([a * angle.cos() - b * angle.sin(), b * angle.cos() + a * angle.sin()], -1)
 
 
 def attention(
@@ -62,18 +83,31 @@ def attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     batch, tokens, channels = u.shape
     d = channels // arch.heads
+    groups = arch.kv_heads or arch.heads
 
-    def heads(t: torch.Tensor) -> torch.Tensor:
-        return t.view(batch, tokens, arch.heads, d).transpose(1, 2)
+    def heads(t: torch.Tensor, count: int) -> torch.Tensor:
+        return t.view(batch, tokens, count, d).transpose(1, 2)
 
-    q = heads(linear(u, w.q_weight, w.q_bias))
-    k = heads(linear(u, w.k_weight, w.k_bias))
-    v = heads(linear(u, w.v_weight, w.v_bias))
+    q = heads(linear(u, w, "attention.q"), arch.heads)
+    k = heads(linear(u, w, "attention.k"), groups)
+    v = heads(linear(u, w, "attention.v"), groups)
+    if arch.rope_theta:
+        q, k = rotate(q, arch.rope_theta), rotate(k, arch.rope_theta)
+    # query head h reads key/value head h // (heads / groups)
+    k = k[:, [h * groups // arch.heads for h in range(arch.heads)]]
+    v = v[:, [h * groups // arch.heads for h in range(arch.heads)]]
     scores = q @ k.transpose(-1, -2) / math.sqrt(d)
     scores = scores.masked_fill(blocked, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     mixed = (probs @ v).transpose(1, 2).reshape(batch, tokens, channels)
-    return linear(mixed, w.o_weight, w.o_bias), probs
+    return linear(mixed, w, "attention.o"), probs
+
+
+def feed_forward(x: torch.Tensor, w: LayerWeights, arch: ReferenceArchitecture) -> torch.Tensor:
+    if "mlp.gate.weight" in w:  # SwiGLU / GeGLU
+        gated = activation(linear(x, w, "mlp.gate"), arch.activation) * linear(x, w, "mlp.up")
+        return linear(gated, w, "mlp.down")
+    return linear(activation(linear(x, w, "mlp.fc1"), arch.activation), w, "mlp.fc2")
 
 
 def independent_forward(
@@ -91,26 +125,24 @@ def independent_forward(
         blocked = blocked | ~mask.bool()[:, None, None, :]
     if arch.causal:
         blocked = blocked | torch.ones(tokens, tokens, dtype=torch.bool).triu(1)
-    eps = arch.norm_eps
+    eps, norm_of = arch.norm_eps, NORMS[arch.norm_kind]
 
-    def mlp(x: torch.Tensor, w: LayerWeights) -> torch.Tensor:
-        return linear(activation(linear(x, w.fc1_weight, w.fc1_bias), arch.activation),
-                      w.fc2_weight, w.fc2_bias)
+    def norm(x: torch.Tensor, w: LayerWeights, part: str) -> torch.Tensor:
+        return norm_of(x, w[part + ".weight"], w.get(part + ".bias"), eps)
 
     states, maps = [u], []
     for w in layers:
         if arch.norm_placement == "post":
             attended, probs = attention(u, w, arch, blocked)
-            v = layer_norm(u + attended, w.norm_attention_weight, w.norm_attention_bias, eps)
-            u = layer_norm(v + mlp(v, w), w.norm_mlp_weight, w.norm_mlp_bias, eps)
+            v = norm(u + attended, w, "norm_attention")
+            u = norm(v + feed_forward(v, w, arch), w, "norm_mlp")
         else:
-            normed = layer_norm(u, w.norm_attention_weight, w.norm_attention_bias, eps)
-            attended, probs = attention(normed, w, arch, blocked)
+            attended, probs = attention(norm(u, w, "norm_attention"), w, arch, blocked)
             v = u + attended
-            u = v + mlp(layer_norm(v, w.norm_mlp_weight, w.norm_mlp_bias, eps), w)
+            u = v + feed_forward(norm(v, w, "norm_mlp"), w, arch)
         states.append(u)
         maps.append(probs)
-    final = u if final_weight is None else layer_norm(u, final_weight, final_bias, eps)
+    final = u if final_weight is None else norm_of(u, final_weight, final_bias, eps)
     return states, maps, final
 
 
@@ -283,8 +315,8 @@ def test_torch_encoder_reproduced(placement, perturbed):
 def test_torch_encoder_layers_are_not_clones():
     reference = torch_reference("post")
     first, second = reference.layer_weights[:2]
-    assert not torch.equal(first.q_weight, second.q_weight)
-    assert not torch.equal(first.fc1_weight, second.fc1_weight)
+    assert not torch.equal(first["attention.q.weight"], second["attention.q.weight"])
+    assert not torch.equal(first["mlp.fc1.weight"], second["mlp.fc1.weight"])
 
 
 def test_swapped_norms_are_detected():
@@ -294,13 +326,7 @@ def test_swapped_norms_are_detected():
     reference = TorchEncoderReference(model=reference.model, name="perturbed")
     run = reference.run(reference.inputs_from_text(SENTENCES))
     w = reference.layer_weights[1]
-    swapped = LayerWeights(
-        **{
-            **{name: getattr(w, name) for name in w.__dataclass_fields__},
-            "norm_attention_weight": w.norm_mlp_weight,
-            "norm_mlp_weight": w.norm_attention_weight,
-        }
-    )
+    swapped = w.replace(norm_attention=w.part("norm_mlp"), norm_mlp=w.part("norm_attention"))
     layers = [reference.layer_weights[0], swapped, *reference.layer_weights[2:]]
     states, _, _ = independent_forward(
         reference.architecture, layers, reference.final_norm_weight, reference.final_norm_bias,
@@ -325,10 +351,103 @@ def test_hf_dir_round_trip(tmp_path, builder, kind):
         if key in saved:
             torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
     # the stale weights extracted before perturbing differ from the loaded ones
-    assert not torch.equal(loaded.layer_weights[0].q_weight, original.layer_weights[0].q_weight)
+    assert not torch.equal(loaded.layer_weights[0]["attention.q.weight"],
+                           original.layer_weights[0]["attention.q.weight"])
     if kind == "vit":
         inputs = loaded.inputs_from_images(load_digits_images(3, "heldout")[0])
     else:
         inputs = loaded.inputs_from_text(SENTENCES)  # no tokenizer files: word-hash fallback
     run = loaded.run(inputs)
     assert_reproduced(loaded, run)
+
+
+# ------------------------------------------------------------------------ Llama family
+
+
+@pytest.mark.parametrize("perturbed", [False, True])
+def test_hf_config_llama_reproduced(perturbed):
+    """RMSNorm, grouped-query attention with rotary embeddings, SwiGLU, no biases: the
+    independent forward above, written from the definitions, reproduces the model."""
+    from pdelang.lab.reference.llama import LlamaReference, llama_from_config
+
+    reference = llama_from_config()
+    arch = reference.architecture
+    assert (arch.kv_heads, arch.heads, arch.rope_theta, arch.norm_kind, arch.reaction) == (
+        2, 4, 500000.0, "rmsnorm", "glu")
+    assert not any(key.endswith(".bias") for key in reference.layer_weights[0].tensors)
+    if perturbed:
+        perturb_(reference.model)
+        reference = LlamaReference(reference.model, reference.tokenizer, "perturbed llama")
+    inputs = reference.inputs_from_text(SENTENCES)
+    run = reference.run(inputs)
+    assert not bool(run.mask.all())
+    upper = torch.ones(run.attentions[0].shape[-2:], dtype=torch.bool).triu(1)
+    assert float(run.attentions[0][..., upper].abs().max()) == 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(run.embeddings, reference.model.embed_tokens(
+            inputs["input_ids"]))
+    assert_reproduced(reference, run)
+
+
+def test_the_independent_forward_sees_rope_and_the_kv_groups():
+    """Control: the check has teeth for the Llama parts: without the rotation, or with the
+    key/value heads assigned round-robin instead of in blocks, reproduction fails."""
+    import dataclasses
+
+    from pdelang.lab.reference.llama import llama_from_config
+
+    reference = llama_from_config()
+    perturb_(reference.model)
+    run = reference.run(reference.inputs_from_text(SENTENCES))
+    arch = reference.architecture
+    no_rope = dataclasses.replace(arch, rope_theta=0.0)
+    states, _, _ = independent_forward(no_rope, reference.layer_weights,
+                                       reference.final_norm_weight, None, run.embeddings,
+                                       run.mask)
+    assert rel(states[1], run.hidden_states[1]) > 1e-3
+    other_theta = dataclasses.replace(arch, rope_theta=10000.0)
+    states, _, _ = independent_forward(other_theta, reference.layer_weights,
+                                       reference.final_norm_weight, None, run.embeddings,
+                                       run.mask)
+    assert rel(states[1], run.hidden_states[1]) > 1e-3
+    # swap the two key/value heads' rows: query heads then read the other group
+    d = arch.head_dim
+    swapped = []
+    for w in reference.layer_weights:
+        attention = w.part("attention")
+        for name in ("k.weight", "v.weight"):
+            attention[name] = torch.cat([attention[name][d:], attention[name][:d]])
+        swapped.append(w.replace(attention=attention))
+    states, _, _ = independent_forward(arch, swapped, reference.final_norm_weight, None,
+                                       run.embeddings, run.mask)
+    assert rel(states[1], run.hidden_states[1]) > 1e-3
+
+
+def test_llama_dir_round_trip_with_gqa_and_rope_theta(tmp_path):
+    """``hf:PATH`` of a ``LlamaForCausalLM`` written by ``save_pretrained`` from a config with
+    grouped-query attention (6 query heads, 2 key/value heads) and rope_theta = 12345."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=300, hidden_size=48, intermediate_size=80,
+                         num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                         rope_theta=12345.0, rms_norm_eps=1e-5, initializer_range=0.2,
+                         max_position_embeddings=64)
+    torch.manual_seed(3)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    loaded = load_reference(f"hf:{tmp_path}")
+    arch = loaded.architecture
+    assert (arch.kind, arch.heads, arch.kv_heads, arch.rope_theta, arch.norm_eps) == (
+        "llama", 6, 2, 12345.0, 1e-5)
+    run = loaded.run(loaded.inputs_from_text(SENTENCES))
+    assert_reproduced(loaded, run)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rotary embedding of type"),
+    ({"head_dim": 8}, "head_dim"),
+])
+def test_unsupported_llama_variants_are_refused_by_name(change, message):
+    from pdelang.lab.reference.llama import llama_from_config
+
+    with pytest.raises(ValueError, match=message):
+        llama_from_config(**change)

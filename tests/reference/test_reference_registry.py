@@ -15,6 +15,7 @@ from pdelang.lab.reference import REFERENCE_NAMES, Reference, ReferenceArchitect
     [
         ("hf-config:bert", "bert", "post", False, False, "gelu"),
         ("hf-config:gpt2", "gpt2", "pre", True, True, "gelu_tanh"),
+        ("hf-config:llama", "llama", "pre", True, True, "silu"),
         ("hf-config:vit", "vit", "pre", True, False, "gelu"),
         ("torch", "torch", "post", False, False, "gelu"),
         ("torch:post", "torch", "post", False, False, "gelu"),
@@ -29,7 +30,9 @@ def test_small_references(name, kind, placement, final_norm, causal, activation)
     assert (arch.kind, arch.norm_placement, arch.final_norm, arch.causal, arch.activation) == (
         kind, placement, final_norm, causal, activation
     )
-    assert (arch.channels, arch.heads, arch.layers, arch.hidden) == (64, 4, 3, 256)
+    # Llama's SwiGLU width is ≈ 8/3 · C (same parameter count as a 4C MLP)
+    hidden = 172 if kind == "llama" else 256
+    assert (arch.channels, arch.heads, arch.layers, arch.hidden) == (64, 4, 3, hidden)
     assert len(reference.layer_weights) == arch.layers
     for weights in reference.layer_weights:
         weights.check_shapes(arch)
@@ -53,10 +56,11 @@ def test_random_references_are_deterministic_and_leave_global_rng_alone():
     after = torch.rand(3)
     second = load_reference("hf-config:bert")
     assert torch.equal(before, after)
-    assert torch.equal(first.layer_weights[2].fc2_weight, second.layer_weights[2].fc2_weight)
+    assert torch.equal(first.layer_weights[2]["mlp.fc2.weight"],
+                       second.layer_weights[2]["mlp.fc2.weight"])
     assert torch.equal(
-        load_reference("torch:pre").layer_weights[0].q_weight,
-        load_reference("torch:pre").layer_weights[0].q_weight,
+        load_reference("torch:pre").layer_weights[0]["attention.q.weight"],
+        load_reference("torch:pre").layer_weights[0]["attention.q.weight"],
     )
 
 

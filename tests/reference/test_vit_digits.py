@@ -105,7 +105,7 @@ def test_load_reference_reads_the_cache(cache):
         (4, 4), 1, 1e-12, True)
     assert reference.image_mean.tolist() == [0.5] and reference.image_std.tolist() == [0.5]
     weights = _tensors(model_dir())
-    assert torch.equal(reference.layer_weights[3].fc2_weight,
+    assert torch.equal(reference.layer_weights[3]["mlp.fc2.weight"],
                        weights["vit.encoder.layer.3.output.dense.weight"])
 
 
@@ -175,11 +175,12 @@ def test_seeds_train_side_by_side(cache):
     assert (zero.name, seed1.name) == ("vit-digits", "vit-digits@1")
     assert load_reference("vit-digits@0").name == "vit-digits"
     name = "vit.encoder.layer.3.output.dense.weight"
-    assert torch.equal(seed1.layer_weights[3].fc2_weight, _tensors(one.path)[name])
-    assert torch.equal(zero.layer_weights[3].fc2_weight, _tensors(model_dir())[name])
-    assert not torch.equal(seed1.layer_weights[3].fc2_weight, zero.layer_weights[3].fc2_weight)
-    assert torch.equal(load_reference("vit-digits@0").layer_weights[3].fc2_weight,
-                       zero.layer_weights[3].fc2_weight)
+    assert torch.equal(seed1.layer_weights[3]["mlp.fc2.weight"], _tensors(one.path)[name])
+    assert torch.equal(zero.layer_weights[3]["mlp.fc2.weight"], _tensors(model_dir())[name])
+    assert not torch.equal(seed1.layer_weights[3]["mlp.fc2.weight"],
+                           zero.layer_weights[3]["mlp.fc2.weight"])
+    assert torch.equal(load_reference("vit-digits@0").layer_weights[3]["mlp.fc2.weight"],
+                       zero.layer_weights[3]["mlp.fc2.weight"])
     assert load_vit_digits(seed=1).name == "vit-digits@1"
 
 

@@ -95,7 +95,7 @@ def test_every_mismatch_is_named_at_once():
     code, _, err = validate("specs/bert_postln.yaml", "--reference", "hf-config:bert",
                             "--mode", "exact")
     assert code == 2
-    for what in ("channels", "layers", "attention heads", "mlp hidden width"):
+    for what in ("channels", "layers", "attention heads", "mlp hidden"):
         assert what in err, err
 
 

@@ -1,8 +1,16 @@
-"""``attention(u, heads=1, causal=false, kernel=softmax|sinkhorn, iterations=20, bias=true)``:
-multi-head self-attention, the non-local interaction of the master PDE,
+"""``attention(u, heads=1, causal=false, kernel=softmax|sinkhorn, iterations=20, bias=true,
+rank=0, kv_heads=0, rope_theta=0)``: multi-head self-attention, the non-local interaction of
+the master PDE,
 
-    A[u](x) = W_O concat_h Σ_y P_h(x, y) W_V^h u(y),
-    P_h(x, ·) = softmax_y(<W_Q^h u(x), W_K^h u(y)> / √d_h)             (kernel=softmax)
+    A[u](x) = W_O concat_h Σ_y P_h(x, y) W_V^{g(h)} u(y),
+    P_h(x, ·) = softmax_y(<R_x W_Q^h u(x), R_y W_K^{g(h)} u(y)> / √d_h)   (kernel=softmax)
+
+with ``kv_heads`` = G key/value heads shared by groups of H/G query heads (grouped-query
+attention, Ainslie et al. 2023: query head h reads key/value head g(h) = ⌊h G / H⌋; G = H is
+ordinary multi-head attention) and, with ``rope_theta`` = θ > 0, rotary position embeddings
+(Su et al., "RoFormer"): R_x rotates the pairs (i, i + r/2) of a head's r query/key channels
+by the angle x · θ^(−2i/r) at token x (the "rotate-half" layout of Llama), so the score
+depends on the offset x − y only.  ``rope_theta=0`` (the default) has no rotation.
 
 or the Sinkhorn-normalized, doubly stochastic kernel of Sander et al. ("Sinkformers"):
 alternate column and row normalization in the log domain, rows last (kernel=sinkhorn).
@@ -42,11 +50,17 @@ class AttentionOperator(Operator):
                       doc="Sinkhorn iterations (kernel=sinkhorn)"),
                Option("bias", "bool", True, doc="biases on the Q, K, V, O projections"),
                Option("rank", "int", 0, minimum=0,
-                      doc="query/key width per head (a low-rank kernel); 0: channels/heads"))
+                      doc="query/key width per head (a low-rank kernel); 0: channels/heads"),
+               Option("kv_heads", "int", 0, minimum=0,
+                      doc="key/value heads, each shared by heads/kv_heads query heads "
+                          "(grouped-query attention); 0: heads"),
+               Option("rope_theta", "float", 0.0, minimum=0.0,
+                      doc="rotary position embeddings with base θ (Llama: 10000); 0: none"))
     local = False
     learned = True
     sympy_class = Attention
-    runtime_blocks = (("finite_logsumexp", "finite_logsumexp"), ("attention", "Attention"))
+    runtime_blocks = (("finite_logsumexp", "finite_logsumexp"), ("rotary", "rotary"),
+                      ("attention", "Attention"))
 
     def check_call(self, options, site):
         from pdelang.errors import OperatorError
@@ -60,6 +74,27 @@ class AttentionOperator(Operator):
                 f"attention heads={heads} does not divide the {channels} channels of "
                 f"'{site.field}'",
                 site.where("heads"), f"use heads={' or '.join(map(str, sorted(near)))}")
+        kv_heads = options["kv_heads"] or heads
+        if heads % kv_heads:
+            divisors = [d for d in range(1, heads + 1) if heads % d == 0]
+            near = sorted(divisors, key=lambda d: abs(d - kv_heads))[:2]
+            raise OperatorError(
+                f"attention kv_heads={kv_heads} does not divide heads={heads}: each key/value "
+                f"head serves a whole group of query heads",
+                site.where("kv_heads"), f"use kv_heads={' or '.join(map(str, sorted(near)))}")
+        if options["rope_theta"]:
+            if len(site.axes) != 1:
+                raise OperatorError(
+                    f"rope_theta needs a 1-D token axis; the grid has axes "
+                    f"{', '.join(site.axes)}",
+                    site.where("rope_theta"), "drop rope_theta on a 2-D grid")
+            width = options["rank"] or channels // heads
+            if width % 2:
+                raise OperatorError(
+                    f"rotary embeddings rotate channel pairs, but a head's query/key width "
+                    f"is {width} (odd)",
+                    site.where("rope_theta"),
+                    "choose heads (or rank) so that the query/key width per head is even")
         return options
 
     def warnings(self, options) -> list[str]:
@@ -73,6 +108,13 @@ class AttentionOperator(Operator):
         return f"self.{node.module}({operand}, ctx)"
 
     records_attention = True
+    reference_part = "attention"
+
+    def effective_options(self, options, channels: int) -> dict:
+        heads = int(options["heads"])
+        return {**options, "rank": int(options.get("rank") or 0) or channels // heads,
+                "kv_heads": int(options.get("kv_heads") or 0) or heads,
+                "rope_theta": float(options.get("rope_theta") or 0.0)}
 
     def is_causal(self, options) -> bool:
         return bool(options.get("causal"))
@@ -81,22 +123,26 @@ class AttentionOperator(Operator):
         return int(options["heads"])
 
     def parameter_shapes(self, channels, options, dims):
-        """Q and K: C → H·r (r = ``rank``, default C/H); V and O: C → C; their biases."""
+        """Q: C → H·r (r = ``rank``, default d = C/H); K: C → G·r and V: C → G·d with G the
+        key/value heads (``kv_heads``, default H); O: C → C; their biases."""
         heads = int(options["heads"])
-        qk = heads * (int(options.get("rank") or 0) or channels // heads)
-        shapes = {"q.weight": (qk, channels), "k.weight": (qk, channels),
-                  "v.weight": (channels, channels), "o.weight": (channels, channels)}
+        kv_heads = int(options.get("kv_heads") or 0) or heads
+        width = int(options.get("rank") or 0) or channels // heads
+        kv_values = kv_heads * (channels // heads)
+        shapes = {"q.weight": (heads * width, channels), "k.weight": (kv_heads * width, channels),
+                  "v.weight": (kv_values, channels), "o.weight": (channels, channels)}
         if options["bias"]:
-            shapes |= {"q.bias": (qk,), "k.bias": (qk,), "v.bias": (channels,),
-                       "o.bias": (channels,)}
+            shapes |= {"q.bias": (heads * width,), "k.bias": (kv_heads * width,),
+                       "v.bias": (kv_values,), "o.bias": (channels,)}
         return shapes
 
     def torch_module(self, module) -> str:
         o = module.options
-        rank = f", rank={o['rank']}" if o.get("rank") else ""
+        extra = "".join(f", {key}={o[key]!r}" for key in ("rank", "kv_heads", "rope_theta")
+                        if o.get(key))
         return (f"Attention(CHANNELS, {o['heads']}, causal={o['causal']!r}, "
                 f"kernel={o['kernel']!r}, iterations={o['iterations']}, bias={o['bias']!r}"
-                f"{rank})")
+                f"{extra})")
 
     def numpy_eval(self, node, x, reference, layer, ctx):
         import numpy as np
@@ -109,13 +155,19 @@ class AttentionOperator(Operator):
         batch, tokens, channels = x.shape
         d = channels // heads
         r = int(options.get("rank") or 0) or d  # query/key width per head
+        kv_heads = int(options.get("kv_heads") or 0) or heads
 
-        def split(y, width):  # (B, N, H·width) → (B, H, N, width)
-            return y.reshape(batch, tokens, heads, width).transpose(0, 2, 1, 3)
+        def split(y, count, width):  # (B, N, count·width) → (B, count, N, width)
+            return y.reshape(batch, tokens, count, width).transpose(0, 2, 1, 3)
 
-        q = split(reference.linear(x, prefix + ".q", bias), r)
-        k = split(reference.linear(x, prefix + ".k", bias), r)
-        v = split(reference.linear(x, prefix + ".v", bias), d)
+        q = split(reference.linear(x, prefix + ".q", bias), heads, r)
+        k = split(reference.linear(x, prefix + ".k", bias), kv_heads, r)
+        v = split(reference.linear(x, prefix + ".v", bias), kv_heads, d)
+        if options.get("rope_theta"):
+            q, k = numpy_rotary(q, float(options["rope_theta"])), \
+                numpy_rotary(k, float(options["rope_theta"]))
+        group = heads // kv_heads  # query head h reads key/value head h // group
+        k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
         scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(r)  # (B, H, N, N)
         allowed = np.ones((batch, 1, tokens, tokens), dtype=bool)
         if ctx.key_mask is not None:
@@ -152,8 +204,17 @@ class AttentionOperator(Operator):
             opts.append(f"iterations={draw(st.integers(1, 30))}")
         if draw(st.booleans()):
             opts.append(f"bias={drawn_bool(draw)}")
+        rank = 0
         if draw(st.integers(0, 3)) == 0:
-            opts.append(f"rank={draw(st.integers(1, 4))}")
+            rank = draw(st.integers(1, 4))
+            opts.append(f"rank={rank}")
+        heads = next((int(o[6:]) for o in opts if o.startswith("heads=")), 1)
+        if draw(st.integers(0, 2)) == 0:
+            groups = [g for g in range(1, heads + 1) if heads % g == 0]
+            opts.append(f"kv_heads={draw(st.sampled_from(groups))}")
+        if len(ctx.axes) == 1 and (rank or ctx.channels // heads) % 2 == 0 \
+                and draw(st.integers(0, 2)) == 0:
+            opts.append(f"rope_theta={draw(st.sampled_from(['10000', '500000.0', '7.5']))}")
         return f"attention({', '.join([operand, *opts])})"
 
 
@@ -171,6 +232,19 @@ def numpy_logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
         s = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
     return np.where(finite, s, 0.0)
+
+
+def numpy_rotary(x: np.ndarray, theta: float) -> np.ndarray:
+    """Rotary embedding of ``x`` (B, H, N, r) at tokens 0 … N−1: channel pairs (i, i + r/2)
+    turned by the angle n · θ^(−2i/r) (float64, from the definition)."""
+    import numpy as np
+
+    tokens, width = x.shape[-2], x.shape[-1]
+    frequencies = theta ** (-np.arange(0, width, 2, dtype=np.float64) / width)  # (r/2,)
+    angles = np.arange(tokens, dtype=np.float64)[:, None] * frequencies[None]  # (N, r/2)
+    cos, sin = np.cos(angles), np.sin(angles)
+    first, second = x[..., : width // 2], x[..., width // 2:]
+    return np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
 
 
 def numpy_softmax(x: np.ndarray, axis: int) -> np.ndarray:

@@ -91,6 +91,9 @@ class Operator:
     runtime_constants: ClassVar[tuple[str, ...]] = ()  # module constants its blocks read
     reads_ghosts: ClassVar[bool] = False  # its blocks call the boundary's ghost functions
     records_attention: ClassVar[bool] = False  # its calls record attention maps
+    # the part of a Transformer layer whose weights a call carries ("attention", "mlp"), for
+    # mapping a reference model's weights onto a spec (None: no such part)
+    reference_part: ClassVar[str | None] = None
 
     # ------------------------------------------------------------------ facts of a call
     def is_causal(self, options) -> bool:
@@ -100,6 +103,12 @@ class Operator:
     def attention_heads(self, options) -> int | None:
         """The heads of a call that records attention maps (None for other operators)."""
         return None
+
+    def effective_options(self, options, channels: int) -> dict:
+        """The options with every default that depends on the field resolved to its value
+        for ``channels`` channels (``attention``: ``rank=0`` is C/heads), so that two calls
+        that build the same map compare equal."""
+        return dict(options)
 
     # ------------------------------------------------------------------ signature
     def option(self, name: str) -> Option | None:

@@ -51,6 +51,7 @@ class MLPOperator(Operator):
     learned = True
     sympy_class = MLP
     runtime_blocks = (("mlp", "MLP"),)
+    reference_part = "mlp"
 
     def check_call(self, options, site):
         if options["hidden"] is None:

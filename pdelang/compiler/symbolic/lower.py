@@ -524,6 +524,8 @@ class Lowering:
             if option.maximum is None and abs(number) > most:
                 raise OperatorError(f"{where} must be ≤ {most:,}, got {_short(value.text)}",
                                     node.loc, how_to_raise("option_int"))
+        elif option.kind == "float":
+            number = float(number)  # rope_theta=10000 is the number 10000.0
         if option.minimum is not None and number < option.minimum:
             raise OperatorError(f"{where} must be ≥ {option.minimum:g}, got {number}", node.loc)
         if option.maximum is not None and number > option.maximum:

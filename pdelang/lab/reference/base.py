@@ -1,22 +1,29 @@
-"""A neutral description of a reference Transformer encoder and of one run of it.
+"""A neutral description of a reference Transformer and of one run of it.
 
-Every adapter (BERT/MiniLM, ViT, GPT-2, ``torch.nn.TransformerEncoder``) reduces its model to
+Every adapter (BERT/MiniLM, ViT, GPT-2, Llama, ``torch.nn.TransformerEncoder``) reduces its
+model to
 
-* a :class:`ReferenceArchitecture` — the few numbers and switches that fix the layer map,
-* one :class:`LayerWeights` per layer, in ``nn.Linear`` convention (``weight`` is ``(out, in)``,
+* a :class:`ReferenceArchitecture` — the few numbers and switches that fix the layer map, and
+  the spec calls it amounts to (:meth:`ReferenceArchitecture.calls`),
+* one :class:`LayerWeights` per layer: tensors named by the parameters the spec operators
+  declare (``attention.q.weight``, ``mlp.fc1.bias``, ``mlp.gate.weight``,
+  ``norm_mlp.weight``), in ``nn.Linear`` convention (``weight`` is ``(out, in)``,
   ``y = x @ weight.T + bias``),
-* an optional final LayerNorm, and
+* an optional final norm, and
 * a :meth:`Reference.run` that returns a :class:`ReferenceRun`: the embeddings ``u(0)``, the
   state at every layer boundary and every attention map.
 
-The layer map all adapters share, with ``LN`` the LayerNorm, ``A`` the multi-head attention
+The layer map all adapters share, with ``N`` the norm (LayerNorm, or RMSNorm for Llama),
+``A`` the multi-head attention
 ``A(u) = concat_h(softmax(Q_h K_hᵀ / √d + M) V_h) W_oᵀ + b_o`` (``M`` = −∞ on masked keys and,
-for causal models, on future keys) and ``F(u) = act(u W_1ᵀ + b_1) W_2ᵀ + b_2``::
+for causal models, on future keys; Llama: grouped-query heads and rotary embeddings of Q and
+K) and ``F`` the feed-forward block (``act(u W_1ᵀ + b_1) W_2ᵀ + b_2``, or Llama's SwiGLU
+``(silu(u W_gᵀ) ⊙ u W_uᵀ) W_dᵀ``)::
 
-    post-LN (BERT, torch:post):  v = LN_att(u + A(u));        u' = LN_mlp(v + F(v))
-    pre-LN  (ViT, GPT-2, torch:pre): v = u + A(LN_att(u));    u' = v + F(LN_mlp(v))
+    post-LN (BERT, torch:post):  v = N_att(u + A(u));        u' = N_mlp(v + F(v))
+    pre-LN  (ViT, GPT-2, Llama, torch:pre): v = u + A(N_att(u));    u' = v + F(N_mlp(v))
 
-and, for models with a final norm, ``final_state = LN_final(u_L)``.
+and, for models with a final norm, ``final_state = N_final(u_L)``.
 """
 
 from __future__ import annotations
@@ -25,17 +32,18 @@ import abc
 import contextlib
 import re
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
 from torch import nn
 
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 NORM_PLACEMENTS = ("pre", "post")
-KINDS = ("bert", "vit", "gpt2", "torch")
+KINDS = ("bert", "vit", "gpt2", "torch", "llama")
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,15 @@ class ReferenceArchitecture:
         grid_shape: ``None`` for a 1-D token sequence, ``(rows, cols)`` for image patches.
         extra_tokens: tokens before the grid (1 for ViT's CLS token), 0 otherwise.
         qkv_bias: whether the query/key/value projections carry biases.
-        norm_kind: the normalization's operator (``'layernorm'``; a spec must use the same).
+        norm_kind: the normalization's operator (``'layernorm'`` or ``'rmsnorm'``; a spec
+            must use the same).
+        kv_heads: key/value heads of grouped-query attention (0: ``heads``, ordinary
+            multi-head attention).
+        rope_theta: the base θ of rotary position embeddings inside the attention (0: none).
+        reaction: the spec operator of the feed-forward block: ``'mlp'``
+            (``W_2 σ(W_1 u + b_1) + b_2``) or ``'glu'`` (``W_down(σ(W_gate u) ⊙ W_up u)``,
+            SwiGLU with σ = SiLU).
+        bias: whether the output projection and the feed-forward block carry biases.
     """
 
     kind: str
@@ -75,6 +91,10 @@ class ReferenceArchitecture:
     extra_tokens: int
     qkv_bias: bool
     norm_kind: str = "layernorm"
+    kv_heads: int = 0
+    rope_theta: float = 0.0
+    reaction: str = "mlp"
+    bias: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -90,6 +110,19 @@ class ReferenceArchitecture:
             )
         if self.channels % self.heads:
             raise ValueError(f"channels={self.channels} is not divisible by heads={self.heads}")
+        if self.kv_heads and self.heads % self.kv_heads:
+            raise ValueError(f"kv_heads={self.kv_heads} does not divide heads={self.heads}")
+
+    def calls(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The spec calls a layer of this model amounts to: part → (operator, options), with
+        every option that changes the layer map at its effective value (what
+        :meth:`~pdelang.compiler.operators.base.Operator.effective_options` gives for a spec's
+        call).  A spec can carry the weights exactly when its calls agree."""
+        attention = {"heads": self.heads, "causal": self.causal, "kernel": "softmax",
+                     "rank": self.head_dim, "kv_heads": self.kv_heads or self.heads,
+                     "rope_theta": float(self.rope_theta), "bias": self.qkv_bias or self.bias}
+        reaction = {"hidden": self.hidden, "activation": self.activation, "bias": self.bias}
+        return {"attention": ("attention", attention), "mlp": (self.reaction, reaction)}
 
     @property
     def head_dim(self) -> int:
@@ -107,68 +140,113 @@ class ReferenceArchitecture:
         return count
 
 
+#: The parts of a layer whose weights a reference gives: the attention's and the MLP's
+#: (the reaction's) parameters, and the affine parameters of the norm of each sub-block.
+PARTS = ("attention", "mlp", "norm_attention", "norm_mlp")
+
+
 @dataclass(frozen=True, eq=False)
 class LayerWeights:
-    """The parameters of one Transformer layer in ``nn.Linear`` convention.
+    """The parameters of one Transformer layer, by neutral name ``<part>.<parameter>``.
 
-    ``q/k/v/o_weight`` are ``(C, C)``, ``fc1_weight`` is ``(H, C)``, ``fc2_weight`` is
-    ``(C, H)``; a linear map is ``y = x @ W.T + b``.  ``q/k/v_bias`` are ``None`` when the
-    architecture has ``qkv_bias=False``.  Heads are contiguous blocks of ``d = C / heads``
-    output rows of ``q/k/v_weight`` (head ``h`` owns rows ``h d .. (h + 1) d - 1``).
+    ``<part>`` is one of :data:`PARTS`; ``<parameter>`` is the name the spec operator of that
+    part declares for it (:meth:`~pdelang.compiler.operators.base.Operator.parameter_shapes`),
+    so the copy into a stepper is by name: ``attention.q.weight`` goes to the attention
+    module's ``q.weight``, ``mlp.fc1.weight`` to an ``mlp``'s ``fc1.weight``,
+    ``mlp.gate.weight`` to a ``glu``'s ``gate.weight``, ``norm_mlp.weight`` to the MLP's
+    norm.  Linear maps are in ``nn.Linear`` convention (``weight`` is ``(out, in)``,
+    ``y = x @ weight.T + bias``); heads are contiguous blocks of output rows.  A parameter the
+    model does not have (a bias of a bias-free projection) is absent, not zero.
 
-    ``norm_attention`` is the LayerNorm belonging to the attention sub-block (post-LN: applied
-    to ``u + A(u)``; pre-LN: applied to the input of the attention), ``norm_mlp`` likewise for
-    the MLP sub-block.
+    ``norm_attention`` is the norm belonging to the attention sub-block (post-LN: applied to
+    ``u + A(u)``; pre-LN: applied to the input of the attention), ``norm_mlp`` likewise for the
+    MLP sub-block.
     """
 
-    q_weight: torch.Tensor
-    q_bias: torch.Tensor | None
-    k_weight: torch.Tensor
-    k_bias: torch.Tensor | None
-    v_weight: torch.Tensor
-    v_bias: torch.Tensor | None
-    o_weight: torch.Tensor
-    o_bias: torch.Tensor
-    fc1_weight: torch.Tensor
-    fc1_bias: torch.Tensor
-    fc2_weight: torch.Tensor
-    fc2_bias: torch.Tensor
-    norm_attention_weight: torch.Tensor
-    norm_attention_bias: torch.Tensor
-    norm_mlp_weight: torch.Tensor
-    norm_mlp_bias: torch.Tensor
+    tensors: Mapping[str, torch.Tensor]
+
+    def __post_init__(self) -> None:
+        for key in self.tensors:
+            part, dot, _ = key.partition(".")
+            if not dot or part not in PARTS:
+                raise ValueError(f"layer weight {key!r}: expected '<part>.<parameter>' with a "
+                                 f"part in {PARTS}")
+        object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self.tensors[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.tensors
+
+    def get(self, key: str) -> torch.Tensor | None:
+        """The tensor ``key`` (``'<part>.<parameter>'``), or ``None`` if the model has none."""
+        return self.tensors.get(key)
+
+    def part(self, part: str) -> dict[str, torch.Tensor]:
+        """The tensors of one part, by parameter name (``{'q.weight': …, …}``)."""
+        prefix = part + "."
+        return {key[len(prefix):]: value for key, value in self.tensors.items()
+                if key.startswith(prefix)}
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> LayerWeights:
-        """A copy with ``fn`` applied to every tensor (``None`` biases stay ``None``)."""
-        values = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            values[item.name] = None if value is None else fn(value)
-        return LayerWeights(**values)
+        """A copy with ``fn`` applied to every tensor."""
+        return LayerWeights({key: fn(value) for key, value in self.tensors.items()})
 
     def to(self, dtype: torch.dtype) -> LayerWeights:
         """A copy with every tensor cast to ``dtype``."""
         return self.map(lambda tensor: tensor.to(dtype))
 
+    def replace(self, **parts: Mapping[str, torch.Tensor]) -> LayerWeights:
+        """A copy with the named parts' tensors replaced (``replace(norm_mlp={...})``)."""
+        kept = {key: value for key, value in self.tensors.items()
+                if key.partition(".")[0] not in parts}
+        for part, tensors in parts.items():
+            kept |= {f"{part}.{name}": value for name, value in tensors.items()}
+        return LayerWeights(kept)
+
     def check_shapes(self, architecture: ReferenceArchitecture) -> None:
-        """Raise ``ValueError`` unless every tensor has the shape ``architecture`` implies."""
-        c, h = architecture.channels, architecture.hidden
-        expected: dict[str, tuple[int, ...]] = {
-            "q_weight": (c, c), "k_weight": (c, c), "v_weight": (c, c), "o_weight": (c, c),
-            "o_bias": (c,), "fc1_weight": (h, c), "fc1_bias": (h,), "fc2_weight": (c, h),
-            "fc2_bias": (c,), "norm_attention_weight": (c,), "norm_attention_bias": (c,),
-            "norm_mlp_weight": (c,), "norm_mlp_bias": (c,),
-        }
-        for name in ("q_bias", "k_bias", "v_bias"):
-            if architecture.qkv_bias:
-                expected[name] = (c,)
-            elif getattr(self, name) is not None:
-                raise ValueError(f"{name} given but the architecture has qkv_bias=False")
-        for name, shape in expected.items():
-            value = getattr(self, name)
-            if value is None or tuple(value.shape) != shape:
-                got = None if value is None else tuple(value.shape)
-                raise ValueError(f"LayerWeights.{name}: expected shape {shape}, got {got}")
+        """Raise ``ValueError`` unless the tensors are exactly what the spec operators the
+        architecture amounts to (:meth:`ReferenceArchitecture.calls`) declare: every tensor
+        has a declared parameter of its shape, and only biases may be missing."""
+        from pdelang.compiler.operators import OPERATORS
+
+        c = architecture.channels
+        declared: dict[str, tuple[int, ...]] = {}
+        for part, (operator, options) in architecture.calls().items():
+            shapes = OPERATORS[operator].parameter_shapes(c, options, 1)
+            declared |= {f"{part}.{name}": tuple(shape) for name, shape in shapes.items()}
+        for part in ("norm_attention", "norm_mlp"):
+            for name in OPERATORS[architecture.norm_kind].affine_parameters:
+                declared[f"{part}.{name}"] = (c,)
+        for key, value in self.tensors.items():
+            if key not in declared:
+                raise ValueError(f"LayerWeights has {key!r}, which the spec operators of "
+                                 f"{architecture.kind} do not declare")
+            if tuple(value.shape) != declared[key]:
+                raise ValueError(f"LayerWeights[{key!r}]: expected shape {declared[key]}, "
+                                 f"got {tuple(value.shape)}")
+        missing = [key for key in declared if key not in self.tensors
+                   and not key.endswith(".bias")]
+        if missing:
+            raise ValueError(f"LayerWeights lacks {', '.join(missing)}")
+
+
+def linear_weights(part_name: str, linear: Any, transpose: bool = False
+                   ) -> dict[str, torch.Tensor]:
+    """``{'<part_name>.weight': W, '<part_name>.bias': b}`` of a linear layer (float32 copies;
+    no bias entry when it has none); ``transpose`` for ``y = x W + b`` layouts (GPT-2's
+    ``Conv1D``)."""
+    weight = linear.weight.T if transpose else linear.weight
+    out = {f"{part_name}.weight": detach(weight)}
+    if getattr(linear, "bias", None) is not None:
+        out[f"{part_name}.bias"] = detach(linear.bias)
+    return out
+
+
+def norm_weights(part: str, norm: Any) -> dict[str, torch.Tensor]:
+    """The affine parameters of a norm module as ``{'<part>.weight', '<part>.bias'}``."""
+    return {f"{part}.{name}": detach(value) for name, value in norm.named_parameters()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -327,10 +405,15 @@ class Reference(abc.ABC):
                 f"layers={arch.layers} hidden={arch.hidden}"
             ),
             (
-                f"  activation={arch.activation} norm={arch.norm_placement}-LN "
-                f"eps={arch.norm_eps:g} final_norm={arch.final_norm} causal={arch.causal} "
-                f"qkv_bias={arch.qkv_bias}"
+                f"  {arch.reaction} activation={arch.activation} "
+                f"norm={arch.norm_placement}-{arch.norm_kind} eps={arch.norm_eps:g} "
+                f"final_norm={arch.final_norm} causal={arch.causal} qkv_bias={arch.qkv_bias} "
+                f"bias={arch.bias}"
             ),
+            *([f"  grouped-query attention: {arch.kv_heads} key/value heads"]
+              if arch.kv_heads and arch.kv_heads != arch.heads else []),
+            *([f"  rotary position embeddings: theta={arch.rope_theta:g}"]
+              if arch.rope_theta else []),
             f"  tokens: {grid}" + (f" + {arch.extra_tokens} extra" if arch.extra_tokens else ""),
         ]
         return "\n".join(lines)
@@ -343,12 +426,15 @@ class Reference(abc.ABC):
 
 
 def map_activation(name: str) -> str:
-    """Map a Hugging Face / torch activation name to ``'gelu' | 'gelu_tanh' | 'relu'``."""
+    """Map a Hugging Face / torch activation name to ``'gelu' | 'gelu_tanh' | 'relu' |
+    'silu'``."""
     table = {
         "gelu": "gelu",
         "gelu_new": "gelu_tanh",
         "gelu_pytorch_tanh": "gelu_tanh",
         "relu": "relu",
+        "silu": "silu",
+        "swish": "silu",
     }
     if name not in table:
         raise ValueError(f"unsupported activation {name!r}; supported: {sorted(table)}")

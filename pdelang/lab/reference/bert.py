@@ -23,9 +23,10 @@ from pdelang.lab.reference.base import (
     ReferenceArchitecture,
     ReferenceRun,
     WordHashTokenizer,
-    detach,
+    linear_weights,
     local_tokenizer,
     map_activation,
+    norm_weights,
     prepare_model,
     propagate_with_hooks,
     quiet_transformers,
@@ -93,24 +94,16 @@ class BertReference(Reference):
     @staticmethod
     def _layer_weights(layer: Any) -> LayerWeights:
         attention = layer.attention
-        return LayerWeights(
-            q_weight=detach(attention.self.query.weight),
-            q_bias=detach(attention.self.query.bias),
-            k_weight=detach(attention.self.key.weight),
-            k_bias=detach(attention.self.key.bias),
-            v_weight=detach(attention.self.value.weight),
-            v_bias=detach(attention.self.value.bias),
-            o_weight=detach(attention.output.dense.weight),
-            o_bias=detach(attention.output.dense.bias),
-            fc1_weight=detach(layer.intermediate.dense.weight),
-            fc1_bias=detach(layer.intermediate.dense.bias),
-            fc2_weight=detach(layer.output.dense.weight),
-            fc2_bias=detach(layer.output.dense.bias),
-            norm_attention_weight=detach(attention.output.LayerNorm.weight),
-            norm_attention_bias=detach(attention.output.LayerNorm.bias),
-            norm_mlp_weight=detach(layer.output.LayerNorm.weight),
-            norm_mlp_bias=detach(layer.output.LayerNorm.bias),
-        )
+        return LayerWeights({
+            **linear_weights("attention.q", attention.self.query),
+            **linear_weights("attention.k", attention.self.key),
+            **linear_weights("attention.v", attention.self.value),
+            **linear_weights("attention.o", attention.output.dense),
+            **linear_weights("mlp.fc1", layer.intermediate.dense),
+            **linear_weights("mlp.fc2", layer.output.dense),
+            **norm_weights("norm_attention", attention.output.LayerNorm),
+            **norm_weights("norm_mlp", layer.output.LayerNorm),
+        })
 
     @property
     def max_positions(self) -> int:

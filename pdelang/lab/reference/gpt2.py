@@ -30,8 +30,10 @@ from pdelang.lab.reference.base import (
     ReferenceRun,
     WordHashTokenizer,
     detach,
+    linear_weights,
     local_tokenizer,
     map_activation,
+    norm_weights,
     prepare_model,
     propagate_with_hooks,
     quiet_transformers,
@@ -102,24 +104,16 @@ class GPT2Reference(Reference):
         qkv_bias = block.attn.c_attn.bias.detach()
         q_w, k_w, v_w = qkv_weight.split(channels, dim=1)
         q_b, k_b, v_b = qkv_bias.split(channels, dim=0)
-        return LayerWeights(
-            q_weight=detach(q_w.T),
-            q_bias=detach(q_b),
-            k_weight=detach(k_w.T),
-            k_bias=detach(k_b),
-            v_weight=detach(v_w.T),
-            v_bias=detach(v_b),
-            o_weight=detach(block.attn.c_proj.weight.T),
-            o_bias=detach(block.attn.c_proj.bias),
-            fc1_weight=detach(block.mlp.c_fc.weight.T),
-            fc1_bias=detach(block.mlp.c_fc.bias),
-            fc2_weight=detach(block.mlp.c_proj.weight.T),
-            fc2_bias=detach(block.mlp.c_proj.bias),
-            norm_attention_weight=detach(block.ln_1.weight),
-            norm_attention_bias=detach(block.ln_1.bias),
-            norm_mlp_weight=detach(block.ln_2.weight),
-            norm_mlp_bias=detach(block.ln_2.bias),
-        )
+        return LayerWeights({
+            "attention.q.weight": detach(q_w.T), "attention.q.bias": detach(q_b),
+            "attention.k.weight": detach(k_w.T), "attention.k.bias": detach(k_b),
+            "attention.v.weight": detach(v_w.T), "attention.v.bias": detach(v_b),
+            **linear_weights("attention.o", block.attn.c_proj, transpose=True),
+            **linear_weights("mlp.fc1", block.mlp.c_fc, transpose=True),
+            **linear_weights("mlp.fc2", block.mlp.c_proj, transpose=True),
+            **norm_weights("norm_attention", block.ln_1),
+            **norm_weights("norm_mlp", block.ln_2),
+        })
 
     @property
     def max_positions(self) -> int:

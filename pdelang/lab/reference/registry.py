@@ -8,10 +8,13 @@
 ``vit-digits@S``           the same trained with seed ``S`` (a non-negative integer;
                            ``pdelang reference train vit-digits --seed S``);
                            ``vit-digits@0`` is ``vit-digits``
-``hf:PATH``                a local Hugging Face dir with a BertModel, ViTModel or GPT2Model
+``hf:PATH``                a local Hugging Face dir with a BertModel, ViTModel, GPT2Model or a
+                           Llama-architecture model (LlamaModel / LlamaForCausalLM)
 ``hf-config:bert``         a small random BERT (64 channels, 4 heads, 3 layers, seed 0)
 ``hf-config:vit``          a small random ViT on 8x8 digits (2x2 patches: 4x4 grid + CLS)
 ``hf-config:gpt2``         a small random GPT-2 (64 channels, 4 heads, 3 layers, seed 0)
+``hf-config:llama``        a small random Llama (64 channels, 4 query / 2 key-value heads,
+                           RoPE θ = 500000, SwiGLU, RMSNorm, 3 layers, seed 0)
 ``torch`` / ``torch:post``  ``nn.TransformerEncoder``, post-LN (``torch:pre``: pre-LN + final norm);
                            append ``:relu`` for a ReLU MLP (``torch:pre:relu``)
 =========================  ====================================================================
@@ -34,6 +37,7 @@ REFERENCE_NAMES: tuple[str, ...] = (
     "hf-config:bert",
     "hf-config:vit",
     "hf-config:gpt2",
+    "hf-config:llama",
     "torch",
     "torch:pre",
     "torch:post",
@@ -82,8 +86,13 @@ def load_hf_dir(path: str | Path, name: str | None = None) -> Reference:
         from pdelang.lab.reference.gpt2 import load_gpt2_dir
 
         return load_gpt2_dir(directory, name=label)
+    if model_type == "llama":
+        from pdelang.lab.reference.llama import load_llama_dir
+
+        return load_llama_dir(directory, name=label)
     raise ValueError(
-        f"hf:{path}: model_type {model_type!r} is not supported (supported: bert, vit, gpt2)"
+        f"hf:{path}: model_type {model_type!r} is not supported "
+        f"(supported: bert, vit, gpt2, llama)"
     )
 
 
@@ -124,6 +133,10 @@ def load_reference(name: str) -> Reference:
         from pdelang.lab.reference.gpt2 import gpt2_from_config
 
         return gpt2_from_config()
+    if key == "hf-config:llama":
+        from pdelang.lab.reference.llama import llama_from_config
+
+        return llama_from_config()
     if key in REFERENCE_NAMES and key.startswith("torch"):
         from pdelang.lab.reference.torch_encoder import torch_reference
 

@@ -36,6 +36,8 @@ from pdelang.lab.reference.base import (
     ReferenceRun,
     WordHashTokenizer,
     detach,
+    linear_weights,
+    norm_weights,
     prepare_model,
 )
 
@@ -154,24 +156,16 @@ class TorchEncoderReference(Reference):
         attention = layer.self_attn
         q_w, k_w, v_w = attention.in_proj_weight.chunk(3, dim=0)
         q_b, k_b, v_b = attention.in_proj_bias.chunk(3, dim=0)
-        return LayerWeights(
-            q_weight=detach(q_w),
-            q_bias=detach(q_b),
-            k_weight=detach(k_w),
-            k_bias=detach(k_b),
-            v_weight=detach(v_w),
-            v_bias=detach(v_b),
-            o_weight=detach(attention.out_proj.weight),
-            o_bias=detach(attention.out_proj.bias),
-            fc1_weight=detach(layer.linear1.weight),
-            fc1_bias=detach(layer.linear1.bias),
-            fc2_weight=detach(layer.linear2.weight),
-            fc2_bias=detach(layer.linear2.bias),
-            norm_attention_weight=detach(layer.norm1.weight),
-            norm_attention_bias=detach(layer.norm1.bias),
-            norm_mlp_weight=detach(layer.norm2.weight),
-            norm_mlp_bias=detach(layer.norm2.bias),
-        )
+        return LayerWeights({
+            "attention.q.weight": detach(q_w), "attention.q.bias": detach(q_b),
+            "attention.k.weight": detach(k_w), "attention.k.bias": detach(k_b),
+            "attention.v.weight": detach(v_w), "attention.v.bias": detach(v_b),
+            **linear_weights("attention.o", attention.out_proj),
+            **linear_weights("mlp.fc1", layer.linear1),
+            **linear_weights("mlp.fc2", layer.linear2),
+            **norm_weights("norm_attention", layer.norm1),
+            **norm_weights("norm_mlp", layer.norm2),
+        })
 
     def inputs_from_text(self, sentences: list[str], max_length: int = 128) -> dict[str, Any]:
         """Word-hash tokenization (``[CLS] .. [SEP]``, right padding)."""

@@ -33,7 +33,9 @@ from pdelang.lab.reference.base import (
     ReferenceArchitecture,
     ReferenceRun,
     detach,
+    linear_weights,
     map_activation,
+    norm_weights,
     prepare_model,
     propagate_with_hooks,
     quiet_transformers,
@@ -147,24 +149,16 @@ class ViTReference(Reference):
         out = _attr(layer, "attention.o_proj", "attention.output.dense")
         fc1 = _attr(layer, "mlp.fc1", "intermediate.dense")
         fc2 = _attr(layer, "mlp.fc2", "output.dense")
-        return LayerWeights(
-            q_weight=detach(query.weight),
-            q_bias=detach(query.bias),
-            k_weight=detach(key.weight),
-            k_bias=detach(key.bias),
-            v_weight=detach(value.weight),
-            v_bias=detach(value.bias),
-            o_weight=detach(out.weight),
-            o_bias=detach(out.bias),
-            fc1_weight=detach(fc1.weight),
-            fc1_bias=detach(fc1.bias),
-            fc2_weight=detach(fc2.weight),
-            fc2_bias=detach(fc2.bias),
-            norm_attention_weight=detach(layer.layernorm_before.weight),
-            norm_attention_bias=detach(layer.layernorm_before.bias),
-            norm_mlp_weight=detach(layer.layernorm_after.weight),
-            norm_mlp_bias=detach(layer.layernorm_after.bias),
-        )
+        return LayerWeights({
+            **linear_weights("attention.q", query),
+            **linear_weights("attention.k", key),
+            **linear_weights("attention.v", value),
+            **linear_weights("attention.o", out),
+            **linear_weights("mlp.fc1", fc1),
+            **linear_weights("mlp.fc2", fc2),
+            **norm_weights("norm_attention", layer.layernorm_before),
+            **norm_weights("norm_mlp", layer.layernorm_after),
+        })
 
     def inputs_from_images(self, images: torch.Tensor) -> dict[str, Any]:
         """``{'pixel_values': (B, channels, H, W)}`` from images in ``[0, 1]``.

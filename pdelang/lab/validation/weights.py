@@ -8,6 +8,7 @@ reference's shape is a :class:`ReferenceMismatchError` naming both sides.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from pdelang.errors import PdelangError
+from pdelang.compiler.operators import OPERATORS
 from pdelang.compiler.spec.model import Spec
 
 
@@ -97,11 +99,16 @@ def with_option(expression: str, op: str, key: str, value: str) -> str | None:
     return expression[:start] + inner + expression[index - 1:]
 
 
-def _module_of(structure: dict, op: str) -> tuple[str, dict] | Mismatch:
-    found = [(name, m) for name, m in structure["modules"].items() if m["op"] == op]
+def _module_of(structure: dict, part: str) -> tuple[str, dict] | Mismatch:
+    """The one module of the spec that carries a reference layer's ``part`` (its operator
+    declares ``reference_part``), or the mismatch of having none or several."""
+    found = [(name, m) for name, m in structure["modules"].items()
+             if OPERATORS[m["op"]].reference_part == part]
     if len(found) != 1:
-        return Mismatch(f"{op} operators", len(found), 1, "terms",
-                        manual=f"write exactly one {op}(…) term",
+        calls = " or ".join(f"{op.name}(…)" for op in OPERATORS.values()
+                            if op.reference_part == part)
+        return Mismatch(f"{part} operators", len(found), 1, "terms",
+                        manual=f"write exactly one {calls} term",
                         theirs_label="mapping a reference needs exactly one")
     return found[0]
 
@@ -111,26 +118,48 @@ def term_of(module_name: str, op: str) -> str:
     return module_name.rsplit(f"_{op}", 1)[0]
 
 
+def option_text(value) -> str:
+    """An option value as the term language writes it."""
+    if isinstance(value, bool):
+        return _yaml_bool(value)
+    if isinstance(value, (int, float)):
+        return yaml_number(value)
+    return str(value)
+
+
+def call_text(op: str, options: dict, field: str) -> str:
+    """``op(field, k=v, …)``: a call with the given options."""
+    return f"{op}({', '.join([field, *(f'{k}={option_text(v)}' for k, v in options.items())])})"
+
+
+def _same(ours, theirs) -> bool:
+    if isinstance(theirs, float) and isinstance(ours, (int, float)) \
+            and not isinstance(ours, bool):
+        return math.isclose(float(ours), theirs, rel_tol=1e-9, abs_tol=0.0)
+    return ours == theirs
+
+
 def mismatches(structure: dict, reference, spec: Spec | None = None,
                stabilizers: bool = True, exact: bool = False) -> tuple[list[Mismatch], dict]:
     """Every way the stepper cannot carry the reference's weights (and the module names).
 
-    ``stabilizers=False`` (ablations) compares only the shapes: the norm kind, placement and
-    presence may differ from the reference's.  ``exact`` (exact mode): a changed depth keeps
-    one step of Δt = 1 per layer; otherwise it keeps the spec's time per layer."""
+    Each part of a reference layer (:meth:`ReferenceArchitecture.calls`) must be carried by
+    one module whose operator is the part's and whose effective options
+    (:meth:`Operator.effective_options`) agree with the reference's.
+    ``stabilizers=False`` (ablations) compares only the layer calls: the norm kind, placement
+    and presence may differ from the reference's.  ``exact`` (exact mode): a changed depth
+    keeps one step of Δt = 1 per layer; otherwise it keeps the spec's time per layer."""
     arch = reference.architecture
     out: list[Mismatch] = []
 
     def add(what, ours, theirs, path, settings=(), edits=(), manual=None):
         out.append(Mismatch(what, ours, theirs, path, tuple(settings), tuple(edits), manual))
 
-    found = {op: _module_of(structure, op) for op in ("attention", "mlp")}
+    calls = arch.calls()
+    found = {part: _module_of(structure, part) for part in calls}
     broken = [m for m in found.values() if isinstance(m, Mismatch)]
     if broken:
         return broken, {}
-    (attention_name, attention), (mlp_name, mlp) = found["attention"], found["mlp"]
-    attention_term = term_of(attention_name, "attention")
-    mlp_term = term_of(mlp_name, "mlp")
     field = spec.field.name if spec is not None else "u"
     if structure["channels"] != arch.channels:
         add("channels", structure["channels"], arch.channels, "fields",
@@ -144,25 +173,29 @@ def mismatches(structure: dict, reference, spec: Spec | None = None,
     if structure.get("tied"):
         add("tied weights", "one weight set for every layer", f"{arch.layers} distinct layers",
             "time.tied", [("time.tied", "false")])
-    if attention.get("rank") and attention["rank"] != arch.channels // arch.heads:
-        add("attention query/key rank", attention["rank"], arch.channels // arch.heads,
-            f"terms.{attention_term}",
-            edits=[(attention_term, "attention", "rank", "0")])
-    if attention["heads"] != arch.heads:
-        add("attention heads", attention["heads"], arch.heads, f"terms.{attention_term}",
-            edits=[(attention_term, "attention", "heads", str(arch.heads))])
-    if bool(attention["causal"]) != arch.causal:
-        add("causal attention", attention["causal"], arch.causal, f"terms.{attention_term}",
-            edits=[(attention_term, "attention", "causal", _yaml_bool(arch.causal))])
-    if not attention["bias"]:
-        add("attention biases", False, True, f"terms.{attention_term}",
-            edits=[(attention_term, "attention", "bias", "true")])
-    if mlp["hidden"] != arch.hidden:
-        add("mlp hidden width", mlp["hidden"], arch.hidden, f"terms.{mlp_term}",
-            edits=[(mlp_term, "mlp", "hidden", str(arch.hidden))])
-    if mlp["activation"] != arch.activation:
-        add("mlp activation", mlp["activation"], arch.activation, f"terms.{mlp_term}",
-            edits=[(mlp_term, "mlp", "activation", arch.activation)])
+    names: dict[str, str] = {}
+    for part, (operator, wanted) in calls.items():
+        module_name, module = found[part]
+        term = term_of(module_name, module["op"])
+        names[part], names[f"{part}_term"] = module_name, term
+        if module["op"] != operator:
+            call = call_text(operator, wanted, field)
+            whole = spec is not None and term in spec.terms and re.fullmatch(
+                rf"\s*{re.escape(module['op'])}\s*\([^()]*\)\s*", spec.terms[term].text)
+            add(f"{part} operator", module["op"], operator, f"terms.{term}",
+                settings=[(f"terms.{term}", call)] if whole else (),
+                manual=None if whole else f"write term '{term}' as {call}")
+            continue
+        given = {key: value for key, value in module.items() if key != "op"}
+        for key, value in wanted.items():
+            # an option mismatches when it still does with every other option fixed (a
+            # default that follows another option, like rank = C/heads, then follows it)
+            others = {other: v for other, v in wanted.items() if other != key}
+            ours = OPERATORS[operator].effective_options({**given, **others}, arch.channels)
+            if not _same(ours.get(key), value):
+                add(f"{part} {key}", ours.get(key), value, f"terms.{term}",
+                    edits=[(term, operator, key, option_text(value))])
+    attention_term, mlp_term = names["attention_term"], names["mlp_term"]
     norm = structure["norm"]
     if stabilizers:
         if norm["kind"] != arch.norm_kind:
@@ -185,7 +218,7 @@ def mismatches(structure: dict, reference, spec: Spec | None = None,
         if missing:
             terms = list(norm["terms"]) + missing
             for term in missing:
-                add(f"normalization of term '{term}'", "none", "a LayerNorm",
+                add(f"normalization of term '{term}'", "none", f"a {arch.norm_kind}",
                     "stabilizers.norm.terms", [("stabilizers.norm.terms",
                                                 f"[{', '.join(terms)}]")])
     grid = tuple(structure["grid_shape"]) if structure["grid_shape"] else None
@@ -203,8 +236,7 @@ def mismatches(structure: dict, reference, spec: Spec | None = None,
     if structure["extra_tokens"] != arch.extra_tokens:
         add("extra tokens", structure["extra_tokens"], arch.extra_tokens, "grid.extra_tokens",
             [("grid.extra_tokens", str(arch.extra_tokens))])
-    return out, {"attention": attention_name, "mlp": mlp_name,
-                 "attention_term": attention_term, "mlp_term": mlp_term}
+    return out, names
 
 
 EXTRA_TERMS = "terms besides attention and MLP"
@@ -314,33 +346,48 @@ def load_reference_weights(stepper, reference, spec: Spec | None = None,
                            stabilizers: bool = True) -> dict:
     """Copy the reference's weights into ``stepper`` (in place); returns the module names.
 
-    With ``stabilizers=False`` the norms are copied only where the stepper has them (an
-    RMSNorm takes the LayerNorm's scale; no norm, nothing).
+    Every parameter a part's module declares (:meth:`Operator.parameter_shapes`) takes the
+    reference tensor of the same name in that part (:class:`LayerWeights`); a declared bias
+    the reference does not have is zero (a bias-free projection).  Norms take the affine
+    parameters both sides have: with ``stabilizers=False`` an RMSNorm takes a LayerNorm's
+    scale, a LayerNorm keeps its zero shift under an RMSNorm's scale; no norm, nothing.
     """
     structure = type(stepper).STRUCTURE
     names = check_compatible(structure, reference, spec, stabilizers)
     norms = _norm_weights(type(stepper), names)
+    channels = structure["channels"]
+    dims = len(structure["grid_shape"]) if structure["grid_shape"] else 1
     for layer, w in zip(stepper.layers, reference.layer_weights):
-        attention = getattr(layer, names["attention"])
-        for proj, weight, bias in ((attention.q, w.q_weight, w.q_bias),
-                                   (attention.k, w.k_weight, w.k_bias),
-                                   (attention.v, w.v_weight, w.v_bias),
-                                   (attention.o, w.o_weight, w.o_bias)):
-            proj.weight.copy_(weight)
-            proj.bias.copy_(bias if bias is not None else torch.zeros_like(proj.bias))
-        mlp = getattr(layer, names["mlp"])
-        mlp.fc1.weight.copy_(w.fc1_weight)
-        mlp.fc1.bias.copy_(w.fc1_bias)
-        mlp.fc2.weight.copy_(w.fc2_weight)
-        mlp.fc2.bias.copy_(w.fc2_bias)
+        for part in reference.architecture.calls():
+            module = structure["modules"][names[part]]
+            options = {key: value for key, value in module.items() if key != "op"}
+            declared = OPERATORS[module["op"]].parameter_shapes(channels, options, dims)
+            _copy_declared(getattr(layer, names[part]), declared, w.part(part), part)
         for attr, which in norms:
-            weight, bias = ((w.norm_mlp_weight, w.norm_mlp_bias) if which == "mlp" else
-                            (w.norm_attention_weight, w.norm_attention_bias))
-            _copy_norm(getattr(layer, attr, None), weight, bias)
+            _copy_norm(getattr(layer, attr, None), w.part(f"norm_{which}"))
     if reference.final_norm_weight is not None:
-        _copy_norm(getattr(stepper, "final_norm", None), reference.final_norm_weight,
-                   reference.final_norm_bias)
+        final = {"weight": reference.final_norm_weight}
+        if reference.final_norm_bias is not None:
+            final["bias"] = reference.final_norm_bias
+        _copy_norm(getattr(stepper, "final_norm", None), final)
     return names
+
+
+def _copy_declared(module, declared: dict, tensors: dict, part: str) -> None:
+    """Copy ``tensors`` into the declared parameters of ``module`` by name."""
+    unused = set(tensors) - set(declared)
+    if unused:
+        raise ValueError(f"the reference's {part} has {', '.join(sorted(unused))}, which the "
+                         f"spec's module does not declare")
+    for name, shape in declared.items():
+        target = module.get_parameter(name)
+        if tuple(target.shape) != tuple(shape):
+            raise ValueError(f"{part}.{name}: the module has shape {tuple(target.shape)}, its "
+                             f"declaration {tuple(shape)}")
+        source = tensors.get(name)
+        if source is None and not name.endswith("bias"):
+            raise ValueError(f"the reference has no {part}.{name}")
+        target.copy_(torch.zeros_like(target) if source is None else source)
 
 
 def _norm_weights(stepper_class, names: dict) -> list[tuple[str, str]]:
@@ -360,9 +407,11 @@ def _norm_weights(stepper_class, names: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _copy_norm(norm, weight, bias) -> None:
-    if norm is None or getattr(norm, "weight", None) is None:
+def _copy_norm(norm, tensors: dict) -> None:
+    """The affine parameters of ``norm`` that ``tensors`` has, by name."""
+    if norm is None:
         return
-    norm.weight.copy_(weight)
-    if getattr(norm, "bias", None) is not None:
-        norm.bias.copy_(bias)
+    for name, parameter in norm.named_parameters(recurse=False):
+        source = tensors.get(name)
+        if source is not None:
+            parameter.copy_(source)

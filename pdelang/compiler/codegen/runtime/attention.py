@@ -8,6 +8,7 @@ from torch import nn
 
 from .context import Context
 from .finite_logsumexp import finite_logsumexp
+from .rotary import rotary
 
 
 # pdelang: begin Attention
@@ -21,30 +22,42 @@ class Attention(nn.Module):
     The factor 1/√d_h scales the queries (N·C numbers per sequence), not the scores (H·N²);
     the parameters stay the un-scaled W_Q, b_Q.  ``rank`` r > 0 gives the queries and keys
     r dimensions per head instead of d_h = C/H (a low-rank kernel; 1/√r scales them).
+    ``kv_heads`` G < H shares each key/value head among H/G query heads (grouped-query
+    attention; query head h reads key/value head h // (H/G)); ``rope_theta`` θ > 0 rotates
+    the queries and keys by their token's position (rotary embeddings, see ``rotary``).
     """
 
     def __init__(self, channels: int, heads: int, *, causal: bool, kernel: str, iterations: int,
-                 bias: bool, rank: int = 0) -> None:
+                 bias: bool, rank: int = 0, kv_heads: int = 0, rope_theta: float = 0.0) -> None:
         super().__init__()
         self.heads = heads
+        self.kv_heads = kv_heads or heads
         self.head_dim = channels // heads
         self.qk_dim = rank or self.head_dim  # query/key width per head
         self.scale = self.qk_dim**-0.5  # 1/√d_qk
         self.kernel = kernel
         self.iterations = iterations
         self.causal = causal
+        self.rope_theta = rope_theta
         self.q = nn.Linear(channels, heads * self.qk_dim, bias=bias)
-        self.k = nn.Linear(channels, heads * self.qk_dim, bias=bias)
-        self.v = nn.Linear(channels, channels, bias=bias)
+        self.k = nn.Linear(channels, self.kv_heads * self.qk_dim, bias=bias)
+        self.v = nn.Linear(channels, self.kv_heads * self.head_dim, bias=bias)
         self.o = nn.Linear(channels, channels, bias=bias)
 
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, tokens, channels = u.shape  # (B, N, C)
-        shape = (batch, tokens, self.heads, self.head_dim)
-        qk_shape = (batch, tokens, self.heads, self.qk_dim)
-        q = self.q(u).mul_(self.scale).view(qk_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
-        k = self.k(u).view(qk_shape).transpose(1, 2)  # (B, H, N, r)
-        v = self.v(u).view(shape).transpose(1, 2)  # (B, H, N, d)
+        shape = (batch, tokens, self.kv_heads, self.head_dim)
+        q_shape = (batch, tokens, self.heads, self.qk_dim)
+        k_shape = (batch, tokens, self.kv_heads, self.qk_dim)
+        q = self.q(u).mul_(self.scale).view(q_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
+        k = self.k(u).view(k_shape).transpose(1, 2)  # (B, G, N, r)
+        v = self.v(u).view(shape).transpose(1, 2)  # (B, G, N, d)
+        if self.rope_theta:
+            q, k = rotary(q, k, self.rope_theta, ctx)  # (B, H, N, r), (B, G, N, r)
+        if self.kv_heads != self.heads:  # each key/value head serves H/G query heads
+            group = self.heads // self.kv_heads
+            k = k.repeat_interleave(group, dim=1)  # (B, H, N, r)
+            v = v.repeat_interleave(group, dim=1)  # (B, H, N, d)
         if self.kernel == "softmax" and not ctx.record:
             # Fused kernel, memory O(N): is_causal or a (B, 1, 1, N) key mask, unless the
             # attention is causal and padded: a (B, 1, N, N) bool mask then.

@@ -1,0 +1,81 @@
+"""``glu(u, hidden=4C, activation=silu|gelu|gelu_tanh|relu|tanh, bias=false)``: the gated
+local reaction of Llama-family Transformers, token-wise,
+
+    R(u) = W_down (σ(W_gate u + b_gate) ⊙ (W_up u + b_up)) + b_down,
+
+SwiGLU with σ = SiLU (the default; Shazeer 2020, "GLU variants improve Transformer"), GeGLU
+with σ = GELU.  Unlike ``mlp`` it is quadratic in u near 0 (σ(z)·z' with σ(0) = 0): a small
+state is damped, not amplified, by the reaction.
+"""
+
+from __future__ import annotations
+
+from pdelang.compiler.operators.base import Option, Operator, drawn_bool
+from pdelang.compiler.operators.mlp import ACTIVATIONS, numpy_activation
+from pdelang.compiler.symbolic.functions import OperatorCall
+
+
+class GLU(OperatorCall):
+    op_name = "glu"
+
+    def _latex_body(self, printer):
+        return r"\mathcal{R}_{\mathrm{GLU}}\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+class GLUOperator(Operator):
+    name = "glu"
+    category = "learned"
+    meaning = "R(u) = W_down (σ(W_gate u) ⊙ W_up u), token-wise (SwiGLU: σ = SiLU)"
+    options = (Option("hidden", "int", None, minimum=1, doc="hidden width (default 4C)"),
+               Option("activation", "choice", "silu", ACTIVATIONS,
+                      doc="the gate's σ (silu: SwiGLU, gelu: GeGLU)"),
+               Option("bias", "bool", False, doc="biases on the three projections"))
+    learned = True
+    sympy_class = GLU
+    runtime_blocks = (("glu", "GLU"),)
+    reference_part = "mlp"
+
+    def check_call(self, options, site):
+        if options["hidden"] is None:
+            options["hidden"] = 4 * site.channels
+        return options
+
+    def parameter_shapes(self, channels, options, dims):
+        """gate and up: C → H; down: H → C; their biases with ``bias=true``."""
+        hidden = int(options.get("hidden") or 4 * channels)
+        shapes = {"gate.weight": (hidden, channels), "up.weight": (hidden, channels),
+                  "down.weight": (channels, hidden)}
+        if options["bias"]:
+            shapes |= {"gate.bias": (hidden,), "up.bias": (hidden,), "down.bias": (channels,)}
+        return shapes
+
+    def torch_module(self, module) -> str:
+        from pdelang.compiler.codegen import runtime as R
+
+        o = module.options
+        activation = R.ACTIVATION_SOURCES[o["activation"]]
+        return f"GLU(CHANNELS, {o['hidden']}, {activation}, bias={o['bias']!r})"
+
+    def numpy_eval(self, node, x, reference, layer, ctx):
+        options = reference.module_options(node.module)
+        prefix = f"layers.{layer}.{node.module}"
+        bias = bool(options["bias"])
+        gate = numpy_activation(str(options["activation"]))(
+            reference.linear(x, prefix + ".gate", bias))
+        return reference.linear(gate * reference.linear(x, prefix + ".up", bias),
+                                prefix + ".down", bias)
+
+    def draw_call(self, draw, ctx, operand: str) -> str:
+        from hypothesis import strategies as st
+
+        opts = []
+        if draw(st.booleans()):
+            opts.append(f"hidden={draw(st.integers(1, 12))}")
+        if draw(st.booleans()):
+            opts.append(f"activation={draw(st.sampled_from(ACTIVATIONS))}")
+        if draw(st.booleans()):
+            opts.append(f"bias={drawn_bool(draw)}")
+        return f"glu({', '.join([operand, *opts])})"
+
+
+OPERATOR = GLUOperator()
