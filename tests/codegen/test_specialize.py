@@ -45,6 +45,13 @@ def test_an_undecided_test_loses_only_its_known_operands():
                    '    z = 4  # kept too\n    return y + z\n')
 
 
+def test_a_view_of_every_token_is_the_tensor_itself():
+    text = "g = u[:, EXTRA:]  # grid tokens\nh = f(mask[:, EXTRA:])\nk = u[:, :EXTRA]\n"
+    assert specialize(text, {"EXTRA": 0}) == \
+        "g = u  # grid tokens\nh = f(mask)\nk = u[:, :EXTRA]\n"
+    assert specialize(text, {"EXTRA": 1}) == text
+
+
 def test_unknown_names_leave_the_text_as_it_is():
     assert specialize(TEXT, {}) == TEXT
     assert specialize(TEXT, {"Z": 1}) == TEXT

@@ -27,7 +27,6 @@ DT = 0.1  # (t1 − t0) / (layers × substeps)
 LAYERS = 1
 SUBSTEPS = 10
 CHANNELS = 1
-EXTRA_TOKENS = 0  # tokens before the grid
 STENCIL_RADIUS = 2  # ghost tokens each stencil reads beyond an end
 H = 0.06283185307179587  # the grid spacing h
 GAMMA = 0.2928932188134525  # 1 − 1/√2 (imex_ars222)
@@ -59,7 +58,7 @@ class Context:
                 raise ValueError(f"mask must have shape {(batch, tokens)}, "
                                  f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
-                self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
+                self.lengths = grid_lengths(mask)
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
         """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
@@ -180,7 +179,7 @@ class Stencil(ExactBuffers):
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
-        g = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
+        g = u  # (B, L, C) grid tokens
         kernel = self.kernel.to(u.dtype)  # (T,): one weight per tap
         if scale is not None:
             kernel = kernel * scale
@@ -243,7 +242,7 @@ class ImplicitLinear(nn.Module):
     def apply(self, x, parts, zero_order, ctx, f):
         parts = tuple((c, word if isinstance(word, tuple) else (word,)) for c, word in parts)
         c0 = torch.as_tensor(zero_order, dtype=x.dtype, device=x.device)
-        grid = x[:, EXTRA_TOKENS:]  # (B, L, C)
+        grid = x  # (B, L, C)
         batch, length, channels = grid.shape
         view = grid  # (B, L, C)
         if ctx.lengths is None:

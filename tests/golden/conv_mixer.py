@@ -23,7 +23,6 @@ DT = 1.0  # (t1 − t0) / (layers × substeps)
 LAYERS = 4
 SUBSTEPS = 1
 CHANNELS = 64
-EXTRA_TOKENS = 0  # tokens before the grid
 STENCIL_RADIUS = 2  # ghost tokens each stencil reads beyond an end
 
 ACTIVATIONS = {
@@ -56,7 +55,7 @@ class Context:
                 raise ValueError(f"mask must have shape {(batch, tokens)}, "
                                  f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
-                self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
+                self.lengths = grid_lengths(mask)
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
         """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
@@ -112,7 +111,7 @@ class Conv(nn.Module):
 
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, _, channels = u.shape  # (B, N, C)
-        grid = u[:, EXTRA_TOKENS:]  # (B, L, C)
+        grid = u  # (B, L, C)
         g = grid
         extended = g
         for axis, dim in enumerate(self.dims if self.radius else ()):  # K = 1: no ghosts

@@ -24,7 +24,6 @@ DT = 0.005  # (t1 − t0) / (layers × substeps)
 LAYERS = 1
 SUBSTEPS = 20
 CHANNELS = 1
-EXTRA_TOKENS = 0  # tokens before the grid
 STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
 H = 0.09817477042468103  # the grid spacing h
 
@@ -54,7 +53,7 @@ class Context:
                 raise ValueError(f"mask must have shape {(batch, tokens)}, "
                                  f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
-                self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
+                self.lengths = grid_lengths(mask)
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
         """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
@@ -175,7 +174,7 @@ class Stencil(ExactBuffers):
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
-        g = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
+        g = u  # (B, L, C) grid tokens
         kernel = self.kernel.to(u.dtype)  # (T,): one weight per tap
         if scale is not None:
             kernel = kernel * scale

@@ -29,7 +29,6 @@ DT = 1.0  # (t1 − t0) / (layers × substeps)
 LAYERS = 6
 SUBSTEPS = 1
 CHANNELS = 384
-EXTRA_TOKENS = 0  # tokens before the grid
 STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
 H = 1.0  # the grid spacing h
 
@@ -69,7 +68,7 @@ class Context:
                 self.key_mask = mask[:, None, None, :]
                 self.query_mask = mask[:, None, :, None]
             if not bool(mask.all()):
-                self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
+                self.lengths = grid_lengths(mask)
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
         """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
@@ -206,7 +205,7 @@ class Stencil(ExactBuffers):
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
-        g = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
+        g = u  # (B, L, C) grid tokens
         kernel = self.kernel.to(u.dtype)  # (T,): one weight per tap
         if scale is not None:
             kernel = kernel * scale

@@ -25,7 +25,6 @@ DT = 0.02  # (t1 − t0) / (layers × substeps)
 LAYERS = 1
 SUBSTEPS = 50
 CHANNELS = 1
-EXTRA_TOKENS = 0  # tokens before the grid
 GRID_SHAPE = (32, 32)  # (rows, cols)
 STENCIL_RADIUS = 1  # ghost tokens each stencil reads beyond an end
 H = 0.1  # the grid spacing h
@@ -56,7 +55,7 @@ class Context:
                 raise ValueError(f"mask must have shape {(batch, tokens)}, "
                                  f"got {tuple(mask.shape)}")
             if not bool(mask.all()):
-                self.lengths = grid_lengths(mask[:, EXTRA_TOKENS:])
+                self.lengths = grid_lengths(mask)
 
     def after(self, substep: int, term: str, u: torch.Tensor) -> None:
         """Diagnostics hook after every sub-step; a no-op unless a watcher is set."""
@@ -186,7 +185,7 @@ class Stencil(ExactBuffers):
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
-        grid = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
+        grid = u  # (B, L, C) grid tokens
         batch, _, channels = u.shape  # (B, N, C)
         g = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
         kernel = self.kernel.to(u.dtype)  # (T,): one weight per tap

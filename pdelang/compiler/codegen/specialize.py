@@ -5,7 +5,8 @@ A runtime block is general code: it branches on module constants (``if EXTRA_TOK
 flags of :mod:`.runtime.constants` (``if ATTENTION_MASKS:``).  The printer knows their
 values, so :func:`specialize` keeps only the branch the spec takes: an ``if`` statement
 whose test is decided by the known values is replaced by its taken body (dedented) or
-removed, and a one-line conditional expression by its taken operand.  Everything else is
+removed, a one-line conditional expression by its taken operand, and a view of everything
+(``u[:, EXTRA_TOKENS:]`` with no extra tokens) by the tensor itself.  Everything else is
 copied line for line, comments included.  Tests that the known values do not decide
 (``if ctx.lengths is not None:``) stay as they are.
 
@@ -92,6 +93,9 @@ def _fold_once(lines: list[str], known: Mapping[str, object]) -> list[str] | Non
             body = lines[_else_line(lines, node) + 1:node.orelse[-1].end_lineno]
             return lines[:first] + _dedent(body, _indent(body[0]) - _indent(head)) + \
                 lines[last:]
+        if isinstance(node, ast.Subscript) and node.lineno == node.end_lineno \
+                and _drops_nothing(node.slice, known):  # u[:, EXTRA_TOKENS:] with 0 → u
+            return _replace(lines, node, node.value)
         if isinstance(node, ast.IfExp) and node.lineno == node.end_lineno:
             value = _value(node.test, known)
             if value is _UNKNOWN:
@@ -99,12 +103,28 @@ def _fold_once(lines: list[str], known: Mapping[str, object]) -> list[str] | Non
             taken = node.body if value else node.orelse
             if taken.lineno != taken.end_lineno:  # pragma: no cover - blocks keep it short
                 continue
-            row = node.lineno - 1
-            line = lines[row].encode("utf-8")  # ast offsets count UTF-8 bytes
-            piece = line[taken.col_offset:taken.end_col_offset]
-            line = line[:node.col_offset] + piece + line[node.end_col_offset:]
-            return lines[:row] + [line.decode("utf-8")] + lines[row + 1:]
+            return _replace(lines, node, taken)
     return None
+
+
+def _replace(lines: list[str], node: ast.expr, by: ast.expr) -> list[str]:
+    """``lines`` with the one-line expression ``node`` replaced by its part ``by``."""
+    row = node.lineno - 1
+    line = lines[row].encode("utf-8")  # ast offsets count UTF-8 bytes
+    piece = line[by.col_offset:by.end_col_offset]
+    line = line[:node.col_offset] + piece + line[node.end_col_offset:]
+    return lines[:row] + [line.decode("utf-8")] + lines[row + 1:]
+
+
+def _drops_nothing(index: ast.expr, known) -> bool:
+    """Whether ``index`` is ``:, K:`` with K known to be 0 (a view of everything)."""
+    if not (isinstance(index, ast.Tuple) and len(index.elts) == 2
+            and all(isinstance(e, ast.Slice) and e.upper is None and e.step is None
+                    for e in index.elts)):
+        return False
+    whole, tail = index.elts
+    return whole.lower is None and tail.lower is not None \
+        and _value(tail.lower, known) is not _UNKNOWN and _value(tail.lower, known) == 0
 
 
 def _else_line(lines: list[str], node: ast.If) -> int:
