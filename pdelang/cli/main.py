@@ -1,5 +1,5 @@
 """The ``pdelang`` command line: check, compile, run, verify, validate, ablate, phase,
-reference.
+reference, study, schema.
 
 Exit codes: 0 success, 1 a check failed, 2 a user error (a spec or option the user must
 fix: printed as ``file:line:col`` with a caret line, never a traceback).
@@ -26,6 +26,7 @@ COMMANDS = {
     "reference": ("pdelang.cli.reference", "list the references; train vit-digits into the cache"),
     "study": ("pdelang.cli.study", "a claim study that can fail: paper1 (reduced PDE models, "
                                    "floors, seeds, intervals)"),
+    "schema": ("pdelang.cli.schema", "print the JSON Schema of the spec format (for editors)"),
 }
 
 

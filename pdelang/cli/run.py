@@ -12,6 +12,14 @@ height H on the middle half of the grid, zero near the ends, so it respects ever
 rule) or ``FILE.pt`` (a saved ``(B, N, C)`` tensor, e.g. from ``--save``).  Past the
 stability bound ``run`` warns; ``--strict`` refuses to run there (exit 1, like ``check``'s
 unstable verdict).
+
+Per layer boundary ``run`` reports the mean token norm and max |u| and the particle
+diagnostics of :mod:`pdelang.interpreters.particles`: the mean pairwise token cosine, the
+effective rank exp(H(σ/Σσ)) of the uncentred token matrix and the rank-collapse residual
+‖X − 1x̄ᵀ‖_F/‖X‖_F (each per sequence, averaged over the batch).  ``--trajectory FILE``
+keeps the states at every layer boundary (``--every substep``: after every time step) with
+their times (``.pt``; ``.nc``/``.zarr`` with xarray, see
+:mod:`pdelang.interpreters.trajectory`); ``--plot FILE.png`` draws the diagnostics.
 """
 
 from __future__ import annotations
@@ -61,6 +69,17 @@ def configure(parser) -> None:
                         help="refuse (exit 1) to run when Δt exceeds the stability bound "
                              "`pdelang check` derives")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--trajectory", default=None, metavar="FILE",
+                        help="save the states with their times: .pt (a dict: states "
+                             "(T, B, N, C), times, layers, steps, spec_hash …), or .nc/.zarr "
+                             "through xarray (pip install 'pdelang[xarray]'; dims time, "
+                             "batch, token, channel; the spec hash as an attribute)")
+    parser.add_argument("--every", choices=["layer", "substep"], default="layer",
+                        help="with --trajectory: keep the state at every layer boundary "
+                             "(default) or after every time step (time.substeps per layer)")
+    parser.add_argument("--plot", default=None, metavar="FILE.png",
+                        help="plot the per-layer diagnostics (norm, mean pairwise cosine, "
+                             "effective rank, rank-collapse residual) against t (matplotlib)")
 
 
 def initial_state(args, spec, structure, model, torch, shape_1d=None):
@@ -223,8 +242,26 @@ def execute(args) -> int:
         raise PdelangError(f"--save {args.save}: the directory does not exist",
                            option_location("--save", args.save),
                            "create the directory first, or save elsewhere")
+    from pdelang.interpreters.trajectory import (
+        check_plot,
+        check_trajectory_size,
+        trajectory_format,
+    )
+
+    if args.trajectory:
+        trajectory_format(args.trajectory)
+    elif args.every != "layer":
+        raise PdelangError("--every substep keeps states for --trajectory, which is not given",
+                           option_location("--every", args.every),
+                           "add --trajectory FILE.pt, or leave --every out")
+    if args.plot:
+        check_plot(args.plot)
     shape_1d = spec.grid.shape if len(spec.grid.axes) == 1 else None
     u0, init = initial_state(args, spec, structure, compilation.discrete, torch, shape_1d)
+    per_step = args.every == "substep"
+    if args.trajectory:
+        kept = 1 + structure["layers"] * (structure["substeps"] if per_step else 1)
+        check_trajectory_size(kept, *u0.shape, "--trajectory", args.trajectory)
     for warning in compilation.analysis.warnings:
         if not (past_bound(facts) and warning.startswith((f"Δt = {facts.dt:g} exceeds",
                                                           "no Δt is stable"))):
@@ -291,7 +328,13 @@ def execute(args) -> int:
             f"NaN or Inf in the state after layer {index} (compiled; the same step "
             "uncompiled stays finite)", suggestion="run again without --compile")
 
-    norms = [{"layer": 0, "norm": float(u.norm(dim=-1).mean()), "max_abs": float(u.abs().max())}]
+    from pdelang.interpreters.particles import particle_metrics
+
+    t0, dt = float(spec.time.span[0]), structure["dt"]
+    substeps = structure["substeps"]
+    norms = [{"layer": 0, "time": t0, **particle_metrics(u)}]
+    trajectory = {"states": [u.detach().cpu().clone()], "times": [t0], "layers": [0],
+                  "steps": [0]} if args.trajectory else None
     steps = structure["layers"] * structure["substeps"]
     progress = None
     if not args.no_progress and not args.json:
@@ -303,15 +346,22 @@ def execute(args) -> int:
                 raise RuntimeCheckError("the initial state contains NaN or Inf")
             for index, layer in enumerate(stepper.layers):
                 ctx.layer = index
-                for _ in range(structure["substeps"]):
+                for substep in range(substeps):
                     before["state"] = u
                     u = layer(u, ctx, stepper.shared)
                     if args.compile and not bool(torch.isfinite(u).all()):
                         locate(index, layer)
                     if progress:
                         progress.update(1)
-                norms.append({"layer": index + 1, "norm": float(u.norm(dim=-1).mean()),
-                              "max_abs": float(u.abs().max())})
+                    step = index * substeps + substep + 1
+                    if trajectory is not None and (per_step or substep == substeps - 1):
+                        trajectory["states"].append(u.detach().cpu().clone())
+                        trajectory["times"].append(t0 + step * dt)
+                        trajectory["layers"].append(index + 1 if substep == substeps - 1
+                                                    else index)
+                        trajectory["steps"].append(step)
+                norms.append({"layer": index + 1, "time": t0 + (index + 1) * substeps * dt,
+                              **particle_metrics(u)})
             if hasattr(stepper, "final_norm"):
                 u = stepper.final_norm(u)
     finally:
@@ -320,19 +370,46 @@ def execute(args) -> int:
     if args.save:
         from pdelang.io import save_tensor
         save_tensor(u.cpu(), args.save)
+    if trajectory is not None:
+        from pdelang.compiler.spec.load import canonical_hash
+        from pdelang.interpreters.trajectory import save_trajectory
+
+        save_trajectory(args.trajectory, trajectory["states"], trajectory["times"],
+                        trajectory["layers"], trajectory["steps"], output=u,
+                        spec_hash=canonical_hash(spec), spec=args.spec, name=structure["name"],
+                        every=args.every, dt=dt)
+    if args.plot:
+        from pdelang.interpreters.trajectory import plot_diagnostics
+
+        plot_diagnostics(norms, args.plot, f"{structure['name']}: {init.describe()}, "
+                                           f"{steps} steps of Δt = {dt:g}")
     result = {"spec": args.spec, "device": str(device), "dtype": args.dtype,
               "compiled": bool(args.compile) and is_compiled(stepper),
               "shape": list(u.shape),
               "init": init.describe(), "seed": args.seed,
               "dt": structure["dt"], "steps": steps, "layers": norms,
               "final_norm": float(u.norm(dim=-1).mean())}
+    if args.trajectory:
+        result["trajectory"] = {"path": args.trajectory, "every": args.every,
+                                "states": len(trajectory["states"])}
+    if args.plot:
+        result["plot"] = args.plot
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         how = f"{args.dtype}{', compiled' if result['compiled'] else ''}"
         print(f"{structure['name']}: {steps} steps of Δt = {structure['dt']:g} on {device} "
               f"({how}), state {tuple(u.shape)} from {init.describe()}")
-        print("layer  mean token norm   max |u|")
+        print("layer        t  mean token norm   max |u|  mean cos  eff. rank  residual")
         for row in norms:
-            print(f"{row['layer']:>5}  {row['norm']:>15.6g}  {row['max_abs']:>8.4g}")
+            print(f"{row['layer']:>5}  {row['time']:>7.4g}  {row['norm']:>15.6g}  "
+                  f"{row['max_abs']:>8.4g}  {row['mean_cosine']:>8.4f}  "
+                  f"{row['effective_rank']:>9.4g}  {row['residual']:>8.3g}")
+        print("mean cos: mean pairwise token cosine; eff. rank: exp(entropy of σ/Σσ) of the "
+              "token matrix; residual: ‖X − 1x̄ᵀ‖_F/‖X‖_F (Dong et al.)")
+        if args.trajectory:
+            print(f"trajectory: {len(trajectory['states'])} states "
+                  f"(every {args.every}) in {args.trajectory}")
+        if args.plot:
+            print(f"figure: {args.plot}")
     return 0
