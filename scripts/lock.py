@@ -4,7 +4,7 @@
     python scripts/lock.py constraints   # print the constraints scripts/setup.sh installs with
 
 `freeze` pins every installed distribution in the dependency closure of
-pdelang[test,reference,distributed] (markers evaluated for this interpreter and platform),
+pdelang[test,reference,distributed,docs] (markers evaluated for this interpreter and platform),
 except pdelang itself, torch and torch's accelerator packages (nvidia-*, triton, cuda-*):
 setup.sh keeps a torch that is already importable and installs torch==2.13.0 only when none
 is, so the lock never chooses a torch. Unrelated tools in the same environment are left out.
@@ -37,7 +37,7 @@ except ImportError:  # a fresh venv: pip's own copy
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "constraints.txt"
 PROJECT = "pdelang"
-EXTRAS = ("test", "reference", "distributed")
+EXTRAS = ("test", "reference", "distributed", "docs")
 EXCLUDED = re.compile(r"^(pdelang|torch|triton|nvidia-.*|cuda-.*|pytorch-triton.*)$")
 
 

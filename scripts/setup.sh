@@ -6,6 +6,7 @@
 # (a bare `torch` requirement could pull a multi-GB CUDA build). The lock never pins torch, and
 # the torch installed is pinned for the second step, so pip can never replace it.
 # distributed (Ray, for ablate --executor ray and its tests): about 11 s more from PyPI (measured).
+# docs (mkdocs-material, mkdocstrings, mkdocs-gen-files): the site's strict build is a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lock=()
@@ -18,4 +19,4 @@ if [ "${PDELANG_LOCK:-}" = none ]; then
 else
     python scripts/lock.py constraints >"$constraints"
 fi
-python -m pip install --quiet -c "$constraints" -e ".[test,reference,distributed]"
+python -m pip install --quiet -c "$constraints" -e ".[test,reference,distributed,docs]"

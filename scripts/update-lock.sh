@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refreshes constraints.txt, the lock scripts/setup.sh installs with: creates a fresh venv,
-# installs pdelang[test,reference,distributed] from pyproject.toml's ranges (the newest
+# installs pdelang[test,reference,distributed,docs] from pyproject.toml's ranges (the newest
 # releases they allow; torch as setup.sh does), runs the default test suite there and, only
 # if it is green, writes the venv's dependency closure (scripts/lock.py freeze) to
 # constraints.txt. Review `git diff constraints.txt` and commit it.
