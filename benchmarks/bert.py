@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 
 import torch
+from pdelang.interpreters.builder import structure_of
 
 from benchmarks.report import Figure
 from benchmarks.timing import interleaved, sync
@@ -177,7 +178,7 @@ def backward(cfg, sizes) -> list[Figure]:
     from pdelang.lab.validation.weights import check_compatible
 
     reference, _ = minilm()
-    names = check_compatible(type(stepper).STRUCTURE, reference)
+    names = check_compatible(structure_of(stepper), reference)
     out = []
     for batch, tokens in sizes:
         u = embedded(token_ids(batch, tokens, cfg.device))

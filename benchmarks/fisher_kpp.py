@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pdelang.interpreters.builder import structure_of
 
 from benchmarks.report import Figure
 from benchmarks.timing import interleaved
@@ -49,8 +50,8 @@ def pdelang_stepper(n: int, steps: int, dtype: torch.dtype, device: str,
                  f"time.span=[0, {steps * DT!r}]"]
     stepper_class = pdelang.build(SPEC, overrides, compile=True) if compile \
         else pdelang.build(SPEC, overrides)
-    if abs(stepper_class.STRUCTURE["dt"] - DT) > 1e-12:
-        raise RuntimeError(f"the spec's Δt is {stepper_class.STRUCTURE['dt']}, not {DT}")
+    if abs(structure_of(stepper_class)["dt"] - DT) > 1e-12:
+        raise RuntimeError(f"the spec's Δt is {structure_of(stepper_class)['dt']}, not {DT}")
     return stepper_class().to(device=device, dtype=dtype).eval()
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import pdelang
+from pdelang.interpreters.builder import structure_of
 from pdelang.interpreters import accelerate
 from pdelang.interpreters.accelerate import (
     CompileFallbackWarning,
@@ -141,7 +142,7 @@ def test_build_compile_is_its_own_cache_entry(monkeypatch):
     assert compiled is not plain and issubclass(compiled, plain)
     assert build(BERT, SMALL) is plain and build(BERT, SMALL, compile=True) is compiled
     assert build(BERT, SMALL, compile=True, dynamic=False) is not compiled
-    assert compiled.STRUCTURE is plain.STRUCTURE and compiled.__name__ == plain.__name__
+    assert structure_of(compiled) == structure_of(plain) and compiled.__name__ == plain.__name__
     assert compilation_of(compiled) is compilation_of(plain)
     instance = compiled()
     assert is_compiled(instance) and not is_compiled(plain())

@@ -219,10 +219,10 @@ def blowup_hint(facts, structure, init, low: float, high: float) -> str:
 def execute(args) -> int:
     import torch
 
-    from pdelang.interpreters.builder import build_module
+    from pdelang.interpreters.builder import build_module, structure_of
 
     module = build_module(args.spec, args.overrides)
-    structure = {**module.Stepper.STRUCTURE,
+    structure = {**structure_of(module.Stepper),
                  "stencil_radius": module.COMPILATION.discrete.stencil_radius}
     compilation = module.COMPILATION
     spec = compilation.spec

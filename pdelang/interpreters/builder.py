@@ -63,7 +63,7 @@ def build(spec: Spec | str | Path, overrides: Iterable[str] = (), *, compile: bo
     """Compile a spec and return its generated ``Stepper`` class.
 
     ``compile=True``: a subclass whose every instance is compiled in place with
-    ``torch.compile(dynamic=dynamic)`` when it is made (the same ``STRUCTURE``, parameters
+    ``torch.compile(dynamic=dynamic)`` when it is made (the same structure, parameters
     and ``state_dict`` keys; uncompiled, after one warning, where torch.compile cannot be
     used).  The first call of an instance compiles (tens of seconds on a CPU)."""
     module = build_module(spec, overrides)
@@ -88,4 +88,21 @@ def _compiled_class(base: type, dynamic: bool | None) -> type:
 
 
 def compilation_of(stepper_class) -> Compilation:
+    """The compilation a stepper class was built from (by :func:`build_module`)."""
     return sys.modules[stepper_class.__module__].COMPILATION
+
+
+def structure_of(stepper) -> dict:
+    """The JSON-able description of a stepper (a class or an instance): channels, layers, Δt,
+    scheme, norm, grid, modules with their options, parameters — built on demand from the step
+    program it was compiled from (:meth:`DiscreteModel.structure`), so generated modules do not
+    carry it.  A hand-written stand-in may declare it as a ``STRUCTURE`` class attribute."""
+    cls = stepper if isinstance(stepper, type) else type(stepper)
+    compilation = getattr(sys.modules.get(cls.__module__), "COMPILATION", None)
+    if compilation is not None:
+        return compilation.discrete.structure()
+    declared = getattr(cls, "STRUCTURE", None)
+    if declared is None:
+        raise TypeError(f"{cls.__name__} was not built by pdelang.build (no step program to "
+                        f"describe it) and declares no STRUCTURE")
+    return declared

@@ -7,6 +7,7 @@ Skipped where no CUDA device is present (CI has none); run on a GPU machine with
 from __future__ import annotations
 
 import pytest
+from pdelang.interpreters.builder import structure_of
 import torch
 
 from codegen_helpers import SPECS, build
@@ -32,7 +33,7 @@ def test_spec_runs_on_cuda_and_agrees_with_cpu(name):
     gpu = stepper_class().eval()
     gpu.load_state_dict(cpu.state_dict())
     gpu = gpu.cuda()
-    structure = stepper_class.STRUCTURE
+    structure = structure_of(stepper_class)
     u = torch.randn(2, tokens_of(structure), structure["channels"])
     with torch.no_grad():
         expected = cpu(u, return_trajectory=True, return_attention=True)

@@ -26,6 +26,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from pdelang.interpreters.builder import structure_of
 import torch
 
 from codegen_helpers import build
@@ -58,7 +59,7 @@ def solve(scheme: str, substeps: int, n: int, accuracy: int, k: int):
         f"time.scheme={scheme}", f"time.substeps={substeps}", f"grid.spacing={h!r}",
         f"discretization.laplace.accuracy={accuracy}"])
     stepper = stepper_class().double()
-    assert stepper_class.STRUCTURE["dt"] == pytest.approx(T / substeps)
+    assert structure_of(stepper_class)["dt"] == pytest.approx(T / substeps)
     x = torch.arange(n, dtype=torch.float64) * h
     u0 = torch.sin(k * x)[None, :, None]  # (1, N, 1)
     with torch.no_grad():

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from pdelang.interpreters.builder import structure_of
 import torch
 import torch.nn.functional as F
 
@@ -91,7 +92,7 @@ def neumann_laplace_by_hand(u, h=1.0):
 # ----------------------------------------------------------------- attention
 def test_causal_attention_gives_zero_weight_to_the_future(tmp_path):
     stepper = randomize(tiny(tmp_path, attention=", causal=true", diffusion=False)()).eval()
-    assert stepper.STRUCTURE["causal"] is True
+    assert structure_of(stepper)["causal"] is True
     u = randn(2, 10, 8)
     with torch.no_grad():
         out = stepper(u, return_attention=True)
@@ -230,8 +231,8 @@ def test_residual_or_replacement_one_layer_by_hand(tmp_path, residual):
     """Δt = 0.5: u ← [u +] Δt A(u); u ← [u +] Δt R(u); u ← [u +] Δt D Δu."""
     stepper_class = tiny(tmp_path, residual=residual)
     stepper = randomize(stepper_class(), seed=8).double()
-    assert stepper_class.STRUCTURE["dt"] == 0.5
-    assert stepper_class.STRUCTURE["residual"] is residual
+    assert structure_of(stepper_class)["dt"] == 0.5
+    assert structure_of(stepper_class)["residual"] is residual
     u = randn(2, 7, 8, seed=9, dtype=torch.float64)
     layer = stepper.layers[0]
     dt, D = 0.5, float(stepper.shared.D.detach())
@@ -249,7 +250,7 @@ def test_residual_or_replacement_one_layer_by_hand(tmp_path, residual):
 def test_residual_override_changes_the_update(tmp_path):
     on = tiny(tmp_path)
     off = tiny(tmp_path, overrides=["stabilizers.residual=false"])
-    assert off.STRUCTURE["residual"] is False
+    assert structure_of(off)["residual"] is False
     a = randomize(on(), seed=10)
     b = off()
     b.load_state_dict(a.state_dict())
@@ -304,7 +305,7 @@ def test_pre_norm_normalizes_inside_the_vector_field():
 
 def test_substeps_give_layers_plus_one_states():
     stepper_class = build("master", ["fields.u.channels=48", "time.substeps=3"])
-    assert stepper_class.STRUCTURE["dt"] == pytest.approx(1 / 3)
+    assert structure_of(stepper_class)["dt"] == pytest.approx(1 / 3)
     stepper = stepper_class().double()
     u = randn(1, 5, 48, seed=15, dtype=torch.float64)
     with torch.no_grad():
@@ -324,7 +325,7 @@ def test_strang_splitting_is_the_macaron_layout():
     R/2, D/2, A, D/2, R/2 with pre-LN on R and A, and a final LayerNorm."""
     stepper_class = build("macaron", ["fields.u.channels=48", "terms.interaction="
                                       "attention(u, heads=4)", "terms.reaction=mlp(u, hidden=32)"])
-    structure = stepper_class.STRUCTURE
+    structure = structure_of(stepper_class)
     assert structure["scheme"] == "strang"
     stepper = randomize(stepper_class(), std=0.2, seed=16).double()
     u = randn(2, 9, 48, seed=17, dtype=torch.float64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pdelang.interpreters.builder import structure_of
 from pdelang.interpreters.builder import build_module
 
 ODE_SPECS = ["vit2d", "pre_ln", "gpt2_preln", "no_norm", "heat1d", "reaction_diffusion2d",
@@ -22,7 +23,7 @@ def _euler(name: str, *extra: str):
 
 
 def _state(stepper, batch: int = 2, seed: int = 0) -> torch.Tensor:
-    structure = type(stepper).STRUCTURE
+    structure = structure_of(stepper)
     shape = structure["grid_shape"]
     grid = shape[0] * shape[1] if shape else 12
     tokens = structure["extra_tokens"] + grid

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from pdelang.interpreters.builder import structure_of
 import torch
 
 from codegen_helpers import SPECS, build, in_repo, spec_path
@@ -75,7 +76,7 @@ def token_spread(state: torch.Tensor) -> float:
 @pytest.mark.parametrize("name", SPECS)
 def test_one_training_step(name):
     stepper_class = build(name, small_overrides(name))
-    structure = stepper_class.STRUCTURE
+    structure = structure_of(stepper_class)
     assert structure["channels"] <= 64
     torch.manual_seed(0)
     stepper = stepper_class().train()
@@ -117,7 +118,7 @@ def test_no_residual_collapses():
     for name in ("no_residual", "master"):
         stepper_class = build(name, ["fields.u.channels=48"])
         torch.manual_seed(0)
-        u = torch.randn(2, 16, stepper_class.STRUCTURE["channels"])
+        u = torch.randn(2, 16, structure_of(stepper_class)["channels"])
         with torch.no_grad():
             states = stepper_class()(u, return_trajectory=True).states
         spreads[name] = [token_spread(s) for s in states]

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -111,8 +111,7 @@ class Conv(nn.Module):
 
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, _, channels = u.shape  # (B, N, C)
-        grid = u  # (B, L, C)
-        g = grid
+        g = u  # (B, L, C) grid tokens
         extended = g
         for axis, dim in enumerate(self.dims if self.radius else ()):  # K = 1: no ghosts
             if ctx.lengths is None:
@@ -122,11 +121,12 @@ class Conv(nn.Module):
                 extended = self.ragged_ghosts(extended, dim, n)
         x = extended.movedim(-1, 1)  # (B, C, *extended grid)
         kernel = self.weight[:, None]  # (C, 1, K) or (C, 1, K, K): depthwise
-        conv = F.conv1d if len(self.dims) == 1 else F.conv2d
+        conv = F.conv1d
         rate = conv(x, kernel.to(x.dtype), groups=channels).movedim(1, -1)  # (B, *grid, C)
         if self.bias is not None:
             rate = rate + self.bias.to(rate.dtype)
-        rate = rate * self.inside(g, ctx.lengths)
+        if ctx.lengths is not None:  # else every token is inside
+            rate = rate * self.inside(g, ctx.lengths)
         rate = rate.reshape(batch, -1, channels)  # (B, L, C)
         return rate
 
@@ -216,46 +216,6 @@ class ConvMixerStepper(nn.Module):
 
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 1.0; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
-
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'neumann',
-        'causal': False,
-        'channels': 64,
-        'dt': 1.0,
-        'extra_tokens': 0,
-        'grid_axes': ['seq'],
-        'grid_shape': None,
-        'heads': None,
-        'layers': 4,
-        'modules': {
-            'mixing_conv': {
-                'bias': False,
-                'kernel': 5,
-                'op': 'conv',
-            },
-            'reaction_mlp': {
-                'activation': 'gelu',
-                'bias': True,
-                'hidden': 256,
-                'op': 'mlp',
-            },
-        },
-        'name': 'conv_mixer',
-        'norm': {
-            'affine': True,
-            'eps': 1e-05,
-            'final': True,
-            'kind': 'layernorm',
-            'placement': 'pre',
-            'terms': ['mixing', 'reaction'],
-        },
-        'parameters': {},
-        'residual': True,
-        'scheme': 'lie',
-        'split_order': ['mixing', 'reaction'],
-        'substeps': 1,
-        'terms': ['mixing', 'reaction'],
-    }
 
     def __init__(self) -> None:
         super().__init__()

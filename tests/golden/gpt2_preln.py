@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -280,52 +280,6 @@ class Gpt2PrelnStepper(nn.Module):
 
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 1.0; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
-
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'neumann',
-        'causal': True,
-        'channels': 768,
-        'dt': 1.0,
-        'extra_tokens': 0,
-        'grid_axes': ['seq'],
-        'grid_shape': None,
-        'heads': 12,
-        'layers': 12,
-        'modules': {
-            'interaction_attention': {
-                'bias': True,
-                'causal': True,
-                'heads': 12,
-                'iterations': 20,
-                'kernel': 'softmax',
-                'kv_heads': 0,
-                'op': 'attention',
-                'rank': 0,
-                'rope_theta': 0.0,
-            },
-            'reaction_mlp': {
-                'activation': 'gelu_tanh',
-                'bias': True,
-                'hidden': 3072,
-                'op': 'mlp',
-            },
-        },
-        'name': 'gpt2_preln',
-        'norm': {
-            'affine': True,
-            'eps': 1e-05,
-            'final': True,
-            'kind': 'layernorm',
-            'placement': 'pre',
-            'terms': ['interaction', 'reaction'],
-        },
-        'parameters': {},
-        'residual': True,
-        'scheme': 'lie',
-        'split_order': ['interaction', 'reaction'],
-        'substeps': 1,
-        'terms': ['interaction', 'reaction'],
-    }
 
     def __init__(self) -> None:
         super().__init__()

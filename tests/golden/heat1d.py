@@ -253,41 +253,6 @@ class Heat1dStepper(nn.Module):
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 0.005; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
 
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'periodic',
-        'causal': False,
-        'channels': 1,
-        'dt': 0.005,
-        'extra_tokens': 0,
-        'grid_axes': ['x'],
-        'grid_shape': None,
-        'heads': None,
-        'layers': 1,
-        'modules': {},
-        'name': 'heat1d',
-        'norm': {
-            'affine': True,
-            'eps': 1e-05,
-            'final': False,
-            'kind': 'none',
-            'placement': 'pre',
-            'terms': [],
-        },
-        'parameters': {
-            'D': {
-                'learnable': False,
-                'per_layer': False,
-                'positive': False,
-                'value': 0.5,
-            },
-        },
-        'residual': True,
-        'scheme': 'euler',
-        'split_order': [],
-        'substeps': 20,
-        'terms': ['diffusion'],
-    }
-
     def __init__(self) -> None:
         super().__init__()
         self.shared = SharedParameters()

@@ -353,42 +353,6 @@ class Heat1dImplicitStepper(nn.Module):
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 0.074; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
 
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'periodic',
-        'causal': False,
-        'channels': 1,
-        'dt': 0.074,
-        'extra_tokens': 0,
-        'grid_axes': ['x'],
-        'grid_shape': None,
-        'heads': None,
-        'implicit': ['diffusion'],
-        'layers': 1,
-        'modules': {},
-        'name': 'heat1d_implicit',
-        'norm': {
-            'affine': True,
-            'eps': 1e-05,
-            'final': False,
-            'kind': 'none',
-            'placement': 'pre',
-            'terms': [],
-        },
-        'parameters': {
-            'D': {
-                'learnable': False,
-                'per_layer': False,
-                'positive': False,
-                'value': 1.0,
-            },
-        },
-        'residual': True,
-        'scheme': 'lie',
-        'split_order': ['diffusion'],
-        'substeps': 10,
-        'terms': ['diffusion'],
-    }
-
     def __init__(self) -> None:
         super().__init__()
         self.shared = SharedParameters()

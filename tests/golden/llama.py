@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -282,52 +282,6 @@ class LlamaStepper(nn.Module):
 
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 1.0; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
-
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'neumann',
-        'causal': True,
-        'channels': 64,
-        'dt': 1.0,
-        'extra_tokens': 0,
-        'grid_axes': ['seq'],
-        'grid_shape': None,
-        'heads': 4,
-        'layers': 3,
-        'modules': {
-            'interaction_attention': {
-                'bias': False,
-                'causal': True,
-                'heads': 4,
-                'iterations': 20,
-                'kernel': 'softmax',
-                'kv_heads': 2,
-                'op': 'attention',
-                'rank': 0,
-                'rope_theta': 500000.0,
-            },
-            'reaction_glu': {
-                'activation': 'silu',
-                'bias': False,
-                'hidden': 172,
-                'op': 'glu',
-            },
-        },
-        'name': 'llama',
-        'norm': {
-            'affine': True,
-            'eps': 1e-06,
-            'final': True,
-            'kind': 'rmsnorm',
-            'placement': 'pre',
-            'terms': ['interaction', 'reaction'],
-        },
-        'parameters': {},
-        'residual': True,
-        'scheme': 'lie',
-        'split_order': ['interaction', 'reaction'],
-        'substeps': 1,
-        'terms': ['interaction', 'reaction'],
-    }
 
     def __init__(self) -> None:
         super().__init__()

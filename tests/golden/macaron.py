@@ -478,59 +478,6 @@ class MacaronStepper(nn.Module):
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 1.0; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
 
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'neumann',
-        'causal': False,
-        'channels': 384,
-        'dt': 1.0,
-        'extra_tokens': 0,
-        'grid_axes': ['seq'],
-        'grid_shape': None,
-        'heads': 12,
-        'layers': 6,
-        'modules': {
-            'interaction_attention': {
-                'bias': True,
-                'causal': False,
-                'heads': 12,
-                'iterations': 20,
-                'kernel': 'softmax',
-                'kv_heads': 0,
-                'op': 'attention',
-                'rank': 0,
-                'rope_theta': 0.0,
-            },
-            'reaction_mlp': {
-                'activation': 'gelu',
-                'bias': True,
-                'hidden': 1536,
-                'op': 'mlp',
-            },
-        },
-        'name': 'macaron',
-        'norm': {
-            'affine': True,
-            'eps': 1e-05,
-            'final': True,
-            'kind': 'layernorm',
-            'placement': 'pre',
-            'terms': ['reaction', 'interaction'],
-        },
-        'parameters': {
-            'D': {
-                'learnable': True,
-                'per_layer': False,
-                'positive': True,
-                'value': 0.05,
-            },
-        },
-        'residual': True,
-        'scheme': 'strang',
-        'split_order': ['reaction', 'diffusion', 'interaction', 'diffusion', 'reaction'],
-        'substeps': 1,
-        'terms': ['reaction', 'interaction', 'diffusion'],
-    }
-
     def __init__(self) -> None:
         super().__init__()
         self.shared = SharedParameters()

@@ -464,65 +464,6 @@ class MasterStepper(nn.Module):
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 1.0; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
 
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'neumann',
-        'causal': False,
-        'channels': 384,
-        'dt': 1.0,
-        'extra_tokens': 0,
-        'grid_axes': ['seq'],
-        'grid_shape': None,
-        'heads': 12,
-        'layers': 6,
-        'modules': {
-            'interaction_attention': {
-                'bias': True,
-                'causal': False,
-                'heads': 12,
-                'iterations': 20,
-                'kernel': 'softmax',
-                'kv_heads': 0,
-                'op': 'attention',
-                'rank': 0,
-                'rope_theta': 0.0,
-            },
-            'reaction_mlp': {
-                'activation': 'gelu',
-                'bias': True,
-                'hidden': 1536,
-                'op': 'mlp',
-            },
-        },
-        'name': 'master',
-        'norm': {
-            'affine': True,
-            'eps': 1e-12,
-            'final': False,
-            'kind': 'layernorm',
-            'placement': 'post',
-            'terms': ['interaction', 'reaction'],
-        },
-        'parameters': {
-            'D': {
-                'learnable': True,
-                'per_layer': False,
-                'positive': True,
-                'value': 0.1,
-            },
-            'alpha': {
-                'learnable': True,
-                'per_layer': True,
-                'positive': False,
-                'value': 1.0,
-            },
-        },
-        'residual': True,
-        'scheme': 'lie',
-        'split_order': ['interaction', 'reaction', 'diffusion'],
-        'substeps': 1,
-        'terms': ['diffusion', 'interaction', 'reaction'],
-    }
-
     def __init__(self) -> None:
         super().__init__()
         self.shared = SharedParameters()

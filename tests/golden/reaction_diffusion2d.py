@@ -285,41 +285,6 @@ class ReactionDiffusion2dStepper(nn.Module):
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 0.02; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
 
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'neumann',
-        'causal': False,
-        'channels': 1,
-        'dt': 0.02,
-        'extra_tokens': 0,
-        'grid_axes': ['x', 'y'],
-        'grid_shape': [32, 32],
-        'heads': None,
-        'layers': 1,
-        'modules': {},
-        'name': 'reaction_diffusion2d',
-        'norm': {
-            'affine': True,
-            'eps': 1e-05,
-            'final': False,
-            'kind': 'none',
-            'placement': 'pre',
-            'terms': [],
-        },
-        'parameters': {
-            'D': {
-                'learnable': False,
-                'per_layer': False,
-                'positive': False,
-                'value': 0.01,
-            },
-        },
-        'residual': True,
-        'scheme': 'rk4',
-        'split_order': [],
-        'substeps': 50,
-        'terms': ['diffusion', 'reaction'],
-    }
-
     def __init__(self) -> None:
         super().__init__()
         self.shared = SharedParameters()

@@ -496,59 +496,6 @@ class Vit2dStepper(nn.Module):
     from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = 1.0; layer ℓ's weights drive
     steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""
 
-    STRUCTURE: ClassVar[dict] = {
-        'boundary': 'neumann',
-        'causal': False,
-        'channels': 64,
-        'dt': 1.0,
-        'extra_tokens': 1,
-        'grid_axes': ['rows', 'cols'],
-        'grid_shape': [4, 4],
-        'heads': 4,
-        'layers': 4,
-        'modules': {
-            'interaction_attention': {
-                'bias': True,
-                'causal': False,
-                'heads': 4,
-                'iterations': 20,
-                'kernel': 'softmax',
-                'kv_heads': 0,
-                'op': 'attention',
-                'rank': 0,
-                'rope_theta': 0.0,
-            },
-            'reaction_mlp': {
-                'activation': 'gelu',
-                'bias': True,
-                'hidden': 256,
-                'op': 'mlp',
-            },
-        },
-        'name': 'vit2d',
-        'norm': {
-            'affine': True,
-            'eps': 1e-12,
-            'final': True,
-            'kind': 'layernorm',
-            'placement': 'pre',
-            'terms': ['interaction', 'reaction'],
-        },
-        'parameters': {
-            'D': {
-                'learnable': True,
-                'per_layer': False,
-                'positive': True,
-                'value': 0.05,
-            },
-        },
-        'residual': True,
-        'scheme': 'lie',
-        'split_order': ['interaction', 'reaction', 'diffusion'],
-        'substeps': 1,
-        'terms': ['interaction', 'reaction', 'diffusion'],
-    }
-
     def __init__(self) -> None:
         super().__init__()
         self.shared = SharedParameters()

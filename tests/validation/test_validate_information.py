@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from pdelang.interpreters.builder import structure_of
 from pdelang.lab.ablation.info_plane import digits_observer
 from pdelang.lab.ablation.tasks import make_task
 from pdelang.lab.ablation.train import train
@@ -106,7 +107,7 @@ def test_information_plane_along_training():
                                                "terms.reaction=mlp(u, hidden=32, "
                                                "activation=gelu)"])
     torch.manual_seed(0)
-    task = make_task("digits", module.Stepper(), module.Stepper.STRUCTURE)
+    task = make_task("digits", module.Stepper(), structure_of(module.Stepper))
     observe = digits_observer(task, probe_examples=64, heldout_examples=48)
     record = train(task, steps=4, lr=1e-3, batch_size=16, observe=observe, observe_every=2,
                    evaluate=False)

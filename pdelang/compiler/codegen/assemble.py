@@ -369,7 +369,6 @@ class TorchPrinter(ExpressionPrinter):
 
     def stepper_class(self) -> list[str]:
         m = self.m
-        structure = _literal(m.structure(), 4)
         final = ""
         if m.norm.final and m.norm.kind != "none":
             final = self.norm_constructor(m.norm.kind, m.norm.eps, m.norm.affine)
@@ -380,8 +379,6 @@ class TorchPrinter(ExpressionPrinter):
             f"    from t0 to t1 in LAYERS × SUBSTEPS steps of Δt = {m.dt!r}; layer ℓ's weights "
             "drive",
             '    steps ℓ·SUBSTEPS … (ℓ+1)·SUBSTEPS − 1."""',
-            "",
-            f"    {N.STRUCTURE}: ClassVar[dict] = {structure}",
             "",
             "    def __init__(self) -> None:",
             "        super().__init__()",

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pdelang.interpreters.builder import structure_of
 from pdelang.lab.metrics import (
     hidden_cosine,
     is_finite,
@@ -148,7 +149,7 @@ def measure_variant(module, spec, reference: DriftReference | None, seed: int,
                     f"{reference.name} weights and embeddings")
     else:
         note = "random weights, random initial state"
-    structure = module.Stepper.STRUCTURE
+    structure = structure_of(module.Stepper)
     grid = structure["grid_shape"]
     tokens = grid[0] * grid[1] + structure["extra_tokens"] if grid else 32
     generator = torch.Generator().manual_seed(seed)

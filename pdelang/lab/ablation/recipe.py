@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdelang.lab.ablation.recipe_settings import RECIPES, Recipe, quick_recipe
+from pdelang.interpreters.builder import structure_of
 
 __all__ = ["DRIFT_EXAMPLES", "READOUTS", "RECIPES", "UNSTABLE_MARGIN", "UNSTABLE_WINDOW",
            "DigitsClassifier", "Recipe", "RecipeRecord", "digits_splits",
@@ -259,8 +260,7 @@ def run_recipe_unit(unit: dict, module) -> dict:
     recipe = Recipe(**unit["recipe"])
     with seeded(unit["seed"]):
         stepper = module.Stepper()
-        channels = int(module.Stepper.STRUCTURE["channels"]) \
-            if "channels" in module.Stepper.STRUCTURE else module.CHANNELS
+        channels = int(structure_of(module.Stepper)["channels"])
         model = DigitsClassifier(stepper, channels, unit["readout"])
         if recipe.init == "vit":
             model.vit_init()

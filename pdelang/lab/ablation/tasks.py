@@ -1,7 +1,7 @@
 """Two small supervised tasks that wrap any compiled stepper.
 
 A task owns a *task model*: an input embedding, the stepper (unchanged, shared with the
-caller) and a linear head.  Only the stepper's ``STRUCTURE`` is consulted:
+caller) and a linear head.  Only the stepper's structure is consulted:
 
 * ``channels`` (int, required): the width ``C`` of every token;
 * ``grid_shape`` (``None`` or ``(rows, cols)``; ``(n,)`` is read as a 1-D grid of ``n``
@@ -34,7 +34,7 @@ Tasks
     head over the vocabulary.
     Objective:
 
-    * causal stepper (``STRUCTURE['causal']`` true): next-token prediction, inputs
+    * causal stepper (structure ``causal`` true): next-token prediction, inputs
       ``x[0:N]``, targets ``x[1:N+1]``, loss averaged over all ``N`` positions;
     * non-causal stepper: a bidirectional stepper would see the answer, so a *masked-token*
       objective runs instead: exactly ``k = max(1, round(0.15 N))`` positions per sequence
@@ -127,13 +127,17 @@ class TaskOutput:
 
 
 def resolve_structure(stepper: nn.Module, structure: Mapping[str, Any] | None) -> dict:
-    """The stepper's ``STRUCTURE`` with defaults filled in (``channels`` is required)."""
+    """The stepper's structure (:func:`~pdelang.interpreters.builder.structure_of`) with
+    defaults filled in (``channels`` is required)."""
     if structure is None:
-        structure = getattr(stepper, "STRUCTURE", None)
-    if structure is None:
-        raise ValueError("stepper has no STRUCTURE and none was given")
+        from pdelang.interpreters.builder import structure_of
+
+        try:
+            structure = structure_of(stepper)
+        except TypeError as error:
+            raise ValueError(f"no structure was given: {error}") from None
     if "channels" not in structure:
-        raise ValueError("STRUCTURE lacks 'channels'")
+        raise ValueError("the structure lacks 'channels'")
     grid_shape = structure.get("grid_shape")
     return {
         **dict(structure),

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pdelang.errors import PdelangError
+from pdelang.interpreters.builder import structure_of
 
 __all__ = ["run_unit", "unit_error"]
 
@@ -148,7 +149,7 @@ def _train_unit(module, seed: int, train_overrides: dict, options: dict,
         if options["compile"]:
             from pdelang.interpreters.accelerate import compile_stepper
             compile_stepper(stepper)
-        return make_task(options["task"], stepper, module.Stepper.STRUCTURE)
+        return make_task(options["task"], stepper, structure_of(module.Stepper))
 
     bar_factory = None
     if progress:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pdelang.interpreters.builder import structure_of
 from pdelang.compiler.driver import Compilation
 from pdelang.compiler.schemes import program as Program
 from pdelang.lab.testing.harness import random_state, reference_for, stepper_for
@@ -97,7 +98,7 @@ def _run_torch(stepper, u: np.ndarray, mask, record: bool, window=None):
                     [a.numpy() for a in out.attentions])
         ctx = _module(stepper).Context(x, m, record=record)
         states = [x]
-        substeps = type(stepper).STRUCTURE["substeps"]
+        substeps = structure_of(stepper)["substeps"]
         for k in range(*window):
             ctx.layer = k // substeps
             x = stepper.layers[ctx.layer](x, ctx, stepper.shared)
@@ -108,7 +109,7 @@ def _run_torch(stepper, u: np.ndarray, mask, record: bool, window=None):
 
 
 def _steps(stepper) -> int:
-    structure = type(stepper).STRUCTURE
+    structure = structure_of(stepper)
     return structure["layers"] * structure["substeps"]
 
 

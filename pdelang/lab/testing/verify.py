@@ -26,6 +26,7 @@ import numpy as np
 from pdelang.compiler.driver import Compilation
 from pdelang.lab.testing import properties as P
 from pdelang.lab.testing.harness import compile_any, stepper_for, torch_stencil_operator
+from pdelang.interpreters.builder import structure_of
 
 __all__ = ["OperatorReport", "VerifyReport", "verify"]
 
@@ -564,7 +565,7 @@ def _probe(stepper, u: np.ndarray, window: tuple[int, int], masks) -> int | None
 
     from pdelang.lab.testing.stepper_checks import _module, overflows
 
-    substeps = type(stepper).STRUCTURE["substeps"]
+    substeps = structure_of(stepper)["substeps"]
     first = None
     for mask in masks:
         x = torch.as_tensor(u, dtype=torch.float64)

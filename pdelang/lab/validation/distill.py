@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from pdelang.errors import PdelangError
+from pdelang.interpreters.builder import structure_of
 
 #: Defaults of the command line (``--steps``, ``--lr``, ``--restarts``, ``--batch-size``).
 DEFAULT_STEPS = 3000
@@ -151,7 +152,7 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
         scalar_values)
 
     started = time.perf_counter()
-    _check_shape(module.Stepper.STRUCTURE, reference, spec_value)
+    _check_shape(structure_of(module.Stepper), reference, spec_value)
     run = reference.run(train_inputs)
     n = int(run.embeddings.shape[0])
     if n < 4:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from pdelang.errors import PdelangError
+from pdelang.interpreters.builder import structure_of
 
 __all__ = ["call_stepper", "flat_values", "per_layer_maps", "run_stepper", "sample_maps",
            "scalar_parameters", "scalar_values"]
@@ -56,7 +57,7 @@ def scalar_parameters(stepper) -> dict[str, torch.nn.Parameter]:
 
 
 def scalar_values(stepper) -> dict:
-    structure = type(stepper).STRUCTURE
+    structure = structure_of(stepper)
     values = {}
     for name, info in structure["parameters"].items():
         if info.get("basis"):

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from pdelang.interpreters.builder import structure_of
 from pdelang.interpreters.accelerate import PrecisionWarning
 from pdelang.lab.validation.stepper_runs import (
     call_stepper,
@@ -171,7 +172,7 @@ AT_ZERO = 1e-4
 
 
 def _positive_names(stepper) -> list[str]:
-    structure = type(stepper).STRUCTURE
+    structure = structure_of(stepper)
     return [name for name, info in structure["parameters"].items()
             if info["positive"] and info["learnable"] and not info["per_layer"]]
 
@@ -313,7 +314,7 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         and part of the one complete hint when something else does not fit either."""
         torch.manual_seed(seed)
         stepper = module.Stepper().eval()
-        structure = type(stepper).STRUCTURE
+        structure = structure_of(stepper)
         found, names = mismatches(structure, ref, spec_value, exact=mode == "exact")
         problems = exact_mismatches(structure, ref, spec_value, names) \
             if mode == "exact" and names else []
@@ -367,7 +368,7 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     rows = layer_metrics(run.hidden_states, run.attentions, out.states, maps, run.mask)
     floor_run = ref.run(_inputs(ref, min(FLOOR_TRAIN_INPUTS, _available(ref, "train", text)),
                                 "train", text, max_length))
-    _add_floors(rows, run, floor_run, _exact_first_layer(type(stepper).STRUCTURE))
+    _add_floors(rows, run, floor_run, _exact_first_layer(structure_of(stepper)))
     passed = None
     tolerances = {}
     if mode == "exact":

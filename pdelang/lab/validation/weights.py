@@ -1,9 +1,10 @@
 """Map a reference Transformer's weights into a compiled stepper.
 
-The stepper's ``STRUCTURE`` says which module of each layer is the attention, which the
-MLP, and which norm stabilizes which term; the reference's :class:`LayerWeights` are in
-``nn.Linear`` convention, so the copy is one-to-one.  A spec that does not have the
-reference's shape is a :class:`ReferenceMismatchError` naming both sides.
+The stepper's structure (``structure_of``) says which module of each layer carries the
+attention and which the feed-forward block, and which norm stabilizes which term; the
+reference's :class:`LayerWeights` are named by the parameters those modules' operators
+declare, so the copy is by name.  A spec that does not have the reference's shape is a
+:class:`ReferenceMismatchError` naming both sides.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from pdelang.errors import PdelangError
 from pdelang.compiler.operators import OPERATORS
 from pdelang.compiler.spec.model import Spec
+from pdelang.interpreters.builder import structure_of
 
 
 class ReferenceMismatchError(PdelangError):
@@ -352,7 +354,7 @@ def load_reference_weights(stepper, reference, spec: Spec | None = None,
     parameters both sides have: with ``stabilizers=False`` an RMSNorm takes a LayerNorm's
     scale, a LayerNorm keeps its zero shift under an RMSNorm's scale; no norm, nothing.
     """
-    structure = type(stepper).STRUCTURE
+    structure = structure_of(stepper)
     names = check_compatible(structure, reference, spec, stabilizers)
     norms = _norm_weights(type(stepper), names)
     channels = structure["channels"]
