@@ -27,8 +27,9 @@ class Conv(nn.Module):
 
     def forward(self, u: torch.Tensor, ctx: Context) -> torch.Tensor:
         batch, _, channels = u.shape  # (B, N, C)
-        grid = u[:, EXTRA_TOKENS:]  # (B, L, C)
-        g = grid if GRID_SHAPE is None else grid.reshape(batch, *GRID_SHAPE, channels)
+        g = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
+        if GRID_SHAPE is not None:
+            g = g.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
         extended = g
         for axis, dim in enumerate(self.dims if self.radius else ()):  # K = 1: no ghosts
             if ctx.lengths is None:
@@ -38,11 +39,12 @@ class Conv(nn.Module):
                 extended = self.ragged_ghosts(extended, dim, n)
         x = extended.movedim(-1, 1)  # (B, C, *extended grid)
         kernel = self.weight[:, None]  # (C, 1, K) or (C, 1, K, K): depthwise
-        conv = F.conv1d if len(self.dims) == 1 else F.conv2d
+        conv = F.conv1d if GRID_SHAPE is None else F.conv2d
         rate = conv(x, kernel.to(x.dtype), groups=channels).movedim(1, -1)  # (B, *grid, C)
         if self.bias is not None:
             rate = rate + self.bias.to(rate.dtype)
-        rate = rate * self.inside(g, ctx.lengths)
+        if BOUNDARY == "copy" or ctx.lengths is not None:  # else every token is inside
+            rate = rate * self.inside(g, ctx.lengths)
         rate = rate.reshape(batch, -1, channels)  # (B, L, C)
         if EXTRA_TOKENS:
             rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
