@@ -3,7 +3,7 @@
 For each derivative operator: the claimed order against the order observed under grid
 refinement (with the error at each grid size); the derived stability bound against the
 empirical threshold of the linear differential part; the time scheme's order; and, on random
-weights, the generated code against the NumPy reference of the discrete IR — from a test
+weights, the generated code against the NumPy oracle of the discrete IR — from a test
 state (``--init``) over a time window (``--span``) that stays in a finite range: an
 overflow is reported as such, never compared.  Exit code 1 when a property fails.
 Importing this module does not import torch.

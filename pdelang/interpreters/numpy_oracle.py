@@ -2,7 +2,7 @@
 
 Given a :class:`~pdelang.compiler.discrete.ir.DiscreteModel` and the weights of a generated stepper
 (its ``state_dict()`` converted to float64 NumPy arrays by :func:`weights_from_stepper`),
-:class:`NumpyReference` evaluates every expression node and the step program from the
+:class:`NumpyOracle` evaluates every expression node and the step program from the
 mathematics alone.  It never calls, imports or reads the generated code; the only thing it
 shares with the code printer is the discrete IR and the naming of the weights in the state
 dict (``layers.<ℓ>.<module>.<q|k|v|o|fc1|fc2>.weight``, ``layers.<ℓ>.norm_<term>.weight``,
@@ -44,8 +44,8 @@ from pdelang.compiler.operators import OPERATORS, MissingHandler
 from pdelang.compiler.schemes import program as P
 
 __all__ = [
-    "NumpyReference",
-    "ReferenceOutput",
+    "NumpyOracle",
+    "OracleOutput",
     "apply_stencil",
     "extend_with_ghosts",
     "gelu",
@@ -202,18 +202,18 @@ def _context(model: D.DiscreteModel, u: np.ndarray, mask, record: bool) -> _Cont
     return ctx
 
 
-class ReferenceOutput(NamedTuple):
+class OracleOutput(NamedTuple):
     state: np.ndarray  # (B, N, C) after the final norm, if any
     states: list  # layers + 1 states at layer boundaries
     attentions: list  # (B, heads, N, N) per attention evaluation
 
 
 # ----------------------------------------------------------------------------- interpreter
-class _ReferenceMachine:
+class _OracleMachine:
     """The NumPy semantics of the step program's instructions (see
     :func:`pdelang.compiler.schemes.program.run`)."""
 
-    def __init__(self, reference: NumpyReference, layer: int, ctx: _Context, dt, shape):
+    def __init__(self, reference: NumpyOracle, layer: int, ctx: _Context, dt, shape):
         self.reference = reference
         self.layer = layer
         self.ctx = ctx
@@ -248,7 +248,7 @@ class _ReferenceMachine:
         pass
 
 
-class NumpyReference:
+class NumpyOracle:
     """Evaluates a discrete model with given weights, in float64 NumPy.
 
     ``weights`` maps state-dict names to arrays (:func:`weights_from_stepper`).  ``dt`` (a
@@ -262,6 +262,28 @@ class NumpyReference:
         self.grid_shape = tuple(model.shape) if model.shape and len(model.axes) == 2 else None
         self._cache: dict = {}  # implicit terms: dense matrices and their functions
         self.depth = -1.0  # where basis coefficients are evaluated (s ∈ [−1, 1], see at())
+        self.check_declared_weights()
+
+    def check_declared_weights(self) -> None:
+        """The weights hold every parameter each learned module's operator declares
+        (:meth:`~pdelang.compiler.operators.base.Operator.parameter_shapes`), at
+        ``layers.<ℓ>.<module>.<name>``, with its declared shape: the operators' NumPy
+        definitions read exactly these keys.  ``KeyError``/``ValueError`` naming the
+        declaration otherwise (weights from another stepper, a stale state dict)."""
+        m = self.model
+        dims = len(m.axes)
+        for module in m.modules:
+            declared = OPERATORS[module.op].parameter_shapes(m.channels, module.options, dims)
+            for layer in range(m.layers):
+                for name, shape in declared.items():
+                    key = f"layers.{layer}.{module.name}.{name}"
+                    if key not in self.weights:
+                        raise KeyError(f"the weights have no {key!r}, which {module.op} "
+                                       f"declares (shape {tuple(shape)})")
+                    if tuple(self.weights[key].shape) != tuple(shape):
+                        raise ValueError(f"weights[{key!r}] has shape "
+                                         f"{tuple(self.weights[key].shape)}; {module.op} "
+                                         f"declares {tuple(shape)}")
 
     # ------------------------------------------------------------------ weights
     def weight(self, key: str) -> np.ndarray:
@@ -341,7 +363,7 @@ class NumpyReference:
                     else self.model.stencils[node.stencil].operator)
             op = OPERATORS.get(name)
             if op is None:
-                raise MissingHandler("the NumPy reference", name, "an operator module")
+                raise MissingHandler("the NumPy oracle", name, "an operator module")
             operand = self.evaluate(node.operand, u, layer, ctx)
             if not isinstance(node, D.Elementwise):
                 operand = np.broadcast_to(operand, u.shape)
@@ -441,7 +463,7 @@ class NumpyReference:
         """One time step with layer ``layer``'s weights: the step program interpreted."""
         ctx = ctx or _Context(u.shape[1])
         dt = self.model.dt if dt is None else dt
-        return P.run(self.model.program, _ReferenceMachine(self, layer, ctx, dt, u.shape), u)
+        return P.run(self.model.program, _OracleMachine(self, layer, ctx, dt, u.shape), u)
 
     def final_norm(self, u: np.ndarray) -> np.ndarray:
         n = self.model.norm
@@ -464,7 +486,7 @@ class NumpyReference:
             states.append(u)
         state = self.final_norm(u)
         if return_trajectory or return_attention:
-            return ReferenceOutput(state, states, ctx.attentions)
+            return OracleOutput(state, states, ctx.attentions)
         return state
 
     __call__ = forward

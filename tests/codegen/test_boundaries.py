@@ -30,7 +30,7 @@ WEIGHTS = {2: [1.0, -2.0, 1.0], 4: [-1 / 12, 4 / 3, -5 / 2, 4 / 3, -1 / 12]}
 H1, H2 = 0.25, 0.5  # spacings used in 1-D and 2-D
 
 
-# ----------------------------------------------------------------- NumPy reference
+# ----------------------------------------------------------------- NumPy oracle
 def ghosted(a: np.ndarray, axis: int, r: int, boundary: str) -> np.ndarray:
     """``a`` with r ghost values on each side along ``axis``, by the documented rules."""
     a = np.moveaxis(a, axis, 0)

@@ -25,7 +25,7 @@ from pdelang.errors import SpecError
 from pdelang.compiler.spec.load import load_spec_text
 from pdelang.compiler.operators import OPERATORS
 from pdelang.lab.testing.harness import compile_any
-from pdelang.interpreters.numpy_oracle import NumpyReference, weights_from_stepper
+from pdelang.interpreters.numpy_oracle import NumpyOracle, weights_from_stepper
 
 
 def spec_text(*, axes="[seq]", shape="", extra=0, tied=True, scheme="lie", substeps=1,
@@ -70,7 +70,7 @@ def stepper_of(text: str, seed: int = 0):
 
 def oracle_distance(text: str, u: torch.Tensor, mask=None) -> float:
     _, stepper = stepper_of(text)
-    reference = NumpyReference(compile_any(text).discrete, weights_from_stepper(stepper))
+    reference = NumpyOracle(compile_any(text).discrete, weights_from_stepper(stepper))
     with torch.no_grad():
         ours = stepper(u, mask, return_trajectory=True)
     theirs = reference(u.numpy(), None if mask is None else mask.numpy(),

@@ -1,7 +1,7 @@
 """The ``Stencil`` runtime blocks as one kernel of taps (issue 12, "make it fast").
 
 Every boundary × accuracy 2…8 × derivative × 1-D/2-D × padded/unpadded batch agrees in
-float64 with the independent NumPy reference (:func:`pdelang.interpreters.numpy_oracle.
+float64 with the independent NumPy oracle (:func:`pdelang.interpreters.numpy_oracle.
 apply_stencil`) and with the per-offset formula the blocks used before (ghosts per axis,
 one shifted copy per offset accumulated from zeros, the scale multiplied afterwards); a
 scale folded into the kernel is differentiable (gradcheck); a constant field gives exactly

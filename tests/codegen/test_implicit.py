@@ -14,7 +14,7 @@ odd derivatives on a non-periodic grid, a dense matrix.  What is checked here:
    roundoff), strang gives the same result; without ``implicit`` the same Δt is unstable
    (``check`` exits 1) and the run blows up.
 2. Every boundary × 1-D / 2-D × accuracy 2 / 4, even and odd derivatives: the generated flow
-   and solve equal the NumPy reference's dense expm / inverse (float64, ~1e-10), extra (CLS)
+   and solve equal the NumPy oracle's dense expm / inverse (float64, ~1e-10), extra (CLS)
    tokens are only scaled by f(c₀), and a padded sequence / image equals itself run alone.
 3. Independently of the reference: the dense matrix of L assembled from the generated explicit
    operator ``f_<term>`` on unit vectors (also with padding), through scipy's expm / a solve.
@@ -231,7 +231,7 @@ def config_id(config) -> str:
 @pytest.mark.parametrize("kind", ["flow", "solve"])
 @pytest.mark.parametrize("config", CONFIGS, ids=[config_id(c) for c in CONFIGS])
 def test_transform_equals_reference_dense_computation(config, kind):
-    """flow / solve == the NumPy reference's scipy expm / inverse of the dense L, without and
+    """flow / solve == the NumPy oracle's scipy expm / inverse of the dense L, without and
     with padding; extra and padding tokens are scaled by f(c₀) only."""
     boundary, dims, accuracy, odd = config
     compilation, stepper = compiled(boundary, dims, accuracy, odd, KIND_SCHEME[kind])
@@ -313,7 +313,7 @@ INDEPENDENT += [(b, 2, 2, False) for b in ("neumann", "copy")] + [("periodic", 2
 @pytest.mark.parametrize("kind", ["flow", "solve"])
 @pytest.mark.parametrize("config", INDEPENDENT, ids=[config_id(c) for c in INDEPENDENT])
 def test_transform_equals_expm_of_the_generated_operator_matrix(config, kind):
-    """Independent of the NumPy reference: flow == scipy.linalg.expm(τL) x and solve ==
+    """Independent of the NumPy oracle: flow == scipy.linalg.expm(τL) x and solve ==
     numpy.linalg.solve(I − τL, x), L assembled from the generated f_diffusion (with the
     sequence's own padding mask for padded rows)."""
     boundary, dims, accuracy, odd = config

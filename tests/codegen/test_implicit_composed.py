@@ -196,7 +196,7 @@ def generated(stepper, method: str, x: np.ndarray, mask=None, tau: float = TAU) 
 def check_against_dense(stepper, compilation, kind: str, method: str, terms, c0: float,
                         u: np.ndarray, mask: np.ndarray, tau: float = TAU):
     """The generated method on u, without and with the padding mask, against the dense
-    matrices of the explicit operators and the NumPy reference; extra and padding tokens
+    matrices of the explicit operators and the NumPy oracle; extra and padding tokens
     see f(c₀) only.  Returns the last (padded) result."""
     tokens = u.shape[1]
     reference = reference_for(compilation, stepper)

@@ -1,6 +1,6 @@
 """The learned depthwise convolution ``conv(u, kernel=K, bias=…)`` end to end.
 
-* generated torch code == the independent NumPy reference on every boundary, in 1-D and 2-D,
+* generated torch code == the independent NumPy oracle on every boundary, in 1-D and 2-D,
   for kernels 1, 3, 5, with and without a bias, an extra (CLS) token and padding;
 * its semantics against hand-written convolutions (circular, reflect, zero and odd-mirror
   padding; the held border of ``copy``; zero rate on the CLS token);
@@ -595,7 +595,7 @@ def _one_d(text: str) -> bool:
 def test_strategy_draws_conv_calls_that_compile_and_run():
     """``spec_texts()`` draws conv calls: find (generate phase only, no shrinking) a spec
     with any conv call, one with a kernel > 1, one on a 1-D grid, one with a bias option;
-    each compiles to a conv module and runs exactly like the NumPy reference."""
+    each compiles to a conv module and runs exactly like the NumPy oracle."""
     from hypothesis import HealthCheck, Phase, find, settings
 
     from pdelang.lab.testing import strategies as S

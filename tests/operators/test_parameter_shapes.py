@@ -38,7 +38,11 @@ CALLS = [
     ("attention(u, heads=2)", "[x]"),
     ("attention(u, heads=2, bias=false, rank=1)", "[x]"),
     ("attention(u, heads=4, causal=true)", "[x]"),
+    ("attention(u, heads=2, kv_heads=1, rope_theta=10000, bias=false)", "[x]"),
+    ("attention(u, heads=4, kv_heads=1, rank=2)", "[x, y]"),
     ("mlp(u, hidden=6)", "[x]"),
+    ("glu(u, hidden=6)", "[x]"),
+    ("glu(u, hidden=5, bias=true, activation=gelu)", "[x, y]"),
     ("mlp(u, hidden=6, bias=false, activation=relu)", "[x]"),
     ("mlp(u)", "[x]"),
     ("linear(u)", "[x]"),
@@ -113,3 +117,20 @@ def test_every_learned_operator_declares_its_parameters():
     for name, operator in OPERATORS.items():
         if operator.learned:
             assert type(operator).parameter_shapes is not Operator.parameter_shapes, name
+
+
+def test_the_oracle_reads_the_declared_keys():
+    """The NumPy oracle checks its weights against the declarations: a state dict that
+    lacks a declared parameter, or holds it with another shape, is refused by name."""
+    from pdelang.interpreters.numpy_oracle import NumpyOracle, weights_from_stepper
+
+    compilation = compile_any(_spec("attention(u, heads=2, kv_heads=1) + glu(u, hidden=6)"))
+    weights = weights_from_stepper(stepper_for(compilation))
+    NumpyOracle(compilation.discrete, weights)  # complete: accepted
+    missing = {k: v for k, v in weights.items() if not k.endswith("f_glu.up.weight")}
+    with pytest.raises(KeyError, match="glu declares"):
+        NumpyOracle(compilation.discrete, missing)
+    key = "layers.1.f_attention.k.weight"
+    wrong = {**weights, key: weights[key].repeat(2, axis=0)}
+    with pytest.raises(ValueError, match="attention declares"):
+        NumpyOracle(compilation.discrete, wrong)

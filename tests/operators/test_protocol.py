@@ -33,7 +33,7 @@ from pdelang.compiler.driver import compile_text
 from pdelang.errors import OperatorError
 from pdelang.compiler.operators import OPERATORS, MissingHandler, Operator, operator_of
 from pdelang.compiler.symbolic.functions import OperatorCall
-from pdelang.interpreters.numpy_oracle import NumpyReference
+from pdelang.interpreters.numpy_oracle import NumpyOracle
 
 CATEGORIES = ("differential", "interaction", "learned", "norm", "elementwise")
 
@@ -261,7 +261,7 @@ def _hook_numpy_eval(op, c, call):
     if op.learned:
         reference = reference_for(c, stepper_for(c))
     else:
-        reference = NumpyReference(c.discrete, {})
+        reference = NumpyOracle(c.discrete, {})
     u = random_state(c.discrete, batch=2, seed=3)
     ctx = reference.context(u)
     value = op.numpy_eval(node, u, reference, 0, ctx)
@@ -439,7 +439,7 @@ def _entry_points():
     thetas = {a: sympy.Symbol("theta", real=True) for a in c.symbolic.axes}
     node = D.Elementwise("bare", D.State())
     module = D.OperatorModule("rate_bare", "bare", {})
-    reference = NumpyReference(c.discrete, {})
+    reference = NumpyOracle(c.discrete, {})
     ctx = reference.context(np.zeros((1, 8, 4)))
     return [
         ("the SymPy lowering", "to_sympy", lambda: Bare().to_sympy(u, {}, None)),
@@ -450,7 +450,7 @@ def _entry_points():
         ("discretize", "discretize", lambda: Bare().discretize(call, D.State(), c.symbolic)),
         ("the torch printer", "torch_expr", lambda: Bare().torch_expr(node, "u", c.discrete)),
         ("the torch printer", "torch_module", lambda: BareLearned().torch_module(module)),
-        ("the NumPy reference", "numpy_eval",
+        ("the NumPy oracle", "numpy_eval",
          lambda: Bare().numpy_eval(node, np.zeros((1, 8, 4)), reference, 0, ctx)),
         ("the hypothesis strategies", "draw_call",
          lambda: Bare().draw_call(_FirstDraw(), _DrawContext(), "u")),
@@ -482,7 +482,7 @@ def test_base_defaults_do_not_hide_missing_handlers():
 
 
 def test_consumers_refuse_an_unregistered_operator_name():
-    """The torch printer and the NumPy reference look operators up by name: an unknown one
+    """The torch printer and the NumPy oracle look operators up by name: an unknown one
     is a MissingHandler naming the consumer, not a silent fallback."""
     from pdelang.compiler.codegen.printer import TorchPrinter
 
@@ -491,9 +491,9 @@ def test_consumers_refuse_an_unregistered_operator_name():
     with pytest.raises(MissingHandler, match="the torch printer has no handler for "
                                              "operator 'nosuch'"):
         TorchPrinter(c.discrete).operator("nosuch", node)
-    reference = NumpyReference(c.discrete, {})
+    reference = NumpyOracle(c.discrete, {})
     u = np.zeros((1, 8, 4))
-    with pytest.raises(MissingHandler, match="the NumPy reference has no handler for "
+    with pytest.raises(MissingHandler, match="the NumPy oracle has no handler for "
                                              "operator 'nosuch'"):
         reference.evaluate(node, u, 0, reference.context(u))
 
@@ -543,7 +543,7 @@ class Fake(Operator):
 # when the next one is missing
 CHAIN = (("to_sympy", "the SymPy lowering"), ("options_of", "the analysis"),
          ("discretize", "discretize"), ("torch_expr", "the torch printer"),
-         ("numpy_eval", "the NumPy reference"))
+         ("numpy_eval", "the NumPy oracle"))
 
 
 @pytest.mark.parametrize("missing", range(len(CHAIN)), ids=[h for h, _ in CHAIN])
@@ -556,7 +556,7 @@ def test_registered_fake_operator_fails_in_the_first_consumer_without_a_handler(
 
     def compile_and_evaluate():
         c = compile_text(text, "<fake>", debug=True)
-        reference = NumpyReference(c.discrete, {})
+        reference = NumpyOracle(c.discrete, {})
         u = np.full((1, 8, 4), 0.3)
         return reference.term("rate", u, 0, reference.context(u))
 
@@ -571,7 +571,7 @@ def test_registered_fake_operator_with_every_handler_works(monkeypatch):
     monkeypatch.setitem(ops_package._BY_SYMPY_CLASS, FakeCall, OPERATORS["fake"])
     c = compile_text(spec_text("0.5 * fake(u)"), "<fake>", debug=True)
     assert "torch.tanh(u)" in c.python
-    reference = NumpyReference(c.discrete, {})
+    reference = NumpyOracle(c.discrete, {})
     u = np.full((1, 8, 4), 0.3)
     np.testing.assert_allclose(reference.term("rate", u, 0, reference.context(u)),
                                0.5 * np.tanh(u))

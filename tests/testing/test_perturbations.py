@@ -325,7 +325,7 @@ _TRUE_GHOST_TABLE = G.ghost_table
 
 
 def test_3_wrong_ghost_rule_in_the_reference(monkeypatch):
-    """Patch the ghost rule of the NumPy reference: (b) sees the O(1) boundary error, and the
+    """Patch the ghost rule of the NumPy oracle: (b) sees the O(1) boundary error, and the
     differential test (h) sees that the reference and the generated code disagree."""
     compilation = compile_any(_spec_1d("neumann", accuracy=2))
     model = compilation.discrete

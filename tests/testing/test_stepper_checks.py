@@ -1,5 +1,5 @@
 """``pdelang.lab.testing.stepper_checks`` on generated specs: (f) attention maps, (g) the
-normalization manifold, (h) generated code == the NumPy reference of the discrete IR."""
+normalization manifold, (h) generated code == the NumPy oracle of the discrete IR."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pdelang.compiler.schemes import program as Program
 from pdelang.lab.testing import properties as P
 from pdelang.lab.testing import strategies as S
 from pdelang.lab.testing.harness import compile_any, random_state, stepper_for
-from pdelang.interpreters.numpy_oracle import NumpyReference, weights_from_stepper
+from pdelang.interpreters.numpy_oracle import NumpyOracle, weights_from_stepper
 from pdelang.lab.testing.stepper_checks import (
     check_generated_matches_reference,
     check_stepper_attention,
@@ -99,13 +99,13 @@ def test_f_sinkhorn_column_error_falls_with_the_iterations():
 @examples(6)
 @given(S.learned_spec_texts(), st.integers(0, 2**16))
 def test_f_reference_attention_maps(text, seed):
-    """The same property on the maps of the NumPy reference, with a right-padding mask:
+    """The same property on the maps of the NumPy oracle, with a right-padding mask:
     every recorded map (one per attention evaluation) passes."""
     compilation = compile_any(text)
     model = compilation.discrete
     (module,) = [m for m in model.modules if m.op == "attention"]
     stepper = stepper_for(compilation, seed=seed)
-    reference = NumpyReference(model, weights_from_stepper(stepper))
+    reference = NumpyOracle(model, weights_from_stepper(stepper))
     u = random_state(model, batch=3, length=8, seed=seed)
     mask = padding_mask(model, 3, u.shape[1], seed)
     out = reference.forward(u, mask, return_attention=True)
@@ -122,7 +122,7 @@ def test_f_reference_attention_maps(text, seed):
                                     sinkhorn_tol=1e-4)
     if _columns_not_converged(result):
         longer = compile_any(_more_iterations(text)).discrete
-        out = NumpyReference(longer, weights_from_stepper(stepper)).forward(
+        out = NumpyOracle(longer, weights_from_stepper(stepper)).forward(
             u, mask, return_attention=True)
         result = P.check_attention_maps(out.attentions, causal=False, kernel="sinkhorn",
                                         mask=mask, sinkhorn_tol=1e-4)

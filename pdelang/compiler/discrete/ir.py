@@ -3,7 +3,7 @@
 It says exactly what one time step computes: the stages of the scheme with the
 stabilizers in place, every term as an expression tree over the discrete operators,
 the stencils as exact rationals, the modules and scalar parameters each layer owns.
-The code printer and the NumPy reference interpreter both read this — and nothing else.
+The code printer and the NumPy oracle both read this — and nothing else.
 """
 
 from __future__ import annotations

@@ -144,11 +144,11 @@ class AttentionOperator(Operator):
                 f"kernel={o['kernel']!r}, iterations={o['iterations']}, bias={o['bias']!r}"
                 f"{extra})")
 
-    def numpy_eval(self, node, x, reference, layer, ctx):
+    def numpy_eval(self, node, x, oracle, layer, ctx):
         import numpy as np
 
 
-        options = reference.module_options(node.module)
+        options = oracle.module_options(node.module)
         prefix = f"layers.{layer}.{node.module}"
         heads = int(options["heads"])
         bias = bool(options["bias"])
@@ -160,9 +160,9 @@ class AttentionOperator(Operator):
         def split(y, count, width):  # (B, N, count·width) → (B, count, N, width)
             return y.reshape(batch, tokens, count, width).transpose(0, 2, 1, 3)
 
-        q = split(reference.linear(x, prefix + ".q", bias), heads, r)
-        k = split(reference.linear(x, prefix + ".k", bias), kv_heads, r)
-        v = split(reference.linear(x, prefix + ".v", bias), kv_heads, d)
+        q = split(oracle.linear(x, prefix + ".q", bias), heads, r)
+        k = split(oracle.linear(x, prefix + ".k", bias), kv_heads, r)
+        v = split(oracle.linear(x, prefix + ".v", bias), kv_heads, d)
         if options.get("rope_theta"):
             q, k = numpy_rotary(q, float(options["rope_theta"])), \
                 numpy_rotary(k, float(options["rope_theta"]))
@@ -187,7 +187,7 @@ class AttentionOperator(Operator):
         if ctx.record:
             ctx.attentions.append(p)
         y = (p @ v).transpose(0, 2, 1, 3).reshape(batch, tokens, channels)
-        return reference.linear(y, prefix + ".o", bias)
+        return oracle.linear(y, prefix + ".o", bias)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
         from hypothesis import strategies as st

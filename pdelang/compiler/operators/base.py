@@ -13,7 +13,7 @@ found there by :mod:`pdelang.compiler.operators` (no list to edit elsewhere).  I
 * its **discretization** into a node of the discrete IR (:meth:`Operator.discretize`);
 * its **torch printing** (:meth:`Operator.torch_expr`, :meth:`Operator.torch_module`,
   :attr:`Operator.runtime_blocks`);
-* its **NumPy evaluation** for the reference interpreter (:meth:`Operator.numpy_eval`);
+* its **NumPy evaluation** in the float64 NumPy oracle (:meth:`Operator.numpy_eval`);
 * a **hypothesis strategy** for its calls (:meth:`Operator.draw_call`).
 
 A consumer that needs a handler the operator does not define gets :class:`MissingHandler`,
@@ -221,9 +221,9 @@ class Operator:
         return []
 
     # ------------------------------------------------------------------ numpy
-    def numpy_eval(self, node, operand, reference, layer: int, ctx):
-        """The value of a call in the NumPy reference (float64, from the mathematics)."""
-        raise MissingHandler("the NumPy reference", self.name, "numpy_eval")
+    def numpy_eval(self, node, operand, oracle, layer: int, ctx):
+        """The value of a call in the NumPy oracle (float64, from the mathematics)."""
+        raise MissingHandler("the NumPy oracle", self.name, "numpy_eval")
 
     # ------------------------------------------------------------------ hypothesis
     def draw_call(self, draw, ctx, operand: str) -> str:

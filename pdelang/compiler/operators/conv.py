@@ -76,16 +76,16 @@ class ConvOperator(Operator):
     def torch_module(self, module) -> str:
         return f"Conv(CHANNELS, {module.options['kernel']}, bias={module.options['bias']!r})"
 
-    def numpy_eval(self, node, x, reference, layer, ctx):
+    def numpy_eval(self, node, x, oracle, layer, ctx):
         import numpy as np
 
         from pdelang.compiler.discrete.ghosts import extend_with_ghosts
 
-        model = reference.model
-        options = reference.module_options(node.module)
+        model = oracle.model
+        options = oracle.module_options(node.module)
         prefix = f"layers.{layer}.{node.module}"
-        weight = reference.weight(prefix + ".weight")  # (C, K) or (C, K, K)
-        bias = reference.weight(prefix + ".bias") if options["bias"] else None
+        weight = oracle.weight(prefix + ".weight")  # (C, K) or (C, K, K)
+        bias = oracle.weight(prefix + ".bias") if options["bias"] else None
         k = int(options["kernel"])
         r = k // 2
         batch, _tokens, channels = x.shape

@@ -96,8 +96,8 @@ class DiffOperator(Operator):
         attribute = model.stencils[node.stencil].attribute
         return f"self.{attribute}({operand}, ctx, scale={scale})"  # folded into the kernel
 
-    def numpy_eval(self, node, operand, reference, layer, ctx):
-        return reference.stencil(node.stencil, operand, ctx)
+    def numpy_eval(self, node, operand, oracle, layer, ctx):
+        return oracle.stencil(node.stencil, operand, ctx)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
         from hypothesis import strategies as st

@@ -98,7 +98,7 @@ class Elementwise(Operator):
     def torch_expr(self, node, operand: str, model) -> str:
         return f"{self.torch_function}({operand})"
 
-    def numpy_eval(self, node, operand, reference, layer, ctx):
+    def numpy_eval(self, node, operand, oracle, layer, ctx):
         return self.numpy_function(operand)
 
     def draw_call(self, draw, ctx, operand: str) -> str:

@@ -56,13 +56,13 @@ class GLUOperator(Operator):
         activation = R.ACTIVATION_SOURCES[o["activation"]]
         return f"GLU(CHANNELS, {o['hidden']}, {activation}, bias={o['bias']!r})"
 
-    def numpy_eval(self, node, x, reference, layer, ctx):
-        options = reference.module_options(node.module)
+    def numpy_eval(self, node, x, oracle, layer, ctx):
+        options = oracle.module_options(node.module)
         prefix = f"layers.{layer}.{node.module}"
         bias = bool(options["bias"])
         gate = numpy_activation(str(options["activation"]))(
-            reference.linear(x, prefix + ".gate", bias))
-        return reference.linear(gate * reference.linear(x, prefix + ".up", bias),
+            oracle.linear(x, prefix + ".gate", bias))
+        return oracle.linear(gate * oracle.linear(x, prefix + ".up", bias),
                                 prefix + ".down", bias)
 
     def draw_call(self, draw, ctx, operand: str) -> str:

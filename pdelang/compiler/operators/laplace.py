@@ -83,8 +83,8 @@ class LaplaceOperator(Operator):
     def torch_scaled_expr(self, node, operand: str, scale: str, model) -> str:
         return f"self.laplace({operand}, ctx, scale={scale})"  # scale folded into the kernel
 
-    def numpy_eval(self, node, operand, reference, layer, ctx):
-        return reference.stencil(node.stencil, operand, ctx)
+    def numpy_eval(self, node, operand, oracle, layer, ctx):
+        return oracle.stencil(node.stencil, operand, ctx)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
         ctx.note_stencil("laplace", 2)

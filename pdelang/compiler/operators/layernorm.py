@@ -51,7 +51,7 @@ class NormOperator(Operator):
     def torch_module(self, module) -> str:
         return self.torch_norm(float(module.options["eps"]), bool(module.options["affine"]))
 
-    def numpy_norm(self, x, eps: float, affine: bool, prefix: str, reference):
+    def numpy_norm(self, x, eps: float, affine: bool, prefix: str, oracle):
         raise NotImplementedError  # pragma: no cover - each norm defines it
 
     def manifold_errors(self, x, z, eps: float) -> dict[str, float]:
@@ -59,10 +59,10 @@ class NormOperator(Operator):
         for the inputs ``x``, per quantity (max over tokens), for the property check (g)."""
         raise NotImplementedError  # pragma: no cover - each norm defines it
 
-    def numpy_eval(self, node, x, reference, layer, ctx):
-        options = reference.module_options(node.module)
+    def numpy_eval(self, node, x, oracle, layer, ctx):
+        options = oracle.module_options(node.module)
         return self.numpy_norm(x, float(options["eps"]), bool(options["affine"]),
-                               f"layers.{layer}.{node.module}", reference)
+                               f"layers.{layer}.{node.module}", oracle)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
         from hypothesis import strategies as st
@@ -81,9 +81,9 @@ class LayerNormOperator(NormOperator):
     sympy_class = LayerNorm
     torch_class = "nn.LayerNorm"
 
-    def numpy_norm(self, x, eps, affine, prefix, reference):
-        weight = reference.weight(prefix + ".weight") if affine else None
-        bias = reference.optional_weight(prefix + ".bias") if affine else None
+    def numpy_norm(self, x, eps, affine, prefix, oracle):
+        weight = oracle.weight(prefix + ".weight") if affine else None
+        bias = oracle.optional_weight(prefix + ".bias") if affine else None
         return layer_norm(x, eps, weight, bias)
 
     def manifold_errors(self, x, z, eps):

@@ -42,9 +42,9 @@ class LinearOperator(Operator):
     def torch_module(self, module) -> str:
         return f"nn.Linear(CHANNELS, CHANNELS, bias={module.options['bias']!r})"
 
-    def numpy_eval(self, node, x, reference, layer, ctx):
-        options = reference.module_options(node.module)
-        return reference.linear(x, f"layers.{layer}.{node.module}", bool(options["bias"]))
+    def numpy_eval(self, node, x, oracle, layer, ctx):
+        options = oracle.module_options(node.module)
+        return oracle.linear(x, f"layers.{layer}.{node.module}", bool(options["bias"]))
 
     def draw_call(self, draw, ctx, operand: str) -> str:
         from hypothesis import strategies as st

@@ -76,13 +76,13 @@ class MLPOperator(Operator):
         return (["ACTIVATIONS = {"]
                 + [f"    {a!r}: {R.ACTIVATION_SOURCES[a]}," for a in activations] + ["}"])
 
-    def numpy_eval(self, node, x, reference, layer, ctx):
-        options = reference.module_options(node.module)
+    def numpy_eval(self, node, x, oracle, layer, ctx):
+        options = oracle.module_options(node.module)
         prefix = f"layers.{layer}.{node.module}"
         bias = bool(options["bias"])
         hidden = numpy_activation(str(options["activation"]))(
-            reference.linear(x, prefix + ".fc1", bias))
-        return reference.linear(hidden, prefix + ".fc2", bias)
+            oracle.linear(x, prefix + ".fc1", bias))
+        return oracle.linear(hidden, prefix + ".fc2", bias)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
         from hypothesis import strategies as st

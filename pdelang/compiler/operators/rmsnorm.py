@@ -32,8 +32,8 @@ class RMSNormOperator(NormOperator):
         return {"ms_error": float(abs((z ** 2).mean(axis=-1) - ms_x / (ms_x + eps)).max(
             initial=0.0))}
 
-    def numpy_norm(self, x, eps, affine, prefix, reference):
-        return rms_norm(x, eps, reference.weight(prefix + ".weight") if affine else None)
+    def numpy_norm(self, x, eps, affine, prefix, oracle):
+        return rms_norm(x, eps, oracle.weight(prefix + ".weight") if affine else None)
 
 
 OPERATOR = RMSNormOperator()

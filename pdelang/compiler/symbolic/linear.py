@@ -14,7 +14,7 @@ without the field) has no such form.
 Every consumer reads composition from here: the von Neumann symbol of a word is the product
 of its stencils' symbols and the symbol of a form the sum over its words (analysis), the
 implicit solves and exact flows apply the polynomial of the stencils (discretize, the
-generated code, the NumPy reference), and the differential order of a word is the sum of its
+generated code, the NumPy oracle), and the differential order of a word is the sum of its
 stencils' orders.  A word keeps the order in which the stencils are applied (outer first):
 stencils of one boundary rule commute on a periodic grid and in the symmetric-extension bases,
 but a dense matrix product on a bounded grid needs the order as written.

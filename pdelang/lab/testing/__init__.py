@@ -23,7 +23,7 @@ Three layers, usable from any pytest suite (see ``examples/test_my_spec.py``):
   - (f) :func:`check_attention_maps`, :func:`check_stepper_attention`;
   - (g) :func:`check_norm_manifold`, :func:`check_stepper_normalization`;
   - (h) :func:`check_generated_matches_reference` — the generated torch stepper equals the
-    independent NumPy interpreter of the discrete IR (:class:`NumpyReference`).
+    independent NumPy interpreter of the discrete IR (:class:`NumpyOracle`).
 * **verify** — :func:`verify_spec` (``pdelang.lab.testing.verify.verify``) runs every applicable
   property on one spec and returns a :class:`VerifyReport` (the engine of ``pdelang verify``).
 
@@ -69,7 +69,7 @@ _SUBMODULES = {
 }
 # the NumPy oracle is an interpreter of the step program, not a test helper: it lives in
 # pdelang.interpreters and is re-exported here for property tests
-_SUBMODULES["numpy_oracle"] = ("NumpyReference",)
+_SUBMODULES["numpy_oracle"] = ("NumpyOracle",)
 _PATHS = {"numpy_oracle": "pdelang.interpreters.numpy_oracle"}
 for _module, _names in _SUBMODULES.items():
     for _name in _names:

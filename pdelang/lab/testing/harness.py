@@ -1,4 +1,4 @@
-"""Glue between specs, generated steppers (torch) and the NumPy reference.
+"""Glue between specs, generated steppers (torch) and the NumPy oracle.
 
 Everything here works in float64.  The functions build a generated stepper from a spec or a
 compilation, give every weight a random, well-scaled value (so that no LayerNorm scale is
@@ -25,7 +25,7 @@ from pdelang.interpreters.initial_state import (
     initial_state,
     random_state,
 )
-from pdelang.interpreters.numpy_oracle import NumpyReference, weights_from_stepper
+from pdelang.interpreters.numpy_oracle import NumpyOracle, weights_from_stepper
 
 __all__ = [
     "INIT_HELP",
@@ -100,9 +100,9 @@ def randomize_weights(stepper: Any, seed: int = 0) -> Any:
     return stepper
 
 
-def reference_for(compilation: Compilation, stepper: Any) -> NumpyReference:
-    """The NumPy reference of a compilation with the stepper's weights."""
-    return NumpyReference(compilation.discrete, weights_from_stepper(stepper))
+def reference_for(compilation: Compilation, stepper: Any) -> NumpyOracle:
+    """The NumPy oracle of a compilation with the stepper's weights."""
+    return NumpyOracle(compilation.discrete, weights_from_stepper(stepper))
 
 
 def torch_stencil_operator(compilation: Compilation, key: str, stepper: Any = None):
@@ -127,10 +127,10 @@ def torch_stencil_operator(compilation: Compilation, key: str, stepper: Any = No
 
 
 def reference_stencil_operator(compilation: Compilation, key: str):
-    """``apply(u)`` for NumPy ``(B, N, C)`` arrays with the NumPy reference's stencil."""
+    """``apply(u)`` for NumPy ``(B, N, C)`` arrays with the NumPy oracle's stencil."""
     from pdelang.interpreters.numpy_oracle import _context
 
-    reference = NumpyReference(compilation.discrete, {})
+    reference = NumpyOracle(compilation.discrete, {})
 
     def apply(u: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         ctx = _context(compilation.discrete, np.asarray(u), mask, False)

@@ -114,7 +114,7 @@ def _steps(stepper) -> int:
 
 
 def _run_reference(reference, u: np.ndarray, mask, record: bool, window=None):
-    """The NumPy reference's (final state, states, attention maps), like :func:`_run_torch`
+    """The NumPy oracle's (final state, states, attention maps), like :func:`_run_torch`
     (overflow is not an error here: it is detected and reported by the caller)."""
     model = reference.model
     with np.errstate(all="ignore"):
@@ -152,7 +152,7 @@ def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0
                                       state: np.ndarray | None = None,
                                       window: tuple[int, int] | None = None,
                                       state_label: str | None = None) -> PropertyResult:
-    """(h) Generated code == NumPy reference of the discrete IR (random weights, float64).
+    """(h) Generated code == NumPy oracle of the discrete IR (random weights, float64).
 
     ``masked`` (default: yes) also compares a run with padding (:func:`padding_mask`).
     ``state``: the test state (default: :func:`random_state`, N(0, 0.5²)); ``window``: the

@@ -8,7 +8,7 @@ Neumann analysis looks at — nonlinear and non-differential terms are left out)
 stability bound against the empirical threshold found by multisection on Δt, stepping the
 part with the spec's own step program; sharpness at 0.95× / 1.05× the bound.  The time
 scheme's order on a linear test problem.  And, on random weights, that the generated code
-equals the NumPy reference of the discrete IR, that attention maps are stochastic and that
+equals the NumPy oracle of the discrete IR, that attention maps are stochastic and that
 normalized states lie on the normalization manifold.
 """
 

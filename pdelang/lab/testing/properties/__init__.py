@@ -10,7 +10,7 @@ measured numbers in ``details`` — and ``result.assert_passed()`` raises
 
 Operators are passed as plain callables ``apply(u) -> rate`` on float64 NumPy states of shape
 ``(B, N, C)``, so the same check runs on the generated torch code
-(:func:`pdelang.lab.testing.harness.torch_stencil_operator`), on the NumPy reference
+(:func:`pdelang.lab.testing.harness.torch_stencil_operator`), on the NumPy oracle
 (:func:`pdelang.lab.testing.harness.reference_stencil_operator`) or on a hand-written operator.
 
 The properties (the numbering follows the test suite):
@@ -35,7 +35,7 @@ The properties (the numbering follows the test suite):
     the future no weight, Sinkhorn attention is doubly stochastic;
 (g) :func:`check_norm_manifold` — normalized states lie on the normalization manifold;
 (h) :func:`check_generated_matches_reference` (in :mod:`pdelang.lab.testing.harness` terms) — the
-    generated code equals the NumPy reference of the discrete IR.
+    generated code equals the NumPy oracle of the discrete IR.
 """
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from pdelang.compiler.discrete import ir as D
 from pdelang.compiler.schemes.program import float_combine
 from pdelang.compiler.schemes.program import run as run_program
-from pdelang.interpreters.numpy_oracle import NumpyReference
+from pdelang.interpreters.numpy_oracle import NumpyOracle
 
 
 # ----------------------------------------------------------------------------- (d) stability
@@ -105,13 +105,13 @@ def ir_parameter_weights(model: D.DiscreteModel) -> dict[str, np.ndarray]:
 
 
 def linear_reference(model: D.DiscreteModel,
-                     weights: Mapping[str, np.ndarray] | None = None) -> NumpyReference | None:
-    """A NumPy reference of the linear differential part of ``model`` (see
+                     weights: Mapping[str, np.ndarray] | None = None) -> NumpyOracle | None:
+    """A NumPy oracle of the linear differential part of ``model`` (see
     :func:`linear_differential_model`), with the spec's parameter values by default."""
     linear = linear_differential_model(model)
     if linear is None:
         return None
-    return NumpyReference(linear, ir_parameter_weights(model) if weights is None else weights)
+    return NumpyOracle(linear, ir_parameter_weights(model) if weights is None else weights)
 
 
 def _grid_length(model: D.DiscreteModel, length: int | None) -> int:
@@ -124,7 +124,7 @@ class LinearStepper:
     """The linear differential part of a model, stepped fast enough for 10⁴ steps.
 
     The matrix of each term's linear part on the grid tokens (one channel) is read off the
-    NumPy reference by applying it to unit vectors, and the model's own step program is
+    NumPy oracle by applying it to unit vectors, and the model's own step program is
     interpreted on those matrices (:class:`MatrixMachine`): rates are products, implicit
     stages dense solves, exact flows matrix exponentials (both cached per Δt).  Small grids
     (≤ 256 tokens) and implicit programs step with dense NumPy products; larger explicit ones
@@ -133,7 +133,7 @@ class LinearStepper:
     from rows ``(K, n)``, read it back with :meth:`rows`; Δt may differ per row
     (:meth:`dts`)."""
 
-    def __init__(self, reference: NumpyReference, length: int | None = None,
+    def __init__(self, reference: NumpyOracle, length: int | None = None,
                  backend: str | None = None) -> None:
         model = reference.model
         self.model = model
