@@ -45,22 +45,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[3]
-SPECS = REPO / "specs"
-
-from pdelang.lab.studies.rules import (  # noqa: E402,F401  (the study's design, fixed in advance)
+from pdelang.lab.studies.rules import (  # the study's design, fixed in advance
     ABSOLUTE_UNIT,
     COMPRESSION_SIGMAS,
     IMAGE_FIT_SPEC,
     IMAGE_MODELS,
-    MIN_SEEDS,
     RAW_THRESHOLD,
     RESCALED_THRESHOLD,
-    RULES,
     SWEEP_SIGMAS,
     TEXT_FIT_SPEC,
     TEXT_MODELS,
 )
+
+REPO = Path(__file__).resolve().parents[3]
+SPECS = REPO / "specs"
 
 
 @dataclass(frozen=True)
