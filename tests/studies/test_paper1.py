@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from pdelang.lab.studies import paper1 as P
+from pdelang.lab.studies.rules import MIN_SEEDS
 from pdelang.lab.validation.floors import head_mean_maps, uniform_maps
 
 B, N, H, C, L = 24, 6, 2, 5, 3
@@ -95,10 +96,10 @@ def test_fewer_seeds_than_the_rule_asks_never_make_claim_a_hold():
     from pdelang.lab.studies.summary import _claim_a
 
     passing = {"verdict": {"holds": True, "layers_checked": [2], "failures": []}}
-    assert not _claim_a([passing] * (P.MIN_SEEDS - 1), P.MIN_SEEDS)["holds"]
-    assert _claim_a([passing] * P.MIN_SEEDS, P.MIN_SEEDS)["holds"]
+    assert not _claim_a([passing] * (MIN_SEEDS - 1), MIN_SEEDS)["holds"]
+    assert _claim_a([passing] * MIN_SEEDS, MIN_SEEDS)["holds"]
     failing = {"verdict": {"holds": False, "layers_checked": [2], "failures": [{}]}}
-    assert not _claim_a([passing] * P.MIN_SEEDS + [failing], P.MIN_SEEDS)["holds"]
+    assert not _claim_a([passing] * MIN_SEEDS + [failing], MIN_SEEDS)["holds"]
 
 
 def test_the_study_command_locates_a_bad_seed_list():
@@ -130,7 +131,7 @@ def test_a_failure_of_an_unconverged_fit_leaves_claim_a_undecided():
         return {"verdict": verdict, "best_restart": 1,
                 "restarts": [{"converged": True}, {"converged": converged}]}
 
-    n = P.MIN_SEEDS
+    n = MIN_SEEDS
     assert _claim_a([fit(failing, False)] * n, n)["holds"] is None
     assert _claim_a([fit(failing, True)] * n, n)["holds"] is False
     assert _claim_a([fit(passing, False)] * n, n)["holds"] is True
