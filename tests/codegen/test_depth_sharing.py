@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.polynomial import legendre
 
+from pdelang.lab.testing.spec_builder import spec_text as build_spec
 from pdelang.interpreters.builder import build_module
 from pdelang.errors import SpecError
 from pdelang.compiler.spec.load import load_spec_text
@@ -28,33 +29,25 @@ from pdelang.lab.testing.harness import compile_any
 from pdelang.interpreters.numpy_oracle import NumpyOracle, weights_from_stepper
 
 
-def spec_text(*, axes="[seq]", shape="", extra=0, tied=True, scheme="lie", substeps=1,
+def spec_text(*, axes="[seq]", shape=None, extra=0, tied=True, scheme="lie", substeps=1,
               layers=3, rank=0, basis=3, boundary="neumann", norm="layernorm") -> str:
     rank_text = f", rank={rank}" if rank else ""
-    return f"""pdelang: 1
-name: reduced
-grid: {{axes: {axes}, {shape} spacing: 1.0, boundary: {boundary}, extra_tokens: {extra}}}
-fields:
-  u: {{channels: 8}}
-parameters:
-  D: {{value: 0.05, learnable: true, positive: true}}
-  alpha: {{value: 1.0, learnable: true, basis: {{kind: legendre, size: {basis}}}}}
-  beta: {{value: 0.5, learnable: true, basis: {{size: 2}}}}
-terms:
-  diffusion: D * laplace(u)
-  interaction: alpha * attention(u, heads=2{rank_text})
-  reaction: beta * mlp(u, hidden=16)
-equation: dt(u) = interaction + reaction + diffusion
-stabilizers:
-  residual: true
-  norm: {{kind: {norm}, placement: pre, final: true, terms: [interaction, reaction]}}
-time:
-  span: [0, {layers}]
-  layers: {layers}
-  substeps: {substeps}
-  tied: {str(tied).lower()}
-  scheme: {scheme}
-"""
+    return build_spec(
+        {"diffusion": "D * laplace(u)",
+         "interaction": f"alpha * attention(u, heads=2{rank_text})",
+         "reaction": "beta * mlp(u, hidden=16)"},
+        equation="dt(u) = interaction + reaction + diffusion", name="reduced",
+        axes=axes.strip("[]").split(", "),
+        shape=shape,
+        spacing=1.0, boundary=boundary, extra_tokens=extra, channels=8,
+        parameters={"D": {"value": 0.05, "learnable": True, "positive": True},
+                    "alpha": {"value": 1.0, "learnable": True,
+                              "basis": {"kind": "legendre", "size": basis}},
+                    "beta": {"value": 0.5, "learnable": True, "basis": {"size": 2}}},
+        stabilizers={"residual": True,
+                     "norm": {"kind": norm, "placement": "pre", "final": True,
+                              "terms": ["interaction", "reaction"]}},
+        span=(0, layers), layers=layers, substeps=substeps, tied=tied, scheme=scheme)
 
 
 def stepper_of(text: str, seed: int = 0):
@@ -105,7 +98,7 @@ def test_tied_weights_are_one_set_under_training():
     dict(),
     dict(scheme="rk4", substeps=2),
     dict(scheme="strang", substeps=3, rank=1),
-    dict(axes="[rows, cols]", shape="shape: [3, 3],", extra=1, rank=3),
+    dict(axes="[rows, cols]", shape=[3, 3], extra=1, rank=3),
     dict(boundary="periodic", scheme="euler", norm="rmsnorm", tied=False),
 ])
 def test_reduced_models_match_the_numpy_oracle(case):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from pdelang.compiler.driver import compile_text
 from pdelang.errors import PdelangError
+from pdelang.lab.testing.spec_builder import spec_text
 
 RUNTIME = "pdelang.compiler.codegen.runtime"
 Attention = importlib.import_module(f"{RUNTIME}.attention").Attention
@@ -109,22 +110,6 @@ def test_glu_is_the_gated_product():
 
 
 # ------------------------------------------------------------------------- located errors
-SPEC = """pdelang: 1
-name: t
-grid:
-  axes: {axes}
-  boundary: neumann
-{shape}fields:
-  u: {{channels: {channels}}}
-terms:
-  a: {call}
-equation: dt(u) = a
-time:
-  span: [0, 1]
-  layers: 1
-"""
-
-
 @pytest.mark.parametrize("call, axes, channels, message, hint", [
     ("attention(u, heads=4, kv_heads=3)", "[seq]", 8, "kv_heads=3 does not divide heads=4",
      "kv_heads=2 or 4"),
@@ -133,10 +118,11 @@ time:
     ("attention(u, heads=2, rope_theta=10000)", "[seq]", 6, "is 3 (odd)", "even"),
 ])
 def test_impossible_options_are_located_errors(call, axes, channels, message, hint):
-    shape = "  shape: [4, 4]\n" if "rows" in axes else ""
-    text = SPEC.format(axes=axes, shape=shape, channels=channels, call=call)
+    two_d = "rows" in axes
+    text = spec_text({"a": call}, name="t", axes=axes.strip("[]").split(", "),
+                     shape=[4, 4] if two_d else None, boundary="neumann", channels=channels)
     with pytest.raises(PdelangError) as info:
         compile_text(text, "<t>")
     assert message in str(info.value) and hint in str(info.value)
-    line = 10 if shape else 9  # the call's line
+    line = text.splitlines().index(f"  a: {call}") + 1  # the call's line
     assert f"<t>:{line}:" in str(info.value)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pdelang.lab.testing.spec_builder import spec_text
 from pdelang.compiler.operators import OPERATORS, MissingHandler
 from pdelang.compiler.operators.base import Operator
 from pdelang.lab.testing.harness import compile_any, stepper_for
@@ -18,20 +19,10 @@ SPECS = sorted((REPO / "specs").rglob("*.yaml"))
 
 
 def _spec(term: str, axes: str = "[x]", channels: int = 4, extra: str = "") -> str:
-    shape = "[4, 4]" if "," in axes else "[8]"
-    return f"""pdelang: 1
-name: shapes
-grid:
-  axes: {axes}
-  shape: {shape}
-  boundary: periodic
-fields:
-  u: {{channels: {channels}}}
-terms:
-  f: {term}
-equation: dt(u) = f
-time: {{span: [0, 2], layers: 2, substeps: 1, scheme: euler}}
-{extra}"""
+    two_d = "," in axes
+    return spec_text(term, name="shapes", axes=axes.strip("[]").split(", "),
+                     shape=[4, 4] if two_d else [8], boundary="periodic", channels=channels,
+                     span=(0, 2), layers=2, substeps=1, scheme="euler") + extra
 
 
 CALLS = [

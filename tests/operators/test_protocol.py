@@ -19,7 +19,6 @@ import math
 import pkgutil
 import re
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -28,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pdelang.compiler.operators as ops_package
+from pdelang.lab.testing.spec_builder import spec_text as build_spec
 from pdelang.compiler.discrete import ir as D
 from pdelang.compiler.driver import compile_text
 from pdelang.errors import OperatorError
@@ -46,6 +46,7 @@ CALLS = {
     "conv": "conv(u, kernel=3)",
     "mlp": "mlp(u, hidden=8)",
     "glu": "glu(u, hidden=8)",
+    "sphere_attention": "sphere_attention(u, beta=2.0)",
     "linear": "linear(u)",
     "layernorm": "layernorm(u)",
     "rmsnorm": "rmsnorm(u)",
@@ -60,27 +61,10 @@ CALLS = {
 def spec_text(term: str, *, channels: int = 4, axes: str = "[x]", shape: str = "[8]",
               name: str = "proto") -> str:
     """A one-term spec: ``dt(u) = rate`` with ``rate: <term>``, euler, one small step."""
-    return textwrap.dedent(f"""\
-        pdelang: 1
-        name: {name}
-        grid:
-          axes: {axes}
-          shape: {shape}
-          spacing: 0.5
-          boundary: periodic
-        fields:
-          u: {{channels: {channels}}}
-        parameters:
-          D: 0.1
-        terms:
-          rate: "{term}"
-        equation: dt(u) = rate
-        time:
-          span: [0, 0.1]
-          layers: 1
-          substeps: 1
-          scheme: euler
-        """)
+    return build_spec({"rate": term}, name=name, axes=axes.strip("[]").split(", "),
+                      shape=[int(n) for n in shape.strip("[]").split(",")], spacing=0.5,
+                      boundary="periodic", channels=channels, parameters={"D": 0.1},
+                      span=(0, 0.1), substeps=1, scheme="euler")
 
 
 def calls_of(expr):
@@ -667,12 +651,12 @@ def _operator_error(term: str, channels: int = 4) -> OperatorError:
         compile_text(text, "<options>", until="symbolic")
     error = info.value
     assert error.location is not None and error.location.line == text.splitlines().index(
-        f'  rate: "{term}"') + 1
+        f"  rate: {term}") + 1
     return error
 
 
 def _column(term: str, piece: str) -> int:
-    line = f'  rate: "{term}"'
+    line = f"  rate: {term}"
     return line.index(piece) + 1
 
 

@@ -24,6 +24,7 @@ from testing_helpers import (
     generated_operator_factory,
 )
 
+from pdelang.lab.testing.spec_builder import spec_text
 from pdelang.compiler.codegen.printer import print_module
 from pdelang.compiler.discrete import ir as D
 from pdelang.compiler.schemes import SCHEMES
@@ -57,27 +58,10 @@ def _with_stencil(compilation, key: str, **changes):
 
 
 def _spec_1d(boundary: str, accuracy: int, n: int = 24) -> str:
-    return f"""\
-pdelang: 1
-name: lap
-grid:
-  axes: [x]
-  shape: [{n}]
-  spacing: 0.5
-  boundary: {boundary}
-fields:
-  u: {{channels: 1}}
-parameters:
-  D: 0.5
-terms:
-  diffusion: "D * laplace(u)"
-equation: dt(u) = diffusion
-time:
-  span: [0, 0.01]
-  scheme: euler
-discretization:
-  laplace: {{accuracy: {accuracy}}}
-"""
+    return spec_text({"diffusion": "D * laplace(u)"}, name="lap", shape=[n], spacing=0.5,
+                     boundary=boundary, channels=1, parameters={"D": 0.5}, span=(0, 0.01),
+                     layers=None, scheme="euler",
+                     discretization={"laplace": {"accuracy": accuracy}})
 
 
 def _study(factory, model, stencil, boundary=None):
