@@ -155,3 +155,14 @@ def test_metrics_are_invariant_to_a_rotation_of_the_channels(x, seed):
     before, after = particle_metrics(u), particle_metrics(u @ q)
     for key in ("mean_cosine", "effective_rank", "residual"):
         assert after[key] == pytest.approx(before[key], rel=1e-7, abs=1e-9), key
+
+
+@pytest.mark.parametrize("scale", [1e-310, 1e-200, 1e200, 1e300])
+def test_extreme_magnitudes(scale):
+    """Subnormal and huge states: the metrics of a rescaled copy of a unit-size state (each
+    sequence is divided by its largest |value| first; the norm without overflow)."""
+    x = torch.randn(2, 6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    a, b = particle_metrics(x), particle_metrics(scale * x)
+    for key in ("mean_cosine", "effective_rank", "residual"):
+        assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9), key
+    assert b["norm"] == pytest.approx(scale * a["norm"], rel=1e-6)

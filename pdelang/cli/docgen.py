@@ -321,8 +321,7 @@ def gallery_pages(examples: Path) -> list[tuple[str, str | bytes]]:
                   "`examples/<name>/README.md`.", ""]
     for folder in entries:
         text = (folder / "README.md").read_text(encoding="utf-8")
-        title = next((line.lstrip("# ").strip() for line in text.splitlines()
-                      if line.startswith("# ")), folder.name)
+        title = _title(folder)
         summary = _first_paragraph(text)
         lines.append(f"- [{title}]({folder.name}/index.md)" + (f": {summary}" if summary else ""))
         files.append((f"gallery/{folder.name}/index.md", text))
@@ -333,6 +332,21 @@ def gallery_pages(examples: Path) -> list[tuple[str, str | bytes]]:
                 continue
             files.append((f"gallery/{folder.name}/{relative.as_posix()}", item.read_bytes()))
     return [("gallery/index.md", "\n".join(lines) + "\n"), *files]
+
+
+def _title(folder: Path) -> str:
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    return next((line.lstrip("# ").strip() for line in text.splitlines()
+                 if line.startswith("# ")), folder.name)
+
+
+def gallery_nav(examples: Path) -> list[dict[str, str]]:
+    """The gallery's entries for the site's navigation (``docs/hooks.py`` adds them under
+    "Gallery"): ``{title: "gallery/<name>/index.md"}`` per ``examples/<name>/README.md``."""
+    if not examples.is_dir():
+        return []
+    return [{_title(p.parent): f"gallery/{p.parent.name}/index.md"}
+            for p in sorted(examples.glob("*/README.md"))]
 
 
 def _first_paragraph(text: str) -> str:

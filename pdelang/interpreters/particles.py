@@ -28,7 +28,8 @@ enough real tokens:
 All three are invariant under a global rescaling X → sX (s ≠ 0) and under an orthogonal
 change of the channel basis.  :func:`particle_metrics` returns the three (plus the mean
 token norm and max |u| that ``pdelang run`` always reported).  The computations run in
-float64 on the state's device.
+float64 on the state's device, each sequence first divided by its largest |value| (exact
+for scale-invariant quantities; no overflow or subnormal loss).
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ def _sequences(u, mask):
     return x, keep
 
 
+def _rescaled(x, keep):
+    """Each sequence divided by its largest |value| over real tokens (all three metrics are
+    scale invariant): no overflow of squared norms for huge states, no loss of precision
+    for subnormal ones."""
+    torch = _torch()
+    scale = (x.abs() * keep[..., None]).amax(dim=(1, 2), keepdim=True)
+    return torch.where(scale > 0, x / torch.where(scale > 0, scale, torch.ones_like(scale)),
+                       torch.zeros_like(x))
+
+
+def torch_tiny(x) -> float:
+    return _torch().finfo(x.dtype).tiny
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
@@ -67,6 +82,7 @@ def mean_pairwise_cosine(u, mask=None) -> float:
     sequences with at least two real tokens (NaN if none has)."""
     torch = _torch()
     x, keep = _sequences(u, mask)
+    x = _rescaled(x, keep)
     norms = x.norm(dim=-1, keepdim=True)
     unit = torch.where(norms > 0, x / norms.clamp_min(torch.finfo(x.dtype).tiny),
                        torch.zeros_like(x)) * keep[..., None]
@@ -83,6 +99,7 @@ def effective_rank(u, mask=None) -> float:
     matrix, averaged over the sequences with at least one real token (NaN if none has)."""
     torch = _torch()
     x, keep = _sequences(u, mask)
+    x = _rescaled(x, keep)
     values = []
     for b in range(x.shape[0]):
         rows = x[b][keep[b]]
@@ -104,6 +121,7 @@ def rank_collapse_residual(u, mask=None) -> float:
     averaged over the sequences with at least one real token (NaN if none has)."""
     torch = _torch()
     x, keep = _sequences(u, mask)
+    x = _rescaled(x, keep)
     weights = keep[..., None].to(torch.float64)
     n = keep.sum(dim=1)
     mean = (x * weights).sum(dim=1) / n.clamp_min(1)[:, None]  # (B, C)
@@ -119,8 +137,10 @@ def particle_metrics(u, mask=None) -> dict[str, float]:
     """The per-layer row of ``pdelang run``: mean token norm, max |u| (both over real
     tokens), mean pairwise cosine, effective rank and rank-collapse residual."""
     x, keep = _sequences(u, mask)
-    norms = x.norm(dim=-1)[keep]
-    values = x.abs().amax(dim=-1)[keep]
+    values = x.abs().amax(dim=-1)  # (B, N)
+    peak = values.clamp_min(torch_tiny(x))[..., None]  # each token's norm without overflow
+    norms = ((x / peak).norm(dim=-1) * peak[..., 0])[keep]
+    values = values[keep]
     return {
         "norm": float(norms.mean()) if norms.numel() else math.nan,
         "max_abs": float(values.max()) if values.numel() else math.nan,

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from pdelang.cli.docgen import command_reference, gallery_pages, pages, spec_reference
+from pdelang.cli.docgen import (
+    command_reference,
+    gallery_nav,
+    gallery_pages,
+    pages,
+    spec_reference,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = "install the docs extra: pip install -e '.[docs]' (scripts/setup.sh does)"
@@ -40,6 +46,8 @@ def test_mkdocs_build_strict(tmp_path):
                  "diagnostics/index.html", "api/interpreters/index.html",
                  "architecture/index.html", "gallery/index.html"):
         assert (site / page).is_file(), page
+    for folder in sorted((REPO / "examples").glob("*/README.md")):
+        assert (site / "gallery" / folder.parent.name / "index.html").is_file(), folder
     api = (site / "api" / "interpreters" / "index.html").read_text(encoding="utf-8")
     assert "mean_pairwise_cosine" in api and "rank_collapse_residual" in api
     print(f"mkdocs build --strict: {seconds:.1f} s")
@@ -97,6 +105,9 @@ def test_gallery_has_one_page_per_example_readme(tmp_path):
     assert "[Clustering on the sphere](clustering/index.md): Tokens collapse" in index
     empty = dict(gallery_pages(tmp_path / "missing"))
     assert "No entries yet" in empty["gallery/index.md"]
+    # docs/hooks.py puts each entry in the site's navigation
+    assert gallery_nav(tmp_path) == [{"Clustering on the sphere": "gallery/clustering/index.md"}]
+    assert gallery_nav(tmp_path / "missing") == []
 
 
 def test_generated_pages_are_not_in_the_source_tree():
