@@ -45,7 +45,8 @@ def test_the_expected_files_are_there():
                 "positive", "attention", "finite_logsumexp", "activations", "mlp", "take",
                 "hold_border_1d", "hold_border_2d", "stencil_1d", "stencil_1d_copy",
                 "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv", "scalars",
-                "exact_buffers", "basis", "rotary", "glu", "implicit_periodic"}
+                "exact_buffers", "basis", "rotary", "glu", "implicit_periodic",
+                "sphere_attention"}
     expected |= {f"ghosts_{b}" for b in R.BOUNDARIES}
     assert set(FILES) == expected
 
