@@ -45,7 +45,7 @@ def test_the_expected_files_are_there():
                 "positive", "attention", "finite_logsumexp", "activations", "mlp", "take",
                 "hold_border_1d", "hold_border_2d", "stencil_1d", "stencil_1d_copy",
                 "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv", "scalars",
-                "exact_buffers", "basis", "rotary", "glu", "implicit_periodic",
+                "basis", "rotary", "glu", "implicit_periodic",
                 "sphere_attention"}
     expected |= {f"ghosts_{b}" for b in R.BOUNDARIES}
     assert set(FILES) == expected
@@ -98,7 +98,7 @@ def test_stencil_variants_fill_in_the_boundary():
     for dims in (1, 2):
         for boundary in R.BOUNDARIES:
             lines = R.stencil(dims, boundary)
-            assert lines[0] == "class Stencil(ExactBuffers):"
+            assert lines[0] == "class Stencil(nn.Module):"
             assert f"The ghost values of the {boundary}" in " ".join(lines)
             assert ("hold_border(rate)" in "\n".join(lines)) == (boundary == "copy")
             assert not any("{boundary}" in line for line in lines)

@@ -130,27 +130,7 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
     return take(g, torch.remainder(p, n.clamp(min=1)))
 
 
-class ExactBuffers(nn.Module):
-    """Buffers built from exact values (stencil weights w/h^k), held in float64 and rebuilt
-    from those values whenever the module is converted (``.double()``, ``.to(dtype,
-    device)``): rounded once to the new dtype, so that a float32 module's rounding never
-    reaches a float64 one (``.float().double()`` holds them exactly)."""
-
-    def register_exact(self, **values: tuple[float, ...]) -> None:
-        self.exact = values
-        for name, exact in values.items():  # float64: the values themselves
-            self.register_buffer(name, torch.tensor(exact, dtype=torch.float64),
-                                 persistent=False)
-
-    def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
-        for name, exact in self.exact.items():
-            old = getattr(self, name)
-            setattr(self, name, torch.tensor(exact, dtype=old.dtype, device=old.device))
-        return self
-
-
-class Stencil(ExactBuffers):
+class Stencil(nn.Module):
     """A centred finite-difference operator on the token grid, applied as one kernel,
 
         (L u)_i = s Σ_j w_j u_{i + j},
@@ -166,20 +146,19 @@ class Stencil(ExactBuffers):
     def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
                  dims: tuple[int, ...]) -> None:
         super().__init__()
-        weights = tuple(w / over for w in weights)  # w_j / h^k
         self.offsets = offsets
+        # w_j / h^k as Python floats: rounded once, to the state's dtype, where applied
+        self.weights = tuple(w / over for w in weights)
         self.radius = max(abs(o) for o in offsets)
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
-        taps = [(o, w) for o, w in zip(offsets, weights, strict=True) if w != 0] or [(0, 0.0)]
+        taps = [(o, w) for o, w in zip(offsets, self.weights, strict=True) if w != 0] or [(0, 0.0)]
         self.shifts = tuple((offset,) for offset, _ in taps)  # shift t of each tap, along dim 1
-        self.register_exact(weights=weights, kernel=tuple(w for _, w in taps))
+        self.kernel = tuple(w for _, w in taps)  # one weight per tap
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
         g = u  # (B, L, C) grid tokens
-        kernel = self.kernel.to(u.dtype)  # (T,): one weight per tap
-        if scale is not None:
-            kernel = kernel * scale
+        kernel = self.kernel if scale is None else tuple(k * scale for k in self.kernel)
         if ctx.lengths is not None:  # (B,): each sequence's real grid tokens
             extended = self.ragged_ghosts(g, 1, ctx.lengths)  # (B, L + 2r, C)
             rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
@@ -190,10 +169,10 @@ class Stencil(ExactBuffers):
         return rate
 
     def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
-             shifts: tuple[tuple[int, ...], ...], kernel: torch.Tensor) -> torch.Tensor:
+             shifts: tuple[tuple[int, ...], ...], kernel: tuple) -> torch.Tensor:
         """Σ_t k_t (extended shifted by t along dims, cut to shape), into one tensor."""
         rate = None
-        for shift, k in zip(shifts, kernel.unbind(), strict=True):
+        for shift, k in zip(shifts, kernel, strict=True):
             window = extended
             for dim, offset in zip(dims, shift, strict=True):
                 window = window.narrow(dim, self.radius + offset, shape[dim])
@@ -283,7 +262,7 @@ class ImplicitLinear(nn.Module):
                     theta = 2 * torch.pi * torch.arange(count, device=g.device, dtype=g.dtype)
                     theta = theta / periods[axis]
                     symbol = sum(w * torch.exp(1j * o * theta)
-                                 for o, w in zip(stencil.offsets, stencil.weights.tolist(),
+                                 for o, w in zip(stencil.offsets, stencil.weights,
                                                  strict=True))
                     view = [1] * len(dims)
                     view[axis] = count

@@ -491,7 +491,6 @@ class TorchPrinter(ExpressionPrinter):
             "take": R.TAKE,
             "ghost_value": R.RAGGED_VALUE[boundary],
             "hold_border": R.block(f"hold_border_{dims}d", "hold_border"),
-            "ExactBuffers": R.EXACT_BUFFERS,
             "Stencil": "\n".join(R.stencil(dims, boundary)) + "\n",
             "ImplicitLinear": R.block(*self.implicit_block),
         }
@@ -503,7 +502,7 @@ class TorchPrinter(ExpressionPrinter):
         known = self.known(used)
 
         def specialized(module: str, text: str) -> str:
-            return text if module in R.VERBATIM else specialize(text, known)
+            return specialize(text, known) if module in R.SPECIALIZED else text
 
         own = ["\n".join(self.shared_class()), "\n".join(self.layer_class()),
                "\n".join(self.stepper_class())]
@@ -513,7 +512,9 @@ class TorchPrinter(ExpressionPrinter):
                               if (lines := op.torch_constants(
                                   [mod for mod in m.modules if mod.op == op.name]))]
         providers = self.providers()
-        variants = {"Stencil": "stencil", "ImplicitLinear": self.implicit_block[0]}
+        variants = {"Stencil": f"stencil_{len(m.axes)}d", "Context": "context",
+                    "grid_lengths": "grid_lengths_1d", "SpecScalars": "scalars",
+                    "ImplicitLinear": self.implicit_block[0]}
         constants = self.constants()
         # the closure of what the emitted pieces read
         emitted: dict[str, str] = {}

@@ -27,7 +27,7 @@ define the same name live in separate files, and the printer picks the spec's:
 boundary).  Within a block, branches on module constants (``if EXTRA_TOKENS:``,
 ``if BOUNDARY == "copy":``) and on the print-time flags of :mod:`.constants`
 (``if GRID_MASKS:``) are folded at print time (:mod:`pdelang.compiler.codegen.specialize`),
-except in the files of :data:`VERBATIM`, which are inlined as written.  The only hole is
+in the files of :data:`SPECIALIZED`; the others are inlined as written.  The only hole is
 ``{boundary}`` in the docstring of the non-copy ``Stencil`` blocks, which
 :func:`stencil` fills in.
 The ``ACTIVATIONS`` block of ``activations.py`` is not inlined whole: the printer
@@ -47,8 +47,11 @@ import re
 from importlib import resources
 
 BOUNDARIES = ("periodic", "neumann", "dirichlet", "copy")
-# files whose blocks are inlined as written, never specialized (the attention family)
-VERBATIM = frozenset({"attention", "mlp", "rotary", "glu", "swiglu"})
+# the files whose blocks the printer specializes to the spec; any other file (the attention
+# family: attention, rotary, mlp, glu, …) is inlined as written
+SPECIALIZED = frozenset({"context", "scalars", "conv", "implicit", "implicit_periodic",
+                         "grid_lengths_1d", "grid_lengths_2d", "stencil_1d", "stencil_2d",
+                         "stencil_1d_copy", "stencil_2d_copy"})
 
 _MARKER = re.compile(r"^# pdelang: (begin|end) (\w+)\n", re.MULTILINE)
 
@@ -128,7 +131,6 @@ GRID_LENGTHS_1D = block("grid_lengths_1d", "grid_lengths")
 GRID_LENGTHS_2D = block("grid_lengths_2d", "grid_lengths")
 POSITIVE = block("positive", "Positive")
 SPEC_SCALARS = block("scalars", "SpecScalars")
-EXACT_BUFFERS = block("exact_buffers", "ExactBuffers")
 ATTENTION = block("attention", "Attention")
 FINITE_LOGSUMEXP = block("finite_logsumexp", "finite_logsumexp")
 MLP = block("mlp", "MLP")

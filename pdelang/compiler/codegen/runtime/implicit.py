@@ -130,7 +130,7 @@ class ImplicitLinear(nn.Module):
 
     @staticmethod
     def symmetric(stencil) -> bool:
-        w = dict(zip(stencil.offsets, stencil.weights.tolist(), strict=True))
+        w = dict(zip(stencil.offsets, stencil.weights, strict=True))
         return all(w[o] == w.get(-o) for o in w)
 
     @staticmethod
@@ -138,7 +138,7 @@ class ImplicitLinear(nn.Module):
         """Σ_j w_j g_{i + j e_dim}: a stencil's 1-D weights along one axis of g (b, *extent, C)."""
         shifts = tuple((offset,) for offset in stencil.offsets)
         extended = with_ghosts(g, dim, stencil.radius)
-        return stencil.taps(extended, g.shape, (dim,), shifts, stencil.weights.to(g.dtype))
+        return stencil.taps(extended, g.shape, (dim,), shifts, stencil.weights)
 
     def stencils(self, g, parts, inside=None):
         """Σ_w c_w S_{w_1} ⋯ S_{w_k} g on one domain g: (b, *extent, C), each word applied
@@ -195,7 +195,7 @@ class ImplicitLinear(nn.Module):
                     theta = 2 * torch.pi * torch.arange(count, device=g.device, dtype=g.dtype)
                     theta = theta / periods[axis]
                     symbol = sum(w * torch.exp(1j * o * theta)
-                                 for o, w in zip(stencil.offsets, stencil.weights.tolist(),
+                                 for o, w in zip(stencil.offsets, stencil.weights,
                                                  strict=True))
                     view = [1] * len(dims)
                     view[axis] = count

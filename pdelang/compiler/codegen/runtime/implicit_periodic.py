@@ -85,7 +85,7 @@ class ImplicitLinear(nn.Module):
                     theta = 2 * torch.pi * torch.arange(count, device=g.device, dtype=g.dtype)
                     theta = theta / periods[axis]
                     symbol = sum(w * torch.exp(1j * o * theta)
-                                 for o, w in zip(stencil.offsets, stencil.weights.tolist(),
+                                 for o, w in zip(stencil.offsets, stencil.weights,
                                                  strict=True))
                     view = [1] * len(dims)
                     view[axis] = count

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .constants import EXTRA_TOKENS, GRID_SHAPE
 from .context import Context
-from .exact_buffers import ExactBuffers
 from .ghosts_periodic import ghost_value, with_ghosts
 
 
 # pdelang: begin Stencil
-class Stencil(ExactBuffers):
+class Stencil(nn.Module):
     """A centred finite-difference operator on the token grid, applied as one kernel,
 
         (L u)_i = Σ_t k_t u_{i + t},   k = s w_j at t = j e_a, for each axis a it acts on,
@@ -33,25 +33,24 @@ class Stencil(ExactBuffers):
     def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
                  dims: tuple[int, ...]) -> None:
         super().__init__()
-        weights = tuple(w / over for w in weights)  # w_j / h^k
         self.offsets = offsets
+        # w_j / h^k as Python floats: rounded once, to the state's dtype, where applied
+        self.weights = tuple(w / over for w in weights)
         self.radius = max(abs(o) for o in offsets)
         self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
         taps = [(tuple(offset if a == axis else 0 for a in range(len(dims))), weight)
                 for axis in range(len(dims))
-                for offset, weight in zip(offsets, weights, strict=True) if weight != 0]
+                for offset, weight in zip(offsets, self.weights, strict=True) if weight != 0]
         taps = taps or [((0,) * len(dims), 0.0)]
         self.shifts = tuple(t for t, _ in taps)  # shift t of each tap: one offset per dim
-        self.register_exact(weights=weights, kernel=tuple(w for _, w in taps))
+        self.kernel = tuple(w for _, w in taps)  # one weight per tap
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
         grid = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
         batch, _, channels = u.shape  # (B, N, C)
         g = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
-        kernel = self.kernel.to(u.dtype)  # (T,): one weight per tap
-        if scale is not None:
-            kernel = kernel * scale
+        kernel = self.kernel if scale is None else tuple(k * scale for k in self.kernel)
         extended = g  # (B, rows + 2r, cols + 2r, C) once ghosted along both axes
         if ctx.lengths is not None:  # (B, 2): each image's rows and cols
             for dim in self.dims:
@@ -68,10 +67,10 @@ class Stencil(ExactBuffers):
         return rate
 
     def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
-             shifts: tuple[tuple[int, ...], ...], kernel: torch.Tensor) -> torch.Tensor:
+             shifts: tuple[tuple[int, ...], ...], kernel: tuple) -> torch.Tensor:
         """Σ_t k_t (extended shifted by t along dims, cut to shape), into one tensor."""
         rate = None
-        for shift, k in zip(shifts, kernel.unbind(), strict=True):
+        for shift, k in zip(shifts, kernel, strict=True):
             window = extended
             for dim, offset in zip(dims, shift, strict=True):
                 window = window.narrow(dim, self.radius + offset, shape[dim])
