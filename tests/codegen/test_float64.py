@@ -4,10 +4,11 @@ values rounded once to that dtype — never float32's rounding widened.
 Scalars are built as ``torch.tensor(value)`` (float32, as always) in classes derived from the
 runtime block ``SpecScalars``, which rebuilds every scalar that still holds its spec value
 from the exact value when the module is converted; the ``Stencil`` block holds its weights
-as Python floats (the float64 values), which no conversion touches.  Checked here: ``.double()`` and ``.to(torch.float64)`` hold D = 0.1 bit for bit
-(also after a detour through float32 or float16), a converted stepper equals one built in that
-dtype, a trained or loaded scalar converts as usual, float32 is what it was, learnable scalars
-stay trainable, and ``pdelang run --dtype float64`` is bitwise a hand-written float64 loop.
+as Python floats (the float64 values), which no conversion touches.  Checked here:
+``.double()`` and ``.to(torch.float64)`` hold D = 0.1 bit for bit (also after a detour
+through float32 or float16), a converted stepper equals one built in that dtype, a trained
+or loaded scalar converts as usual, float32 is what it was, learnable scalars stay
+trainable, and ``pdelang run --dtype float64`` is bitwise a hand-written float64 loop.
 """
 
 from __future__ import annotations
