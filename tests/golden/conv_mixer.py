@@ -244,12 +244,10 @@ class ConvMixerStepper(nn.Module):
 
     def rate(self, t: float | torch.Tensor, u: torch.Tensor, mask: torch.Tensor | None = None,
              *, layer: int | None = None) -> torch.Tensor:
-        """f(t, u) of the continuous-depth limit du/dt = f(t, u) that the steps converge
-        to as SUBSTEPS → ∞: layer ℓ's whole vector field (pre-norms inside, no final
-        norm) on [T0 + ℓ·SUBSTEPS·DT, T0 + (ℓ+1)·SUBSTEPS·DT).  ``layer`` pins ℓ — an
-        adaptive solver on one layer's closed interval must not switch weights at its
-        right end.  u: (B, N, C) → (B, N, C).
-        """
+        """f(t, u) of the depth limit du/dt = f(t, u) as SUBSTEPS → ∞: layer ℓ's whole
+        vector field (pre-norms inside, no final norm) on [T0 + ℓ·SUBSTEPS·DT,
+        T0 + (ℓ+1)·SUBSTEPS·DT); ``layer`` pins ℓ (an adaptive solver must not switch
+        weights at a layer's right end).  u: (B, N, C) → (B, N, C)."""
         if layer is None:
             index = int((float(t) - T0) // (DT * SUBSTEPS))
             layer = min(max(index, 0), LAYERS - 1)

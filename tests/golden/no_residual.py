@@ -97,14 +97,10 @@ class Positive(nn.Module):
 
 
 class SpecScalars(nn.Module):
-    """Scalar coefficients that hold the spec's values exactly in every dtype.
-
-    A scalar is built as ``torch.tensor(value)``: the spec's value rounded to the default
-    dtype (float32).  Widening that (``.double()``, ``.to(torch.float64)``) would run a
-    float64 stepper with D = float32(0.1) = 0.10000000149….  So converting the module
-    rebuilds every scalar that still holds its spec value from ``_spec_values``, in the new
-    dtype: a converted module holds what one built in that dtype holds (D = 0.1 in float64,
-    bit for bit).  A scalar trained, loaded or set to another value converts as usual."""
+    """Scalar coefficients that hold the spec's values exactly in every dtype: converting
+    the module (``.double()``, ``.to(dtype)``) rebuilds each scalar that still holds its
+    spec value from ``_spec_values``, in the new dtype (D = 0.1 in float64, not float32(0.1)
+    widened); a scalar trained, loaded or set to another value converts as usual."""
 
     _spec_values: ClassVar[dict[str, float]] = {}  # scalar name → the spec's value
 
@@ -158,17 +154,12 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
 
 
 class Stencil(nn.Module):
-    """A centred finite-difference operator on the token grid, applied as one kernel,
-
-        (L u)_i = s Σ_j w_j u_{i + j},
-
-    w_j the weights over h^k (``over``) and s an optional scale folded into the kernel (a
-    coefficient constant within the step: D of D Δu).  The ghost values of the neumann
-    boundary are built once per call, r tokens beyond each end; then each nonzero weight
-    adds its shifted window into one rate tensor, in offset order, each product rounded
-    before it is added (no fused multiply-add), so that a constant field gives exactly
-    zero under the 3-point stencils (a, −2a, a).  Extra tokens (before the grid) and
-    padding tokens are outside the domain: their rate is zero."""
+    """A centred finite-difference operator on the token grid, (L u)_i = s Σ_j w_j u_{i+j},
+    w_j the weights over h^k and s an optional scale folded in (D of D Δu).
+    The ghost values of the neumann boundary are built once per call, r tokens beyond each
+    end; each nonzero weight adds its shifted window in offset order, each product rounded
+    before it is added (no fused multiply-add: a constant field gives exactly zero under
+    (a, −2a, a)).  Extra tokens and padding tokens are outside the domain: zero rate."""
 
     def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
                  dims: tuple[int, ...]) -> None:

@@ -70,21 +70,63 @@ def _lines(indent: str, head: str, text: str, tail: str, width: int) -> list[str
         for sign, term in terms:
             out += _lines(inner, sign, term, "", width)
         return out + [f"{indent}){tail}"]
+    factors = _chain(text, node, _PRODUCT)
+    if len(factors) > 1 and _last_call(node) is None:
+        out = [f"{indent}{head}("]
+        for sign, factor in factors:
+            out += _lines(inner, sign, factor, "", width)
+        return out + [f"{indent}){tail}"]
+    call = _last_call(node)
+    if call is not None and "\n" not in text:  # a product or power ending in a call
+        raw = text.encode("utf-8")  # ast offsets count UTF-8 bytes
+        opening = raw[:call.func.end_col_offset].decode("utf-8") + "("
+        out = [f"{indent}{head}{opening}"]
+        for arg in call.args:
+            out += _lines(inner, "", _segment(text, arg), ",", width)
+        for k in call.keywords:
+            out += _lines(inner, f"{k.arg}=" if k.arg else "**", _segment(text, k.value),
+                          ",", width)
+        after = raw[call.end_col_offset:].decode("utf-8")  # closing parentheses, if any
+        return out + [f"{indent}){after}{tail}"]
     return [line]
+
+
+def _last_call(node: ast.expr) -> ast.Call | None:
+    """The call with arguments that ends the expression (``2 * torch.sqrt(x)``), if any."""
+    while isinstance(node, (ast.BinOp, ast.UnaryOp)):
+        node = node.right if isinstance(node, ast.BinOp) else node.operand
+    return node if isinstance(node, ast.Call) and (node.args or node.keywords) else None
 
 
 def _summands(text: str, node: ast.expr) -> list[tuple[str, str]]:
     """[(sign, term)] of a chain ``a + b - c`` (sign "" for the first), each term in
     parentheses where it needs them."""
+    return _chain(text, node, _SUM)
+
+
+_SUM = {ast.Add: "+ ", ast.Sub: "- "}
+_PRODUCT = {ast.Mult: "* ", ast.Div: "/ ", ast.FloorDiv: "// ", ast.Mod: "% ",
+            ast.MatMult: "@ "}
+
+
+def _chain(text: str, node: ast.expr, ops: dict) -> list[tuple[str, str]]:
+    """[(operator, operand)] of a left-associated chain of the operators ``ops`` (``a * b /
+    c``; operator "" for the first), each operand in parentheses where it needs them."""
+    level = (_SUM, _PRODUCT).index(ops)
+    lower = [_SUM, _SUM | _PRODUCT][level]  # binary operators that bind no tighter
+
+    def needs(operand: ast.expr, right: bool) -> bool:
+        if isinstance(operand, _LOOSE):
+            return True
+        if isinstance(operand, ast.BinOp) and type(operand.op) in lower:
+            return right or type(operand.op) not in ops
+        return False
+
     terms = []
-    while isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-        right = node.right
-        piece = _segment(text, right)
-        if isinstance(right, _LOOSE) or (isinstance(right, ast.BinOp)
-                                         and isinstance(right.op, (ast.Add, ast.Sub))):
-            piece = f"({piece})"
-        terms.append(("+ " if isinstance(node.op, ast.Add) else "- ", piece))
+    while isinstance(node, ast.BinOp) and type(node.op) in ops:
+        piece = _segment(text, node.right)
+        terms.append((ops[type(node.op)], f"({piece})" if needs(node.right, True) else piece))
         node = node.left
     first = _segment(text, node)
-    terms.append(("", f"({first})" if isinstance(node, _LOOSE) else first))
+    terms.append(("", f"({first})" if needs(node, False) else first))
     return terms[::-1]

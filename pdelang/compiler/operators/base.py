@@ -87,9 +87,9 @@ class Operator:
     learned: ClassVar[bool] = False  # owns weights: one module per call site and layer
     constant_coefficient: ClassVar[bool] = False  # a fixed linear stencil: may be implicit
     discretized: ClassVar[bool] = False  # has ``discretization.<name>.accuracy`` in the spec
-    runtime_blocks: ClassVar[tuple[tuple[str, str], ...]] = ()  # (runtime file, block)
-    runtime_constants: ClassVar[tuple[str, ...]] = ()  # module constants its blocks read
-    reads_ghosts: ClassVar[bool] = False  # its blocks call the boundary's ghost functions
+    # (runtime file, block) its calls need; the printer adds the imports, constants and other
+    # blocks these read (ghost functions, BOUNDARY, …) by the names in their code
+    runtime_blocks: ClassVar[tuple[tuple[str, str], ...]] = ()
     records_attention: ClassVar[bool] = False  # its calls record attention maps
     # the part of a Transformer layer whose weights a call carries ("attention", "mlp"), for
     # mapping a reference model's weights onto a spec (None: no such part)

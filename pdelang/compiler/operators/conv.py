@@ -47,8 +47,6 @@ class ConvOperator(Operator):
     sympy_class = Conv
     affine_class = AffineConv
     runtime_blocks = (("conv", "Conv"),)
-    runtime_constants = ("BOUNDARY",)
-    reads_ghosts = True  # (with_ghosts, ghost_value: named in its block for any kernel)
 
     def is_linear(self, options) -> bool:
         return not options.get("bias")

@@ -12,14 +12,10 @@ from .constants import POSITIVE
 
 # pdelang: begin SpecScalars
 class SpecScalars(nn.Module):
-    """Scalar coefficients that hold the spec's values exactly in every dtype.
-
-    A scalar is built as ``torch.tensor(value)``: the spec's value rounded to the default
-    dtype (float32).  Widening that (``.double()``, ``.to(torch.float64)``) would run a
-    float64 stepper with D = float32(0.1) = 0.10000000149….  So converting the module
-    rebuilds every scalar that still holds its spec value from ``_spec_values``, in the new
-    dtype: a converted module holds what one built in that dtype holds (D = 0.1 in float64,
-    bit for bit).  A scalar trained, loaded or set to another value converts as usual."""
+    """Scalar coefficients that hold the spec's values exactly in every dtype: converting
+    the module (``.double()``, ``.to(dtype)``) rebuilds each scalar that still holds its
+    spec value from ``_spec_values``, in the new dtype (D = 0.1 in float64, not float32(0.1)
+    widened); a scalar trained, loaded or set to another value converts as usual."""
 
     _spec_values: ClassVar[dict[str, float]] = {}  # scalar name → the spec's value
 

@@ -17,18 +17,13 @@ from .ghosts_periodic import ghost_value, with_ghosts
 
 # pdelang: begin Stencil
 class Stencil(nn.Module):
-    """A centred finite-difference operator on the token grid, applied as one kernel,
-
-        (L u)_i = Σ_t k_t u_{i + t},   k = s w_j at t = j e_a, for each axis a it acts on,
-
-    w_j the 1-D weights over h^k (``over``) and s an optional scale folded into the kernel (a
-    coefficient constant within the step: D of D Δu).  The ghost values of the {boundary}
-    boundary are built once per call, r tokens beyond each end of every axis it acts on;
-    then each nonzero tap adds its shifted window into one rate tensor.  The taps go axis
-    by axis in offset order, each product rounded before it is added (no fused
-    multiply-add), so that a constant field gives exactly zero under the 3-point stencils
-    (a, −2a, a).  Extra tokens (before the grid) and padding tokens are outside the
-    domain: their rate is zero."""
+    """A centred finite-difference operator on the token grid, (L u)_i = Σ_t k_t u_{i+t},
+    k = s w_j at t = j e_a for each axis a it acts on: w_j the 1-D weights over h^k, s an
+    optional scale folded in (D of D Δu).  The ghost values of the {boundary} boundary are built
+    once per call, r tokens beyond each end of every axis it acts on; the taps go axis by
+    axis in offset order, each product rounded before it is added (no fused multiply-add: a
+    constant field gives exactly zero under (a, −2a, a)).  Extra tokens and padding tokens
+    are outside the domain: zero rate."""
 
     def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
                  dims: tuple[int, ...]) -> None:
