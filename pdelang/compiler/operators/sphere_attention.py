@@ -87,8 +87,8 @@ class SphereAttentionOperator(Operator):
         o = module.options
         return f"SphereAttention(beta={float(o['beta'])!r}, tangent={bool(o['tangent'])!r})"
 
-    def numpy_eval(self, node, x, reference, layer, ctx):
-        options = reference.module_options(node.module)
+    def numpy_eval(self, node, x, oracle, layer, ctx):
+        options = oracle.module_options(node.module)
         return numpy_sphere_attention(x, float(options["beta"]), bool(options["tangent"]),
                                       ctx.key_mask)
 
