@@ -85,3 +85,23 @@ def test_every_specialized_block_parses_and_holds_no_decided_name(name):
             assert not left, (name, known, left)
             if known["BOUNDARY"] != "periodic" or name != "implicit":
                 assert "BOUNDARY ==" not in text
+
+
+ATTENTION_FLAGS = ("SOFTMAX", "SINKHORN", "ROTARY", "GROUPED_QUERIES", "ATTENTION_MASKS")
+
+
+@pytest.mark.parametrize("flags", [f for f in itertools.product((False, True), repeat=5)
+                                   if f[0] or f[1]])  # a call has one of the two kernels
+def test_the_attention_block_folds_to_the_calls_of_the_spec(flags):
+    """The Attention block holds no decided flag, parses, and calls rotary /
+    finite_logsumexp / the grouped repeat only when a call of the spec needs them."""
+    known = {"EXTRA_TOKENS": 0, "GRID_SHAPE": None, "STENCIL_RADIUS": 1, "CAUSAL": False,
+             "BOUNDARY": "periodic", **dict(zip(ATTENTION_FLAGS, flags, strict=True))}
+    text = specialize(R.block("attention", "Attention"), known)
+    ast.parse(text)
+    assert not free_names(text) & set(ATTENTION_FLAGS)
+    softmax, sinkhorn, rotary, grouped, _ = flags
+    assert ("rotary" in free_names(text)) == rotary
+    assert ("finite_logsumexp" in free_names(text)) == sinkhorn
+    assert ("repeat_interleave" in text) == grouped
+    assert ("scaled_dot_product_attention" in text) == softmax

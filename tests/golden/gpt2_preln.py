@@ -65,42 +65,6 @@ class Context:
             self.watch(self.layer, substep, term, u)
 
 
-def finite_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """logsumexp that is 0 (not −inf) over an all-masked row or column.
-
-    The masked rows are zeroed *before* the reduction: logsumexp of an all −inf row is
-    finite-valued after a where(), but its gradient (a softmax of −inf) is NaN."""
-    empty = (x == float("-inf")).all(dim=dim, keepdim=True)
-    lse = torch.logsumexp(x.masked_fill(empty, 0.0), dim=dim, keepdim=True)
-    return lse.masked_fill(empty, 0.0)
-
-
-def rotary(q: torch.Tensor, k: torch.Tensor, theta: float,
-           ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate the channel pairs (i, i + r/2) of every query and key head by the angle
-    n · θ^(−2i/r) at token n = 0 … N−1 (Su et al.; the "rotate-half" layout of Llama):
-
-        x' = x · cos(nω) + rotate_half(x) · sin(nω),  rotate_half(x) = (−x₂, x₁),
-
-    so <q'_n, k'_m> depends on n − m only.  q (B, H, N, r), k (B, G, N, r); the angles are
-    formed in float64 and built once a call (``ctx.masks``)."""
-    tokens, width = q.shape[-2], q.shape[-1]
-    key = ("rotary", theta, tokens, width, q.dtype, q.device)
-    if key not in ctx.masks:
-        steps = torch.arange(0, width, 2, dtype=torch.float64, device=q.device) / width
-        frequencies = theta ** -steps  # (r/2,)
-        positions = torch.arange(tokens, dtype=torch.float64, device=q.device)
-        angles = torch.outer(positions, frequencies).repeat(1, 2)  # (N, r)
-        ctx.masks[key] = (angles.cos().to(q.dtype), angles.sin().to(q.dtype))
-    cos, sin = ctx.masks[key]  # (N, r) each
-
-    def rotate(x: torch.Tensor) -> torch.Tensor:
-        first, second = x.chunk(2, dim=-1)
-        return x * cos + torch.cat((-second, first), dim=-1) * sin
-
-    return rotate(q), rotate(k)
-
-
 class Attention(nn.Module):
     """Multi-head self-attention, the non-local interaction A[u]:
 
@@ -141,13 +105,7 @@ class Attention(nn.Module):
         q = self.q(u).mul_(self.scale).view(q_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
         k = self.k(u).view(k_shape).transpose(1, 2)  # (B, G, N, r)
         v = self.v(u).view(shape).transpose(1, 2)  # (B, G, N, d)
-        if self.rope_theta:
-            q, k = rotary(q, k, self.rope_theta, ctx)  # (B, H, N, r), (B, G, N, r)
-        if self.kv_heads != self.heads:  # each key/value head serves H/G query heads
-            group = self.heads // self.kv_heads
-            k = k.repeat_interleave(group, dim=1)  # (B, H, N, r)
-            v = v.repeat_interleave(group, dim=1)  # (B, H, N, d)
-        if self.kernel == "softmax" and not ctx.record:
+        if not ctx.record:
             # Fused kernel, memory O(N): is_causal or a (B, 1, 1, N) key mask, unless the
             # attention is causal and padded: a (B, 1, N, N) bool mask then.
             is_causal = self.causal and ctx.key_mask is None
@@ -170,22 +128,12 @@ class Attention(nn.Module):
         is filled in place and, unless autograd keeps the scores, so is the softmax.
         """
         scores = q @ k.transpose(-2, -1)  # (B, H, N, N)
-        if self.kernel == "softmax":
-            blocked = self.blocked(ctx, q)
-            if blocked is not None:
-                scores.masked_fill_(blocked, float("-inf"))
-            if scores.requires_grad:
-                return scores.softmax(dim=-1)
-            return torch.softmax(scores, dim=-1, out=scores)
-        # Sinkhorn in the log domain: alternate column and row normalization, rows last,
-        # over real tokens only (padding queries and keys are outside the domain).
-        blocked = self.blocked(ctx, q, queries=True)
+        blocked = self.blocked(ctx, q)
         if blocked is not None:
             scores.masked_fill_(blocked, float("-inf"))
-        for _ in range(self.iterations):
-            scores = scores - finite_logsumexp(scores, dim=-2)
-            scores = scores - finite_logsumexp(scores, dim=-1)
-        return scores.exp()
+        if scores.requires_grad:
+            return scores.softmax(dim=-1)
+        return torch.softmax(scores, dim=-1, out=scores)
 
     def allowed(self, ctx: Context, q: torch.Tensor, queries: bool = False) -> torch.Tensor | None:
         """Where query x may attend to key y (True), broadcastable to (B, H, N, N); None for

@@ -62,16 +62,6 @@ class Context:
             self.watch(self.layer, substep, term, u)
 
 
-def finite_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """logsumexp that is 0 (not −inf) over an all-masked row or column.
-
-    The masked rows are zeroed *before* the reduction: logsumexp of an all −inf row is
-    finite-valued after a where(), but its gradient (a softmax of −inf) is NaN."""
-    empty = (x == float("-inf")).all(dim=dim, keepdim=True)
-    lse = torch.logsumexp(x.masked_fill(empty, 0.0), dim=dim, keepdim=True)
-    return lse.masked_fill(empty, 0.0)
-
-
 def rotary(q: torch.Tensor, k: torch.Tensor, theta: float,
            ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate the channel pairs (i, i + r/2) of every query and key head by the angle
@@ -140,11 +130,11 @@ class Attention(nn.Module):
         v = self.v(u).view(shape).transpose(1, 2)  # (B, G, N, d)
         if self.rope_theta:
             q, k = rotary(q, k, self.rope_theta, ctx)  # (B, H, N, r), (B, G, N, r)
-        if self.kv_heads != self.heads:  # each key/value head serves H/G query heads
+        if self.kv_heads != self.heads:  # one k/v head per H/G q heads
             group = self.heads // self.kv_heads
             k = k.repeat_interleave(group, dim=1)  # (B, H, N, r)
             v = v.repeat_interleave(group, dim=1)  # (B, H, N, d)
-        if self.kernel == "softmax" and not ctx.record:
+        if not ctx.record:
             # Fused kernel, memory O(N): is_causal or a (B, 1, 1, N) key mask, unless the
             # attention is causal and padded: a (B, 1, N, N) bool mask then.
             is_causal = self.causal and ctx.key_mask is None
@@ -167,22 +157,12 @@ class Attention(nn.Module):
         is filled in place and, unless autograd keeps the scores, so is the softmax.
         """
         scores = q @ k.transpose(-2, -1)  # (B, H, N, N)
-        if self.kernel == "softmax":
-            blocked = self.blocked(ctx, q)
-            if blocked is not None:
-                scores.masked_fill_(blocked, float("-inf"))
-            if scores.requires_grad:
-                return scores.softmax(dim=-1)
-            return torch.softmax(scores, dim=-1, out=scores)
-        # Sinkhorn in the log domain: alternate column and row normalization, rows last,
-        # over real tokens only (padding queries and keys are outside the domain).
-        blocked = self.blocked(ctx, q, queries=True)
+        blocked = self.blocked(ctx, q)
         if blocked is not None:
             scores.masked_fill_(blocked, float("-inf"))
-        for _ in range(self.iterations):
-            scores = scores - finite_logsumexp(scores, dim=-2)
-            scores = scores - finite_logsumexp(scores, dim=-1)
-        return scores.exp()
+        if scores.requires_grad:
+            return scores.softmax(dim=-1)
+        return torch.softmax(scores, dim=-1, out=scores)
 
     def allowed(self, ctx: Context, q: torch.Tensor, queries: bool = False) -> torch.Tensor | None:
         """Where query x may attend to key y (True), broadcastable to (B, H, N, N); None for

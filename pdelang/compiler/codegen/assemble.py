@@ -466,7 +466,9 @@ class TorchPrinter(ExpressionPrinter):
             "ATTENTION_MASKS": bool(reads & {"key_mask", "query_mask", "masks"}),
             "GRID_MASKS": "lengths" in reads,
             "POSITIVE": any(p.learnable and p.positive for p in m.parameters),
-        }
+        } | {flag: value for op in used
+             for flag, value in op.print_flags(
+                 [mod for mod in m.modules if mod.op == op.name]).items()}
 
     @property
     def implicit_block(self) -> tuple[str, str]:
@@ -508,10 +510,12 @@ class TorchPrinter(ExpressionPrinter):
         operator_constants = ["\n".join(lines) for op in used
                               if (lines := op.torch_constants(
                                   [mod for mod in m.modules if mod.op == op.name]))]
-        providers = self.providers()
-        variants = {"Stencil": f"stencil_{len(m.axes)}d", "Context": "context",
-                    "grid_lengths": "grid_lengths_1d", "SpecScalars": "scalars",
-                    "ImplicitLinear": self.implicit_block[0]}
+        providers = self.providers() | {b: R.block(f, b) for op in used
+                                         for f, b in op.helper_blocks}
+        variants = {b: f for op in used for f, b in op.helper_blocks}
+        variants |= {"Stencil": f"stencil_{len(m.axes)}d", "Context": "context",
+                     "grid_lengths": "grid_lengths_1d", "SpecScalars": "scalars",
+                     "ImplicitLinear": self.implicit_block[0]}
         constants = self.constants()
         # the closure of what the emitted pieces read
         emitted: dict[str, str] = {}

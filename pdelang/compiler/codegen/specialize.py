@@ -154,21 +154,51 @@ def _fold_elif(lines: list[str], node: ast.If, value: bool) -> list[str]:
 
 def _simplified_test(lines: list[str], test: ast.expr, known) -> list[str] | None:
     """``lines`` with the known operands of an undecided one-line ``and``/``or`` test left
-    out (``if GRID_MASKS and padded:`` → ``if padded:``), or None when there are none."""
+    out, nested tests included (``if GRID_MASKS and padded:`` → ``if padded:``;
+    ``if SOFTMAX and (not SINKHORN or kernel == "softmax"):`` → ``if kernel == "softmax":``),
+    or None when there are none."""
     if not isinstance(test, ast.BoolOp) or test.lineno != test.end_lineno:
-        return None
-    rest = [v for v in test.values if _value(v, known) is _UNKNOWN]
-    if len(rest) == len(test.values):
         return None
     row = test.lineno - 1
     line = lines[row].encode("utf-8")  # ast offsets count UTF-8 bytes
-    pieces = [line[v.col_offset:v.end_col_offset] for v in rest]
-    if len(rest) > 1:
-        pieces = [b"(" + piece + b")" if isinstance(v, (ast.BoolOp, ast.IfExp)) else piece
-                  for v, piece in zip(rest, pieces, strict=True)]
-    joined = (b" and " if isinstance(test.op, ast.And) else b" or ").join(pieces)
-    line = line[:test.col_offset] + joined + line[test.end_col_offset:]
+    reduced = _reduced(test, known, line)
+    if reduced is None:
+        return None
+    line = line[:test.col_offset] + reduced[0] + line[test.end_col_offset:]
     return lines[:row] + [line.decode("utf-8")] + lines[row + 1:]
+
+
+def _reduced(node: ast.expr, known, line: bytes) -> tuple[bytes, bool] | None:
+    """(source, compound) of an undecided test with its known operands left out, at any
+    depth of ``and``/``or``/``not``, or None when nothing is known in it; ``compound``:
+    the source is an ``and``/``or`` that needs parentheses inside another one."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        inner = _reduced(node.operand, known, line)
+        if inner is None:
+            return None
+        return (b"not (" + inner[0] + b")" if inner[1] else b"not " + inner[0]), False
+    if not isinstance(node, ast.BoolOp):
+        return None
+    kept: list[tuple[bytes, bool]] = []
+    changed = False
+    for value in node.values:
+        if _value(value, known) is not _UNKNOWN:  # known and not decisive: leave it out
+            changed = True
+            continue
+        inner = _reduced(value, known, line)
+        if inner is None:
+            kept.append((line[value.col_offset:value.end_col_offset],
+                         isinstance(value, (ast.BoolOp, ast.IfExp))))
+        else:
+            changed = True
+            kept.append(inner)
+    if not changed:
+        return None
+    if len(kept) == 1:
+        return kept[0]
+    joined = (b" and " if isinstance(node.op, ast.And) else b" or ").join(
+        b"(" + piece + b")" if compound else piece for piece, compound in kept)
+    return joined, True
 
 
 def specialize(text: str, known: Mapping[str, object]) -> str:

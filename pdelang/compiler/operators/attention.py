@@ -59,8 +59,10 @@ class AttentionOperator(Operator):
     local = False
     learned = True
     sympy_class = Attention
-    runtime_blocks = (("finite_logsumexp", "finite_logsumexp"), ("rotary", "rotary"),
-                      ("attention", "Attention"))
+    runtime_blocks = (("attention", "Attention"),)
+    # helpers the Attention block calls only on some paths: emitted when the block, folded
+    # to the spec's calls (print_flags), still reads them
+    helper_blocks = (("finite_logsumexp", "finite_logsumexp"), ("rotary", "rotary"))
 
     def check_call(self, options, site):
         from pdelang.errors import OperatorError
@@ -108,6 +110,15 @@ class AttentionOperator(Operator):
         return f"self.{node.module}({operand}, ctx)"
 
     records_attention = True
+
+    def print_flags(self, modules) -> dict[str, bool]:
+        """What the spec's calls use, for folding the Attention block at print time."""
+        options = [m.options for m in modules]
+        return {"SOFTMAX": any(o["kernel"] == "softmax" for o in options),
+                "SINKHORN": any(o["kernel"] == "sinkhorn" for o in options),
+                "ROTARY": any(o.get("rope_theta") for o in options),
+                "GROUPED_QUERIES": any((o.get("kv_heads") or o["heads"]) != o["heads"]
+                                       for o in options)}
     reference_part = "attention"
 
     def effective_options(self, options, channels: int) -> dict:

@@ -90,6 +90,8 @@ class Operator:
     # (runtime file, block) its calls need; the printer adds the imports, constants and other
     # blocks these read (ghost functions, BOUNDARY, …) by the names in their code
     runtime_blocks: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # (runtime file, block) its blocks may call: emitted only when a printed block reads it
+    helper_blocks: ClassVar[tuple[tuple[str, str], ...]] = ()
     records_attention: ClassVar[bool] = False  # its calls record attention maps
     # the part of a Transformer layer whose weights a call carries ("attention", "mlp"), for
     # mapping a reference model's weights onto a spec (None: no such part)
@@ -215,6 +217,11 @@ class Operator:
     def torch_module(self, module) -> str:
         """Constructor source of a weight-owning call site's module."""
         raise MissingHandler("the torch printer", self.name, "torch_module")
+
+    def print_flags(self, modules) -> dict[str, bool]:
+        """Print-time flags (:mod:`pdelang.compiler.codegen.runtime.constants`) its blocks
+        branch on, decided by the spec's call sites ``modules``: the printer folds them."""
+        return {}
 
     def torch_constants(self, modules) -> list[str]:
         """Module-level lines the generated code needs before the runtime blocks."""

@@ -49,7 +49,7 @@ from importlib import resources
 BOUNDARIES = ("periodic", "neumann", "dirichlet", "copy")
 # the files whose blocks the printer specializes to the spec; any other file (the attention
 # family: attention, rotary, mlp, glu, …) is inlined as written
-SPECIALIZED = frozenset({"context", "scalars", "conv", "implicit", "implicit_periodic",
+SPECIALIZED = frozenset({"context", "scalars", "conv", "implicit", "implicit_periodic", "attention",
                          "grid_lengths_1d", "grid_lengths_2d", "stencil_1d", "stencil_2d",
                          "stencil_1d_copy", "stencil_2d_copy"})
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .constants import GROUPED_QUERIES, ROTARY, SINKHORN, SOFTMAX
 from .context import Context
 from .finite_logsumexp import finite_logsumexp
 from .rotary import rotary
@@ -52,13 +53,13 @@ class Attention(nn.Module):
         q = self.q(u).mul_(self.scale).view(q_shape).transpose(1, 2)  # (B, H, N, r): Q/√r
         k = self.k(u).view(k_shape).transpose(1, 2)  # (B, G, N, r)
         v = self.v(u).view(shape).transpose(1, 2)  # (B, G, N, d)
-        if self.rope_theta:
+        if ROTARY and self.rope_theta:
             q, k = rotary(q, k, self.rope_theta, ctx)  # (B, H, N, r), (B, G, N, r)
-        if self.kv_heads != self.heads:  # each key/value head serves H/G query heads
+        if GROUPED_QUERIES and self.kv_heads != self.heads:  # one k/v head per H/G q heads
             group = self.heads // self.kv_heads
             k = k.repeat_interleave(group, dim=1)  # (B, H, N, r)
             v = v.repeat_interleave(group, dim=1)  # (B, H, N, d)
-        if self.kernel == "softmax" and not ctx.record:
+        if SOFTMAX and (not SINKHORN or self.kernel == "softmax") and not ctx.record:
             # Fused kernel, memory O(N): is_causal or a (B, 1, 1, N) key mask, unless the
             # attention is causal and padded: a (B, 1, N, N) bool mask then.
             is_causal = self.causal and ctx.key_mask is None
@@ -81,22 +82,23 @@ class Attention(nn.Module):
         is filled in place and, unless autograd keeps the scores, so is the softmax.
         """
         scores = q @ k.transpose(-2, -1)  # (B, H, N, N)
-        if self.kernel == "softmax":
+        if SINKHORN and (not SOFTMAX or self.kernel == "sinkhorn"):
+            # Sinkhorn in the log domain: alternate column and row normalization, rows
+            # last, over real tokens only (padding queries and keys are outside the domain).
+            blocked = self.blocked(ctx, q, queries=True)
+            if blocked is not None:
+                scores.masked_fill_(blocked, float("-inf"))
+            for _ in range(self.iterations):
+                scores = scores - finite_logsumexp(scores, dim=-2)
+                scores = scores - finite_logsumexp(scores, dim=-1)
+            return scores.exp()
+        else:
             blocked = self.blocked(ctx, q)
             if blocked is not None:
                 scores.masked_fill_(blocked, float("-inf"))
             if scores.requires_grad:
                 return scores.softmax(dim=-1)
             return torch.softmax(scores, dim=-1, out=scores)
-        # Sinkhorn in the log domain: alternate column and row normalization, rows last,
-        # over real tokens only (padding queries and keys are outside the domain).
-        blocked = self.blocked(ctx, q, queries=True)
-        if blocked is not None:
-            scores.masked_fill_(blocked, float("-inf"))
-        for _ in range(self.iterations):
-            scores = scores - finite_logsumexp(scores, dim=-2)
-            scores = scores - finite_logsumexp(scores, dim=-1)
-        return scores.exp()
 
     def allowed(self, ctx: Context, q: torch.Tensor, queries: bool = False) -> torch.Tensor | None:
         """Where query x may attend to key y (True), broadcastable to (B, H, N, N); None for

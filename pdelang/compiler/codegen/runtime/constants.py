@@ -16,3 +16,8 @@ BOUNDARY = "periodic"  # the grid's boundary rule (implicit terms only)
 ATTENTION_MASKS = True  # an operator reads the attention masks (ctx.key_mask, ctx.masks)
 GRID_MASKS = True  # an operator reads each padded sequence's grid extent (ctx.lengths)
 POSITIVE = True  # a learnable scalar is positive (softplus-parametrized)
+# what the spec's attention calls use (AttentionOperator.print_flags)
+SOFTMAX = True  # a call with kernel=softmax
+SINKHORN = True  # a call with kernel=sinkhorn
+ROTARY = True  # a call with rotary embeddings (rope_theta > 0)
+GROUPED_QUERIES = True  # a call with fewer key/value heads than query heads
