@@ -21,7 +21,7 @@ SPEC_FILES = sorted([*(REPO / "specs").rglob("*.yaml"), *(REPO / "examples").rgl
 MODELINE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$", re.MULTILINE)
 # The modeline every shipped spec is to start with (the docs' editor page shows it); once
 # every spec carries it, set this to True so that a spec without one fails.
-REQUIRE_MODELINE = False
+REQUIRE_MODELINE = True
 
 
 def _id(path: Path) -> str:
