@@ -21,7 +21,7 @@ RD2D_ACCURACY_4 = ("--set", "discretization.laplace.accuracy=4")
 
 @pytest.fixture(scope="module")
 def bad_spec(tmp_path_factory) -> Path:
-    """heat1d with a misspelt operator on line 15, column 18."""
+    """heat1d with a misspelt operator on line 16, column 18."""
     text = (REPO / HEAT).read_text().replace("D * laplace(u)", "D * laplce(u)")
     path = tmp_path_factory.mktemp("verify") / "bad.yaml"
     path.write_text(text)
@@ -102,9 +102,9 @@ def test_heat1d():
 def test_bad_spec_json(bad_spec):
     code, out, err = run("verify", str(bad_spec), "--json")
     assert code == 2
-    assert err.startswith(f"{bad_spec}:15:18: ")
+    assert err.startswith(f"{bad_spec}:16:18: ")
     error = json.loads(out)["error"]
-    assert (error["file"], error["line"], error["col"]) == (str(bad_spec), 15, 18)
+    assert (error["file"], error["line"], error["col"]) == (str(bad_spec), 16, 18)
 
 
 def test_failed_property_exit_1():
@@ -151,7 +151,7 @@ def test_bad_spec_exit_2_located_message_no_traceback(cli, bad_spec):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith(f"{bad_spec}:15:18: "), proc.stderr
+    assert proc.stderr.startswith(f"{bad_spec}:16:18: "), proc.stderr
     assert "unknown operator 'laplce'" in proc.stderr
     assert any(line.lstrip().startswith("|") and "^~~~~~" in line
                for line in proc.stderr.splitlines()), proc.stderr
