@@ -599,6 +599,19 @@ def local_tokenizer(path: Path, file_names: Sequence[str]) -> Any | None:
         return None
 
 
+def decoder_tokenizer(path: Path, file_names: Sequence[str], vocab_size: int) -> Any:
+    """A causal decoder's tokenizer (GPT-2, Llama): the directory's own, right padded with
+    its EOS token when it has no pad token, else a :class:`WordHashTokenizer` (BOS, no EOS)
+    into ``vocab_size`` ids."""
+    tokenizer = local_tokenizer(path, file_names)
+    if tokenizer is None:
+        return WordHashTokenizer(vocab_size, bos=True, eos=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Silence Hugging Face load reports and progress bars; restore the settings afterwards."""

@@ -29,9 +29,9 @@ from pdelang.lab.reference.base import (
     ReferenceArchitecture,
     ReferenceRun,
     WordHashTokenizer,
+    decoder_tokenizer,
     detach,
     linear_weights,
-    local_tokenizer,
     map_activation,
     norm_weights,
     prepare_model,
@@ -148,17 +148,6 @@ class GPT2Reference(Reference):
         )
 
 
-def _gpt2_tokenizer(path: Path, vocab_size: int) -> Any:
-    """The directory's own tokenizer (pad = EOS, right padding), else a hash tokenizer."""
-    tokenizer = local_tokenizer(path, ("tokenizer.json", "vocab.json", "tokenizer_config.json"))
-    if tokenizer is None:
-        return WordHashTokenizer(vocab_size, bos=True, eos=False)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "right"
-    return tokenizer
-
-
 def load_gpt2_dir(path: str | Path, name: str | None = None) -> GPT2Reference:
     """A local Hugging Face directory holding a ``GPT2Model`` (never downloads)."""
     set_offline()
@@ -169,7 +158,8 @@ def load_gpt2_dir(path: str | Path, name: str | None = None) -> GPT2Reference:
         model = GPT2Model.from_pretrained(
             str(path), attn_implementation="eager", local_files_only=True
         )
-    tokenizer = _gpt2_tokenizer(path, model.config.vocab_size)
+    tokenizer = decoder_tokenizer(path, ("tokenizer.json", "vocab.json", "tokenizer_config.json"),
+                                  model.config.vocab_size)
     return GPT2Reference(model, tokenizer, name or f"hf:{path}")
 
 

@@ -29,9 +29,9 @@ from pdelang.lab.reference.base import (
     ReferenceArchitecture,
     ReferenceRun,
     WordHashTokenizer,
+    decoder_tokenizer,
     detach,
     linear_weights,
-    local_tokenizer,
     map_activation,
     norm_weights,
     prepare_model,
@@ -168,19 +168,6 @@ class LlamaReference(Reference):
                               inputs.get("attention_mask"))
 
 
-def _llama_tokenizer(path: Path, vocab_size: int) -> Any:
-    """The directory's own tokenizer (right padding, pad = EOS if it has none), else a hash
-    tokenizer."""
-    tokenizer = local_tokenizer(path, ("tokenizer.json", "tokenizer.model",
-                                       "tokenizer_config.json"))
-    if tokenizer is None:
-        return WordHashTokenizer(vocab_size, bos=True, eos=False)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "right"
-    return tokenizer
-
-
 def load_llama_dir(path: str | Path, name: str | None = None) -> LlamaReference:
     """A local Hugging Face directory holding a Llama-architecture model (``LlamaModel`` or
     ``LlamaForCausalLM``; never downloads)."""
@@ -192,7 +179,8 @@ def load_llama_dir(path: str | Path, name: str | None = None) -> LlamaReference:
         model = LlamaModel.from_pretrained(
             str(path), attn_implementation="eager", local_files_only=True
         )
-    tokenizer = _llama_tokenizer(path, model.config.vocab_size)
+    tokenizer = decoder_tokenizer(path, ("tokenizer.json", "tokenizer.model",
+                                         "tokenizer_config.json"), model.config.vocab_size)
     return LlamaReference(model, tokenizer, name or f"hf:{path}")
 
 

@@ -134,6 +134,11 @@ def call_text(op: str, options: dict, field: str) -> str:
     return f"{op}({', '.join([field, *(f'{k}={option_text(v)}' for k, v in options.items())])})"
 
 
+def call_options(module: dict) -> dict:
+    """The options of a structure's module entry (``{"op": …, **options}``)."""
+    return {key: value for key, value in module.items() if key != "op"}
+
+
 def _same(ours, theirs) -> bool:
     if isinstance(theirs, float) and isinstance(ours, (int, float)) \
             and not isinstance(ours, bool):
@@ -188,7 +193,7 @@ def mismatches(structure: dict, reference, spec: Spec | None = None,
                 settings=[(f"terms.{term}", call)] if whole else (),
                 manual=None if whole else f"write term '{term}' as {call}")
             continue
-        given = {key: value for key, value in module.items() if key != "op"}
+        given = call_options(module)
         for key, value in wanted.items():
             # an option mismatches when it still does with every other option fixed (a
             # default that follows another option, like rank = C/heads, then follows it)
@@ -362,7 +367,7 @@ def load_reference_weights(stepper, reference, spec: Spec | None = None,
     for layer, w in zip(stepper.layers, reference.layer_weights):
         for part in reference.architecture.calls():
             module = structure["modules"][names[part]]
-            options = {key: value for key, value in module.items() if key != "op"}
+            options = call_options(module)
             declared = OPERATORS[module["op"]].parameter_shapes(channels, options, dims)
             _copy_declared(getattr(layer, names[part]), declared, w.part(part), part)
         for attr, which in norms:
