@@ -10,8 +10,8 @@ state is damped, not amplified, by the reaction.
 
 from __future__ import annotations
 
-from pdelang.compiler.operators.base import Option, Operator, drawn_bool
-from pdelang.compiler.operators.mlp import ACTIVATIONS, numpy_activation
+from pdelang.compiler.operators.base import Option, Operator
+from pdelang.compiler.operators.mlp import ACTIVATIONS, MLPOperator, numpy_activation
 from pdelang.compiler.symbolic.functions import OperatorCall
 
 
@@ -35,10 +35,9 @@ class GLUOperator(Operator):
     runtime_blocks = (("glu", "GLU"),)
     reference_part = "mlp"
 
-    def check_call(self, options, site):
-        if options["hidden"] is None:
-            options["hidden"] = 4 * site.channels
-        return options
+    # the same hidden-width default (4C) and the same drawn options as mlp
+    check_call = MLPOperator.check_call
+    draw_call = MLPOperator.draw_call
 
     def parameter_shapes(self, channels, options, dims):
         """gate and up: C → H; down: H → C; their biases with ``bias=true``."""
@@ -63,19 +62,7 @@ class GLUOperator(Operator):
         gate = numpy_activation(str(options["activation"]))(
             oracle.linear(x, prefix + ".gate", bias))
         return oracle.linear(gate * oracle.linear(x, prefix + ".up", bias),
-                                prefix + ".down", bias)
-
-    def draw_call(self, draw, ctx, operand: str) -> str:
-        from hypothesis import strategies as st
-
-        opts = []
-        if draw(st.booleans()):
-            opts.append(f"hidden={draw(st.integers(1, 12))}")
-        if draw(st.booleans()):
-            opts.append(f"activation={draw(st.sampled_from(ACTIVATIONS))}")
-        if draw(st.booleans()):
-            opts.append(f"bias={drawn_bool(draw)}")
-        return f"glu({', '.join([operand, *opts])})"
+                             prefix + ".down", bias)
 
 
 OPERATOR = GLUOperator()

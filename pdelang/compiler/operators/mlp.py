@@ -94,7 +94,7 @@ class MLPOperator(Operator):
             opts.append(f"activation={draw(st.sampled_from(ACTIVATIONS))}")
         if draw(st.booleans()):
             opts.append(f"bias={drawn_bool(draw)}")
-        return f"mlp({', '.join([operand, *opts])})"
+        return f"{self.name}({', '.join([operand, *opts])})"
 
 
 OPERATOR = MLPOperator()
