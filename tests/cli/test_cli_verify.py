@@ -15,13 +15,16 @@ from cli_helpers import run
 
 REPO = Path(__file__).parent.parent.parent
 HEAT = "specs/heat1d.yaml"
+# the line of heat1d's diffusion term (the misspelt operator's line in ``bad_spec``)
+BAD_LINE = 1 + next(i for i, line in enumerate((REPO / HEAT).read_text().splitlines())
+                    if "D * laplace(u)" in line)
 RD2D = "specs/reaction_diffusion2d.yaml"
 RD2D_ACCURACY_4 = ("--set", "discretization.laplace.accuracy=4")
 
 
 @pytest.fixture(scope="module")
 def bad_spec(tmp_path_factory) -> Path:
-    """heat1d with a misspelt operator on line 16, column 18."""
+    """heat1d with a misspelt operator at BAD_LINE, column 18."""
     text = (REPO / HEAT).read_text().replace("D * laplace(u)", "D * laplce(u)")
     path = tmp_path_factory.mktemp("verify") / "bad.yaml"
     path.write_text(text)
@@ -102,9 +105,9 @@ def test_heat1d():
 def test_bad_spec_json(bad_spec):
     code, out, err = run("verify", str(bad_spec), "--json")
     assert code == 2
-    assert err.startswith(f"{bad_spec}:16:18: ")
+    assert err.startswith(f"{bad_spec}:{BAD_LINE}:18: ")
     error = json.loads(out)["error"]
-    assert (error["file"], error["line"], error["col"]) == (str(bad_spec), 16, 18)
+    assert (error["file"], error["line"], error["col"]) == (str(bad_spec), BAD_LINE, 18)
 
 
 def test_failed_property_exit_1():
@@ -151,7 +154,7 @@ def test_bad_spec_exit_2_located_message_no_traceback(cli, bad_spec):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith(f"{bad_spec}:16:18: "), proc.stderr
+    assert proc.stderr.startswith(f"{bad_spec}:{BAD_LINE}:18: "), proc.stderr
     assert "unknown operator 'laplce'" in proc.stderr
     assert any(line.lstrip().startswith("|") and "^~~~~~" in line
                for line in proc.stderr.splitlines()), proc.stderr

@@ -87,7 +87,8 @@ def test_numpy_reference_sanity():
 def diffusion_1d(boundary, accuracy, extra=0):
     return build("heat1d", [f"grid.boundary={boundary}", f"grid.spacing={H1}",
                             f"discretization.laplace.accuracy={accuracy}",
-                            f"grid.extra_tokens={extra}", "time.substeps=4"])
+                            f"grid.extra_tokens={extra}", "time.substeps=4",
+                            "grid.padding=true"])
 
 
 def diffusion_2d(boundary, accuracy, shape=(5, 7)):
@@ -299,3 +300,32 @@ def test_padded_input_shorter_than_the_stencil_is_rejected(two_d):
         mask = torch.arange(12)[None, :] < torch.tensor([12, 2])[:, None]
     with pytest.raises(ValueError, match=r"real tokens.*the stencils need > 2"):
         laplace(stepper_class, u, mask)
+
+
+# ----------------------------------------------------------------- grid.padding: false
+@pytest.mark.parametrize("spec", ["heat1d", "reaction_diffusion2d"])
+def test_a_spec_without_padding_refuses_a_padded_mask(spec):
+    """``grid.padding: false`` leaves the padded-batch path out of the module: an all-ones
+    mask is accepted (the same result as no mask), a mask with padding is refused by name,
+    and the same spec with padding allowed agrees on full batches."""
+    import inspect
+
+    lean_class = build(spec, ["grid.padding=false"])
+    general_class = build(spec, ["grid.padding=true"])
+    lean, general = lean_class().double(), general_class().double()
+    module = module_of(lean_class)
+    shape = getattr(module, "GRID_SHAPE", None)  # (rows, cols) in 2-D
+    tokens = 24 if shape is None else shape[0] * shape[1]
+    u = torch.randn(2, tokens, module.CHANNELS, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(3))
+    full = torch.ones(2, tokens, dtype=torch.bool)
+    assert torch.equal(lean(u, full), lean(u))
+    torch.testing.assert_close(lean(u), general(u), rtol=1e-14, atol=1e-14)
+    padded = full.clone()
+    padded[1, -(3 if shape is None else shape[1]):] = False  # 3 tokens, or the last row
+    with pytest.raises(ValueError, match=r"grid\.padding: false"):
+        lean(u, padded)
+    general(u, padded)  # the general module takes it
+    text = inspect.getsource(module)
+    assert "lengths" not in text and "def take" not in text
+    assert "lengths" in inspect.getsource(module_of(general_class))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 from contextlib import redirect_stderr, redirect_stdout
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +102,10 @@ def test_default_stepper_holds_float32_scalars_as_before(module):
     stepper = module.Stepper()
     assert_holds_spec_values(stepper, torch.float32)
     assert stepper.shared.a.item() == float(np.float32(0.7))
-    # stencil weights are Python floats (float64), rounded to the state's dtype in each call
-    assert all(type(k) is float for k in stepper.layers[0].laplace.kernel)
+    # stencil numerators are Python ints, the denominator a Python float (float64), rounded
+    # to the state's dtype in each call
+    laplace = stepper.layers[0].laplace
+    assert all(type(n) is int for n in laplace.numerators) and type(laplace.over) is float
 
 
 @pytest.mark.parametrize("convert", [
@@ -125,7 +128,8 @@ def test_double_stepper_holds_the_spec_values_bit_for_bit(module, convert):
     # the stencil weights: the exact float64 values again, not float32's or float16's
     fresh = module.Stepper().layers[0].laplace
     for layer in stepper.layers:
-        assert layer.laplace.kernel == fresh.kernel
+        assert layer.laplace.numerators == fresh.numerators
+        assert layer.laplace.over == fresh.over
         assert layer.laplace.weights == fresh.weights
 
 
@@ -201,15 +205,16 @@ def test_learnable_scalars_stay_parameters_and_train_in_float64(module):
 # --------------------------------------------------------------------------- pdelang run
 def heat_euler_float64(u: np.ndarray, D: float, h: float, dt: float, steps: int):
     """Explicit Euler for u' = D ∂²u with the 3-point Laplacian, periodic, in float64, in the
-    generated stepper's order of operations: the kernel w·D, then Σ_j (u_{i+j} · w_j D) in
-    offset order (no fused multiply-add), then u + Δt·rate."""
-    kernel = [w * D for w in (1 / h**2, -2 / h**2, 1 / h**2)]
+    generated stepper's order of operations: the integer-weighted sum (u_{i-1} + u_{i+1}) −
+    2 u_i, times D / h² (one rounding each), then the update u + Δt·rate as one fused
+    multiply-add (``torch.add(u, k1, alpha=DT)``: one rounding of the exact u + Δt·rate)."""
+    factor = D / h**2
     for _ in range(steps):
-        rate = None
-        for offset, k in zip((-1, 0, 1), kernel, strict=True):
-            term = np.roll(u, -offset, axis=1) * k  # u_{i+offset}
-            rate = term if rate is None else rate + term
-        u = u + dt * rate
+        rate = (np.roll(u, 1, axis=1) + np.roll(u, -1, axis=1)) - 2 * u
+        rate = rate * factor
+        fused = [float(Fraction(float(a)) + Fraction(dt) * Fraction(float(k)))
+                 for a, k in zip(u.ravel(), rate.ravel(), strict=True)]
+        u = np.array(fused, dtype=np.float64).reshape(u.shape)
     return u
 
 

@@ -1,4 +1,5 @@
-"""The ``Stencil`` runtime blocks as one kernel of taps (issue 12, "make it fast").
+"""The ``Stencil`` runtime blocks as one kernel of taps (issue 12, "make it fast"; issue 24:
+integer numerators over one denominator, the 2-D ghosts built in one allocation).
 
 Every boundary × accuracy 2…8 × derivative × 1-D/2-D × padded/unpadded batch agrees in
 float64 with the independent NumPy oracle (:func:`pdelang.interpreters.numpy_oracle.
@@ -6,12 +7,14 @@ apply_stencil`) and with the per-offset formula the blocks used before (ghosts p
 one shifted copy per offset accumulated from zeros, the scale multiplied afterwards); a
 scale folded into the kernel is differentiable (gradcheck); a constant field gives exactly
 zero under the 3-point stencils; and the generated steppers print ``D * laplace(u)`` as one
-call with the scale folded in.
+call with the scale folded in, the weights as exact numerators over ``c * H**k``.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+from fractions import Fraction
 from types import SimpleNamespace
 
 import numpy as np
@@ -39,12 +42,22 @@ def stencil_module(dims: int, boundary: str, monkeypatch, extra_tokens: int):
     """The Stencil block of ``dims`` with ``boundary``'s ghost rules patched in."""
     module = runtime(f"stencil_{dims}d" + ("_copy" if boundary == "copy" else ""))
     ghosts = runtime(f"ghosts_{boundary}")
-    monkeypatch.setattr(module, "with_ghosts", ghosts.with_ghosts)
+    if dims == 1:
+        monkeypatch.setattr(module, "with_ghosts", ghosts.with_ghosts)
+    else:  # the 2-D blocks build their ghosts in one allocation (block ``ghosted``)
+        monkeypatch.setattr(runtime("ghosted"), "fill_ghosts", ghosts.fill_ghosts)
     monkeypatch.setattr(module, "ghost_value", ghosts.ghost_value)
     monkeypatch.setattr(module, "EXTRA_TOKENS", extra_tokens)
     if dims == 2:
         monkeypatch.setattr(module, "GRID_SHAPE", GRID_2D)
     return module
+
+
+def printed(stencil: D.DiscreteStencil) -> tuple[tuple[int, ...], float]:
+    """(numerators, denominator) as the printer writes them: w_j = n_j / (c·h^k) exactly."""
+    common = math.lcm(*(Fraction(w).denominator for w in stencil.weights))
+    numerators = tuple(int(Fraction(w) * common) for w in stencil.weights)
+    return numerators, common * stencil.spacing ** stencil.derivative
 
 
 def discrete(derivative: int, accuracy: int, axes: tuple[int, ...]) -> D.DiscreteStencil:
@@ -96,8 +109,7 @@ def check(module, stencil, boundary, dims, extra, padded, seed):
             else torch.tensor([LENGTH_1D, 17, 0])
     else:
         lengths = None
-    module_stencil = module.Stencil(stencil.offsets, tuple(map(float, stencil.weights)),
-                                    stencil.spacing ** stencil.derivative,
+    module_stencil = module.Stencil(stencil.offsets, *printed(stencil),
                                     tuple(a + 1 for a in stencil.axes))  # as printed
     ctx = SimpleNamespace(lengths=lengths)
     scale = 0.7
@@ -151,17 +163,17 @@ def test_stencil_2d_agrees_with_the_reference(boundary, derivative, accuracy, ax
 
 
 @pytest.mark.parametrize("dims", [1, 2])
-def test_the_kernel_visits_each_axis_in_offset_order(dims, monkeypatch):
+def test_the_taps_are_integer_numerators_with_the_centre_last(dims, monkeypatch):
     module = stencil_module(dims, "periodic", monkeypatch, 0)
-    stencil = module.Stencil((-1, 0, 1), (1.0, -2.0, 1.0), 1.0, (1, 2) if dims == 2 else (1,))
+    stencil = module.Stencil((-1, 0, 1), (1, -2, 1), 1.0, (1, 2) if dims == 2 else (1,))
     if dims == 1:
-        assert stencil.shifts == ((-1,), (0,), (1,))
-        assert list(stencil.kernel) == [1.0, -2.0, 1.0]
-    else:  # the centre once per axis, not summed: a − 2a + a = 0 exactly per axis
-        assert stencil.shifts == ((-1, 0), (0, 0), (1, 0), (0, -1), (0, 0), (0, 1))
-        assert list(stencil.kernel) == [1.0, -2.0, 1.0] * 2
-    first = module.Stencil((-1, 0, 1), (-0.5, 0.0, 0.5), 1.0, (1,))
-    assert first.shifts == ((-1,), (1,))  # a zero weight is no tap
+        assert stencil.taps == (((-1,), 1), ((1,), 1), ((0,), -2))
+    else:  # the axes' centre taps merged: 1 + 1 + 1 + 1 − 4 = 0 exactly on a constant
+        assert stencil.taps == (((-1, 0), 1), ((1, 0), 1), ((0, -1), 1), ((0, 1), 1),
+                                ((0, 0), -4))
+    first = module.Stencil((-1, 0, 1), (-1, 0, 1), 2.0, (1,))
+    assert first.taps == (((-1,), -1), ((1,), 1))  # a zero numerator is no tap
+    assert first.weights == (-0.5, 0.0, 0.5)  # w_j = n_j / d, for the implicit symbols
 
 
 @pytest.mark.parametrize("boundary", R.BOUNDARIES)
@@ -169,14 +181,14 @@ def test_the_kernel_visits_each_axis_in_offset_order(dims, monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_a_constant_field_gives_exactly_zero(boundary, dims, dtype, monkeypatch):
     """The 3-point stencils annihilate constants exactly in floating point, scale folded
-    in or not (the products are rounded before they are added: no fused multiply-add)."""
+    in or not (the integer-weighted sum is formed before the scale: a + a − 2a = 0)."""
     module = stencil_module(dims, boundary, monkeypatch, 0)
     h = 0.09817477042468103
     tokens = GRID_2D[0] * GRID_2D[1] if dims == 2 else LENGTH_1D
     u = torch.full((2, tokens, 3), 0.37123456789, dtype=dtype)
     ctx = SimpleNamespace(lengths=None)
-    # as printed: (1, -2, 1) / H**2 and (-1/2, 0, 1/2) / H
-    for weights, over in (((1, -2, 1), h**2), ((-1 / 2, 0, 1 / 2), h)):
+    # as printed: (1, -2, 1) / H**2 and (-1, 0, 1) / (2 * H)
+    for weights, over in (((1, -2, 1), h**2), ((-1, 0, 1), 2 * h)):
         stencil = module.Stencil((-1, 0, 1), weights, over, (1, 2) if dims == 2 else (1,))
         rate = stencil(u, ctx, scale=torch.tensor(0.0123, dtype=dtype))
         if boundary != "dirichlet":  # dirichlet: zero beyond the ends, not a constant

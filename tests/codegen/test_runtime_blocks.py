@@ -46,7 +46,7 @@ def test_the_expected_files_are_there():
                 "hold_border_1d", "hold_border_2d", "stencil_1d", "stencil_1d_copy",
                 "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv", "scalars",
                 "basis", "rotary", "glu", "implicit_periodic",
-                "sphere_attention"}
+                "sphere_attention", "ghosted"}
     expected |= {f"ghosts_{b}" for b in R.BOUNDARIES}
     assert set(FILES) == expected
 
@@ -106,23 +106,30 @@ def test_stencil_variants_fill_in_the_boundary():
 
 
 def test_goldens_inline_the_blocks_specialized_to_the_spec():
-    """heat1d (1-D, periodic, no extra tokens, no attention): each block it needs appears as
-    written, less the branches this spec does not take (:func:`specialize`)."""
+    """heat1d (1-D, periodic, no extra tokens, no attention, ``grid.padding: false``): each
+    block it needs appears as written, less the branches this spec does not take
+    (:func:`specialize`), and the padded-batch machinery is not there at all."""
     from pdelang.compiler.codegen.specialize import specialize
 
     golden = (REPO / "tests" / "golden" / "heat1d.py").read_text(encoding="utf-8")
     known = {"EXTRA_TOKENS": 0, "GRID_SHAPE": None, "STENCIL_RADIUS": 1,
              "BOUNDARY": "periodic", "CAUSAL": False, "ATTENTION_MASKS": False,
-             "GRID_MASKS": True, "POSITIVE": False}
-    for text in (R.GHOSTS["periodic"], R.RAGGED_VALUE["periodic"], R.TAKE, R.OUTPUT):
+             "GRID_MASKS": False, "PADDING": False, "POSITIVE": False}
+    for text in (R.GHOSTS["periodic"], R.OUTPUT):
         assert text in golden  # no branch to fold: verbatim
-    for text in (R.CONTEXT, R.GRID_LENGTHS_1D, R.SPEC_SCALARS,
-                 "\n".join(R.stencil(1, "periodic")) + "\n"):
+    for text in (R.CONTEXT, R.SPEC_SCALARS, "\n".join(R.stencil(1, "periodic")) + "\n"):
         assert specialize(text, known) in golden
         assert specialize(text, known) != text  # something was folded away
     for unused in ("EXTRA_TOKENS", "key_mask", "parametrizations", "F.pad", "GRID_SHAPE",
-                   "CAUSAL", "def along", "ATTENTION_MASKS", "GRID_MASKS", "POSITIVE"):
+                   "CAUSAL", "def along", "ATTENTION_MASKS", "GRID_MASKS", "POSITIVE",
+                   "PADDING", "lengths", "def take", "def ghost_value", "def ragged_ghosts",
+                   "def grid_inside"):
         assert unused not in golden, unused
+    # with padding allowed, the ragged path and its helpers are there, verbatim
+    padded = (REPO / "tests" / "golden" / "master.py").read_text(encoding="utf-8")
+    for text in (R.TAKE, R.block("stencil_1d", "ragged_ghosts"), "def ghost_value(",
+                 "def grid_inside(", "if ctx.lengths is not None:"):
+        assert text in padded
 
 
 def test_marker_errors_are_reported():
@@ -201,7 +208,10 @@ def stencil_module(dims: int, boundary: str, monkeypatch, grid_shape=None):
     """The Stencil block of ``dims`` with ``boundary``'s ghost rules patched in."""
     module = runtime(f"stencil_{dims}d" + ("_copy" if boundary == "copy" else ""))
     ghosts = runtime(f"ghosts_{boundary}")
-    monkeypatch.setattr(module, "with_ghosts", ghosts.with_ghosts)
+    if dims == 1:
+        monkeypatch.setattr(module, "with_ghosts", ghosts.with_ghosts)
+    else:  # the 2-D blocks build their ghosts in one allocation (block ``ghosted``)
+        monkeypatch.setattr(runtime("ghosted"), "fill_ghosts", ghosts.fill_ghosts)
     monkeypatch.setattr(module, "ghost_value", ghosts.ghost_value)
     if grid_shape is not None:
         monkeypatch.setattr(module, "GRID_SHAPE", grid_shape)

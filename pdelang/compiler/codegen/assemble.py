@@ -14,12 +14,13 @@ byte-identical for the same spec, and passes ``ruff check``.
 from __future__ import annotations
 
 import ast
+import math
 from fractions import Fraction
 
 from pdelang.version import __version__
 from pdelang.compiler.codegen import names as N
 from pdelang.compiler.codegen import runtime as R
-from pdelang.compiler.codegen.expressions import ExpressionPrinter, fraction
+from pdelang.compiler.codegen.expressions import ExpressionPrinter
 from pdelang.compiler.codegen.layout import WIDTH, comment, statement
 from pdelang.compiler.codegen.specialize import free_names, specialize
 from pdelang.compiler.codegen.steps import StepPrinter
@@ -98,7 +99,8 @@ class TorchPrinter(ExpressionPrinter):
         lines.append(f"# stabilizers: residual {'on' if m.residual else 'off'}; norm {norm_text}")
         lines.append(f"# grid: {list(m.axes)}"
                      f"{' shape ' + str(list(m.shape)) if m.shape else ''}, h = {m.spacing!r}, "
-                     f"boundary {m.boundary}, {m.extra_tokens} extra tokens")
+                     f"boundary {m.boundary}, {m.extra_tokens} extra tokens"
+                     f"{'' if m.padding else ', no padding'}")
         for key, s in facts.get("stencils", {}).items():
             lines.append(f"# stencil {key}: offsets {s['offsets']}, weights "
                          f"[{', '.join(s['weights'])}] / h^{s['derivative']}, "
@@ -342,11 +344,9 @@ class TorchPrinter(ExpressionPrinter):
             "        super().__init__()",
         ]
         for stencil in m.stencils.values():
-            weights = ", ".join(fraction(w) or repr(float(w)) if w.denominator != 1
-                                else str(w.numerator) for w in map(Fraction, stencil.weights))
-            over = "H" if stencil.derivative == 1 else f"H**{stencil.derivative}"
+            numerators, over = stencil_numerators(stencil.weights, stencil.derivative)
             dims = tuple(a + 1 for a in stencil.axes)
-            weights = f"({weights},)" if len(stencil.weights) == 1 else f"({weights})"
+            weights = f"({numerators},)" if len(stencil.weights) == 1 else f"({numerators})"
             lines += statement(" " * 8, f"self.{stencil.attribute} = ",
                                f"Stencil({stencil.offsets!r}, {weights}, {over}, {dims!r})")
         for module in m.modules:
@@ -463,12 +463,18 @@ class TorchPrinter(ExpressionPrinter):
         return {
             "EXTRA_TOKENS": m.extra_tokens, "GRID_SHAPE": self.grid_shape,
             "STENCIL_RADIUS": m.stencil_radius, "BOUNDARY": m.boundary, "CAUSAL": m.causal,
-            "ATTENTION_MASKS": bool(reads & {"key_mask", "query_mask", "masks"}),
-            "GRID_MASKS": "lengths" in reads,
+            "ATTENTION_MASKS": m.padding and bool(reads & {"key_mask", "query_mask", "masks"}),
+            "GRID_MASKS": m.padding and "lengths" in reads,
+            "PADDING": m.padding,
             "POSITIVE": any(p.learnable and p.positive for p in m.parameters),
         } | {flag: value for op in used
              for flag, value in op.print_flags(
                  [mod for mod in m.modules if mod.op == op.name]).items()}
+
+    @property
+    def stencil_variant(self) -> str:
+        """The runtime file of this spec's ``Stencil`` (grid dimension, copy boundary or not)."""
+        return f"stencil_{len(self.m.axes)}d" + ("_copy" if self.m.boundary == "copy" else "")
 
     @property
     def implicit_block(self) -> tuple[str, str]:
@@ -487,10 +493,14 @@ class TorchPrinter(ExpressionPrinter):
             "SpecScalars": R.SPEC_SCALARS,
             "legendre_series": R.block("basis", "legendre_series"),
             "with_ghosts": R.GHOSTS[boundary],
+            "ghosted": R.block("ghosted", "ghosted"),
+            "fill_ghosts": R.block(f"ghosts_{boundary}", "fill_ghosts"),
             "take": R.TAKE,
             "ghost_value": R.RAGGED_VALUE[boundary],
             "hold_border": R.block(f"hold_border_{dims}d", "hold_border"),
             "Stencil": "\n".join(R.stencil(dims, boundary)) + "\n",
+            "ragged_ghosts": R.block(self.stencil_variant, "ragged_ghosts"),
+            "grid_inside": R.block(self.stencil_variant, "grid_inside"),
             "ImplicitLinear": R.block(*self.implicit_block),
         }
 
@@ -513,7 +523,7 @@ class TorchPrinter(ExpressionPrinter):
         providers = self.providers() | {b: R.block(f, b) for op in used
                                          for f, b in op.helper_blocks}
         variants = {b: f for op in used for f, b in op.helper_blocks}
-        variants |= {"Stencil": f"stencil_{len(m.axes)}d", "Context": "context",
+        variants |= {"Stencil": self.stencil_variant, "Context": "context",
                      "grid_lengths": "grid_lengths_1d", "SpecScalars": "scalars",
                      "ImplicitLinear": self.implicit_block[0]}
         constants = self.constants()
@@ -550,6 +560,19 @@ class TorchPrinter(ExpressionPrinter):
                 out.append("\n\n" if (is_def or prev_def) else "\n")
             out.append("\n".join(piece) + "\n")
         return "".join(out)
+
+
+def stencil_numerators(weights, derivative: int) -> tuple[str, str]:
+    """(numerators, denominator) of a stencil's weights as printed: the integers n_j and
+    d = c·h^k with w_j = n_j / d exactly, e.g. ``-1, 16, -30, 16, -1`` over ``12 * H**2``;
+    weights that are not small rationals print as doubles over h^k."""
+    h_power = "H" if derivative == 1 else f"H**{derivative}"
+    exact = [Fraction(w) for w in weights]
+    common = math.lcm(*(q.denominator for q in exact))
+    if common >= 1 << 20 or any(abs(q.numerator) >= 1 << 40 for q in exact):
+        return ", ".join(repr(float(w)) for w in weights), h_power
+    numerators = ", ".join(str(int(q * common)) for q in exact)
+    return numerators, h_power if common == 1 else f"{common} * {h_power}"
 
 
 def _context_reads(text: str) -> set[str]:

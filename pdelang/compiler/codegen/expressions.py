@@ -54,8 +54,12 @@ class ExpressionPrinter:
             owner = "p" if node.name in self.shared else "self"
             return f"{owner}.{node.name}", _PRECEDENCE["atom"]
         if isinstance(node, D.Sum):
+            # a positive term first: u - u**2, not -u**2 + u (one negation less per call)
+            terms = list(node.terms)
+            first = next((i for i, t in enumerate(terms) if self._negated(t) is None), 0)
+            terms.insert(0, terms.pop(first))
             parts = []
-            for i, term in enumerate(node.terms):
+            for i, term in enumerate(terms):
                 negated = self._negated(term)
                 if negated is not None:
                     text = self.wrap(negated, _PRECEDENCE["product"])

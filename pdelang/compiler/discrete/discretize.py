@@ -160,6 +160,7 @@ def discretize(model: SymbolicModel, program: StepProgram, analysis: Analysis) -
         terms=terms, program=program, parameters=parameters, modules=modules,
         stencils=frozen_dict(stencils), implicit=_implicit_terms(model, program),
         stencil_radius=radius, t0=spec.time.span[0], tied=spec.time.tied, facts=frozen_dict(facts),
+        padding=spec.grid.padding,
     )
     check_parameter_names(spec, discrete)
     return discrete

@@ -210,6 +210,7 @@ class DiscreteModel:
     stencil_radius: int = 0  # ghost tokens any operator reads beyond an end
     t0: float = 0.0  # time.span[0]: where layer 0's interval starts
     tied: bool = False  # one weight set shared by every layer (time.tied)
+    padding: bool = True  # a batch may mix lengths (grid.padding): the padded-batch path
     facts: Mapping[str, object] = field(default_factory=dict)  # derived facts for the header
 
     def term(self, name: str) -> DiscreteTerm:
@@ -260,6 +261,7 @@ class DiscreteModel:
             "grid_shape": list(self.shape) if self.shape and len(self.axes) == 2 else None,
             "boundary": self.boundary,
             "extra_tokens": self.extra_tokens,
+            "padding": self.padding,
             "causal": self.causal,
             "heads": self.heads,
             "terms": [t.name for t in self.terms],

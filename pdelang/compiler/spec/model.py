@@ -23,6 +23,7 @@ class Grid:
     spacing: float
     boundary: str
     extra_tokens: int
+    padding: bool = True  # a batch may mix lengths (a mask marks the padding)
 
     @property
     def dims(self) -> int:

@@ -152,6 +152,11 @@ SPEC_SCHEMA = Record(
                            doc="Boundary condition at the ends of every axis."),
             "extra_tokens": _f(Scalar("int", minimum=0, maximum=MAX_TOKENS), default=0,
                                doc="Tokens before the grid (e.g. a CLS token): attention only."),
+            "padding": _f(Scalar("bool"), default=True,
+                          doc="Whether a batch may hold sequences (or images) of different "
+                              "lengths, the padding marked by a mask: true keeps the "
+                              "padded-batch path in the generated module; false leaves it "
+                              "out, and the stepper refuses a mask with padding tokens."),
         }), required=True),
         "fields": _f(MapOf(Record({
             "channels": _f(Scalar("int", minimum=1, maximum=MAX_CHANNELS), required=True,

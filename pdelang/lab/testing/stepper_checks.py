@@ -52,7 +52,9 @@ def padding_mask(model, batch: int, tokens: int, seed: int = 0) -> np.ndarray | 
     """A padding mask ``(B, N)``: right padding in 1-D, a smaller image in the top-left corner
     in 2-D (whole trailing rows and columns padded).  Each sequence keeps at least the
     stencils' radius (fixed or learned) + 2 grid tokens along every axis; the first stays
-    whole."""
+    whole.  None for a spec that refuses padding (``grid.padding: false``)."""
+    if not model.padding:
+        return None
     rng = np.random.default_rng(seed)
     radius = model.stencil_radius  # fixed stencils and learned ones (conv)
     mask = np.ones((batch, tokens), dtype=bool)

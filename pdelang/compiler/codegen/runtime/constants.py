@@ -15,6 +15,7 @@ BOUNDARY = "periodic"  # the grid's boundary rule (implicit terms only)
 # (pdelang.compiler.codegen.specialize); a generated module never holds them.
 ATTENTION_MASKS = True  # an operator reads the attention masks (ctx.key_mask, ctx.masks)
 GRID_MASKS = True  # an operator reads each padded sequence's grid extent (ctx.lengths)
+PADDING = True  # the spec allows padded batches (grid.padding)
 POSITIVE = True  # a learnable scalar is positive (softplus-parametrized)
 # what the spec's attention calls use (AttentionOperator.print_flags)
 SOFTMAX = True  # a call with kernel=softmax

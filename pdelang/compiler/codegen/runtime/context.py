@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .constants import ATTENTION_MASKS, EXTRA_TOKENS, GRID_MASKS
+from .constants import ATTENTION_MASKS, EXTRA_TOKENS, GRID_MASKS, PADDING
 from .grid_lengths_1d import grid_lengths
 
 
@@ -30,6 +30,9 @@ class Context:
             if mask.shape != (batch, tokens):
                 raise ValueError(f"mask must have shape {(batch, tokens)}, "
                                  f"got {tuple(mask.shape)}")
+            if not PADDING and not bool(mask.all()):
+                raise ValueError("the spec sets grid.padding: false, so every token must be "
+                                 "real (an all-ones mask); set grid.padding: true for padding")
             if ATTENTION_MASKS and not bool(mask.all()):
                 self.key_mask = mask[:, None, None, :]
                 self.query_mask = mask[:, None, :, None]

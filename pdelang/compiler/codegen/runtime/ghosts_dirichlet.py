@@ -31,3 +31,20 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
     sign = torch.where((p == -1) | (p == n), torch.zeros_like(sign), sign)
     return sign[..., None] * take(g, index)
 # pdelang: end ghost_value
+
+
+# pdelang: begin fill_ghosts
+def fill_ghosts(extended: torch.Tensor, dim: int, r: int) -> None:
+    """Zero (dirichlet) boundary, in place: u = 0 one spacing beyond each end of dim
+    (interior r … r+L−1); further ghosts by odd reflection, u_{-1-j} = -u_{j-1}."""
+    size = extended.shape[dim] - 2 * r  # L
+    if size < r - 1:
+        raise ValueError(f"the grid has {size} tokens along an axis; the stencil needs ≥ {r - 1}")
+    extended.narrow(dim, r - 1, 1).zero_()
+    extended.narrow(dim, r + size, 1).zero_()
+    if r > 1:
+        left = extended.narrow(dim, r, r - 1).flip(dim)
+        extended.narrow(dim, 0, r - 1).copy_(-left)
+        right = extended.narrow(dim, size + 1, r - 1).flip(dim)
+        extended.narrow(dim, r + size + 1, r - 1).copy_(-right)
+# pdelang: end fill_ghosts

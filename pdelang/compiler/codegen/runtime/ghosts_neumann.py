@@ -24,3 +24,15 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
     """u at grid positions p (B, L) of sequences with n real tokens: even mirror."""
     return take(g, torch.where(p < 0, -p, torch.where(p >= n, 2 * (n - 1) - p, p)))
 # pdelang: end ghost_value
+
+
+# pdelang: begin fill_ghosts
+def fill_ghosts(extended: torch.Tensor, dim: int, r: int) -> None:
+    """Reflecting (neumann) boundary, in place: the r ghosts beyond each end of dim
+    (interior r … r+L−1) mirror the end tokens, u_{-j} = u_j."""
+    size = extended.shape[dim] - 2 * r  # L
+    if size <= r:
+        raise ValueError(f"the grid has {size} tokens along an axis; the stencil needs > {r}")
+    extended.narrow(dim, 0, r).copy_(extended.narrow(dim, r + 1, r).flip(dim))
+    extended.narrow(dim, r + size, r).copy_(extended.narrow(dim, size - 1, r).flip(dim))
+# pdelang: end fill_ghosts

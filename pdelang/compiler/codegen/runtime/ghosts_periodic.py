@@ -25,3 +25,15 @@ def ghost_value(g: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tens
     sequence without grid tokens reads token 0; its rate is masked out)."""
     return take(g, torch.remainder(p, n.clamp(min=1)))
 # pdelang: end ghost_value
+
+
+# pdelang: begin fill_ghosts
+def fill_ghosts(extended: torch.Tensor, dim: int, r: int) -> None:
+    """Periodic boundary, in place: the r ghosts beyond each end of dim (interior r … r+L−1)
+    wrap around, u_{-j} = u_{L-j}."""
+    size = extended.shape[dim] - 2 * r  # L
+    if size < r:
+        raise ValueError(f"the grid has {size} tokens along an axis; the stencil needs ≥ {r}")
+    extended.narrow(dim, 0, r).copy_(extended.narrow(dim, size, r))
+    extended.narrow(dim, r + size, r).copy_(extended.narrow(dim, r, r))
+# pdelang: end fill_ghosts

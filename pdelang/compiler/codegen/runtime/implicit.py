@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import BOUNDARY, EXTRA_TOKENS, GRID_SHAPE
+from .constants import BOUNDARY, EXTRA_TOKENS, GRID_MASKS, GRID_SHAPE
 from .context import Context
 from .ghosts_neumann import with_ghosts
 
@@ -75,7 +75,7 @@ class ImplicitLinear(nn.Module):
             view = grid  # (B, L, C)
         else:
             view = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
-        if ctx.lengths is None:
+        if not GRID_MASKS or ctx.lengths is None:
             result = self.domain(view, parts, c0, f, divided, kind, scale)
         else:
             result = f(c0) * view  # padding: L = c₀
@@ -136,9 +136,9 @@ class ImplicitLinear(nn.Module):
     @staticmethod
     def along(stencil, g: torch.Tensor, dim: int) -> torch.Tensor:
         """Σ_j w_j g_{i + j e_dim}: a stencil's 1-D weights along one axis of g (b, *extent, C)."""
-        shifts = tuple((offset,) for offset in stencil.offsets)
+        taps = tuple(((o,), n) for o, n in zip(stencil.offsets, stencil.numerators, strict=True))
         extended = with_ghosts(g, dim, stencil.radius)
-        return stencil.taps(extended, g.shape, (dim,), shifts, stencil.weights)
+        return stencil.combine(extended, g.shape, (dim,), taps).mul_(1 / stencil.over)
 
     def stencils(self, g, parts, inside=None):
         """Σ_w c_w S_{w_1} ⋯ S_{w_k} g on one domain g: (b, *extent, C), each word applied

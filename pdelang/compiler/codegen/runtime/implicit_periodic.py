@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .constants import EXTRA_TOKENS, GRID_SHAPE
+from .constants import EXTRA_TOKENS, GRID_MASKS, GRID_SHAPE
 from .context import Context
 
 
@@ -42,7 +42,7 @@ class ImplicitLinear(nn.Module):
             view = grid  # (B, L, C)
         else:
             view = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
-        if ctx.lengths is None:
+        if not GRID_MASKS or ctx.lengths is None:
             result = self.domain(view, parts, c0, f)
         else:
             result = f(c0) * view  # padding: L = c₀

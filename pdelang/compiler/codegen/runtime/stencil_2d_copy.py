@@ -1,4 +1,5 @@
-"""Block ``Stencil`` of a 2-D grid with the copy boundary (border held fixed)."""
+"""Blocks ``Stencil``, ``ragged_ghosts`` and ``grid_inside`` of a 2-D grid with the copy boundary
+(border held fixed)."""
 
 from __future__ import annotations
 
@@ -6,86 +7,107 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import EXTRA_TOKENS, GRID_SHAPE
+from .constants import EXTRA_TOKENS, GRID_MASKS, GRID_SHAPE
 from .context import Context
-from .ghosts_copy import ghost_value, with_ghosts
+from .ghosted import ghosted
+from .ghosts_copy import ghost_value
 from .hold_border_2d import hold_border
 
 
 # pdelang: begin Stencil
 class Stencil(nn.Module):
-    """A centred finite-difference operator on the token grid, (L u)_i = Σ_t k_t u_{i+t},
-    k = s w_j at t = j e_a for each axis a it acts on: w_j the 1-D weights over h^k, s an
-    optional scale folded in (D of D Δu).  The ghost values of the copy boundary are built
-    once per call, r tokens beyond each end of every axis it acts on; the taps go axis by
-    axis in offset order, each product rounded before it is added (no fused multiply-add: a
-    constant field gives exactly zero under (a, −2a, a)).  Extra tokens and padding tokens
-    are outside the domain: zero rate."""
+    """A centred finite-difference operator on the token grid, summed over the axes a it
+    acts on,
 
-    def __init__(self, offsets: tuple[int, ...], weights: tuple[float, ...], over: float,
+        (L u)_i = (s / d) Σ_a Σ_j n_j u_{i + j e_a},
+
+    n_j the 1-D weights' exact numerators over their denominator d = c·h^k (the 5-point
+    Laplacian is (1, −2, 1) / H**2 along both axes) and s an optional scale (D of D Δu),
+    applied with 1/d in one multiplication.  The ghost values of the copy boundary are
+    built once per call, r tokens beyond each end of every axis it acts on; the
+    numerator-weighted sum is formed first, one fused add per tap, the axes' centre taps
+    merged into one and added last (a constant field gives exactly zero).  Extra tokens and
+    padding tokens are outside the domain: zero rate."""
+
+    def __init__(self, offsets: tuple[int, ...], numerators: tuple[int, ...], over: float,
                  dims: tuple[int, ...]) -> None:
         super().__init__()
-        self.offsets = offsets
-        # w_j / h^k as Python floats: rounded once, to the state's dtype, where applied
-        self.weights = tuple(w / over for w in weights)
+        self.offsets, self.numerators, self.over = offsets, numerators, over
+        self.weights = tuple(n / over for n in numerators)  # w_j = n_j / d
         self.radius = max(abs(o) for o in offsets)
-        self.dims = dims  # axes of the grid view (B, *grid, C) the stencil acts along
-        taps = [(tuple(offset if a == axis else 0 for a in range(len(dims))), weight)
-                for axis in range(len(dims))
-                for offset, weight in zip(offsets, self.weights, strict=True) if weight != 0]
-        taps = taps or [((0,) * len(dims), 0.0)]
-        self.shifts = tuple(t for t, _ in taps)  # shift t of each tap: one offset per dim
-        self.kernel = tuple(w for _, w in taps)  # one weight per tap
+        self.dims = dims  # axes of the grid view (B, rows, cols, C) the stencil acts along
+        pairs = sorted((o, n) for o, n in zip(offsets, numerators, strict=True) if n != 0)
+        taps = [(tuple(o if a == axis else 0 for a in range(len(dims))), n)
+                for axis in range(len(dims)) for o, n in pairs if o != 0]
+        centre = len(dims) * sum(n for o, n in pairs if o == 0)
+        self.taps = tuple(taps) + ((((0,) * len(dims), centre),) if centre or not taps else ())
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
         grid = u[:, EXTRA_TOKENS:]  # (B, L, C) grid tokens
         batch, _, channels = u.shape  # (B, N, C)
         g = grid.reshape(batch, *GRID_SHAPE, channels)  # (B, rows, cols, C)
-        kernel = self.kernel if scale is None else tuple(k * scale for k in self.kernel)
         extended = g  # (B, rows + 2r, cols + 2r, C) once ghosted along both axes
-        if ctx.lengths is not None:  # (B, 2): each image's rows and cols
+        if GRID_MASKS and ctx.lengths is not None:  # (B, 2): each image's rows and cols
             for dim in self.dims:
-                extended = self.ragged_ghosts(extended, dim, ctx.lengths[:, dim - 1])
-            rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
-            rate = rate * self.inside(g, ctx.lengths)
+                extended = ragged_ghosts(extended, dim, ctx.lengths[:, dim - 1], self.radius)
+            rate = self.scaled(self.combine(extended, g.shape, self.dims, self.taps), scale)
+            rate = rate * grid_inside(g, ctx.lengths)
         else:
-            for dim in self.dims:
-                extended = with_ghosts(extended, dim, self.radius)
-            rate = self.taps(extended, g.shape, self.dims, self.shifts, kernel)
+            extended = ghosted(g, self.dims, self.radius)
+            rate = self.scaled(self.combine(extended, g.shape, self.dims, self.taps), scale)
             rate = hold_border(rate)  # the border tokens are held fixed
         rate = rate.reshape(batch, -1, channels)  # (B, L, C)
         if EXTRA_TOKENS:
             rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
 
-    def taps(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
-             shifts: tuple[tuple[int, ...], ...], kernel: tuple) -> torch.Tensor:
-        """Σ_t k_t (extended shifted by t along dims, cut to shape), into one tensor."""
-        rate = None
-        for shift, k in zip(shifts, kernel, strict=True):
+    def scaled(self, rate: torch.Tensor, scale) -> torch.Tensor:
+        """rate · s/d in place (nothing to do for s/d = 1 exactly)."""
+        if scale is not None:
+            return rate.mul_(scale / self.over)
+        return rate if self.over == 1 else rate.mul_(1 / self.over)
+
+    def combine(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
+                taps) -> torch.Tensor:
+        """Σ_t n_t (extended shifted by t along dims, cut to shape) as a new tensor; taps
+        (t, n_t), t one offset per dim."""
+        windows = []
+        for shift, n in taps:
             window = extended
             for dim, offset in zip(dims, shift, strict=True):
                 window = window.narrow(dim, self.radius + offset, shape[dim])
-            rate = window * k if rate is None else rate.add_(window * k)
+            windows.append((window, n))
+        (first, n), rest = windows[0], windows[1:]
+        if not rest:
+            return first * n
+        (second, m), rest = rest[0], rest[1:]
+        # out-of-place add with alpha is slow on strided windows: alpha only in place
+        rate = first + second if n == m == 1 else (first * n).add_(second, alpha=m)
+        for window, n in rest:
+            rate.add_(window, alpha=n)
         return rate
-
-    def ragged_ghosts(self, g: torch.Tensor, dim: int, n: torch.Tensor) -> torch.Tensor:
-        """g with r ghosts beyond both ends of dim, image b's at its own extent n[b]: one
-        gather for all the taps."""
-        moved = g.movedim(dim, 1)  # (B, S, O, C): S along dim, O the other axis
-        flat = moved.reshape(moved.shape[0], moved.shape[1], -1)  # (B, S, O·C)
-        positions = torch.arange(-self.radius, flat.shape[1] + self.radius,
-                                 device=g.device)[None, :]  # (1, S + 2r)
-        values = ghost_value(flat, positions, n[:, None])  # (B, S + 2r, O·C)
-        return values.reshape(moved.shape[0], -1, *moved.shape[2:]).movedim(1, dim)
-
-    @staticmethod
-    def inside(g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, rows, cols, 1): 1 on the tokens of each image whose rate is not held at zero."""
-        r = torch.arange(g.shape[1], device=g.device)[None, :, None]  # (1, rows, 1)
-        c = torch.arange(g.shape[2], device=g.device)[None, None, :]  # (1, 1, cols)
-        rows, cols = lengths[:, 0, None, None], lengths[:, 1, None, None]  # (B, 1, 1)
-        inside = (r > 0) & (r < rows - 1) & (c > 0) & (c < cols - 1)  # border held fixed
-        return inside[..., None].to(g.dtype)
 # pdelang: end Stencil
+
+
+# pdelang: begin ragged_ghosts
+def ragged_ghosts(g: torch.Tensor, dim: int, n: torch.Tensor, r: int) -> torch.Tensor:
+    """g with r ghosts beyond both ends of dim, image b's at its own extent n[b]: one
+    gather for all the taps."""
+    moved = g.movedim(dim, 1)  # (B, S, O, C): S along dim, O the other axis
+    flat = moved.reshape(moved.shape[0], moved.shape[1], -1)  # (B, S, O·C)
+    positions = torch.arange(-r, flat.shape[1] + r, device=g.device)[None, :]  # (1, S + 2r)
+    values = ghost_value(flat, positions, n[:, None])  # (B, S + 2r, O·C)
+    return values.reshape(moved.shape[0], -1, *moved.shape[2:]).movedim(1, dim)
+# pdelang: end ragged_ghosts
+
+
+# pdelang: begin grid_inside
+def grid_inside(g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, rows, cols, 1): 1 on the tokens of each image whose rate is not held at zero."""
+    r = torch.arange(g.shape[1], device=g.device)[None, :, None]  # (1, rows, 1)
+    c = torch.arange(g.shape[2], device=g.device)[None, None, :]  # (1, 1, cols)
+    rows, cols = lengths[:, 0, None, None], lengths[:, 1, None, None]  # (B, 1, 1)
+    inside = (r > 0) & (r < rows - 1) & (c > 0) & (c < cols - 1)  # border held fixed
+    return inside[..., None].to(g.dtype)
+# pdelang: end grid_inside
