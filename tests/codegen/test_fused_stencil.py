@@ -167,12 +167,13 @@ def test_the_taps_are_integer_numerators_with_the_centre_last(dims, monkeypatch)
     module = stencil_module(dims, "periodic", monkeypatch, 0)
     stencil = module.Stencil((-1, 0, 1), (1, -2, 1), 1.0, (1, 2) if dims == 2 else (1,))
     if dims == 1:
-        assert stencil.taps == (((-1,), 1), ((1,), 1), ((0,), -2))
+        assert stencil.taps == ((-1, 1), (1, 1), (0, -2))
     else:  # the axes' centre taps merged: 1 + 1 + 1 + 1 − 4 = 0 exactly on a constant
         assert stencil.taps == (((-1, 0), 1), ((1, 0), 1), ((0, -1), 1), ((0, 1), 1),
                                 ((0, 0), -4))
     first = module.Stencil((-1, 0, 1), (-1, 0, 1), 2.0, (1,))
-    assert first.taps == (((-1,), -1), ((1,), 1))  # a zero numerator is no tap
+    # a zero numerator is no tap (2-D taps carry one offset per axis they act along)
+    assert first.taps == (((-1, -1), (1, 1)) if dims == 1 else (((-1,), -1), ((1,), 1)))
     assert first.weights == (-0.5, 0.0, 0.5)  # w_j = n_j / d, for the implicit symbols
 
 

@@ -46,7 +46,7 @@ def test_the_expected_files_are_there():
                 "hold_border_1d", "hold_border_2d", "stencil_1d", "stencil_1d_copy",
                 "stencil_2d", "stencil_2d_copy", "constants", "implicit", "conv", "scalars",
                 "basis", "rotary", "glu", "implicit_periodic",
-                "sphere_attention", "ghosted"}
+                "sphere_attention", "ghosted", "weighted_sum"}
     expected |= {f"ghosts_{b}" for b in R.BOUNDARIES}
     assert set(FILES) == expected
 
@@ -99,7 +99,7 @@ def test_stencil_variants_fill_in_the_boundary():
         for boundary in R.BOUNDARIES:
             lines = R.stencil(dims, boundary)
             assert lines[0] == "class Stencil(nn.Module):"
-            assert f"The ghost values of the {boundary}" in " ".join(lines)
+            assert f"The {boundary} boundary's ghosts" in " ".join(lines)
             assert ("hold_border(rate)" in "\n".join(lines)) == (boundary == "copy")
             assert not any("{boundary}" in line for line in lines)
         assert f"    for dim in {(1,) if dims == 1 else (1, 2)}:" in R.hold_border(dims)

@@ -143,6 +143,20 @@ def with_ghosts(g: torch.Tensor, dim: int, r: int) -> torch.Tensor:
     return torch.cat([left, g, right], dim=dim)
 
 
+def weighted_sum(windows: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
+    """Σ_t n_t w_t over the (window w_t, numerator n_t) pairs, in their order, as one new
+    tensor: the first two in one add, the others added in place (an out-of-place add with
+    ``alpha`` is slow on strided windows)."""
+    (first, n), *rest = windows
+    if not rest:
+        return first * n
+    (second, m), *rest = rest
+    total = first + second if n == m == 1 else (first * n).add_(second, alpha=m)
+    for window, k in rest:
+        total.add_(window, alpha=k)
+    return total
+
+
 def take(g: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """g[b, index[b, i], :] for g (B, L, C) and index (B, L)."""
     index = index.clamp(0, g.shape[1] - 1)
@@ -159,12 +173,11 @@ class Stencil(nn.Module):
 
         (L u)_i = (s / d) Σ_j n_j u_{i+j},
 
-    n_j the weights' exact numerators over their denominator d = c·h^k (the 3-point
-    Laplacian is (1, −2, 1) / H**2) and s an optional scale (D of D Δu), applied with 1/d in
-    one multiplication.  The ghost values of the neumann boundary are built once per call,
-    r tokens beyond each end; the numerator-weighted sum is formed first, one fused add per
-    tap and the centre last (a constant field gives exactly zero under (1, −2, 1)).  Extra
-    tokens and padding tokens are outside the domain: zero rate."""
+    n_j the weights' exact numerators over d = c·h^k ((1, −2, 1) / H**2 for the Laplacian)
+    and s an optional scale (D of D Δu).  The neumann boundary's ghosts, r beyond each end, are
+    built once per call; the numerator-weighted sum comes first, centre last (a constant
+    field gives exactly zero), then one multiply by s / d.  Extra tokens and padding tokens
+    are outside the domain: zero rate."""
 
     def __init__(self, offsets: tuple[int, ...], numerators: tuple[int, ...], over: float,
                  dims: tuple[int, ...]) -> None:
@@ -173,45 +186,22 @@ class Stencil(nn.Module):
         self.weights = tuple(n / over for n in numerators)  # w_j = n_j / d
         self.radius = max(abs(o) for o in offsets)
         self.dims = dims  # axes of the grid view (B, L, C) the stencil acts along
-        taps = sorted(((o,), n) for o, n in zip(offsets, numerators, strict=True) if n != 0)
-        self.taps = tuple(sorted(taps, key=lambda tap: tap[0] == (0,))) or (((0,), 0),)
+        taps = sorted((o, n) for o, n in zip(offsets, numerators, strict=True) if n != 0)
+        self.taps = tuple(sorted(taps, key=lambda tap: tap[0] == 0)) or ((0, 0),)
 
     def forward(self, u: torch.Tensor, ctx: Context, scale=None) -> torch.Tensor:
         """s L u: (B, N, C) → (B, N, C); scale s is a number or a 0-dim tensor."""
         g = u  # (B, L, C) grid tokens
         if ctx.lengths is not None:  # (B,): each sequence's real grid tokens
             extended = ragged_ghosts(g, 1, ctx.lengths, self.radius)  # (B, L + 2r, C)
-            rate = self.scaled(self.combine(extended, g.shape, self.dims, self.taps), scale)
-            rate = rate * grid_inside(g, ctx.lengths)
         else:
             extended = with_ghosts(g, 1, self.radius)  # (B, L + 2r, C)
-            rate = self.scaled(self.combine(extended, g.shape, self.dims, self.taps), scale)
-        return rate
-
-    def scaled(self, rate: torch.Tensor, scale) -> torch.Tensor:
-        """rate · s/d in place (nothing to do for s/d = 1 exactly)."""
-        if scale is not None:
-            return rate.mul_(scale / self.over)
-        return rate if self.over == 1 else rate.mul_(1 / self.over)
-
-    def combine(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
-                taps) -> torch.Tensor:
-        """Σ_t n_t (extended shifted by t along dims, cut to shape) as a new tensor; taps
-        (t, n_t), t one offset per dim."""
-        windows = []
-        for shift, n in taps:
-            window = extended
-            for dim, offset in zip(dims, shift, strict=True):
-                window = window.narrow(dim, self.radius + offset, shape[dim])
-            windows.append((window, n))
-        (first, n), rest = windows[0], windows[1:]
-        if not rest:
-            return first * n
-        (second, m), rest = rest[0], rest[1:]
-        # out-of-place add with alpha is slow on strided windows: alpha only in place
-        rate = first + second if n == m == 1 else (first * n).add_(second, alpha=m)
-        for window, n in rest:
-            rate.add_(window, alpha=n)
+        windows = [(extended.narrow(1, self.radius + o, g.shape[1]), n) for o, n in self.taps]
+        rate = weighted_sum(windows)
+        if scale is not None or self.over != 1:
+            rate.mul_((1 if scale is None else scale) / self.over)
+        if ctx.lengths is not None:
+            rate = rate * grid_inside(g, ctx.lengths)
         return rate
 
 

@@ -156,6 +156,20 @@ def ghosted(g: torch.Tensor, dims: tuple[int, ...], r: int) -> torch.Tensor:
     return extended
 
 
+def weighted_sum(windows: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
+    """Σ_t n_t w_t over the (window w_t, numerator n_t) pairs, in their order, as one new
+    tensor: the first two in one add, the others added in place (an out-of-place add with
+    ``alpha`` is slow on strided windows)."""
+    (first, n), *rest = windows
+    if not rest:
+        return first * n
+    (second, m), *rest = rest
+    total = first + second if n == m == 1 else (first * n).add_(second, alpha=m)
+    for window, k in rest:
+        total.add_(window, alpha=k)
+    return total
+
+
 def fill_ghosts(extended: torch.Tensor, dim: int, r: int) -> None:
     """Reflecting (neumann) boundary, in place: the r ghosts beyond each end of dim
     (interior r … r+L−1) mirror the end tokens, u_{-j} = u_j."""
@@ -183,13 +197,12 @@ class Stencil(nn.Module):
 
         (L u)_i = (s / d) Σ_a Σ_j n_j u_{i + j e_a},
 
-    n_j the 1-D weights' exact numerators over their denominator d = c·h^k (the 5-point
-    Laplacian is (1, −2, 1) / H**2 along both axes) and s an optional scale (D of D Δu),
-    applied with 1/d in one multiplication.  The ghost values of the neumann boundary are
-    built once per call, r tokens beyond each end of every axis it acts on; the
-    numerator-weighted sum is formed first, one fused add per tap, the axes' centre taps
-    merged into one and added last (a constant field gives exactly zero).  Extra tokens and
-    padding tokens are outside the domain: zero rate."""
+    n_j the 1-D weights' exact numerators over d = c·h^k ((1, −2, 1) / H**2 along both axes
+    for the Laplacian) and s an optional scale (D of D Δu).  The neumann boundary's ghosts, r
+    beyond each end of every axis it acts on, are built once per call; the
+    numerator-weighted sum comes first, the axes' centre taps merged and last (a constant
+    field gives exactly zero), then one multiply by s / d.  Extra tokens and padding tokens
+    are outside the domain: zero rate."""
 
     def __init__(self, offsets: tuple[int, ...], numerators: tuple[int, ...], over: float,
                  dims: tuple[int, ...]) -> None:
@@ -213,39 +226,21 @@ class Stencil(nn.Module):
         if ctx.lengths is not None:  # (B, 2): each image's rows and cols
             for dim in self.dims:
                 extended = ragged_ghosts(extended, dim, ctx.lengths[:, dim - 1], self.radius)
-            rate = self.scaled(self.combine(extended, g.shape, self.dims, self.taps), scale)
-            rate = rate * grid_inside(g, ctx.lengths)
         else:
             extended = ghosted(g, self.dims, self.radius)
-            rate = self.scaled(self.combine(extended, g.shape, self.dims, self.taps), scale)
+        windows = []
+        for shift, n in self.taps:
+            window = extended
+            for dim, offset in zip(self.dims, shift, strict=True):
+                window = window.narrow(dim, self.radius + offset, g.shape[dim])
+            windows.append((window, n))
+        rate = weighted_sum(windows)
+        if scale is not None or self.over != 1:
+            rate.mul_((1 if scale is None else scale) / self.over)
+        if ctx.lengths is not None:
+            rate = rate * grid_inside(g, ctx.lengths)
         rate = rate.reshape(batch, -1, channels)  # (B, L, C)
         rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
-        return rate
-
-    def scaled(self, rate: torch.Tensor, scale) -> torch.Tensor:
-        """rate · s/d in place (nothing to do for s/d = 1 exactly)."""
-        if scale is not None:
-            return rate.mul_(scale / self.over)
-        return rate if self.over == 1 else rate.mul_(1 / self.over)
-
-    def combine(self, extended: torch.Tensor, shape: torch.Size, dims: tuple[int, ...],
-                taps) -> torch.Tensor:
-        """Σ_t n_t (extended shifted by t along dims, cut to shape) as a new tensor; taps
-        (t, n_t), t one offset per dim."""
-        windows = []
-        for shift, n in taps:
-            window = extended
-            for dim, offset in zip(dims, shift, strict=True):
-                window = window.narrow(dim, self.radius + offset, shape[dim])
-            windows.append((window, n))
-        (first, n), rest = windows[0], windows[1:]
-        if not rest:
-            return first * n
-        (second, m), rest = rest[0], rest[1:]
-        # out-of-place add with alpha is slow on strided windows: alpha only in place
-        rate = first + second if n == m == 1 else (first * n).add_(second, alpha=m)
-        for window, n in rest:
-            rate.add_(window, alpha=n)
         return rate
 
 

@@ -494,6 +494,7 @@ class TorchPrinter(ExpressionPrinter):
             "legendre_series": R.block("basis", "legendre_series"),
             "with_ghosts": R.GHOSTS[boundary],
             "ghosted": R.block("ghosted", "ghosted"),
+            "weighted_sum": R.block("weighted_sum", "weighted_sum"),
             "fill_ghosts": R.block(f"ghosts_{boundary}", "fill_ghosts"),
             "take": R.TAKE,
             "ghost_value": R.RAGGED_VALUE[boundary],

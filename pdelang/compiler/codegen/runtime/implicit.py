@@ -10,6 +10,7 @@ from torch import nn
 from .constants import BOUNDARY, EXTRA_TOKENS, GRID_MASKS, GRID_SHAPE
 from .context import Context
 from .ghosts_neumann import with_ghosts
+from .weighted_sum import weighted_sum
 
 
 # pdelang: begin ImplicitLinear
@@ -136,9 +137,10 @@ class ImplicitLinear(nn.Module):
     @staticmethod
     def along(stencil, g: torch.Tensor, dim: int) -> torch.Tensor:
         """Σ_j w_j g_{i + j e_dim}: a stencil's 1-D weights along one axis of g (b, *extent, C)."""
-        taps = tuple(((o,), n) for o, n in zip(stencil.offsets, stencil.numerators, strict=True))
         extended = with_ghosts(g, dim, stencil.radius)
-        return stencil.combine(extended, g.shape, (dim,), taps).mul_(1 / stencil.over)
+        windows = [(extended.narrow(dim, stencil.radius + o, g.shape[dim]), n)
+                   for o, n in zip(stencil.offsets, stencil.numerators, strict=True) if n != 0]
+        return weighted_sum(windows).mul_(1 / stencil.over)
 
     def stencils(self, g, parts, inside=None):
         """Σ_w c_w S_{w_1} ⋯ S_{w_k} g on one domain g: (b, *extent, C), each word applied
