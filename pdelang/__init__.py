@@ -23,18 +23,22 @@ __all__ = [
 
 def __getattr__(name):  # lazy: keep `import pdelang` (and `pdelang check`) free of torch
     if name == "load_spec":
+        # lazy: cycle (compiler.spec.load → errors → pdelang)
         from pdelang.compiler.spec.load import load_spec
         return load_spec
     if name == "compile_spec":
+        # lazy: cycle (compiler.driver → compiler → pdelang)
         from pdelang.compiler.driver import compile_spec
         return compile_spec
     if name == "build":
+        # lazy: cycle (interpreters.builder → interpreters → pdelang)
         from pdelang.interpreters.builder import build
         return build
     if name == "validate":
-        from pdelang.lab.validation.validate import validate
+        from pdelang.lab.validation.validate import validate  # lazy: torch
         return validate
     if name == "ablate":
+        # lazy: cycle (lab.ablation.ablate → errors → pdelang)
         from pdelang.lab.ablation.ablate import ablate
         return ablate
     raise AttributeError(f"module 'pdelang' has no attribute {name!r}")

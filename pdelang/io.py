@@ -135,6 +135,6 @@ def save_figure(figure, path: str | os.PathLike, **options) -> Path:
 
 def save_tensor(obj, path: str | os.PathLike) -> Path:
     """``torch.save(obj, path)`` atomically."""
-    import torch
+    import torch  # lazy: torch
 
     return _write_with(path, lambda tmp: torch.save(obj, tmp))

@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import sys
 
+from pdelang.cli.main import add_common
+from pdelang.lab.ablation.ablate import ablate
+from pdelang.lab.ablation.formatting import json_safe
+from pdelang.lab.ablation.report import render_markdown
+
 
 def configure(parser) -> None:
-    from pdelang.cli.main import add_common
     add_common(parser)
     parser.add_argument("--swap", action="append", default=[], metavar="KEY=V1,V2",
                         help="values to sweep (repeatable; every combination runs); "
@@ -77,9 +81,6 @@ def add_sweep_options(parser) -> None:
 
 
 def execute(args) -> int:
-    from pdelang.lab.ablation.ablate import ablate
-    from pdelang.lab.ablation.formatting import json_safe
-
     data = ablate(args.spec, args.swap, sweep_file=args.sweep, overrides=args.overrides,
                   reference=args.reference, train=args.train, steps=args.steps,
                   seeds=args.seeds, lr=args.lr, batch_size=args.batch_size,
@@ -95,7 +96,6 @@ def execute(args) -> int:
                                for variant in data["variants"]]
         print(json.dumps(json_safe(summary), indent=2))
     else:
-        from pdelang.lab.ablation.report import render_markdown
         print(render_markdown(json_safe(data)))
         if args.out:
             print(f"\nwrote {args.out}: " + ", ".join(sorted(data.get("files", {}))))

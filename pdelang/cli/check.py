@@ -9,10 +9,10 @@ import sympy
 from pdelang.compiler.analysis.analyse import describe
 from pdelang.compiler.driver import compile_spec
 from pdelang.compiler.spec.load import load_spec
+from pdelang.cli.main import add_common
 
 
 def configure(parser) -> None:
-    from pdelang.cli.main import add_common
     add_common(parser)
     parser.add_argument("--latex", action="store_true", help="print the equation in LaTeX")
 

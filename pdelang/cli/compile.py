@@ -13,10 +13,11 @@ import sympy
 from pdelang.compiler.driver import compile_spec
 from pdelang.errors import PdelangError
 from pdelang.io import write_atomically
+from pdelang.cli.main import add_common
+from pdelang.compiler.schemes.program import describe
 
 
 def configure(parser) -> None:
-    from pdelang.cli.main import add_common
     add_common(parser, json_flag=False)
     parser.add_argument("-o", "--output", help="write to FILE (atomically) instead of stdout")
     parser.add_argument("--emit", choices=["ast", "symbolic", "program", "discrete", "python"],
@@ -44,7 +45,6 @@ def emit(compilation, stage: str) -> str:
     if stage == "python":
         return compilation.python
     if stage == "program":
-        from pdelang.compiler.schemes.program import describe
         return describe(compilation.program)
     if stage == "ast":
         tree = {"equation": str(compilation.ast.equation),

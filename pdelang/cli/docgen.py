@@ -24,6 +24,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pdelang.compiler.spec import schema as S
+from pdelang.compiler import schemes
+from pdelang.compiler.operators import OPERATORS
+from pdelang.compiler.spec.schema import SPEC_SCHEMA
+from pdelang.cli.main import build_parser
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -56,8 +62,6 @@ def _num(value: float) -> str:
 
 def _describe_type(schema) -> str:
     """A short type description of a schema node of :mod:`pdelang.compiler.spec.schema`."""
-    from pdelang.compiler.spec import schema as S
-
     if isinstance(schema, S.Scalar):
         base = {"int": "integer", "float": "number", "bool": "boolean", "str": "string",
                 "identifier": "name"}[schema.kind]
@@ -93,8 +97,6 @@ def _describe_type(schema) -> str:
 
 def _spec_rows(schema, prefix: str) -> Iterator[tuple[str, Any, Any]]:
     """(dotted key, Field, schema) for every key under ``schema``, depth first."""
-    from pdelang.compiler.spec import schema as S
-
     if isinstance(schema, S.Record):
         for name, field in schema.fields.items():
             path = f"{prefix}.{name}" if prefix else name
@@ -115,10 +117,6 @@ def _field_doc(field, schema) -> str:
 
 def spec_reference() -> str:
     """The spec language reference page (Markdown)."""
-    from pdelang.compiler import schemes
-    from pdelang.compiler.operators import OPERATORS
-    from pdelang.compiler.spec.schema import SPEC_SCHEMA
-
     lines = [
         "# Spec language reference",
         "",
@@ -249,8 +247,6 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
 
 def command_reference() -> str:
     """The command reference page (Markdown), from the argparse definitions."""
-    from pdelang.cli.main import build_parser
-
     parser = build_parser()
     commands = _subparsers(parser)
     lines = [

@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+import os
+import json
 
 from pdelang.version import __version__
 from pdelang.errors import PdelangError
+from pdelang.interpreters.accelerate import CompileFallbackWarning, PrecisionWarning
 
 COMMANDS = {
     "check": ("pdelang.cli.check", "analyse a spec: terms, stencils, stability"),
@@ -57,10 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _show_warnings() -> None:
     """pdelang's own warnings (a torch.compile fallback, an emulated dtype) as one
     ``warning: …`` line on stderr, like the commands' other warnings."""
-    import warnings
-
-    from pdelang.interpreters.accelerate import CompileFallbackWarning, PrecisionWarning
-
     original = warnings.showwarning
     if getattr(original, "pdelang", False):
         return
@@ -80,13 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     _show_warnings()
     args = parser.parse_args(argv)
     if getattr(args, "debug", False):
-        import os
         os.environ["PDELANG_DEBUG"] = "1"  # the driver verifies each stage's output
     try:
         return int(importlib.import_module(args.module).execute(args) or 0)
     except PdelangError as error:
         if getattr(args, "json", False):
-            import json
             print(json.dumps({"error": error.to_json()}, ensure_ascii=False))
         print(str(error), file=sys.stderr)
         return 2

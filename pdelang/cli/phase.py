@@ -19,22 +19,31 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+import sys
+
+from pdelang.lab.ablation.phase_grid import (
+    DEFAULT_DEPTHS,
+    DEFAULT_LRS,
+    DEFAULT_NORMS,
+    QUICK_EVAL_EXAMPLES,
+    QUICK_GRID,
+    parse_grid,
+)
+from pdelang.cli.ablate import add_sweep_options, _failures
+from pdelang.cli.main import add_common
+from pdelang.lab.ablation.recipe_settings import RECIPES
+from pdelang.lab.ablation.stability import ARMS, DEFAULT_STUDY, SCALINGS, parse_study, study_units
+from pdelang.errors import OverrideError, SourceLocation, PdelangError
+from pdelang.lab.ablation.formatting import json_safe
+from pdelang.lab.ablation.stability_run import stability
+from pdelang.lab.ablation.stability_report import write_report, render_markdown, study_summary
+from pdelang.lab.ablation.phase import phase
+from pdelang.lab.ablation.phase_cells import phase_summary
+from pdelang.lab.ablation.phase_report import render_phase_markdown
 
 
 def configure(parser) -> None:
-    from pdelang.lab.ablation.phase_grid import (
-        DEFAULT_DEPTHS,
-        DEFAULT_LRS,
-        DEFAULT_NORMS,
-        QUICK_EVAL_EXAMPLES,
-        QUICK_GRID,
-    )
-    from pdelang.cli.ablate import add_sweep_options
-    from pdelang.cli.main import add_common
-
-    from pdelang.lab.ablation.recipe_settings import RECIPES
-    from pdelang.lab.ablation.stability import ARMS, DEFAULT_STUDY, SCALINGS
-
     add_common(parser)
     parser.add_argument("--recipe", choices=[*RECIPES, "legacy"], default="vit-digits",
                         help="vit-digits (default): the study with controls that train; "
@@ -98,8 +107,6 @@ def configure(parser) -> None:
 
 
 def _clip(text: str) -> float | None:
-    from pdelang.errors import OverrideError, SourceLocation
-
     if text.lower() in ("off", "none", "no"):
         return None
     try:
@@ -114,9 +121,6 @@ def _clip(text: str) -> float | None:
 
 
 def _depths(option: str, text: str) -> tuple[int, ...]:
-    from pdelang.lab.ablation.stability import parse_study
-    from pdelang.errors import OverrideError
-
     try:
         return parse_study(depths=text).depths
     except OverrideError as exc:  # located in --depths' text: relocate to this option
@@ -125,8 +129,6 @@ def _depths(option: str, text: str) -> tuple[int, ...]:
 
 
 def _legacy_only(args) -> None:
-    from pdelang.errors import PdelangError
-
     given = [o for o, v in (("--norms", args.norms), ("--residual", args.residual),
                             ("--depth-scaling", args.depth_scaling != "step" or None))
              if v is not None]
@@ -137,13 +139,7 @@ def _legacy_only(args) -> None:
 
 
 def execute_study(args) -> int:
-    import sys
-    from dataclasses import replace
-
-    from pdelang.lab.ablation.recipe import RECIPES, quick_recipe
-    from pdelang.lab.ablation.formatting import json_safe
-    from pdelang.lab.ablation.stability import parse_study, study_units
-    from pdelang.lab.ablation.stability_run import stability
+    from pdelang.lab.ablation.recipe import RECIPES, quick_recipe  # lazy: torch
 
     _legacy_only(args)
     grid = parse_study(args.arms, args.depths, args.scalings, args.lrs,
@@ -155,7 +151,6 @@ def execute_study(args) -> int:
     changes = {"clip": _clip(args.clip)}
     if args.epochs is not None:
         if args.epochs < 1:
-            from pdelang.errors import PdelangError
             raise PdelangError(f"--epochs {args.epochs}: at least 1", suggestion="--epochs 30")
         changes["epochs"] = args.epochs
     if args.warmup is not None:
@@ -171,15 +166,13 @@ def execute_study(args) -> int:
                      progress=False, log=log, quick=args.quick,
                      report_only=args.report_only, device=args.device)
     if depth_limit:
-        from pdelang.lab.ablation.continuum import run_depth_limit
-        from pdelang.lab.ablation.stability_report import write_report
+        from pdelang.lab.ablation.continuum import run_depth_limit  # lazy: torch
 
         data["depth_limit"] = run_depth_limit(
             args.spec, depth_limit, recipe, args.depth_limit_lr,
             tuple(range(args.depth_limit_seeds)), base=args.overrides, out=out, log=log,
             threads=args.threads or 1, train_missing=not args.report_only)
         data["files"] = {k: str(v) for k, v in write_report(out, data).items()}
-    from pdelang.lab.ablation.stability_report import render_markdown, study_summary
 
     if args.json:
         print(json.dumps(json_safe(study_summary(data)), indent=2))
@@ -193,12 +186,6 @@ def execute_study(args) -> int:
 def execute(args) -> int:
     if args.recipe != "legacy":
         return execute_study(args)
-    from pdelang.lab.ablation.phase import phase
-    from pdelang.lab.ablation.phase_cells import phase_summary
-    from pdelang.lab.ablation.phase_grid import parse_grid
-    from pdelang.lab.ablation.phase_report import render_phase_markdown
-    from pdelang.lab.ablation.formatting import json_safe
-    from pdelang.cli.ablate import _failures
 
     grid = parse_grid(args.depths, args.lrs, args.norms, args.residual, args.depth_scaling,
                       quick=args.quick)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import sys
 
+from pdelang.errors import PdelangError, did_you_mean
+from pdelang.compiler.spec.initial import option_location
+
 #: Every fixed reference name with one line about it; trainable ones name their trainer.
 DESCRIPTIONS = {
     "minilm": "pretrained all-MiniLM-L6-v2 (post-LN BERT, 6 x 384, 12 heads), text",
@@ -68,6 +71,7 @@ def configure(parser) -> None:
 def _listing() -> list[dict]:
     """One row per fixed reference, then one per trained seed S ≠ 0 of ``vit-digits``
     (``vit-digits@S``) right after the ``vit-digits`` row (seed 0, trained or not)."""
+    # lazy: torch
     from pdelang.lab.reference.vit_digits import (
         model_dir,
         read_metadata,
@@ -120,9 +124,6 @@ def _list(args) -> int:
 def _check(args) -> tuple[str, int]:
     """The reference to train and its seed (``NAME@SEED`` and ``--seed`` resolved), or a
     located :class:`~pdelang.errors.PdelangError`."""
-    from pdelang.errors import PdelangError, did_you_mean
-    from pdelang.compiler.spec.initial import option_location
-
     base, at, suffix = args.name.partition("@")
     if base not in TRAINABLE:
         known = DESCRIPTIONS.get(base)
@@ -138,7 +139,7 @@ def _check(args) -> tuple[str, int]:
         raise PdelangError(f"--seed {seed}: must be a non-negative integer",
                            option_location("--seed", str(seed)), "e.g. --seed 1")
     if at:
-        from pdelang.lab.reference.vit_digits import seed_from_suffix
+        from pdelang.lab.reference.vit_digits import seed_from_suffix  # lazy: torch
 
         try:
             named = seed_from_suffix(suffix, args.name)
@@ -158,7 +159,7 @@ def _check(args) -> tuple[str, int]:
 
 
 def _train(args) -> int:
-    from pdelang.lab.reference.vit_digits import DEFAULT_EPOCHS, train_vit_digits
+    from pdelang.lab.reference.vit_digits import DEFAULT_EPOCHS, train_vit_digits  # lazy: torch
 
     _, seed = _check(args)
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS

@@ -31,13 +31,33 @@ import sys
 from pathlib import Path
 
 from pdelang.errors import PdelangError, RuntimeCheckError
-from pdelang.compiler.spec.initial import option_location
+from pdelang.compiler.spec.initial import option_location, parse_init
+from pdelang.cli.main import add_common
+from pdelang.compiler.spec.limits import how_to_raise, limit
+from pdelang.interpreters.builder import build_module, structure_of
+from pdelang.interpreters.trajectory import (
+    check_plot,
+    check_trajectory_size,
+    trajectory_format,
+    save_trajectory,
+    plot_diagnostics,
+)
+from pdelang.interpreters.accelerate import (
+    check_dtype,
+    compile_stepper,
+    is_compiled,
+    module_dtype,
+    precision,
+)
+from pdelang.interpreters.diagnose import blame
+from pdelang.interpreters.particles import particle_metrics
+from pdelang.io import save_tensor
+from pdelang.compiler.spec.load import canonical_hash
 
 INIT_CHOICES = "random[:S] | uniform:A,B | bump[:H] | FILE.pt"
 
 
 def configure(parser) -> None:
-    from pdelang.cli.main import add_common
     add_common(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--init", default=None, metavar="COND",
@@ -85,8 +105,7 @@ def configure(parser) -> None:
 def initial_state(args, spec, structure, model, torch, shape_1d=None):
     """The initial state as a float64 tensor (B, N, C): ``--init``, else the spec's
     ``init:``, else ``random`` (N(0, 0.1²))."""
-    from pdelang.compiler.spec.initial import parse_init
-    from pdelang.interpreters.initial_state import initial_state as make_state
+    from pdelang.interpreters.initial_state import initial_state as make_state  # lazy: numpy
 
     if args.init is not None:
         init = parse_init(args.init)
@@ -119,8 +138,6 @@ def _default_tokens(structure, shape_1d) -> int:
 def _check_state_size(batch: int, tokens: int, channels: int) -> None:
     """Refuse a generated state larger than the ``state_values`` limit before allocating it
     (``--batch 10**9`` would otherwise ask the machine for terabytes)."""
-    from pdelang.compiler.spec.limits import how_to_raise, limit
-
     values = batch * tokens * channels
     if values > limit("state_values"):
         raise PdelangError(f"a state of {batch:,} × {tokens:,} tokens × {channels:,} channels "
@@ -217,9 +234,7 @@ def blowup_hint(facts, structure, init, low: float, high: float) -> str:
 
 # ----------------------------------------------------------------------------- the command
 def execute(args) -> int:
-    import torch
-
-    from pdelang.interpreters.builder import build_module, structure_of
+    import torch  # lazy: torch
 
     module = build_module(args.spec, args.overrides)
     structure = {**structure_of(module.Stepper),
@@ -242,11 +257,6 @@ def execute(args) -> int:
         raise PdelangError(f"--save {args.save}: the directory does not exist",
                            option_location("--save", args.save),
                            "create the directory first, or save elsewhere")
-    from pdelang.interpreters.trajectory import (
-        check_plot,
-        check_trajectory_size,
-        trajectory_format,
-    )
 
     if args.trajectory:
         trajectory_format(args.trajectory)
@@ -274,13 +284,6 @@ def execute(args) -> int:
             print(f"refused (--strict): {text}", file=sys.stderr)
             return 1
         print(f"warning: {text} (--strict refuses to run past the bound)", file=sys.stderr)
-    from pdelang.interpreters.accelerate import (
-        check_dtype,
-        compile_stepper,
-        is_compiled,
-        module_dtype,
-        precision,
-    )
 
     device = torch.device(args.device)
     dtype = module_dtype(args.dtype)  # bfloat16/float16: float32 under autocast
@@ -303,7 +306,6 @@ def execute(args) -> int:
             where = f"term '{term}'"
             if not program.is_splitting:
                 # a Runge–Kutta/IMEX stage sums several terms: re-run the step term by term
-                from pdelang.interpreters.diagnose import blame
                 found = blame(program, stepper.layers[layer],
                               module.Context(before["state"], None, record=False),
                               stepper.shared, before["state"], structure["dt"])
@@ -328,8 +330,6 @@ def execute(args) -> int:
             f"NaN or Inf in the state after layer {index} (compiled; the same step "
             "uncompiled stays finite)", suggestion="run again without --compile")
 
-    from pdelang.interpreters.particles import particle_metrics
-
     t0, dt = float(spec.time.span[0]), structure["dt"]
     substeps = structure["substeps"]
     norms = [{"layer": 0, "time": t0, **particle_metrics(u)}]
@@ -338,7 +338,7 @@ def execute(args) -> int:
     steps = structure["layers"] * structure["substeps"]
     progress = None
     if not args.no_progress and not args.json:
-        from tqdm import tqdm
+        from tqdm import tqdm  # lazy: tqdm
         progress = tqdm(total=steps, desc=structure["name"], unit="step", file=sys.stderr)
     try:
         with torch.no_grad(), precision(args.dtype, device):
@@ -368,19 +368,13 @@ def execute(args) -> int:
         if progress:
             progress.close()
     if args.save:
-        from pdelang.io import save_tensor
         save_tensor(u.cpu(), args.save)
     if trajectory is not None:
-        from pdelang.compiler.spec.load import canonical_hash
-        from pdelang.interpreters.trajectory import save_trajectory
-
         save_trajectory(args.trajectory, trajectory["states"], trajectory["times"],
                         trajectory["layers"], trajectory["steps"], output=u,
                         spec_hash=canonical_hash(spec), spec=args.spec, name=structure["name"],
                         every=args.every, dt=dt)
     if args.plot:
-        from pdelang.interpreters.trajectory import plot_diagnostics
-
         plot_diagnostics(norms, args.plot, f"{structure['name']}: {init.describe()}, "
                                            f"{steps} steps of Δt = {dt:g}")
     result = {"spec": args.spec, "device": str(device), "dtype": args.dtype,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pdelang.compiler.spec as spec_package
+
 
 def schema_path() -> Path:
     """The JSON Schema file shipped with the package."""
-    import pdelang.compiler.spec as spec_package
-
     return Path(spec_package.__file__).with_name("spec.schema.json")
 
 

@@ -7,6 +7,11 @@ reused by a later call (delete a piece's JSON to recompute it); ``summary.json``
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
+from pathlib import Path
+
+from pdelang.errors import PdelangError
+from pdelang.compiler.spec.initial import option_location
 
 
 def configure(parser) -> None:
@@ -32,12 +37,7 @@ def configure(parser) -> None:
 
 
 def execute(args) -> int:
-    from dataclasses import replace
-    from pathlib import Path
-
-    from pdelang.errors import PdelangError
-    from pdelang.compiler.spec.initial import option_location
-    from pdelang.lab.studies.paper1 import StudyConfig, quick_config, run_study
+    from pdelang.lab.studies.paper1 import StudyConfig, quick_config, run_study  # lazy: torch
 
     try:
         seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())

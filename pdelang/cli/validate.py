@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+import math
+
+from pdelang.cli.main import add_common
+from pdelang.errors import PdelangError
+from pdelang.io import write_atomically
 
 
 def configure(parser) -> None:
-    from pdelang.cli.main import add_common
     add_common(parser)
     parser.add_argument("--reference", default="minilm",
                         help="minilm (default), vit-digits, hf:PATH, hf-config:bert|vit|gpt2, "
@@ -82,10 +86,6 @@ def configure(parser) -> None:
 
 
 def _check_options(args) -> None:
-    import math
-
-    from pdelang.errors import PdelangError
-
     for flag, value, low in (("--sentences", args.samples, 1),
                              ("--max-length", args.max_length, 3),  # [CLS] word [SEP]
                              ("--steps", args.steps, 1),
@@ -121,14 +121,14 @@ def execute(args) -> int:
     progress = None
     bar = None
     if args.mode == "fit" and not args.json:
-        from tqdm import tqdm
+        from tqdm import tqdm  # lazy: tqdm
         bar = tqdm(desc="fit (L-BFGS)", unit="evaluation", file=sys.stderr)
 
         def progress(loss):
             bar.set_postfix(loss=f"{loss:.4g}")
             bar.update(1)
     if args.mode == "distill" and not args.json:
-        from tqdm import tqdm
+        from tqdm import tqdm  # lazy: tqdm
         bar = tqdm(desc="distill", unit="eval", file=sys.stderr)
 
         def progress(restart, step, loss):
@@ -137,10 +137,10 @@ def execute(args) -> int:
 
     levels = None
     if args.mode == "depth":
-        from pdelang.lab.validation.depth import parse_levels
+        from pdelang.lab.validation.depth import parse_levels  # lazy: torch
         levels = parse_levels(args.levels)
         if not args.json:
-            from tqdm import tqdm
+            from tqdm import tqdm  # lazy: tqdm
             bar = tqdm(total=len(levels) + 1, desc="depth", unit="solve", file=sys.stderr)
 
             def progress(label):
@@ -155,7 +155,7 @@ def execute(args) -> int:
 
 
 def _run(args, progress, levels):
-    from pdelang.lab.validation.validate import validate
+    from pdelang.lab.validation.validate import validate  # lazy: torch
 
     return validate(args.spec, args.reference, args.mode, overrides=args.overrides,
                     samples=args.samples, text=args.text, max_length=args.max_length,
@@ -172,19 +172,17 @@ def _run(args, progress, levels):
 
 def _report(args, result) -> int:
     """The table (or JSON) on stdout, plots and results.json in ``--out``; the exit code."""
-    from pdelang.io import write_atomically
-
     if args.mode == "depth":
-        from pdelang.lab.validation.depth import format_depth_table as format_table
-        from pdelang.lab.validation.depth import write_depth_plots as write_plots
+        from pdelang.lab.validation.depth import format_depth_table as format_table  # lazy: torch
+        from pdelang.lab.validation.depth import write_depth_plots as write_plots  # lazy: torch
     elif args.mode == "distill":
-        from pdelang.lab.validation.distill import format_distill as format_table
+        from pdelang.lab.validation.distill import format_distill as format_table  # lazy: torch
 
         def write_plots(result, out):
             out.mkdir(parents=True, exist_ok=True)
             return []
     else:
-        from pdelang.lab.validation.validate import format_table, write_plots
+        from pdelang.lab.validation.validate import format_table, write_plots  # lazy: torch
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     data = result.to_json()

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import json
 
+from pdelang.cli.main import add_common
+from pdelang.compiler.spec.load import load_spec
+from pdelang.errors import PdelangError
+from pdelang.compiler.spec.initial import option_location, parse_init
+
 
 def configure(parser) -> None:
-    from pdelang.cli.main import add_common
     add_common(parser)
     parser.add_argument("--steps", type=int, default=10_000,
                         help="steps for the stability sharpness check (default 10000)")
@@ -37,18 +41,14 @@ def configure(parser) -> None:
 
 
 def execute(args) -> int:
-    from pdelang.compiler.spec.load import load_spec
-    from pdelang.lab.testing.verify import verify
+    from pdelang.lab.testing.verify import verify  # lazy: numpy
 
     if args.steps < 100:
-        from pdelang.errors import PdelangError
-        from pdelang.compiler.spec.initial import option_location
         raise PdelangError(f"--steps {args.steps}: the sharpness check needs at least 100 steps "
                            "to tell bounded from growing",
                            option_location("--steps", str(args.steps)), "the default is 10000")
     init = None  # the spec's init:, or verify's own amplitudes
     if args.init is not None:
-        from pdelang.compiler.spec.initial import parse_init
         init = parse_init(args.init)
     spec = load_spec(args.spec, args.overrides)
     report = verify(spec, seed=args.seed, steps=args.steps, equivalence=args.equivalence,

@@ -11,6 +11,15 @@ from __future__ import annotations
 import ast as python_ast
 import math
 from fractions import Fraction
+import sympy
+
+from pdelang.compiler.language import ast
+from pdelang.compiler.operators import operator_of, OPERATORS
+from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.compiler.schemes import SCHEMES, program as P
+from pdelang.compiler.analysis.analyse import STABLE_AGAIN
+from pdelang.compiler.analysis.stencils import taylor_error
+from pdelang.compiler.discrete import ir as D
 
 
 class InvariantError(AssertionError):
@@ -28,8 +37,6 @@ def _fail(stage: str, node, message: str):
 
 # ----------------------------------------------------------------------------- per stage
 def check_ast(parsed, spec) -> None:
-    from pdelang.compiler.language import ast
-
     if set(parsed.terms) != set(spec.terms):
         _fail("ast", "terms", f"parsed {sorted(parsed.terms)}, the spec has {sorted(spec.terms)}")
     if getattr(parsed.equation.field, "loc", None) is None:
@@ -43,11 +50,6 @@ def check_ast(parsed, spec) -> None:
 
 
 def check_symbolic(model) -> None:
-    import sympy
-
-    from pdelang.compiler.operators import operator_of
-    from pdelang.compiler.symbolic.functions import OperatorCall
-
     names = [t.name for t in model.terms]
     if not names:
         _fail("symbolic", "equation", "no term")
@@ -69,14 +71,10 @@ def check_symbolic(model) -> None:
 
 
 def operator_of_name(name):
-    from pdelang.compiler.operators import OPERATORS
     return OPERATORS.get(name)
 
 
 def check_program(program, model=None) -> None:
-    from pdelang.compiler.schemes import SCHEMES
-    from pdelang.compiler.schemes import program as P
-
     stage = "program"
     if program.scheme not in SCHEMES:
         _fail(stage, "scheme", f"unknown scheme {program.scheme!r}")
@@ -133,8 +131,6 @@ def check_program(program, model=None) -> None:
 
 
 def _coefficients(ins):
-    from pdelang.compiler.schemes import program as P
-
     out = []
     if isinstance(ins, (P.Solve, P.Flow)):
         out.append(ins.coefficient)
@@ -148,8 +144,6 @@ def _coefficients(ins):
 def _check_consistent(program) -> None:
     """Each term is integrated once per step: ∂G/∂z_t = 1 at z = 0 for every term, G the
     step's amplification on ``u' = Σ_t λ_t u`` (a numeric derivative)."""
-    from pdelang.compiler.schemes import program as P
-
     constants = program.constant_values
 
     class Machine:
@@ -183,9 +177,6 @@ def _check_consistent(program) -> None:
 
 
 def check_analysis(analysis) -> None:
-    from pdelang.compiler.analysis.analyse import STABLE_AGAIN
-    from pdelang.compiler.analysis.stencils import taylor_error
-
     for key, facts in analysis.stencils.items():
         s = facts.stencil
         try:
@@ -210,9 +201,6 @@ def check_analysis(analysis) -> None:
 
 
 def check_discrete(model) -> None:
-    from pdelang.compiler.discrete import ir as D
-    from pdelang.compiler.operators import OPERATORS
-
     stage = "discrete"
     # names become Python code (class, attribute and method names): ASCII identifiers only
     names = [model.name, model.class_name, *(t.name for t in model.terms),

@@ -64,12 +64,12 @@ def _fallback(reason: str) -> None:
 
 def compile_unavailable(device_type: str = "cpu") -> str | None:
     """Why ``torch.compile`` cannot be used here (None when nothing is known against it)."""
-    import torch
+    import torch  # lazy: torch
 
     if not hasattr(torch, "compile"):
         return f"torch {torch.__version__} has no torch.compile"
     try:
-        from torch._dynamo.eval_frame import check_if_dynamo_supported
+        from torch._dynamo.eval_frame import check_if_dynamo_supported  # lazy: torch
     except ImportError:  # a torch without the check: the first call tells
         check_if_dynamo_supported = None
     if check_if_dynamo_supported is not None:
@@ -79,7 +79,7 @@ def compile_unavailable(device_type: str = "cpu") -> str | None:
             return _first_line(exc)
     if device_type == "cpu":
         try:
-            from torch._inductor.cpp_builder import get_cpp_compiler
+            from torch._inductor.cpp_builder import get_cpp_compiler  # lazy: torch
         except ImportError:
             return None
         try:
@@ -123,7 +123,7 @@ def compile_stepper(stepper, *, dynamic: bool | None = None, device_type: str | 
     recompiles for every new shape.  Falls back to the uncompiled layers with one
     :class:`CompileFallbackWarning` where compiling is not possible.
     """
-    import torch
+    import torch  # lazy: torch
 
     if device_type is None:
         parameter = next(iter(stepper.parameters()), None)
@@ -157,14 +157,14 @@ def device_type_of(device) -> str:
 
 def module_dtype(name: str):
     """The dtype the module and the state are held in for a ``--dtype`` choice."""
-    import torch
+    import torch  # lazy: torch
 
     return torch.float32 if name in REDUCED else getattr(torch, name)
 
 
 def precision(name: str, device="cpu"):
     """The context a run at dtype ``name`` executes in (autocast only for bfloat16/float16)."""
-    import torch
+    import torch  # lazy: torch
 
     if name not in REDUCED:
         return contextlib.nullcontext()
@@ -174,7 +174,7 @@ def precision(name: str, device="cpu"):
 def check_dtype(name: str, device="cpu") -> str | None:
     """A warning text when ``device`` computes the reduced dtype ``name`` emulated (slowly),
     None when it is native or ``name`` is float32/float64."""
-    import torch
+    import torch  # lazy: torch
 
     if name not in REDUCED:
         return None

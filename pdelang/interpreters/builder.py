@@ -23,6 +23,7 @@ from pdelang.compiler.driver import Compilation, compile_spec
 from pdelang.io import write_atomically
 from pdelang.compiler.spec.load import canonical_hash, load_spec
 from pdelang.compiler.spec.model import Spec
+from pdelang.interpreters.accelerate import compile_stepper
 
 _CACHE: dict[str, ModuleType] = {}
 _COMPILED: dict[tuple[str, bool | None], type] = {}  # (module name, dynamic) → subclass
@@ -78,7 +79,6 @@ def build(spec: Spec | str | Path, overrides: Iterable[str] = (), *, compile: bo
 def _compiled_class(base: type, dynamic: bool | None) -> type:
     def __init__(self, *args, **kwargs):
         base.__init__(self, *args, **kwargs)
-        from pdelang.interpreters.accelerate import compile_stepper
         compile_stepper(self, dynamic=dynamic)
 
     return type(base.__name__, (base,), {

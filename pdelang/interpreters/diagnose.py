@@ -39,7 +39,7 @@ class _TorchMachine:
     """The step program's instructions with the generated layer's methods, checked."""
 
     def __init__(self, program: P.StepProgram, layer, ctx, shared, dt: float) -> None:
-        import torch
+        import torch  # lazy: torch
 
         self.torch = torch
         self.program = program
@@ -88,7 +88,7 @@ class _TorchMachine:
 def blame(program: P.StepProgram, layer, ctx, shared, state, dt: float) -> Blame | None:
     """Re-run one step of ``layer`` from ``state`` (the last finite state), interpreting
     ``program`` term by term; the first non-finite instruction and term, or None."""
-    import torch
+    import torch  # lazy: torch
 
     machine = _TorchMachine(program, layer, ctx, shared, dt)
     try:

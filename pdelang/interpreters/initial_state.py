@@ -44,7 +44,7 @@ def _bump_profile(n: int) -> np.ndarray:
 def _load_state(init: Init, model) -> np.ndarray:
     """The tensor of an ``init: FILE.pt``; every problem with it is located where the file
     was named (the spec's ``init:`` or ``--init``)."""
-    import torch
+    import torch  # lazy: torch
 
     def fail(message: str, suggestion: str | None = None) -> PdelangError:
         return PdelangError(message, init.where, suggestion)

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.polynomial import legendre
 
 from pdelang.compiler.discrete import ir as D
 from pdelang.compiler.operators import OPERATORS, MissingHandler
@@ -299,7 +300,6 @@ class NumpyOracle:
         """The value of a scalar parameter (softplus of the stored θ if it is positive)."""
         spec = next(p for p in self.model.parameters if p.name == name)
         if spec.basis:  # Σ_k c_k P_k(s) at the depth of the step (see forward)
-            from numpy.polynomial import legendre
 
             return float(legendre.legval(self.depth, self.weight(f"shared.{name}_coefficients")))
         prefix = f"layers.{layer}." if spec.per_layer else "shared."
@@ -438,7 +438,7 @@ class NumpyOracle:
                        ctx: _Context) -> np.ndarray:
         """(I − scale·L)⁻¹ x (``solve``) or exp(scale·L) x (``flow``), with dense matrices;
         ``scale`` may differ per batch element."""
-        import scipy.linalg
+        import scipy.linalg  # lazy: scipy
 
         batch, tokens, _ = x.shape
         scales = np.broadcast_to(np.asarray(scale, dtype=np.float64).reshape(-1), (batch,)) \

@@ -38,7 +38,7 @@ import math
 
 
 def _torch():
-    import torch
+    import torch  # lazy: torch
 
     return torch
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from pdelang.compiler.spec.initial import option_location
 from pdelang.errors import PdelangError
+from pdelang.compiler.spec.limits import how_to_raise, limit
+from pdelang.io import atomic_directory, atomic_path, save_tensor, save_figure
 
 FORMATS = (".pt", ".nc", ".zarr")
 DIMS = ("time", "batch", "token", "channel")
@@ -60,8 +62,6 @@ def trajectory_format(path: str, option: str = "--trajectory") -> str:
 def check_trajectory_size(states: int, batch: int, tokens: int, channels: int,
                           option: str, path: str) -> None:
     """Refuse a trajectory larger than the ``state_values`` limit before the run."""
-    from pdelang.compiler.spec.limits import how_to_raise, limit
-
     values = states * batch * tokens * channels
     if values > limit("state_values"):
         raise PdelangError(f"a trajectory of {states:,} states of {batch:,} × {tokens:,} × "
@@ -75,9 +75,7 @@ def save_trajectory(path: str, states, times, layers, steps, *, output, spec_has
                     spec: str, name: str, every: str, dt: float) -> Path:
     """Write a trajectory (``states``: list of (B, N, C) tensors at ``times``) to ``path``,
     in the format of its suffix (see the module docstring); atomically."""
-    import torch
-
-    from pdelang.io import atomic_directory, atomic_path, save_tensor
+    import torch  # lazy: torch
 
     stacked = torch.stack([s.detach().cpu() for s in states])
     times_t = torch.tensor([float(t) for t in times], dtype=torch.float64)
@@ -90,7 +88,7 @@ def save_trajectory(path: str, states, times, layers, steps, *, output, spec_has
             "layers": torch.tensor(list(layers), dtype=torch.int64),
             "steps": torch.tensor(list(steps), dtype=torch.int64),
             "dims": DIMS, "output": output.detach().cpu(), **meta}, path)
-    import xarray as xr
+    import xarray as xr  # lazy: xarray
 
     values = stacked.float().numpy() if stacked.dtype in (torch.bfloat16, torch.float16) \
         else stacked.numpy()
@@ -135,12 +133,10 @@ def check_plot(path: str, option: str = "--plot") -> None:
 def plot_diagnostics(rows: list[dict], path: str, title: str) -> Path:
     """Four panels against depth time t: mean token norm, mean pairwise cosine, effective
     rank and the rank-collapse residual (log scale) of ``pdelang run``'s rows."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pdelang.io import save_figure
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     times = [row["time"] for row in rows]
     panels = [("norm", "mean token norm", "linear"),

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydoc_data.topics import topics
 
 SPLITS = ("train", "heldout")
 MIN_WORDS = 5
@@ -145,8 +146,6 @@ def _acceptable(sentence: str) -> bool:
 
 def pydoc_topics() -> list[tuple[str, str]]:
     """``(name, text)`` of every ``pydoc_data.topics`` topic, in sorted name order."""
-    from pydoc_data.topics import topics
-
     return [(name, topics[name]) for name in sorted(topics)]
 
 
@@ -275,7 +274,7 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
     Cached and shared: index into them (a copy), never write to them.
     """
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # lazy: sklearn
 
     data = load_digits()
     images = (data.images / 16.0).astype(np.float32)

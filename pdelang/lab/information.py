@@ -144,8 +144,8 @@ def usable_information(
     'n_train', 'n_test', 'classes', 'converged' (lbfgs converged within max_iter),
     'estimator'}``.
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.exceptions import ConvergenceWarning  # lazy: sklearn
+    from sklearn.linear_model import LogisticRegression  # lazy: sklearn
 
     train = _matrix(train_features, "train_features")
     test = _matrix(test_features, "test_features")
@@ -330,7 +330,7 @@ def ksg_mi(x, y, *, k: int = 3, jitter: float = 0.0, seed: int = 0) -> dict:
 
     Returns ``{'bits', 'k', 'n', 'dx', 'dy', 'estimator', 'bias'}``.
     """
-    from scipy.special import digamma
+    from scipy.special import digamma  # lazy: scipy
 
     xs, ys = _matrix(x, "x"), _matrix(y, "y")
     n = len(xs)
@@ -370,7 +370,7 @@ def _ksg_counts(xs: np.ndarray, ys: np.ndarray, k: int,
     ``max_m |a_m − b_m|`` exactly, so they agree exactly."""
     n = len(xs)
     if method == "tree":
-        from scipy.spatial import cKDTree
+        from scipy.spatial import cKDTree  # lazy: scipy
 
         joint = np.hstack([xs, ys])
         distance, _ = cKDTree(joint).query(joint, k=k + 1, p=np.inf)  # (n, k + 1), self first

@@ -116,7 +116,6 @@ def test_run_depth_limit_end_to_end_and_resumes(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("trained again")
     monkeypatch.setattr(continuum, "smooth_init", refuse)
-    import pdelang.lab.ablation.recipe as recipe_module
-    monkeypatch.setattr(recipe_module, "train_recipe", refuse)
+    monkeypatch.setattr(continuum, "train_recipe", refuse)
     again = run_depth_limit(str(VIT2D), (2, 4), recipe, 1e-3, (0,), out=tmp_path)
     assert again["verdicts"] == result["verdicts"]

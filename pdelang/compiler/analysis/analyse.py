@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import sympy
+import sys
 
 from pdelang.compiler.analysis import stability as stab
 from pdelang.compiler.analysis.stencils import StencilFacts
@@ -37,7 +38,7 @@ from pdelang.compiler.analysis.symbols import (
 )
 from pdelang.errors import SpecError
 from pdelang.compiler.frozen import frozen_dict
-from pdelang.compiler.operators import operator_of
+from pdelang.compiler.operators import operator_of, OPERATORS
 from pdelang.compiler.schemes import program as P
 from pdelang.compiler.schemes import restricted
 from pdelang.compiler.symbolic.functions import OperatorCall
@@ -188,7 +189,6 @@ def differential_order(expr: sympy.Expr, model: SymbolicModel) -> int:
 
 
 def operator_of_name(name: str):
-    from pdelang.compiler.operators import OPERATORS
     return OPERATORS[name]
 
 
@@ -208,8 +208,6 @@ def _check_spacing(model: SymbolicModel, stencils: dict[str, StencilFacts]) -> N
     """A stencil divides by h^k: for the derivative orders k the spec uses, h^k must be a
     normal float64 (``spacing: 1.0e-320`` makes h² zero and 1/h² a division by zero;
     ``spacing: 1.0e200`` makes h² infinite and every derivative zero)."""
-    import sys
-
     h = model.spec.grid.spacing
     for key, facts in stencils.items():
         k = facts.derivative
@@ -334,7 +332,7 @@ def stability(model: SymbolicModel, program: P.StepProgram, stencils) -> Stabili
     facts = _stability(model, program, stencils)
     if facts.verdict != "unstable" or not facts.max_stable_dt:
         return facts
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     dims = len(model.axes)
     if dims == 1:
@@ -521,8 +519,8 @@ def _sampled_bound(model, G, z, active, symbols, atoms, theta_list):
     """(min over θ of the first Δt > 0 at which |G(Δt λ(θ))| exceeds its allowance, the θ
     that sets it): a grid of θ (1-D: 1025 points on [0, π]; 2-D: 49 × 97 on
     [0, π] × [−π, π] — |G| is even under θ → −θ), refined by a bounded local search."""
-    import numpy as np
-    from scipy.optimize import minimize
+    import numpy as np  # lazy: numpy
+    from scipy.optimize import minimize  # lazy: scipy
 
     fns = [sympy.lambdify(theta_list, symbol_of(symbols[t].words, atoms), "numpy")
            for t in active]
@@ -625,7 +623,7 @@ def excess_on_waves(model: SymbolicModel, program: P.StepProgram, stencils, thet
     """max over the given waves θ (an array (K, dims)) of |G(θ, Δt)| / allowance − 1: the
     analysis' own criterion on a chosen set of waves (a grid's modes, for ``verify``), or
     None when the analysis has no symbol.  ≤ 0: every given wave is within its allowance."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     theta_symbols, symbols, _keys, atoms = _term_symbols(model, stencils)
     if any(s.nonconstant for s in symbols.values()):

@@ -31,8 +31,9 @@ import math
 from dataclasses import dataclass
 
 import sympy
+import mpmath
 
-from pdelang.compiler.schemes import program as P
+from pdelang.compiler.schemes import program as P, exact_constant, SCHEMES
 
 Z = sympy.Symbol("z")
 
@@ -73,7 +74,6 @@ class SymbolicMachine:
 
 
 def exact_constants(program: P.StepProgram) -> dict[str, sympy.Expr]:
-    from pdelang.compiler.schemes import exact_constant
     return {c.name: exact_constant(program.scheme, c.name) for c in program.constants}
 
 
@@ -87,7 +87,6 @@ def stability_function(scheme, terms: tuple[str, ...] = ("a",), implicit: tuple[
                        residual: bool = True) -> sympy.Expr:
     """R(z) of a scheme (a :class:`pdelang.compiler.schemes.Scheme` or its name) on ``u' = λu`` with
     every term sharing λ: derived from its step program, never written down."""
-    from pdelang.compiler.schemes import SCHEMES
     if isinstance(scheme, str):
         scheme = SCHEMES[scheme]
     program = scheme.program(terms, terms, implicit, residual, ())
@@ -330,7 +329,7 @@ ROUNDOFF = 1e-12  # relative tolerance of every comparison of |G| with its allow
 
 def allowance(total_rate_dt):
     """max(1, |e^{λΔt}|)^GROWTH_SLACK for z = λΔt (NumPy, elementwise)."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     return np.exp(GROWTH_SLACK * np.maximum(np.real(total_rate_dt), 0.0))
 
@@ -339,8 +338,6 @@ def growing_interval(g: sympy.Expr, z: sympy.Symbol = Z) -> float:
     """sup{s : |g(w)| ≤ e^{GROWTH_SLACK·w} for w ∈ [0, s]}: how far a step of stability
     function g stays within its allowance on the growing side of the real axis (g's
     argument is the whole λΔt); ∞ if no w up to 1e9 exceeds it."""
-    import mpmath
-
     fn = sympy.lambdify(z, g, "mpmath")  # e^{1000}: no overflow
 
     def excess(s: float) -> float:
@@ -359,7 +356,7 @@ def _over(value, allowed):
     """|G| above its allowance; where the allowance itself overflows float64 (the
     equation grows by more than e^709 in one step) nothing can be judged: not a
     violation."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     return ~(value <= allowed * (1 + ROUNDOFF)) & np.isfinite(allowed)
 
@@ -369,7 +366,7 @@ def first_violation(g_fn, rates, scale: float, *, grid_points: int = 700):
     Δt > 0 at which |G(Δt λ_t)| exceeds its allowance (NumPy, vectorized): a geometric scan
     over Δt ∈ [1e-6, 1e8]/scale (steps of 4.7 %: a window of instability narrower than that
     can be missed), then bisection to float precision.  ∞ where none does."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     rates = np.asarray(rates, dtype=complex)
     total = rates.sum(axis=1)

@@ -254,8 +254,8 @@ def symbol_range(expr: sympy.Expr, thetas: list, atoms: dict | None = None,
 
 def _numeric_range(expr, thetas) -> Range:
     """min/max on a fine θ grid, refined by a bounded local search (not exact)."""
-    import numpy as np
-    from scipy.optimize import minimize
+    import numpy as np  # lazy: numpy
+    from scipy.optimize import minimize  # lazy: scipy
 
     fn = sympy.lambdify(thetas, expr, "numpy")
     n = 257 if len(thetas) == 2 else 4097

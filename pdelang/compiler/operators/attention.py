@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pdelang.compiler.operators.base import Option, Operator, drawn_bool
 from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.errors import OperatorError
 
 if TYPE_CHECKING:  # numpy only for the oracle's kernels, imported where they run
     import numpy as np
@@ -65,8 +66,6 @@ class AttentionOperator(Operator):
     helper_blocks = (("finite_logsumexp", "finite_logsumexp"), ("rotary", "rotary"))
 
     def check_call(self, options, site):
-        from pdelang.errors import OperatorError
-
         channels, heads = site.channels, options["heads"]
         if channels % heads:
             small = [d for d in range(1, math.isqrt(channels) + 1) if channels % d == 0]
@@ -156,7 +155,7 @@ class AttentionOperator(Operator):
                 f"{extra})")
 
     def numpy_eval(self, node, x, oracle, layer, ctx):
-        import numpy as np
+        import numpy as np  # lazy: numpy
 
 
         options = oracle.module_options(node.module)
@@ -201,7 +200,7 @@ class AttentionOperator(Operator):
         return oracle.linear(y, prefix + ".o", bias)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
-        from hypothesis import strategies as st
+        from hypothesis import strategies as st  # lazy: hypothesis
 
         opts = []
         divisors = [d for d in range(1, ctx.channels + 1) if ctx.channels % d == 0]
@@ -235,7 +234,7 @@ OPERATOR = AttentionOperator()
 # NumPy kernels of the oracle's attention (numpy imported lazily: `check` never needs it)
 def numpy_logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     """log Σ exp over ``axis`` (keepdims); 0 where every entry is −∞."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     m = np.max(x, axis=axis, keepdims=True)
     finite = np.isfinite(m)
@@ -248,7 +247,7 @@ def numpy_logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
 def numpy_rotary(x: np.ndarray, theta: float) -> np.ndarray:
     """Rotary embedding of ``x`` (B, H, N, r) at tokens 0 … N−1: channel pairs (i, i + r/2)
     turned by the angle n · θ^(−2i/r) (float64, from the definition)."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     tokens, width = x.shape[-2], x.shape[-1]
     frequencies = theta ** (-np.arange(0, width, 2, dtype=np.float64) / width)  # (r/2,)
@@ -260,7 +259,7 @@ def numpy_rotary(x: np.ndarray, theta: float) -> np.ndarray:
 
 def numpy_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """softmax over ``axis`` (float64, for the NumPy oracle)."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     m = np.max(x, axis=axis, keepdims=True)
     e = np.exp(x - m)

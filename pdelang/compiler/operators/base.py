@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pdelang.compiler.discrete import ir as D
+
 
 class MissingHandler(NotImplementedError):
     """A consumer of the operator protocol met an operator that has no handler for it.
@@ -184,7 +186,6 @@ class Operator:
         """The discrete IR node of a lowered call, given its discretized operand (for a
         learned operator: its call site's module applied to the operand)."""
         if self.learned:
-            from pdelang.compiler.discrete import ir as D
             instance = model.instances[str(call.args[1])]
             return D.ApplyModule(instance.name, self.name, operand)
         raise MissingHandler("discretize", self.name, "discretize")
@@ -240,10 +241,10 @@ class Operator:
 
 def number_option(draw, low: int, high: int):
     """A hypothesis draw of an int in [low, high] (small helper for ``draw_call``)."""
-    from hypothesis import strategies as st
+    from hypothesis import strategies as st  # lazy: hypothesis
     return draw(st.integers(low, high))
 
 
 def drawn_bool(draw) -> str:
-    from hypothesis import strategies as st
+    from hypothesis import strategies as st  # lazy: hypothesis
     return draw(st.sampled_from(["true", "false"]))

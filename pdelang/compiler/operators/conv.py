@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pdelang.compiler.operators.base import Option, Operator, drawn_bool
 from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.errors import OperatorError
 
 MAX_KERNEL = 33
 
@@ -52,8 +53,6 @@ class ConvOperator(Operator):
         return not options.get("bias")
 
     def check_call(self, options, site):
-        from pdelang.errors import OperatorError
-
         if options["kernel"] % 2 == 0:
             k = options["kernel"]
             raise OperatorError(f"conv kernel={k} must be odd (a centred stencil)",
@@ -75,9 +74,9 @@ class ConvOperator(Operator):
         return f"Conv(CHANNELS, {module.options['kernel']}, bias={module.options['bias']!r})"
 
     def numpy_eval(self, node, x, oracle, layer, ctx):
-        import numpy as np
+        import numpy as np  # lazy: numpy
 
-        from pdelang.compiler.discrete.ghosts import extend_with_ghosts
+        from pdelang.compiler.discrete.ghosts import extend_with_ghosts  # lazy: numpy
 
         model = oracle.model
         options = oracle.module_options(node.module)
@@ -119,7 +118,7 @@ class ConvOperator(Operator):
         return np.concatenate([np.zeros((batch, model.extra_tokens, channels)), rate], axis=1)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
-        from hypothesis import strategies as st
+        from hypothesis import strategies as st  # lazy: hypothesis
 
         k = draw(st.sampled_from([1, 3, 5]))
         ctx.note_radius(k // 2)

@@ -12,6 +12,8 @@ import sympy
 
 from pdelang.compiler.operators.base import Option, Operator
 from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.compiler.analysis.stencils import StencilFacts, centred_stencil
+from pdelang.compiler.discrete import ir as D
 
 
 class Diff(OperatorCall):
@@ -67,8 +69,6 @@ class DiffOperator(Operator):
         return f"diff[{call.args[1]},{int(call.args[2])}]"
 
     def stencils(self, call, model) -> dict:
-        from pdelang.compiler.analysis.stencils import StencilFacts, centred_stencil
-
         axis, k = call.args[1], int(call.args[2])
         stencil = centred_stencil(k, model.spec.accuracy.get("diff", 2))
         error = stencil.error_coefficient * model.h ** stencil.order * sympy.Derivative(
@@ -86,7 +86,6 @@ class DiffOperator(Operator):
         return [(axis, base / model.h ** stencil.derivative, stencil)]
 
     def discretize(self, call, operand, model):
-        from pdelang.compiler.discrete import ir as D
         return D.ApplyStencil(self.key(call), operand)
 
     def torch_expr(self, node, operand: str, model) -> str:
@@ -100,7 +99,7 @@ class DiffOperator(Operator):
         return oracle.stencil(node.stencil, operand, ctx)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
-        from hypothesis import strategies as st
+        from hypothesis import strategies as st  # lazy: hypothesis
 
         axis = draw(st.sampled_from(ctx.axes))
         k = draw(st.integers(1, 4))

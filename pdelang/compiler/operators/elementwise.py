@@ -14,6 +14,7 @@ import sympy
 
 from pdelang.compiler.operators.base import Operator
 from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.compiler.discrete import ir as D
 
 
 class Relu(OperatorCall):
@@ -41,31 +42,31 @@ def _sigmoid(x: float) -> float:
 
 def numpy_gelu(x):
     """x Φ(x) with the exact normal CDF Φ(x) = (1 + erf(x/√2))/2."""
-    import numpy as np
-    from scipy.special import erf
+    import numpy as np  # lazy: numpy
+    from scipy.special import erf  # lazy: scipy
 
     x = np.asarray(x, dtype=np.float64)
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
 def numpy_sigmoid(x):
-    import numpy as np
+    import numpy as np  # lazy: numpy
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def numpy_relu(x):
-    import numpy as np
+    import numpy as np  # lazy: numpy
     return np.maximum(x, 0.0)
 
 
 def numpy_tanh(x):
-    import numpy as np
+    import numpy as np  # lazy: numpy
     return np.tanh(x)
 
 
 def numpy_exp(x):
-    import numpy as np
+    import numpy as np  # lazy: numpy
     return np.exp(x)
 
 
@@ -90,7 +91,6 @@ class Elementwise(Operator):
         return {}
 
     def discretize(self, call, operand, model):
-        from pdelang.compiler.discrete import ir as D
         if isinstance(operand, D.Const):
             return D.Const(self.value(float(operand.value)))
         return D.Elementwise(self.name, operand)

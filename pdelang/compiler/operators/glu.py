@@ -13,6 +13,7 @@ from __future__ import annotations
 from pdelang.compiler.operators.base import Option, Operator
 from pdelang.compiler.operators.mlp import ACTIVATIONS, MLPOperator, numpy_activation
 from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.compiler.codegen import runtime as R
 
 
 class GLU(OperatorCall):
@@ -49,8 +50,6 @@ class GLUOperator(Operator):
         return shapes
 
     def torch_module(self, module) -> str:
-        from pdelang.compiler.codegen import runtime as R
-
         o = module.options
         activation = R.ACTIVATION_SOURCES[o["activation"]]
         return f"GLU(CHANNELS, {o['hidden']}, {activation}, bias={o['bias']!r})"

@@ -14,6 +14,8 @@ from sympy.core.function import AppliedUndef
 
 from pdelang.compiler.operators.base import Operator
 from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.compiler.analysis.stencils import StencilFacts, centred_stencil
+from pdelang.compiler.discrete import ir as D
 
 
 class Laplace(OperatorCall):
@@ -60,8 +62,6 @@ class LaplaceOperator(Operator):
         return "laplace"
 
     def stencils(self, call, model) -> dict:
-        from pdelang.compiler.analysis.stencils import StencilFacts, centred_stencil
-
         stencil = centred_stencil(2, model.spec.accuracy.get("laplace", 2))
         error = sympy.Add(*[stencil.error_coefficient * model.h ** stencil.order
                             * sympy.Derivative(model.u, (a, stencil.error_derivative))
@@ -74,7 +74,6 @@ class LaplaceOperator(Operator):
         return [(a, stencil.real_symbol(thetas[a]) / model.h ** 2, stencil) for a in model.axes]
 
     def discretize(self, call, operand, model):
-        from pdelang.compiler.discrete import ir as D
         return D.ApplyStencil("laplace", operand)
 
     def torch_expr(self, node, operand: str, model) -> str:

@@ -14,7 +14,7 @@ class LayerNorm(OperatorCall):
 
 def layer_norm(x, eps: float, weight=None, bias=None):
     """(x − mean) / √(var + ε) · γ + β over the last axis (biased variance), float64."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
@@ -65,7 +65,7 @@ class NormOperator(Operator):
                                f"layers.{layer}.{node.module}", oracle)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
-        from hypothesis import strategies as st
+        from hypothesis import strategies as st  # lazy: hypothesis
 
         opts = []
         if draw(st.booleans()):

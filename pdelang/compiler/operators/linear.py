@@ -47,7 +47,7 @@ class LinearOperator(Operator):
         return oracle.linear(x, f"layers.{layer}.{node.module}", bool(options["bias"]))
 
     def draw_call(self, draw, ctx, operand: str) -> str:
-        from hypothesis import strategies as st
+        from hypothesis import strategies as st  # lazy: hypothesis
 
         if draw(st.booleans()):
             return f"linear({operand}, bias={drawn_bool(draw)})"

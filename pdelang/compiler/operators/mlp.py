@@ -10,6 +10,8 @@ import math
 
 from pdelang.compiler.operators.base import Option, Operator, drawn_bool
 from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.compiler.operators.elementwise import numpy_gelu, numpy_sigmoid
+from pdelang.compiler.codegen import runtime as R
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "tanh")
 
@@ -23,9 +25,7 @@ class MLP(OperatorCall):
 
 def numpy_activation(name: str):
     """σ on float64 arrays, from its definition."""
-    import numpy as np
-
-    from pdelang.compiler.operators.elementwise import numpy_gelu, numpy_sigmoid
+    import numpy as np  # lazy: numpy
 
     if name == "gelu":
         return numpy_gelu
@@ -70,8 +70,6 @@ class MLPOperator(Operator):
         return f"MLP(CHANNELS, {o['hidden']}, {o['activation']!r}, bias={o['bias']!r})"
 
     def torch_constants(self, modules) -> list[str]:
-        from pdelang.compiler.codegen import runtime as R
-
         activations = sorted({m.options["activation"] for m in modules})
         return (["ACTIVATIONS = {"]
                 + [f"    {a!r}: {R.ACTIVATION_SOURCES[a]}," for a in activations] + ["}"])
@@ -85,7 +83,7 @@ class MLPOperator(Operator):
         return oracle.linear(hidden, prefix + ".fc2", bias)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
-        from hypothesis import strategies as st
+        from hypothesis import strategies as st  # lazy: hypothesis
 
         opts = []
         if draw(st.booleans()):

@@ -13,7 +13,7 @@ class RMSNorm(OperatorCall):
 
 def rms_norm(x, eps: float, weight=None):
     """x / √(mean(x²) + ε) · γ over the last axis, float64."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     y = x / np.sqrt((x**2).mean(axis=-1, keepdims=True) + eps)
     return y if weight is None else y * weight

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from pdelang.compiler.operators.base import Option, Operator, drawn_bool
 from pdelang.compiler.symbolic.functions import OperatorCall
+from pdelang.compiler.operators.attention import numpy_softmax
 
 
 class SphereAttention(OperatorCall):
@@ -42,9 +43,7 @@ class SphereAttention(OperatorCall):
 
 def numpy_sphere_attention(x, beta: float, tangent: bool, key_mask=None):
     """S[x] (and its tangent projection) in float64; x: (B, N, C), key_mask: (B, N) bool."""
-    import numpy as np
-
-    from pdelang.compiler.operators.attention import numpy_softmax
+    import numpy as np  # lazy: numpy
 
     x = np.asarray(x, dtype=np.float64)
     scores = beta * (x @ x.transpose(0, 2, 1))  # (B, N, N)
@@ -93,7 +92,7 @@ class SphereAttentionOperator(Operator):
                                       ctx.key_mask)
 
     def draw_call(self, draw, ctx, operand: str) -> str:
-        from hypothesis import strategies as st
+        from hypothesis import strategies as st  # lazy: hypothesis
 
         opts = []
         if draw(st.booleans()):

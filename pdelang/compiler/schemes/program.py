@@ -33,6 +33,7 @@ import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
+import sympy
 
 
 # ----------------------------------------------------------------------------- coefficients
@@ -138,13 +139,9 @@ class SchemeConstant:
 
     @functools.cached_property
     def value(self) -> float:
-        import sympy
-
         return float(sympy.N(self.exact(), 40))
 
     def exact(self):
-        import sympy
-
         return self.formula(sympy)
 
 

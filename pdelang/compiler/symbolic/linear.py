@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import sympy
 
 from pdelang.compiler.symbolic.functions import OperatorCall, is_field_free
+from pdelang.compiler.operators import operator_of
 
 __all__ = ["LinearForm", "linear_form", "unit_call"]
 
@@ -58,8 +59,6 @@ def unit_call(call: OperatorCall, u: sympy.Expr) -> OperatorCall:
 
 
 def _form(expr: sympy.Expr, u: sympy.Expr) -> dict | None:
-    from pdelang.compiler.operators import operator_of
-
     if expr == u:
         return {(): sympy.Integer(1)}
     if is_field_free(expr):

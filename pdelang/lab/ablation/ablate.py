@@ -26,8 +26,19 @@ import math
 import time
 from pathlib import Path
 from collections.abc import Iterable
+import yaml
+import warnings
+import re
+import hashlib
 
 from pdelang.errors import OverrideError, PdelangError, SourceLocation, did_you_mean
+from pdelang.compiler.spec.load import load_spec_text, load_spec
+from pdelang.interpreters.accelerate import check_dtype, PrecisionWarning
+from pdelang.lab.ablation.executors import EXECUTORS, import_ray, Progress, run_local, run_ray
+from pdelang.io import write_atomically
+from pdelang.lab.ablation.units import shared_reference, torch_settings
+from pdelang.lab.ablation.formatting import json_safe
+from pdelang.lab.ablation.report import write_report
 
 TRAIN_KEYS = {"lr": float, "steps": int, "batch_size": int, "optimizer": str}
 
@@ -88,7 +99,7 @@ def parse_swaps(swaps: Iterable[str]) -> dict[str, list[str]]:
 
 def _check_train_value(key: str, value: str, where: SourceLocation) -> None:
     """A training swap value the optimizer loop can take (checked before any variant runs)."""
-    from pdelang.lab.ablation.train import OPTIMIZERS
+    from pdelang.lab.ablation.train import OPTIMIZERS  # lazy: torch
 
     try:
         number = TRAIN_KEYS[key](value)
@@ -104,7 +115,6 @@ def _check_train_value(key: str, value: str, where: SourceLocation) -> None:
 
 def load_sweep_file(path: str) -> dict[str, list[str]]:
     """A sweep from YAML: ``{swap: {KEY: [V1, V2], …}}`` (or the mapping itself)."""
-    import yaml
     try:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
@@ -131,8 +141,6 @@ def check_swaps(spec: str, swaps: dict[str, list[str]], base: Iterable[str] = ()
     :class:`OverrideError` located in its ``--swap`` text (``texts``, as given) or naming the
     sweep file — raised before anything runs.  Errors that depend on the combination (e.g.
     heads that do not divide a swapped channel count) are the variants' to report."""
-    from pdelang.compiler.spec.load import load_spec_text
-
     path = Path(spec)
     try:
         text = path.read_text(encoding="utf-8")
@@ -230,8 +238,6 @@ def ablate(spec: str, swaps: Iterable[str] = (), *, sweep_file: str | None = Non
     are there instead of running them again — an error if a file was written by a different
     sweep (another spec text, base overrides, seeds or training options).
     """
-    from pdelang.compiler.spec.load import load_spec
-
     options, runner, seed_count = sweep_options(
         reference=reference, train=train, steps=steps, seeds=seeds, lr=lr,
         batch_size=batch_size, drift_samples=drift_samples, quick=quick, out=out,
@@ -261,9 +267,6 @@ def sweep_options(*, reference: str | None, train: str, steps: int, seeds: int, 
     runner, seeds)``: the units' ``options`` (:mod:`pdelang.lab.ablation.units`), the executor's
     settings, and the number of seeds (``quick`` shortens the steps, seeds and samples).
     ``drift=False``: no drift unit per variant (training only, e.g. ``pdelang phase``)."""
-    from pdelang.interpreters.accelerate import check_dtype
-    from pdelang.lab.ablation.executors import EXECUTORS, import_ray
-
     if executor not in EXECUTORS:
         raise PdelangError(f"unknown executor '{executor}'", suggestion="local or ray")
     if executor == "ray":
@@ -273,7 +276,7 @@ def sweep_options(*, reference: str | None, train: str, steps: int, seeds: int, 
     if device not in ("cpu", "cuda"):
         raise PdelangError(f"--device {device}: ablate runs on cpu or cuda")
     if device == "cuda" and executor == "local":
-        import torch
+        import torch  # lazy: torch
         if not torch.cuda.is_available():
             raise PdelangError("--device cuda: torch sees no CUDA device here",
                                suggestion="use --device cpu, or --executor ray --address "
@@ -288,9 +291,6 @@ def sweep_options(*, reference: str | None, train: str, steps: int, seeds: int, 
                                       "not do; use --dtype bfloat16")
     slow = check_dtype(dtype, device) if executor == "local" or device == "cpu" else None
     if slow:
-        import warnings
-
-        from pdelang.interpreters.accelerate import PrecisionWarning
         warnings.warn(f"--dtype {dtype}: {slow}", PrecisionWarning, stacklevel=2)
 
     if quick:
@@ -303,7 +303,7 @@ def sweep_options(*, reference: str | None, train: str, steps: int, seeds: int, 
         if train != "digits":
             raise PdelangError(f"--metrics info needs labels: the {train} task has none for "
                                "I(T;Y)", suggestion="use --train digits")
-        from pdelang.lab.validation.information_flow import DEFAULT_SIGMA
+        from pdelang.lab.validation.information_flow import DEFAULT_SIGMA  # lazy: torch
         if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
             raise PdelangError(f"--sigma {sigma}: must be a positive number")
         if info_every is not None and info_every < 1:
@@ -333,13 +333,10 @@ def sweep_options(*, reference: str | None, train: str, steps: int, seeds: int, 
 
 
 def _slug(label: str) -> str:
-    import re
     return re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-")[:60] or "variant"
 
 
 def _variant_digest(choice: dict[str, str]) -> str:
-    import hashlib
-
     text = json.dumps(choice, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
 
@@ -368,11 +365,6 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
     rest on the executor, write each variant's file as its last unit finishes, and at the end
     the report: ``report(out, results)`` → ``{name: path}`` (default:
     :func:`pdelang.lab.ablation.report.write_report`).  ``extra``: more fields of the results."""
-    import hashlib
-
-    from pdelang.lab.ablation.executors import Progress, run_local, run_ray
-    from pdelang.io import write_atomically
-
     started = time.perf_counter()
     spec_text = Path(spec).read_text(encoding="utf-8")
     spec_hash = hashlib.sha256(spec_text.encode("utf-8")).hexdigest()
@@ -407,7 +399,6 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
     if units and options.get("drift", True) and options["reference"] not in (None, "none"):
         # an unknown or broken reference is an error before anything runs; the local
         # executor's units then reuse this run (made under the units' own torch settings)
-        from pdelang.lab.ablation.units import shared_reference, torch_settings
         with torch_settings(options["threads"]):
             shared_reference(options["reference"], options["drift_samples"], 64)
     bar = Progress(len(units), progress)
@@ -432,7 +423,6 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
             entry = _assemble(variants[index], collected.pop(index), options["task"])
             entries[index] = entry
             if out:
-                from pdelang.lab.ablation.formatting import json_safe
                 record = {"sweep": sweeps[index], "variant": json_safe(entry)}
                 write_atomically(_variant_file(out, variants[index]),
                                  json.dumps(record, sort_keys=True, indent=2, allow_nan=False,
@@ -452,9 +442,7 @@ def run_sweep(spec: str, variants: list[dict[str, str]], base: list[str], seeds:
     if options["device"] != "cpu":
         data["device"] = options["device"]
     if out:
-        if report is None:
-            from pdelang.lab.ablation.report import write_report as report
-        data["files"] = {k: str(v) for k, v in report(out, data).items()}
+        data["files"] = {k: str(v) for k, v in (report or write_report)(out, data).items()}
     return data
 
 
@@ -485,7 +473,7 @@ def _resumed(path: Path, sweep: dict) -> dict | None:
 
 def _assemble(choice: dict, results: list[dict], task: str) -> dict:
     """A variant's row from its units' results (drift first, then the seeds in order)."""
-    from pdelang.lab.ablation.train import TrainingRecord, summarize
+    from pdelang.lab.ablation.train import TrainingRecord, summarize  # lazy: torch
 
     entry = {"overrides": choice, "label": _label(choice), "compiled": False, "error": None,
              "drift": None, "drift_source": None, "diverged": False,

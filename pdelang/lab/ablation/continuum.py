@@ -39,6 +39,18 @@ from typing import Any
 
 import numpy as np
 import torch
+import json
+
+from pdelang.lab.ablation.recipe import (
+    DigitsClassifier,
+    normalise_images,
+    digits_splits,
+    train_recipe,
+)
+from pdelang.lab.ablation.stability import ARMS, arm_overrides, load_family
+from pdelang.lab.ablation.train import seeded
+from pdelang.lab.ablation.units import compiled_module
+from pdelang.io import write_atomically
 
 __all__ = ["INITS", "ODE_SUBSTEPS", "interpolated_stepper", "layer_smoothness",
            "near_limit", "render_markdown", "run_depth_limit", "smooth_init"]
@@ -142,15 +154,6 @@ def run_depth_limit(spec_path: str, depths: Sequence[int], recipe, lr: float,
     """Train, measure and decide (module docstring); each (init, depth, seed) is written to
     ``OUT/depth_limit/*.json`` and reused by a later call (``train_missing=False``: only
     those already written)."""
-    import json
-
-    from pdelang.lab.ablation.recipe import DigitsClassifier, normalise_images, digits_splits, \
-        train_recipe
-    from pdelang.lab.ablation.stability import ARMS, arm_overrides, load_family
-    from pdelang.lab.ablation.train import seeded
-    from pdelang.lab.ablation.units import compiled_module
-    from pdelang.io import write_atomically
-
     text = Path(spec_path).read_text()
     spec, raw = load_family(text, spec_path, base)
     arm = ARMS["layernorm"]

@@ -33,6 +33,9 @@ from pdelang.lab.metrics import (
     relative_error,
     state_norm,
 )
+from pdelang.lab.validation.validate import _inputs, _load_reference
+from pdelang.interpreters.accelerate import compile_stepper
+from pdelang.lab.validation.weights import ReferenceMismatchError, load_reference_weights
 
 __all__ = [
     "DriftReference",
@@ -118,7 +121,6 @@ class DriftReference:
     """The reference run shared by every variant's drift measurement."""
 
     def __init__(self, name: str, samples: int, max_length: int) -> None:
-        from pdelang.lab.validation.validate import _inputs, _load_reference
         self.name = name
         self.reference = _load_reference(name)
         self.run = self.reference.run(_inputs(self.reference, samples, "heldout", None,
@@ -130,9 +132,6 @@ def measure_variant(module, spec, reference: DriftReference | None, seed: int,
     """A variant's per-layer drift: against the reference's hidden states when its weights
     load into the variant, else of a random-weight variant on a random state; and a note
     saying which."""
-    from pdelang.interpreters.accelerate import compile_stepper
-    from pdelang.lab.validation.weights import ReferenceMismatchError, load_reference_weights
-
     torch.manual_seed(seed)
     stepper = module.Stepper().eval()
     if compile:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+import logging
 
 from pdelang.lab.ablation.units import run_unit, unit_error
 from pdelang.errors import PdelangError
@@ -33,7 +34,7 @@ class Progress:
         self.done = self.failed = self.running = 0
         self.bar = None
         if enabled and total:
-            from tqdm import tqdm
+            from tqdm import tqdm  # lazy: tqdm
             self.bar = tqdm(total=total, desc=desc, unit="task", position=0)
 
     def update(self, *, running: int | None = None, finished: dict | None = None,
@@ -65,7 +66,7 @@ def run_local(units: Sequence[dict], progress: Progress, step_bars: bool = False
 
 def import_ray():
     try:
-        import ray
+        import ray  # lazy: ray
     except ImportError:
         raise PdelangError("--executor ray needs Ray, which is not installed",
                            suggestion='pip install -e ".[distributed]" (or pip install ray)') \
@@ -85,8 +86,6 @@ def run_ray(units: Sequence[dict], progress: Progress, *, address: str | None = 
             num_cpus: int | None = None) -> Iterator[tuple[int, dict]]:
     """Run every unit as one Ray task (``cpus`` CPUs and ``gpus`` GPUs each) and yield the
     results as they arrive (``ray.wait``)."""
-    import logging
-
     ray = import_ray()
     started_here = False
     if not ray.is_initialized():

@@ -52,6 +52,8 @@ from pdelang.lab.ablation.phase_grid import (
     phase_variants,
 )
 from pdelang.lab.ablation.phase_report import write_phase_report
+from pdelang.lab.ablation.ablate import run_sweep, sweep_options
+from pdelang.compiler.spec.load import load_spec
 
 __all__ = ["phase"]
 
@@ -69,9 +71,6 @@ def phase(spec: str, grid: PhaseGrid | None = None, *, overrides: Iterable[str] 
     ``out``, also the report (:func:`write_phase_report`) and a file per cell (``--resume``).
     ``quick``: 1 seed, at most 8 steps of batch 8 (unless given), the held-out loss on
     :data:`QUICK_EVAL_EXAMPLES` digits."""
-    from pdelang.lab.ablation.ablate import run_sweep, sweep_options
-    from pdelang.compiler.spec.load import load_spec
-
     grid = grid or (QUICK_GRID if quick else PhaseGrid())
     options, runner, seed_count = sweep_options(
         reference=None, train=train, steps=steps, seeds=seeds, lr=grid.lrs[0],

@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from pdelang.lab.ablation.phase_grid import LAYERS_KEY, LR_KEY, NORM_KEY, RESIDUAL_KEY
+from pdelang.lab.ablation.formatting import as_float, json_safe
 
 __all__ = [
     "STALLED_PROGRESS",
@@ -31,8 +32,6 @@ def cell_of(overrides: Mapping[str, str]) -> tuple[bool, str, int, float]:
 
 
 def _finite(value: Any) -> float | None:
-    from pdelang.lab.ablation.formatting import as_float
-
     number = as_float(value)
     return number if number is not None and math.isfinite(number) else None
 
@@ -183,8 +182,6 @@ def format_growth(value: float | None) -> str:
 def phase_summary(results: Mapping[str, Any]) -> dict[str, Any]:
     """``phase.json``: the run's settings, every cell with its per-seed measurements, and the
     claim table (no per-step curves: those are in ``variants/*.json``)."""
-    from pdelang.lab.ablation.formatting import json_safe
-
     cells = phase_cells(results)
     claims = claim_table(cells)
     keep = ("spec", "overrides", "task", "steps", "seeds", "quick", "dtype", "executor",

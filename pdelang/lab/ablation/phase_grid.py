@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from pdelang.lab.ablation.options import option_items
 from pdelang.errors import OverrideError, PdelangError, SourceLocation
+from pdelang.compiler.spec.load import load_spec
 
 __all__ = [
     "DEFAULT_DEPTHS",
@@ -145,8 +146,6 @@ def check_grid(spec: str, grid: PhaseGrid, base: Sequence[str] = (),
     :class:`OverrideError` located in ``--norms`` (``norms_text``, as given) before anything
     runs.  (Errors of a combination — a spec that does not compile at some depth — are the
     cells' to report.)"""
-    from pdelang.compiler.spec.load import load_spec
-
     where = dict(option_items("--norms", norms_text)) if norms_text is not None else {}
     for norm in grid.norms:
         try:

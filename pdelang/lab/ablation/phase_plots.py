@@ -5,15 +5,15 @@ import math
 from pathlib import Path
 from typing import Any
 from pdelang.lab.ablation.phase_cells import format_growth, lr_text
+from pdelang.lab.validation.plots import new_figure
+from pdelang.io import save_figure
 
 __all__ = ["plot_phase"]
 
 
 def _heatmaps(cells, grid, title: str, value, text, colour: dict[str, Any]):
     """A figure of (residual rows) × (norm columns) heatmaps, depth (y) × lr (x)."""
-    import numpy as np
-
-    from pdelang.lab.validation.plots import new_figure
+    import numpy as np  # lazy: numpy
 
     residuals, norms = list(grid["residuals"]), list(grid["norms"])
     lrs, depths = sorted(grid["lrs"]), sorted(grid["depths"])
@@ -65,8 +65,6 @@ def _ink(image, number: float) -> str:
 
 def plot_phase(cells, grid, out: Path) -> dict[str, Path]:
     """``phase_divergence.png``, ``phase_final_loss.png``, ``phase_grad_growth.png``."""
-    from pdelang.io import save_figure
-
     def divergence(cell):
         summary = cell["summary"]
         return summary["diverged"] / summary["seeds"]

@@ -14,14 +14,14 @@ from pdelang.lab.ablation.phase_cells import (
     phase_summary,
 )
 from pdelang.lab.ablation.phase_plots import plot_phase
+from pdelang.lab.ablation.formatting import format_number, markdown_cell, markdown_table
+from pdelang.io import write_atomically
 
 __all__ = ["cell_text", "render_phase_markdown", "write_phase_report"]
 
 
 def cell_text(cell: Mapping[str, Any]) -> str:
     """A cell in one line: ``✗ 3/3 @ 4 · G ×1e30``, ``2.13 ± 0.05 · G ×3.1``, ``stalled``…"""
-    from pdelang.lab.ablation.formatting import format_number
-
     if cell["error"]:
         return "error"
     summary = cell["summary"]
@@ -43,8 +43,6 @@ def cell_text(cell: Mapping[str, Any]) -> str:
 
 def render_phase_markdown(results: Mapping[str, Any]) -> str:
     """The phase report (``phase.md``) of a phase sweep's results."""
-    from pdelang.lab.ablation.formatting import markdown_cell, markdown_table
-
     cells = phase_cells(results)
     grid = results["grid"]
     lrs = sorted(grid["lrs"])
@@ -106,8 +104,6 @@ def _scaling_text(scaling: str, step: float | None) -> str:
 
 def write_phase_report(out_dir: str | Path, results: Mapping[str, Any]) -> dict[str, Path]:
     """Write ``phase.json``, ``phase.md`` and the three heatmaps; returns ``{name: path}``."""
-    from pdelang.io import write_atomically
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = phase_summary(results)

@@ -45,6 +45,9 @@ from torch import nn
 
 from pdelang.lab.ablation.recipe_settings import RECIPES, Recipe, quick_recipe
 from pdelang.interpreters.builder import structure_of
+from pdelang.lab.data import load_digits_images
+from pdelang.lab.reference.vit_digits import _shift as shift
+from pdelang.lab.ablation.train import seeded
 
 __all__ = ["DRIFT_EXAMPLES", "READOUTS", "RECIPES", "UNSTABLE_MARGIN", "UNSTABLE_WINDOW",
            "DigitsClassifier", "Recipe", "RecipeRecord", "digits_splits",
@@ -63,8 +66,6 @@ INIT_STD = 0.02
 
 def digits_splits(recipe: Recipe):
     """``(train_images, train_labels, heldout_images, heldout_labels)``: (N, 1, 8, 8) in [0, 1]."""
-    from pdelang.lab.data import load_digits_images
-
     train = load_digits_images(recipe.max_train, "train")
     heldout = load_digits_images(recipe.max_heldout, "heldout")
     return (*train, *heldout)
@@ -75,8 +76,6 @@ def normalise_images(images: torch.Tensor) -> torch.Tensor:
 
 
 def _shift(images: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.Tensor:
-    from pdelang.lab.reference.vit_digits import _shift as shift
-
     return shift(images, generator, max_shift)
 
 
@@ -255,8 +254,6 @@ def train_recipe(model: DigitsClassifier, recipe: Recipe, lr: float, seed: int,
 
 def run_recipe_unit(unit: dict, module) -> dict:
     """Train one unit's model (built under its seed) and return the run's record."""
-    from pdelang.lab.ablation.train import seeded
-
     recipe = Recipe(**unit["recipe"])
     with seeded(unit["seed"]):
         stepper = module.Stepper()

@@ -10,14 +10,20 @@ from typing import Any
 from pdelang.io import save_figure
 from pdelang.lab.ablation.formatting import as_float
 from pdelang.lab.ablation.report_rows import seed_runs, variant_label, variant_observations
+from pdelang.lab.validation.plots import (
+    information_plane,
+    new_figure,
+    style,
+    coinciding,
+    note_coinciding,
+    plain_ticks,
+)
 
 __all__ = ["curves_figure", "drift_figure", "plot_curves", "plot_drift", "plot_information"]
 
 
 def plot_information(variants: Sequence[Mapping[str, Any]], out: Path) -> dict[str, Path]:
     """``information_plane_<k>.png`` per variant with observations: one curve per step."""
-    from pdelang.lab.validation.plots import information_plane
-
     paths = {}
     for index, variant in enumerate(variants, start=1):
         observations = [o for o in variant_observations(variant) if o.get("layers")]
@@ -34,8 +40,6 @@ def plot_information(variants: Sequence[Mapping[str, Any]], out: Path) -> dict[s
 
 
 def _new_figure(columns: int = 1):
-    from pdelang.lab.validation.plots import new_figure
-
     return new_figure(1, columns)
 
 
@@ -47,8 +51,6 @@ def _save(figure, path: Path) -> None:
 def _style(index: int) -> dict[str, Any]:
     """Colour, line style and marker of variant ``index`` (distinct for every variant, later
     ones smaller: coinciding curves stay visible)."""
-    from pdelang.lab.validation.plots import style
-
     return style(index)
 
 
@@ -69,8 +71,6 @@ def _finite_points(xs: Sequence[float], ys: Sequence[Any], positive: bool):
 def drift_figure(variants: Sequence[Mapping[str, Any]]):
     """The figure of ``drift.png``: per-layer rank-collapse ratio (left) and relative error
     (right, log y) per variant; curves drawn over each other are named in a note."""
-    from pdelang.lab.validation.plots import coinciding, note_coinciding, plain_ticks
-
     figure, (collapse_axis, error_axis) = _new_figure(2)
     zero_error: list[str] = []  # e.g. the reference itself: nothing to draw on log y
     collapse: dict[str, tuple[list, list]] = {}
@@ -121,7 +121,7 @@ def drift_figure(variants: Sequence[Mapping[str, Any]]):
 
 def plot_drift(variants: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Write :func:`drift_figure` to ``path``."""
-    import matplotlib.style
+    import matplotlib.style  # lazy: matplotlib
 
     with matplotlib.style.context("default"):
         _save(drift_figure(variants), path)
@@ -148,8 +148,6 @@ def _aggregate(runs: Sequence[Mapping[str, Any]], key: str):
 def curves_figure(variants: Sequence[Mapping[str, Any]], key: str, title: str, ylabel: str):
     """The figure of ``training.seeds[*][key]`` per variant: mean (line, markers every
     tenth of the run) and min-max band; curves drawn over each other are named in a note."""
-    from pdelang.lab.validation.plots import coinciding, note_coinciding, plain_ticks
-
     figure, (axis,) = _new_figure(1)
     series: dict[str, tuple[list, list]] = {}
     for index, variant in enumerate(variants):
@@ -186,7 +184,7 @@ def plot_curves(
     variants: Sequence[Mapping[str, Any]], key: str, path: Path, title: str, ylabel: str
 ) -> Path:
     """Write :func:`curves_figure` to ``path``."""
-    import matplotlib.style
+    import matplotlib.style  # lazy: matplotlib
 
     with matplotlib.style.context("default"):
         _save(curves_figure(variants, key, title, ylabel), path)

@@ -42,7 +42,7 @@ def finite_mean_std(values: Iterable[float | None]) -> tuple[float | None, float
     The one seed statistic of the ablation: :func:`pdelang.lab.ablation.train.summarize` and the
     report's table both use it.
     """
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     finite = finite_values(values)
     if not finite:

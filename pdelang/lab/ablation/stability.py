@@ -65,9 +65,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+import yaml
 
 from pdelang.lab.ablation.options import option_items
 from pdelang.errors import OverrideError, PdelangError, SourceLocation
+from pdelang.compiler.spec.load import load_spec_text
 
 __all__ = ["ARMS", "CONTROL_ACCURACY", "DEFAULT_STUDY", "QUICK_STUDY", "SCALINGS", "Arm",
            "StudyGrid", "analyse", "arm_overrides", "load_family", "parse_study",
@@ -188,10 +190,6 @@ def parse_study(arms: str | None = None, depths: str | None = None,
 def load_family(spec_text: str, spec_path: str, base: Sequence[str]):
     """The loaded family spec and its raw YAML mapping; a spec without the three terms is a
     located error."""
-    import yaml
-
-    from pdelang.compiler.spec.load import load_spec_text
-
     spec = load_spec_text(spec_text, spec_path, base)
     missing = [t for t in ("interaction", "reaction", "diffusion") if t not in spec.terms]
     if missing:

@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pdelang.lab.ablation.stability import CONTROL_ACCURACY, LR_RATIO, ARMS
+from pdelang.io import save_figure, write_atomically
+from pdelang.lab.ablation.formatting import json_safe
+
 __all__ = ["render_markdown", "study_summary", "write_report"]
 
 
@@ -49,8 +53,6 @@ def baseline(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def study_summary(data: Mapping[str, Any]) -> dict[str, Any]:
-    from pdelang.lab.ablation.stability import CONTROL_ACCURACY, LR_RATIO
-
     analysis = data["analysis"]
     lines = analysis["lines"]
     critical = {k: {"lr": v["critical_lr"], "bracket": v["critical_bracket"],
@@ -89,8 +91,6 @@ def _claim_verdict(holds: bool | None) -> str:
 
 
 def render_markdown(data: Mapping[str, Any]) -> str:
-    from pdelang.lab.ablation.stability import ARMS
-
     analysis = data["analysis"]
     grid = data["grid"]
     recipe = data["recipe"]
@@ -186,7 +186,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
                        f"{d['spread_init']:.3g} → {d['spread_final']:.3g} |")
     limit = data.get("depth_limit")
     if limit:
-        from pdelang.lab.ablation.continuum import render_markdown as depth_markdown
+        from pdelang.lab.ablation.continuum import render_markdown as depth_markdown  # lazy: torch
 
         out += ["", depth_markdown(limit)]
     out += ["", f"{len(data['runs'])} runs, {data['seconds_of_runs']:.0f} s of training "
@@ -197,13 +197,11 @@ def render_markdown(data: Mapping[str, Any]) -> str:
 def plot(data: Mapping[str, Any], out: Path) -> dict[str, Path]:
     """One figure per scaling: held-out accuracy over (arm × depth) rows and lr columns,
     unstable cells hatched."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from pdelang.io import save_figure
+    import matplotlib.pyplot as plt  # lazy: matplotlib
+    import numpy as np  # lazy: numpy
 
     paths = {}
     grid = data["grid"]
@@ -237,9 +235,6 @@ def plot(data: Mapping[str, Any], out: Path) -> dict[str, Path]:
 
 
 def write_report(out_dir: str | Path, data: Mapping[str, Any]) -> dict[str, Path]:
-    from pdelang.lab.ablation.formatting import json_safe
-    from pdelang.io import write_atomically
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"phase.json": out / "phase.json", "summary.json": out / "summary.json",

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+import hashlib
 
 from pdelang.lab.ablation.stability import (
     ARMS,
@@ -21,14 +22,16 @@ from pdelang.lab.ablation.stability import (
     study_units,
 )
 from pdelang.errors import PdelangError
+from pdelang.lab.ablation.executors import Progress, run_local, run_ray
+from pdelang.lab.ablation.formatting import json_safe
+from pdelang.io import write_atomically
+from pdelang.lab.ablation.stability_report import write_report
 
 __all__ = ["stability"]
 
 
 def _identity(unit: Mapping[str, Any]) -> dict[str, Any]:
     """What makes a stored run the same run (the executor, threads and device do not)."""
-    import hashlib
-
     return {"spec_sha256": hashlib.sha256(unit["spec_text"].encode()).hexdigest(),
             "overrides": list(unit["base"]), "recipe": dict(unit["recipe"]),
             "readout": unit["readout"]}
@@ -60,10 +63,6 @@ def stability(spec: str, grid: StudyGrid, recipe, *, overrides: Iterable[str] = 
     analyse and, with ``out``, write the report (:mod:`pdelang.lab.ablation.stability_report`).
     ``report_only``: run nothing; the report of the runs already in ``OUT/runs`` (a grid
     assembled over several sittings; the units not run are counted as such)."""
-    from pdelang.lab.ablation.executors import Progress, run_local, run_ray
-    from pdelang.lab.ablation.formatting import json_safe
-    from pdelang.io import write_atomically
-
     started = time.perf_counter()
     base = list(overrides)
     text = Path(spec).read_text()
@@ -118,7 +117,5 @@ def stability(spec: str, grid: StudyGrid, recipe, *, overrides: Iterable[str] = 
             "seconds_this_call": time.perf_counter() - started,
             "seconds_of_runs": sum(r["seconds"] or 0 for r in runs)}
     if out is not None:
-        from pdelang.lab.ablation.stability_report import write_report
-
         data["files"] = {k: str(v) for k, v in write_report(out, data).items()}
     return data

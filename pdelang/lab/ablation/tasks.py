@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pdelang.lab.data import digits_train_test, load_pydoc_text
+from pdelang.interpreters.builder import structure_of
 
 __all__ = [
     "TASKS",
@@ -130,8 +131,6 @@ def resolve_structure(stepper: nn.Module, structure: Mapping[str, Any] | None) -
     """The stepper's structure (:func:`~pdelang.interpreters.builder.structure_of`) with
     defaults filled in (``channels`` is required)."""
     if structure is None:
-        from pdelang.interpreters.builder import structure_of
-
         try:
             structure = structure_of(stepper)
         except TypeError as error:

@@ -32,7 +32,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from pdelang.errors import PdelangError
-from pdelang.interpreters.builder import structure_of
+from pdelang.interpreters.builder import structure_of, build_module
+from pdelang.compiler.spec.load import load_spec_text
+from pdelang.interpreters.accelerate import precision, compile_stepper
 
 __all__ = ["run_unit", "unit_error"]
 
@@ -48,9 +50,6 @@ def unit_error(exc: BaseException) -> str:
 @functools.lru_cache(maxsize=16)
 def compiled_module(spec_text: str, spec_path: str, overrides: tuple[str, ...]):
     """(spec, generated module) of the spec text with ``overrides`` (cached per process)."""
-    from pdelang.interpreters.builder import build_module
-    from pdelang.compiler.spec.load import load_spec_text
-
     spec = load_spec_text(spec_text, spec_path, overrides)
     return spec, build_module(spec)
 
@@ -58,7 +57,7 @@ def compiled_module(spec_text: str, spec_path: str, overrides: tuple[str, ...]):
 @functools.lru_cache(maxsize=2)
 def shared_reference(name: str, samples: int, max_length: int):
     """The reference run every drift unit of a process shares (cached)."""
-    from pdelang.lab.ablation.drift import DriftReference
+    from pdelang.lab.ablation.drift import DriftReference  # lazy: torch
 
     return DriftReference(name, samples, max_length)
 
@@ -68,7 +67,7 @@ def torch_settings(threads: int | None) -> Iterator[None]:
     """Flush subnormals to zero (states of residual-free variants decay towards zero, and
     subnormal arithmetic is ~50× slower on a CPU) and run on ``threads`` intra-op threads;
     both restored afterwards."""
-    import torch
+    import torch  # lazy: torch
 
     flush = torch.set_flush_denormal(True)
     before = torch.get_num_threads()
@@ -108,7 +107,7 @@ def run_unit(unit: dict, progress: bool = False) -> dict:
             if unit["kind"] == "drift":
                 result.update(_drift_unit(module, spec, options))
             elif unit["kind"] == "recipe":  # pdelang phase --recipe vit-digits
-                from pdelang.lab.ablation.recipe import run_recipe_unit
+                from pdelang.lab.ablation.recipe import run_recipe_unit  # lazy: torch
 
                 result.update(run_recipe_unit(unit, module))
             else:
@@ -120,8 +119,7 @@ def run_unit(unit: dict, progress: bool = False) -> dict:
 
 
 def _drift_unit(module, spec, options: dict) -> dict:
-    from pdelang.lab.ablation.drift import measure_variant
-    from pdelang.interpreters.accelerate import precision
+    from pdelang.lab.ablation.drift import measure_variant  # lazy: torch
 
     name = options["reference"]
     ref = None if name in (None, "none") else shared_reference(name, options["drift_samples"], 64)
@@ -132,9 +130,8 @@ def _drift_unit(module, spec, options: dict) -> dict:
 
 def _train_unit(module, seed: int, train_overrides: dict, options: dict,
                 progress: bool) -> dict:
-    from pdelang.lab.ablation.tasks import make_task
-    from pdelang.lab.ablation.train import train_seeds
-    from pdelang.interpreters.accelerate import precision
+    from pdelang.lab.ablation.tasks import make_task  # lazy: torch
+    from pdelang.lab.ablation.train import train_seeds  # lazy: torch
 
     device = options.get("device") or "cpu"
     settings = {"steps": options["steps"], "lr": options["lr"],
@@ -147,13 +144,12 @@ def _train_unit(module, seed: int, train_overrides: dict, options: dict,
         if device != "cpu":
             stepper = stepper.to(device)
         if options["compile"]:
-            from pdelang.interpreters.accelerate import compile_stepper
             compile_stepper(stepper)
         return make_task(options["task"], stepper, structure_of(module.Stepper))
 
     bar_factory = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # lazy: tqdm
 
         def bar_factory(seed):
             return tqdm(total=settings["steps"], desc=f"  seed {seed}", unit="step",
@@ -162,7 +158,7 @@ def _train_unit(module, seed: int, train_overrides: dict, options: dict,
     observer = None
     info = options.get("info")
     if info is not None:
-        from pdelang.lab.ablation.info_plane import digits_observer
+        from pdelang.lab.ablation.info_plane import digits_observer  # lazy: torch
 
         def observer(task):
             return digits_observer(task, sigma=info["sigma"])

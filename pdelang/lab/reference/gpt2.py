@@ -151,7 +151,7 @@ class GPT2Reference(Reference):
 def load_gpt2_dir(path: str | Path, name: str | None = None) -> GPT2Reference:
     """A local Hugging Face directory holding a ``GPT2Model`` (never downloads)."""
     set_offline()
-    from transformers import GPT2Model
+    from transformers import GPT2Model  # lazy: transformers
 
     path = Path(path)
     with quiet_transformers():
@@ -169,7 +169,7 @@ def gpt2_from_config(**overrides: Any) -> GPT2Reference:
     Text is tokenized by a :class:`WordHashTokenizer` (BOS, no EOS) into the config's vocabulary.
     """
     set_offline()
-    from transformers import GPT2Config, GPT2Model
+    from transformers import GPT2Config, GPT2Model  # lazy: transformers
 
     settings = {**SMALL_GPT2_CONFIG, **overrides}
     config = GPT2Config(**settings, attn_implementation="eager")

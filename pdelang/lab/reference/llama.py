@@ -172,7 +172,7 @@ def load_llama_dir(path: str | Path, name: str | None = None) -> LlamaReference:
     """A local Hugging Face directory holding a Llama-architecture model (``LlamaModel`` or
     ``LlamaForCausalLM``; never downloads)."""
     set_offline()
-    from transformers import LlamaModel
+    from transformers import LlamaModel  # lazy: transformers
 
     path = Path(path)
     with quiet_transformers():
@@ -190,7 +190,7 @@ def llama_from_config(**overrides: Any) -> LlamaReference:
     Text is tokenized by a :class:`WordHashTokenizer` (BOS, no EOS) into the config's vocabulary.
     """
     set_offline()
-    from transformers import LlamaConfig, LlamaModel
+    from transformers import LlamaConfig, LlamaModel  # lazy: transformers
 
     settings = {**SMALL_LLAMA_CONFIG, **overrides}
     config = LlamaConfig(**settings, attn_implementation="eager")

@@ -75,18 +75,22 @@ def load_hf_dir(path: str | Path, name: str | None = None) -> Reference:
     model_type = json.loads(config_file.read_text()).get("model_type")
     label = name or f"hf:{path}"
     if model_type == "bert":
+        # lazy: cycle (lab.reference.bert → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.bert import load_bert_dir
 
         return load_bert_dir(directory, name=label)
     if model_type == "vit":
+        # lazy: cycle (lab.reference.vit → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.vit import load_vit_dir
 
         return load_vit_dir(directory, name=label)
     if model_type == "gpt2":
+        # lazy: cycle (lab.reference.gpt2 → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.gpt2 import load_gpt2_dir
 
         return load_gpt2_dir(directory, name=label)
     if model_type == "llama":
+        # lazy: cycle (lab.reference.llama → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.llama import load_llama_dir
 
         return load_llama_dir(directory, name=label)
@@ -110,34 +114,42 @@ def load_reference(name: str) -> Reference:
     key = _ALIASES.get(text.lower(), text.lower())
     base, at, seed_text = key.partition("@")
     if at and _ALIASES.get(base, base) == "vit-digits":
+        # lazy: cycle (lab.reference.vit_digits → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.vit_digits import load_vit_digits, seed_from_suffix
 
         return load_vit_digits(seed=seed_from_suffix(seed_text, text))
     if key == "minilm":
+        # lazy: cycle (lab.reference.bert → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.bert import load_minilm
 
         return load_minilm()
     if key == "vit-digits":
+        # lazy: cycle (lab.reference.vit_digits → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.vit_digits import load_vit_digits
 
         return load_vit_digits()
     if key == "hf-config:bert":
+        # lazy: cycle (lab.reference.bert → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.bert import bert_from_config
 
         return bert_from_config()
     if key == "hf-config:vit":
+        # lazy: cycle (lab.reference.vit → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.vit import vit_from_config
 
         return vit_from_config()
     if key == "hf-config:gpt2":
+        # lazy: cycle (lab.reference.gpt2 → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.gpt2 import gpt2_from_config
 
         return gpt2_from_config()
     if key == "hf-config:llama":
+        # lazy: cycle (lab.reference.llama → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.llama import llama_from_config
 
         return llama_from_config()
     if key in REFERENCE_NAMES and key.startswith("torch"):
+        # lazy: cycle (lab.reference.torch_encoder → lab.reference → lab.reference.registry)
         from pdelang.lab.reference.torch_encoder import torch_reference
 
         parts = key.split(":")[1:]

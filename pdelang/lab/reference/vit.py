@@ -205,7 +205,7 @@ class ViTReference(Reference):
 def load_vit_dir(path: str | Path, name: str | None = None) -> ViTReference:
     """A local Hugging Face directory holding a ``ViTModel`` (never downloads)."""
     set_offline()
-    from transformers import ViTModel
+    from transformers import ViTModel  # lazy: transformers
 
     path = Path(path)
     with quiet_transformers():
@@ -230,7 +230,7 @@ def vit_from_config(**overrides: Any) -> ViTReference:
     8x8 single-channel images (scikit-learn digits) with 2x2 patches: a 4x4 grid plus CLS.
     """
     set_offline()
-    from transformers import ViTConfig, ViTModel
+    from transformers import ViTConfig, ViTModel  # lazy: transformers
 
     settings = {**SMALL_VIT_CONFIG, **overrides}
     config = ViTConfig(**settings, attn_implementation="eager")

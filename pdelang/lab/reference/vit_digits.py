@@ -45,6 +45,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from tqdm import tqdm
+import torch
+import torch.nn.functional as F
+import sys
+
+from pdelang.lab.data import load_digits_images
+from pdelang.lab.reference.base import quiet_transformers, set_offline
+from pdelang.version import __version__
+from pdelang.io import atomic_directory, write_atomically
+from pdelang.lab.reference.vit import load_vit_dir
 
 NAME = "vit-digits"
 METADATA_FILE = "pdelang_reference.json"
@@ -208,9 +218,6 @@ class TrainedReference:
 def _shift(images, generator, max_shift: int):
     """Each ``(B, 1, H, W)`` image moved by a random whole pixel offset in
     ``[−max_shift, max_shift]²`` (zero padding)."""
-    import torch
-    import torch.nn.functional as F
-
     if max_shift <= 0:
         return images
     batch, _, height, width = images.shape
@@ -228,8 +235,6 @@ def _normalise(images):
 
 
 def _accuracy(model, images, labels) -> float:
-    import torch
-
     model.eval()
     with torch.no_grad():
         logits = model(pixel_values=_normalise(images)).logits
@@ -256,8 +261,6 @@ def _train(seed: int, epochs: int, max_steps: int | None,
            progress: Callable[[int, int, float], None] | None, total_steps: int):
     """Train a fresh model on one thread (see :data:`THREADS`); returns ``(model, accuracy,
     steps_done, train_images, heldout_images)``."""
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
@@ -268,12 +271,7 @@ def _train(seed: int, epochs: int, max_steps: int | None,
 
 def _train_steps(seed: int, epochs: int, max_steps: int | None,
                  progress: Callable[[int, int, float], None] | None, total_steps: int):
-    import torch
-    import torch.nn.functional as F
-    from transformers import ViTConfig, ViTForImageClassification
-
-    from pdelang.lab.data import load_digits_images
-    from pdelang.lab.reference.base import quiet_transformers, set_offline
+    from transformers import ViTConfig, ViTForImageClassification  # lazy: transformers
 
     set_offline()
     train_images, train_labels = load_digits_images(None, "train")  # (1438, 1, 8, 8), (1438,)
@@ -353,12 +351,7 @@ def train_vit_digits(
     Raises:
         ValueError: ``epochs`` or ``max_steps`` below 1, or a negative ``seed``.
     """
-    import torch
-    import transformers
-
-    from pdelang.version import __version__
-    from pdelang.io import atomic_directory, write_atomically
-    from pdelang.lab.reference.base import quiet_transformers
+    import transformers  # lazy: transformers
 
     if int(epochs) < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -372,17 +365,11 @@ def train_vit_digits(
                                 float(existing.get("seconds", float("nan"))), True, existing,
                                 name)
 
-    from pdelang.lab.data import load_digits_images
-
     per_epoch = math.ceil(len(load_digits_images(None, "train")[1]) / BATCH_SIZE)
     total = epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
     bar = None
     callback = progress if callable(progress) else None
     if progress is True:
-        import sys
-
-        from tqdm import tqdm
-
         bar = tqdm(total=total, desc=f"train {name}", unit="step", file=sys.stderr)
 
         def callback(step: int, total_steps: int, loss: float) -> None:
@@ -460,7 +447,6 @@ def load_vit_digits(cache: str | os.PathLike | None = None, seed: int = DEFAULT_
             f"reference {name!r}: the trained copy in {directory} was trained with seed "
             f"{stored}, not {seed}",
             f"run `{train_command(seed)} --force` to train it with seed {seed}")
-    from pdelang.lab.reference.vit import load_vit_dir
 
     try:
         return load_vit_dir(directory, name=name)

@@ -56,6 +56,36 @@ from pdelang.lab.studies.rules import (  # the study's design, fixed in advance
     TEXT_FIT_SPEC,
     TEXT_MODELS,
 )
+from pdelang.io import write_atomically
+from pdelang.lab.data import load_digits_images, load_corpus
+from pdelang.lab.reference.base import quiet_transformers
+from pdelang.lab.reference.vit_digits import model_dir, train_vit_digits, read_metadata
+from pdelang.lab.validation.floors import (
+    floor_values,
+    layer_floors,
+    heads_match,
+    per_sample_attention_cosine,
+    per_sample_hidden_cosine,
+    per_sample_relative_error,
+    compare_with_floor,
+)
+from pdelang.lab.validation.statistics import bootstrap_mean
+from pdelang.lab.validation.validate import validate
+from pdelang.lab.validation.stepper_runs import scalar_parameters, run_stepper
+from pdelang.interpreters.builder import build_module
+from pdelang.compiler.spec.load import load_spec
+from pdelang.lab.validation.distill import distill
+from pdelang.lab.validation.information_controls import (
+    anisotropy_control,
+    compression,
+    participation_ratio,
+    probe_information,
+    sigma_sweep,
+    to_json,
+)
+from pdelang.lab.validation.information_flow import flattened
+from pdelang.lab.reference.registry import load_reference
+from pdelang.lab.studies.summary import summarize, write_report
 
 REPO = Path(__file__).resolve().parents[3]
 SPECS = REPO / "specs"
@@ -112,7 +142,6 @@ def _piece(path: Path, compute: Callable[[], dict], log) -> dict:
     value = compute()
     value["seconds"] = round(time.perf_counter() - started, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from pdelang.io import write_atomically
     write_atomically(path, json.dumps(_plain(value), indent=1) + "\n")
     log(f"wrote {path} ({value['seconds']} s)")
     return json.loads(path.read_text())
@@ -137,8 +166,6 @@ def _plain(value):
 
 # ----------------------------------------------------------------------------- inputs
 def _image_inputs(reference, split: str, n: int | None = None):
-    from pdelang.lab.data import load_digits_images
-
     images, labels = load_digits_images(n, split)
     return reference.inputs_from_images(images), labels.numpy()
 
@@ -147,8 +174,6 @@ def _text_subset(reference, subset: int, subsets: int, max_length: int = 64,
                  size: int | None = None):
     """The held-out sentences cut into ``subsets`` disjoint, equal parts (of ``size`` each if
     given); part ``subset``."""
-    from pdelang.lab.data import load_corpus
-
     sentences = load_corpus("heldout")
     size = size or len(sentences) // subsets
     return reference.inputs_from_text(sentences[subset * size:(subset + 1) * size],
@@ -158,10 +183,7 @@ def _text_subset(reference, subset: int, subsets: int, max_length: int = 64,
 # ----------------------------------------------------------------------------- the reference
 def _classifier(seed: int):
     """The trained ViTForImageClassification of ``vit-digits@seed`` (head and final norm)."""
-    from transformers import ViTForImageClassification
-
-    from pdelang.lab.reference.base import quiet_transformers
-    from pdelang.lab.reference.vit_digits import model_dir
+    from transformers import ViTForImageClassification  # lazy: transformers
 
     with quiet_transformers():
         model = ViTForImageClassification.from_pretrained(str(model_dir(None, seed)))
@@ -232,8 +254,6 @@ def _contributions(model, run) -> list[dict]:
 
 
 def _floor_piece(reference, run, train_run, bootstrap: int) -> dict:
-    from pdelang.lab.validation.floors import floor_values, layer_floors
-
     mask = run.bool_mask
     floors = layer_floors(run.hidden_states, run.attentions, mask,
                           train_attentions=train_run.attentions,
@@ -252,10 +272,6 @@ def _floor_piece(reference, run, train_run, bootstrap: int) -> dict:
 def _model_values(result, run) -> list[dict]:
     """Per layer, a model's per-input attention cosine, hidden cosine and relative error on
     the held-out inputs (maps compared per head, or as head means when the counts differ)."""
-    from pdelang.lab.validation.floors import (
-        heads_match, per_sample_attention_cosine, per_sample_hidden_cosine,
-        per_sample_relative_error)
-
     out = []
     mask = run.bool_mask
     for index, reference_maps in enumerate(run.attentions):
@@ -278,9 +294,6 @@ def _against_floors(values: list[dict], floor_piece: dict, exact_layers: set[int
     """Every layer's model values against its floors: raw, rescaled against the strongest
     attention floor, the paired CI of the difference, and the state error against the
     previous-state floor (claim C)."""
-    from pdelang.lab.validation.floors import compare_with_floor
-    from pdelang.lab.validation.statistics import bootstrap_mean
-
     rows = []
     for model, floors in zip(values, floor_piece["values"]):
         layer = model["layer"]
@@ -348,8 +361,6 @@ def _breakdown(rows: list[dict]) -> list[int]:
 # ----------------------------------------------------------------------------- pieces
 def _fit_piece(spec: Path, reference_name: str, run_floor: dict, config: StudyConfig,
                samples: int, seed: int) -> dict:
-    from pdelang.lab.validation.validate import validate
-
     bootstrap = config.bootstrap
     result = validate(str(spec), reference_name, "fit", samples=samples,
                       train_samples=config.fit_train_samples, seed=seed,
@@ -370,7 +381,6 @@ def _fit_json(spec: Path, result, rows: list[dict]) -> dict:
 
 
 def _learned_scalars(stepper):
-    from pdelang.lab.validation.stepper_runs import scalar_parameters
     return list(scalar_parameters(stepper).values())
 
 
@@ -378,8 +388,6 @@ class _Outputs:
     """A fitted stepper's outputs on some inputs, shaped like a validation result."""
 
     def __init__(self, stepper, run) -> None:
-        from pdelang.lab.validation.stepper_runs import run_stepper
-
         with torch.no_grad():
             self.output, self.model_maps = run_stepper(stepper, run)
 
@@ -388,10 +396,6 @@ def _distill_piece(spec: Path, reference, reference_name: str, train_inputs, hel
                    run_floor: dict, config: StudyConfig, seed: int, steps: int,
                    classifier=None, labels=None, log=None, batch_size: int = 128,
                    bootstrap: int | None = None) -> dict:
-    from pdelang.interpreters.builder import build_module
-    from pdelang.compiler.spec.load import load_spec
-    from pdelang.lab.validation.distill import distill
-
     spec_value = load_spec(str(spec))
     module = build_module(spec_value)
     result = distill(spec_value, module, reference, train_inputs, heldout_inputs,
@@ -419,11 +423,6 @@ def _distill_piece(spec: Path, reference, reference_name: str, train_inputs, hel
 
 
 def _information_piece(run_test, labels_test, run_train, labels_train, config) -> dict:
-    from pdelang.lab.validation.information_controls import (
-        anisotropy_control, compression, participation_ratio, probe_information, sigma_sweep,
-        to_json)
-    from pdelang.lab.validation.information_flow import flattened
-
     test = [flattened(s) for s in run_test.hidden_states]
     train = [flattened(s) for s in run_train.hidden_states]
     last = len(test) - 1
@@ -442,16 +441,12 @@ def _information_piece(run_test, labels_test, run_train, labels_train, config) -
 
 # ----------------------------------------------------------------------------- the study
 def run_image_seed(seed: int, config: StudyConfig, log) -> dict:
-    from pdelang.lab.reference.registry import load_reference
-
     name = f"vit-digits@{seed}"
     folder = config.out / f"seed{seed}"
     state: dict = {}
 
     def reference_bits():
         if not state:
-            from pdelang.lab.reference.vit_digits import train_vit_digits
-
             trained = train_vit_digits(seed=seed, progress=False)  # reused when cached
             if not trained.reused:
                 log(f"trained {name}: held-out accuracy {trained.accuracy:.4f} "
@@ -467,7 +462,6 @@ def run_image_seed(seed: int, config: StudyConfig, log) -> dict:
 
     def reference_piece():
         s = reference_bits()
-        from pdelang.lab.reference.vit_digits import model_dir, read_metadata
 
         metadata = read_metadata(model_dir(None, seed))
         piece = _floor_piece(s["reference"], s["run_test"], s["run_train"], config.bootstrap)
@@ -515,9 +509,6 @@ def run_text(config: StudyConfig, log) -> dict:
     """MiniLM on ``config.subsets`` disjoint held-out subsets: the floors per subset; fit
     mode and each reduced model fitted once (on training sentences, which no subset holds)
     and evaluated on every subset."""
-    from pdelang.lab.data import load_corpus
-    from pdelang.lab.reference.registry import load_reference
-
     folder = config.out / "text"
     state: dict = {}
 
@@ -549,8 +540,6 @@ def run_text(config: StudyConfig, log) -> dict:
                 for k, run in enumerate(s["runs"])]
 
     def fit_piece():
-        from pdelang.lab.validation.validate import validate
-
         s = bits()
         result = validate(str(SPECS / TEXT_FIT_SPEC), "minilm", "fit", samples=2,
                           train_samples=32, max_length=64, seed=0, steps=config.fit_steps,
@@ -581,8 +570,6 @@ def run_text(config: StudyConfig, log) -> dict:
 def run_study(config: StudyConfig, log=print) -> dict:
     """Every piece (reused when already written), then ``summary.json`` and
     ``results.md`` in ``config.out``."""
-    from pdelang.lab.studies.summary import summarize, write_report
-
     started = time.perf_counter()
     images = {seed: run_image_seed(seed, config, log) for seed in config.seeds} \
         if config.images else {}

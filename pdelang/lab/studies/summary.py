@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from pdelang.lab.validation.statistics import across_seeds
+from pdelang.lab.studies import rules as P
+from pdelang.io import write_atomically
+from pdelang.lab.studies.figures import write_figures
 
 
 def _model_table(pieces: list[dict]) -> list[dict]:
@@ -82,8 +85,6 @@ def _claim_a(pieces: list[dict], minimum: int, fits: list[dict] | None = None) -
 
 
 def summarize(images: dict, text: dict, config) -> dict:
-    from pdelang.lab.studies import rules as P
-
     seeds = sorted(images)
     summary: dict = {"seeds": seeds, "decision_rules": dict(P.RULES),
         "quick": config.quick}
@@ -388,11 +389,8 @@ def report_markdown(summary: dict) -> str:
 
 
 def write_report(summary: dict, out: Path) -> None:
-    from pdelang.io import write_atomically
-
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     write_atomically(out / "results.md", report_markdown(summary))
-    from pdelang.lab.studies.figures import write_figures
 
     write_figures(summary, out)

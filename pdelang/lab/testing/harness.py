@@ -25,7 +25,8 @@ from pdelang.interpreters.initial_state import (
     initial_state,
     random_state,
 )
-from pdelang.interpreters.numpy_oracle import NumpyOracle, weights_from_stepper
+from pdelang.interpreters.numpy_oracle import NumpyOracle, weights_from_stepper, _context
+from pdelang.interpreters.builder import import_source
 
 __all__ = [
     "INIT_HELP",
@@ -58,9 +59,7 @@ def compile_any(spec: Compilation | Spec | str | Path, overrides: Iterable[str] 
 def stepper_for(compilation: Compilation, *, seed: int | None = 0, dtype=None):
     """An instance of the generated stepper in float64 (weights randomized unless
     ``seed`` is None)."""
-    import torch
-
-    from pdelang.interpreters.builder import import_source
+    import torch  # lazy: torch
 
     module = import_source(compilation.python, compilation.spec.name)
     module.COMPILATION = compilation
@@ -77,7 +76,7 @@ def randomize_weights(stepper: Any, seed: int = 0) -> Any:
     1 + N(0, 0.2²); positive scalars (softplus parametrization) keep their value times a
     random factor in [0.8, 1.2]; other scalars are perturbed by N(0, 0.1²)·|value|.
     """
-    import torch
+    import torch  # lazy: torch
 
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -108,7 +107,7 @@ def reference_for(compilation: Compilation, stepper: Any) -> NumpyOracle:
 def torch_stencil_operator(compilation: Compilation, key: str, stepper: Any = None):
     """``apply(u)`` for NumPy ``(B, N, C)`` arrays using the *generated* stencil module of
     stencil ``key`` (layer 0), in float64."""
-    import torch
+    import torch  # lazy: torch
 
     stepper = stepper if stepper is not None else stepper_for(compilation, seed=None)
     module = sys.modules[type(stepper).__module__]  # the generated module (for Context)
@@ -128,8 +127,6 @@ def torch_stencil_operator(compilation: Compilation, key: str, stepper: Any = No
 
 def reference_stencil_operator(compilation: Compilation, key: str):
     """``apply(u)`` for NumPy ``(B, N, C)`` arrays with the NumPy oracle's stencil."""
-    from pdelang.interpreters.numpy_oracle import _context
-
     reference = NumpyOracle(compilation.discrete, {})
 
     def apply(u: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

@@ -34,7 +34,9 @@ from pdelang.lab.testing.properties import (
     check_norm_manifold,
     not_applicable,
     relative_error,
+    least_squares_order,
 )
+from pdelang.lab.testing.fields import smooth_field
 
 __all__ = [
     "check_generated_matches_reference",
@@ -89,7 +91,7 @@ def _run_torch(stepper, u: np.ndarray, mask, record: bool, window=None):
     (states at layer boundaries), or — for a ``window`` (k0, k1) of global step indices —
     the steps k0 … k1 − 1 one by one (states after each step; the final norm only when
     the window ends at the end of the span)."""
-    import torch
+    import torch  # lazy: torch
 
     x = torch.as_tensor(u, dtype=torch.float64)
     m = None if mask is None else torch.as_tensor(mask)
@@ -161,7 +163,7 @@ def check_generated_matches_reference(compilation: Compilation, *, seed: int = 0
     global steps (k0, k1) to integrate (default: the whole span through ``forward``).  A
     trajectory that leaves any finite range (:func:`overflows`) is not compared: the check
     fails and says where it overflowed (``details["overflow"]``)."""
-    import torch
+    import torch  # lazy: torch
 
     model = compilation.discrete
     stepper = stepper if stepper is not None else stepper_for(compilation, seed=seed)
@@ -314,7 +316,7 @@ def check_stepper_normalization(compilation: Compilation, *, seed: int = 0, batc
     (:func:`check_norm_manifold`, given the norm's own input), and with ``post`` placement
     the state after each normalized sub-step (each Runge–Kutta step) *is* a norm output.
     ``state`` and ``window`` as in :func:`check_generated_matches_reference`."""
-    import torch
+    import torch  # lazy: torch
 
     model = compilation.discrete
     norms = _norm_modules(model)
@@ -407,8 +409,6 @@ def smooth_state(model, batch: int = 1, length: int | None = None, seed: int = 0
     dirichlet, whose fields vanish beyond the ends) and b_c ~ N(0, scale²) — what a
     time-order study needs: random grid values put most of their energy in the stiffest
     modes, and random channel coefficients keep a normalization well conditioned."""
-    from pdelang.lab.testing.fields import smooth_field
-
     rng = np.random.default_rng(seed)
     u = random_state(model, batch, length, seed=seed, scale=scale)
     shape = tuple(model.shape) if len(model.axes) == 2 else (u.shape[1] - model.extra_tokens,)
@@ -436,8 +436,6 @@ def check_spec_time_order(compilation: Compilation, *, seed: int = 0, length: in
     orders show on a stiff spec, at step sizes far beyond the explicit bound.  Not
     applicable without the residual or with a post projection (neither discretizes
     dt(u) = F(u)), or at an unstable Δt."""
-    from pdelang.lab.testing.properties import least_squares_order
-
     model = compilation.discrete
     program = model.program
     name = f"time_order_spec[{program.scheme}]"

@@ -31,6 +31,8 @@ from hypothesis import strategies as st
 from pdelang.compiler.operators import OPERATORS
 from pdelang.compiler.operators.mlp import ACTIVATIONS
 from pdelang.lab.testing.fields import FieldSample, smooth_field
+from pdelang.compiler.spec.load import load_spec_text
+from pdelang.compiler.driver import compile_spec
 
 __all__ = [
     "ACCURACIES",
@@ -342,13 +344,11 @@ def spec_texts(draw, dims=(1, 2), boundaries=BOUNDARIES, schemes=SCHEMES,
 
 def specs(**kwargs):
     """Loaded :class:`~pdelang.compiler.spec.model.Spec` objects (see :func:`spec_texts`)."""
-    from pdelang.compiler.spec.load import load_spec_text
     return spec_texts(**kwargs).map(lambda text: load_spec_text(text, "<generated spec>"))
 
 
 def compilations(**kwargs):
     """Compilations (every stage) of generated specs (see :func:`spec_texts`)."""
-    from pdelang.compiler.driver import compile_spec
     return specs(**kwargs).map(compile_spec)
 
 

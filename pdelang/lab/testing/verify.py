@@ -22,11 +22,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from math import gcd
 
 from pdelang.compiler.driver import Compilation
 from pdelang.lab.testing import properties as P
-from pdelang.lab.testing.harness import compile_any, stepper_for, torch_stencil_operator
+from pdelang.lab.testing.harness import (
+    compile_any,
+    stepper_for,
+    torch_stencil_operator,
+    stepper_for as build,
+)
 from pdelang.interpreters.builder import structure_of
+from pdelang.compiler.codegen.printer import print_module
+from pdelang.compiler.analysis.analyse import excess_on_waves
+from pdelang.compiler.analysis.stability import SAMPLES
+from pdelang.errors import PdelangError
+from pdelang.compiler.spec.initial import option_location, Init, parse_init
+from pdelang.lab.testing.stepper_checks import (
+    _module,
+    overflows,
+    AMPLITUDES,
+    padding_mask,
+    check_generated_matches_reference,
+    check_spec_time_order,
+    check_stepper_attention,
+    check_stepper_normalization,
+)
+from pdelang.interpreters.initial_state import initial_state
 
 __all__ = ["OperatorReport", "VerifyReport", "verify"]
 
@@ -145,9 +167,6 @@ class VerifyReport:
 def _operator_factory(compilation: Compilation, key: str, stepper: Any):
     """shape → generated operator for that grid (2-D: the same discrete model printed with
     the new shape; 1-D: the spec's stepper works at any length)."""
-    from pdelang.compiler.codegen.printer import print_module
-    from pdelang.lab.testing.harness import stepper_for as build
-
     model = compilation.discrete
     if len(model.axes) == 1:
         op = torch_stencil_operator(compilation, key, stepper)
@@ -267,8 +286,6 @@ def _grid_waves(boundary: str, shape) -> np.ndarray:
 
 
 def _excess_on_grid_modes(compilation: Compilation, grid_model, stepper) -> float | None:
-    from pdelang.compiler.analysis.analyse import excess_on_waves
-
     shape = (stepper.n,) if len(grid_model.axes) == 1 else tuple(grid_model.shape)
     return excess_on_waves(compilation.symbolic, compilation.program,
                            compilation.analysis.stencils,
@@ -351,10 +368,6 @@ def _grid_with_wave(n: int, theta: float, boundary: str, dims: int) -> int:
     """The smallest grid size ≥ n whose Fourier modes include θ: the sampled θ are
     2π m / S (S = the analysis' samples − 1); a periodic grid of n tokens has 2π k / n, a
     neumann or copy grid π k / (n − 1), a dirichlet grid π k / (n + 1)."""
-    from math import gcd
-
-    from pdelang.compiler.analysis.stability import SAMPLES
-
     period = SAMPLES[dims] - 1
     m = abs(round(theta * period / (2 * math.pi)))
     if m == 0:
@@ -515,9 +528,6 @@ def steps_window(compilation: Compilation, span: tuple[float, float] | str | Non
     """The global steps (k0, k1) of a time window ``T0,T1`` of the spec's span (the whole
     span for None); a :class:`PdelangError` unless T0 < T1 lie in the span on step
     boundaries."""
-    from pdelang.errors import PdelangError
-    from pdelang.compiler.spec.initial import option_location
-
     model = compilation.discrete
     t_start, t_end = compilation.spec.time.span
     total = model.layers * model.substeps
@@ -561,9 +571,7 @@ def _probe(stepper, u: np.ndarray, window: tuple[int, int], masks) -> int | None
     """The first step of ``window`` after which the generated stepper's state (from ``u``,
     float64, with each of ``masks``: a padded sequence is its own, smaller domain) has left
     any finite range, or None."""
-    import torch
-
-    from pdelang.lab.testing.stepper_checks import _module, overflows
+    import torch  # lazy: torch
 
     substeps = structure_of(stepper)["substeps"]
     first = None
@@ -588,10 +596,6 @@ def choose_test_state(compilation: Compilation, stepper, init, *, seed: int,
     reaction u(1 − u) blows up from negative values) — 10× smaller amplitudes, down to
     5e-8, until it does not (said in a note).  An explicit ``init`` (``--init``, or else the
     spec's ``init:``) is used as given; an overflow is then reported by the checks."""
-    from pdelang.compiler.spec.initial import Init, parse_init
-    from pdelang.interpreters.initial_state import initial_state
-    from pdelang.lab.testing.stepper_checks import AMPLITUDES, padding_mask
-
     model = compilation.discrete
     if init is None:
         init = compilation.spec.init
@@ -679,12 +683,6 @@ def verify(spec: Compilation | str | Path, overrides: Iterable[str] = (), *, see
                             "(nilpotent test maps); with general terms each explicit Euler "
                             "sub-step adds its own first-order error")
     if equivalence:
-        from pdelang.lab.testing.stepper_checks import (
-            check_generated_matches_reference,
-            check_spec_time_order,
-            check_stepper_attention,
-            check_stepper_normalization,
-        )
         length = 8 if len(model.axes) == 1 else None
         total = model.layers * model.substeps
         state = choose_test_state(compilation, stepper, init, seed=seed, length=length,

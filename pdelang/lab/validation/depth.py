@@ -33,12 +33,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
+from pathlib import Path
 
 from pdelang.errors import PdelangError
 from pdelang.lab.metrics import relative_error
+from pdelang.interpreters.builder import build_module
+from pdelang.lab.validation.weights import load_reference_weights
+from pdelang.compiler.driver import compile_spec
+from pdelang.io import save_figure
 
 DEFAULT_LEVELS = (1, 2, 4, 8, 16, 32, 64)
 DEFAULT_RTOL = 1e-10
@@ -118,17 +123,12 @@ def check_ode(spec_value, program) -> None:
 
 def _refined(spec_value, substeps: int):
     """The spec with ``substeps`` steps per layer (the same time per layer)."""
-    from dataclasses import replace
-
     raw = {key: dict(value) if key == "time" else value for key, value in spec_value.raw.items()}
     raw["time"]["substeps"] = substeps  # the canonical hash (the build cache's key) follows
     return replace(spec_value, time=replace(spec_value.time, substeps=substeps), raw=raw)
 
 
 def _stepper(spec_value, reference):
-    from pdelang.interpreters.builder import build_module
-    from pdelang.lab.validation.weights import load_reference_weights
-
     stepper = build_module(spec_value).Stepper().eval()
     load_reference_weights(stepper, reference, spec_value)
     return stepper.double()
@@ -138,7 +138,7 @@ def _limit(stepper, u0: torch.Tensor, mask, layers: int, layer_time: float, t0: 
            rtol: float, atol: float) -> tuple[list[torch.Tensor], int]:
     """The ODE's states at the layer boundaries (dopri5, one layer at a time) and the number
     of vector-field evaluations."""
-    from torchdiffeq import odeint
+    from torchdiffeq import odeint  # lazy: torchdiffeq
 
     states, u, evaluations = [u0], u0, 0
     for layer in range(layers):
@@ -158,8 +158,6 @@ def continuous_limit(spec_value, reference, inputs, *, reference_name: str,
                      levels: Iterable[int] = DEFAULT_LEVELS, rtol: float = DEFAULT_RTOL,
                      atol: float = DEFAULT_ATOL, progress=None) -> DepthResult:
     """The depth table of ``spec_value`` with ``reference``'s weights on ``inputs``."""
-    from pdelang.compiler.driver import compile_spec
-
     started = time.perf_counter()
     levels = list(parse_levels(list(levels)))
     program = compile_spec(spec_value, until="discrete").discrete.program
@@ -251,8 +249,6 @@ def format_depth_table(result: DepthResult) -> str:
 
 def write_depth_plots(result: DepthResult, out_dir) -> list:
     """``depth.png`` in ``out_dir`` (created if needed)."""
-    from pathlib import Path
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_depth(result, out_dir / "depth.png")
@@ -262,12 +258,10 @@ def write_depth_plots(result: DepthResult, out_dir) -> list:
 def plot_depth(result: DepthResult, path) -> None:
     """Distance to the limit against substeps, one line per layer, log–log, with a slope
     of the claimed order for comparison."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pdelang.io import save_figure
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     figure, axis = plt.subplots(figsize=(6, 4.2), layout="constrained")
     markers = "osd^v<>"

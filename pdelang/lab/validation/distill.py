@@ -40,6 +40,23 @@ import torch
 
 from pdelang.errors import PdelangError
 from pdelang.interpreters.builder import structure_of
+from pdelang.lab.validation.weights import mismatches
+from pdelang.lab.metrics import layer_metrics
+from pdelang.lab.validation.fitting import (
+    Plateau,
+    adam_to_plateau,
+    bootstrap_refits,
+    lbfgs_to_convergence,
+    state_loss,
+)
+from pdelang.lab.validation.stepper_runs import (
+    call_stepper,
+    flat_values,
+    per_layer_maps,
+    sample_maps,
+    scalar_parameters,
+    scalar_values,
+)
 
 #: Defaults of the command line (``--steps``, ``--lr``, ``--restarts``, ``--batch-size``).
 DEFAULT_STEPS = 3000
@@ -103,8 +120,6 @@ def reference_layer_parameters(reference) -> int:
 
 
 def _check_shape(structure: dict, reference, spec) -> None:
-    from pdelang.lab.validation.weights import mismatches
-
     found, _ = mismatches(structure, reference, spec, stabilizers=False)
     blocking = [m for m in found if m.what in ("channels", "layers")
                 or m.path.startswith("grid")]
@@ -144,13 +159,6 @@ def distill(spec_value, module, reference, train_inputs, heldout_inputs, *,
             batch_size: int = DEFAULT_BATCH, seed: int = 0, bootstrap: int = BOOTSTRAP,
             attention_weight: float = 0.0, progress=None) -> DistillResult:
     """Distill mode (module docstring) on the given train and held-out inputs."""
-    from pdelang.lab.metrics import layer_metrics
-    from pdelang.lab.validation.fitting import (
-        Plateau, adam_to_plateau, bootstrap_refits, lbfgs_to_convergence, state_loss)
-    from pdelang.lab.validation.stepper_runs import (
-        call_stepper, flat_values, per_layer_maps, sample_maps, scalar_parameters,
-        scalar_values)
-
     started = time.perf_counter()
     _check_shape(structure_of(module.Stepper), reference, spec_value)
     run = reference.run(train_inputs)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pdelang.lab.validation.statistics import percentile_interval
+
 
 def state_loss(states: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
                mask: torch.Tensor | None) -> torch.Tensor:
@@ -199,8 +201,6 @@ def bootstrap_refits(params: dict[str, torch.nn.Parameter],
     ``loss_on(indices)`` warm-started at their current values, read ``values()``, and put
     ``params`` back.  Returns ``{name: {"value", "low", "high"}}`` (``value`` what
     ``values()`` gave before the refits); ``params``' ``requires_grad`` is left as found."""
-    from pdelang.lab.validation.statistics import percentile_interval
-
     point = values()
     fitted = {name: p.detach().clone() for name, p in params.items()}
     grad = {name: p.requires_grad for name, p in params.items()}

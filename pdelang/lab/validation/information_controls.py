@@ -591,7 +591,7 @@ def _per_sample_cross_entropy(train, y_train, test, y_test, C: float,
                               max_iter: int) -> np.ndarray:
     """``−log2 q(y_i | t_i)`` per test sample of the probe of usable_information (same
     standardisation, the same deterministic lbfgs fit)."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # lazy: sklearn
 
     mean, scale = train.mean(axis=0), train.std(axis=0)
     scale[scale == 0] = 1.0
@@ -645,7 +645,7 @@ def probe_information(train_features, train_labels, test_features, test_labels, 
     if folds < 2:
         raise ValueError("cross-validation needs at least 2 train samples of every class")
 
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold  # lazy: sklearn
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(train, y_train))

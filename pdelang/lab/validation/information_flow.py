@@ -37,6 +37,7 @@ import torch
 
 from pdelang.lab import information
 from pdelang.errors import PdelangError
+from pdelang.lab.validation.floors import flow_floor_values
 
 # relative σ: on a small ViT on 256 digits, I(X;T) is 5–6 bits of log2 256 = 8 at 0.3;
 # at 0.1 every layer saturates at log2 n, at 1 every layer is below 1 bit (measured)
@@ -206,7 +207,6 @@ def measure(reference, stepper, *, run_test, out_test, maps_test, inputs_test,
         masks = mask_test[:count]
         per_sample = [information.flow_cosine(reference_maps[i], model_maps[i],
                                               masks[i:i + 1]) for i in range(count)]
-        from pdelang.lab.validation.floors import flow_floor_values
 
         floor = flow_floor_values(reference_maps, masks)  # the all-ones flow map
         flow = {"samples": count, "cosine": float(np.mean(per_sample)),

@@ -32,8 +32,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 def new_figure(rows: int = 1, columns: int = 1, size: tuple[float, float] = (6.4, 4.4),
                dpi: int = 100):
     """A Figure on an Agg canvas and its axes (rows × columns, a flat list)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib
+    from matplotlib.figure import Figure  # lazy: matplotlib
 
     figure = Figure(figsize=(size[0] * columns, size[1] * rows), dpi=dpi)
     FigureCanvasAgg(figure)
@@ -44,7 +44,7 @@ def new_figure(rows: int = 1, columns: int = 1, size: tuple[float, float] = (6.4
 def plain_ticks(axis, integer_x: bool = False) -> None:
     """No offset ("+9.99e-1") on the linear axes of ``axis``; plain numbers ("2.3", not
     "2.3 × 10⁰") on its log axes; integer ticks on x with ``integer_x`` (layers, steps)."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter  # lazy: matplotlib
 
     def plain(value, _position=None):
         return f"{value:.3g}"
@@ -170,7 +170,7 @@ def attention_figure(result):
     """Attention maps of sample 0 (mean over heads) per layer: the reference's, the PDE's
     (one shared colour scale and colorbar) and PDE − reference (a symmetric diverging scale
     and its own colorbar); None without maps."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     if result.maps is None:
         return None
@@ -212,7 +212,7 @@ def attention_figure(result):
             colorbar = figure.colorbar(images[row], ax=grid[row], fraction=0.025, pad=0.02)
             colorbar.set_label(label, fontsize=8)
             if row == 2:  # tiny differences: each label says its own power of ten
-                from matplotlib.ticker import FormatStrFormatter
+                from matplotlib.ticker import FormatStrFormatter  # lazy: matplotlib
                 colorbar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
             plain_ticks(colorbar.ax)
     figure.suptitle(f"attention maps of sample 0 (mean over heads); largest |PDE − reference| "
@@ -234,7 +234,7 @@ def information_plane(series: Mapping[str, Sequence[tuple[float, float]]], title
             continue
         look = style(index)
         if steps is not None:  # one model along training: a sequential colour per step
-            import matplotlib
+            import matplotlib  # lazy: matplotlib
 
             colour = matplotlib.colormaps["viridis"](index / max(1, len(names) - 1))
             look = {**look, "color": colour, "linestyle": "-"}
@@ -258,13 +258,13 @@ def information_plane(series: Mapping[str, Sequence[tuple[float, float]]], title
 def flow_figure(reference, model, cosine: float | None):
     """Token information flow ‖∂u_L(x)/∂u_0(y)‖ of sample 0: reference and PDE side by
     side, one shared colour scale."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     figure, axes = new_figure(1, 2, size=(3.6, 3.4), dpi=110)
     reference, model = np.asarray(reference, dtype=float), np.asarray(model, dtype=float)
     largest = max(float(reference.max()), float(model.max()), 1e-300)
     image = None
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib
 
     for axis, values, label in ((axes[0], reference, "reference"), (axes[1], model, "PDE")):
         image = axis.imshow(values, cmap="magma", vmin=0, vmax=largest)

@@ -237,7 +237,7 @@ def bootstrap_statistic(fn: Callable, n: int, *, resamples: int = 2000, level: f
 
 
 def _t_quantile(probability: float, df: int) -> float:
-    from scipy.stats import t
+    from scipy.stats import t  # lazy: scipy
 
     return float(t.ppf(probability, df))
 

@@ -32,8 +32,14 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from pdelang.interpreters.builder import structure_of
-from pdelang.interpreters.accelerate import PrecisionWarning
+from pdelang.interpreters.builder import structure_of, build_module
+from pdelang.interpreters.accelerate import (
+    PrecisionWarning,
+    precision,
+    REDUCED,
+    check_dtype,
+    compile_stepper,
+)
 from pdelang.lab.validation.stepper_runs import (
     call_stepper,
     flat_values,
@@ -43,7 +49,7 @@ from pdelang.lab.validation.stepper_runs import (
     scalar_values,
 )
 from pdelang.errors import PdelangError
-from pdelang.lab.metrics import layer_metrics
+from pdelang.lab.metrics import layer_metrics, linear_cka
 from pdelang.lab.validation.weights import (
     EXTRA_TERMS,
     complete_hint,
@@ -52,6 +58,17 @@ from pdelang.lab.validation.weights import (
     mismatch_error,
     mismatches,
 )
+from pdelang.lab.reference.registry import load_reference
+from pdelang.lab.data import load_digits_images, load_labelled_corpus, read_text_file, load_corpus
+from pdelang.lab.validation.fitting import bootstrap_refits, lbfgs_to_convergence, state_loss
+from pdelang.compiler.spec.load import load_spec
+from pdelang.lab.validation.depth import check_ode
+from pdelang.lab.validation import distill as D, depth, information_flow as flow
+from pdelang.compiler.operators import OPERATORS
+from pdelang.compiler.schemes import SCHEMES
+from pdelang.lab.validation.floors import floor_values, state_floors
+from pdelang.lab.validation.information_flow import format_information
+from pdelang.lab.validation.plots import write_plots as write
 
 EXACT_RELATIVE_ERROR = 1e-5
 EXACT_ATTENTION_COSINE = 0.99999
@@ -97,7 +114,6 @@ class ValidationResult:
 
 
 def _load_reference(name: str):
-    from pdelang.lab.reference.registry import load_reference
     try:
         return load_reference(name)
     except ValueError as exc:  # a NotTrainedError names the command that trains it
@@ -121,16 +137,13 @@ def _labelled_inputs(reference, samples: int, split: str, text_file: str | None,
     ``labelled``, text from the labelled corpus (a sentence's pydoc topic); a user's
     ``--text`` has no labels."""
     if reference.modality == "image":
-        from pdelang.lab.data import load_digits_images
         images, labels = load_digits_images(samples, split)
         return reference.inputs_from_images(images), labels.numpy(), "the digit (10 classes)"
     if labelled and not text_file:
-        from pdelang.lab.data import load_labelled_corpus
         sentences, labels, names = load_labelled_corpus(split, samples)
         return (reference.inputs_from_text(sentences, max_length=max_length),
                 np.asarray(labels), f"the sentence's pydoc topic ({len(names)} classes)")
     if text_file:
-        from pdelang.lab.data import read_text_file
         try:
             sentences = read_text_file(text_file)
         except OSError as exc:
@@ -145,7 +158,6 @@ def _labelled_inputs(reference, samples: int, split: str, text_file: str | None,
         sentences = sentences[:cut] if split == "train" else (sentences[cut:] or sentences)
         sentences = sentences[:samples]
     else:
-        from pdelang.lab.data import load_corpus
         sentences = load_corpus(split, samples)
     return reference.inputs_from_text(sentences, max_length=max_length), None, None
 
@@ -155,9 +167,7 @@ def _available(reference, split: str, text: str | None) -> int:
     if text:
         return 1 << 30
     if reference.modality == "image":
-        from pdelang.lab.data import load_digits_images
         return len(load_digits_images(None, split)[1])
-    from pdelang.lab.data import load_corpus
     return len(load_corpus(split))
 
 
@@ -184,9 +194,6 @@ def _fit(stepper, reference, inputs, steps: int, lr: float, progress=None,
     L-BFGS and kept for the command line), then ``bootstrap`` refits on resampled inputs for
     percentile intervals, and for every positive coefficient the loss with it at exactly 0:
     when that is no worse, the optimum is the boundary (D → 0) and the report says so."""
-    from pdelang.interpreters.accelerate import precision
-    from pdelang.lab.validation.fitting import bootstrap_refits, lbfgs_to_convergence, state_loss
-
     del lr
     params = scalar_parameters(stepper)
     if not params:
@@ -263,10 +270,6 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     refinements and the adaptive solver's tolerances).  ``metrics=("info",)`` adds the
     information flow per layer (:mod:`pdelang.lab.validation.information_flow`: ``sigma``,
     ``probe_samples`` train inputs for the probe, ``flow_samples`` inputs for the flow)."""
-    from pdelang.interpreters.accelerate import REDUCED, check_dtype, compile_stepper, precision
-    from pdelang.interpreters.builder import build_module
-    from pdelang.compiler.spec.load import load_spec
-
     if mode not in MODES:
         raise PdelangError(f"unknown mode '{mode}'", suggestion="use exact, continuous or fit")
     if dtype not in ("float32",) + REDUCED:
@@ -290,12 +293,9 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
     spec_value = load_spec(spec, overrides) if not hasattr(spec, "raw") else spec
     module = build_module(spec_value)
     if mode == "depth":  # before the reference loads: a spec without an ODE limit is an error
-        from pdelang.lab.validation.depth import check_ode
         check_ode(spec_value, module.COMPILATION.discrete.program)
     ref = _load_reference(reference)
     if mode == "distill":
-        from pdelang.lab.validation import distill as D
-
         train = min(train_samples or D.DEFAULT_TRAIN_SAMPLES, _available(ref, "train", text))
         result = D.distill(
             spec_value, module, ref, _inputs(ref, train, "train", text, max_length),
@@ -334,8 +334,6 @@ def validate(spec, reference: str = "minilm", mode: str = "exact", *,
         raise mismatch_error(found, ref, spec_value, problems)
     load_reference_weights(stepper, ref, spec_value)
     if mode == "depth":
-        from pdelang.lab.validation import depth
-
         result = depth.continuous_limit(
             spec_value, ref, _inputs(ref, samples, "heldout", text, max_length),
             reference_name=reference, levels=levels or depth.DEFAULT_LEVELS,
@@ -404,9 +402,6 @@ def _exact_first_layer(structure: dict) -> bool:
     splitting step per layer whose first sub-step is the attention's term sees u(0) itself
     (a pre-norm or no norm in front), so with the reference's weights its maps are the
     reference's whatever the other terms do."""
-    from pdelang.compiler.operators import OPERATORS
-    from pdelang.compiler.schemes import SCHEMES
-
     attention = [name for name, m in structure["modules"].items()
                  if OPERATORS[m["op"]].records_attention]
     first = structure["split_order"][0] if structure["split_order"] else None
@@ -423,9 +418,6 @@ def _add_floors(rows: list[dict], run, train_run, exact_first: bool) -> None:
     cosine (s − f)/(1 − f) against it, the hidden-cosine and CKA floors of the identity
     dynamics u_ℓ = u₀ and of the previous state, and whether the layer is exact by
     construction (then it does not count toward "every layer")."""
-    from pdelang.lab.metrics import linear_cka
-    from pdelang.lab.validation.floors import floor_values, state_floors
-
     for layer, row in enumerate(rows, 1):
         values = floor_values(run.hidden_states, run.attentions, run.bool_mask, layer,
                               train_attentions=train_run.attentions,
@@ -458,9 +450,6 @@ def _information(ref, stepper, run, out, maps, inputs, labels, label_name, text,
                  dtype, sigma, probe_samples, flow_samples, sigma_scale, representation):
     """``--metrics info``: the probe's train inputs through both models, then every
     quantity of :mod:`pdelang.lab.validation.information_flow`."""
-    from pdelang.interpreters.accelerate import precision
-    from pdelang.lab.validation import information_flow as flow
-
     run_train = out_train = train_labels = None
     if labels is not None:
         train_inputs, train_labels, _ = _labelled_inputs(
@@ -517,7 +506,6 @@ def format_table(result: ValidationResult) -> str:
             f"{k} = {v:.4g}" if isinstance(v, float) else
             f"{k} = [{', '.join(f'{x:.4g}' for x in v)}]" for k, v in result.fitted.items()))
     if result.information is not None:
-        from pdelang.lab.validation.information_flow import format_information
         lines.append(format_information(result.information))
     if result.fit_history:
         fit = result.convergence.get("fit", {})
@@ -544,6 +532,4 @@ def format_table(result: ValidationResult) -> str:
 
 def write_plots(result: ValidationResult, out_dir: Path) -> list[Path]:
     """``metrics.png`` and ``attention_maps.png`` (see :mod:`pdelang.lab.validation.plots`)."""
-    from pdelang.lab.validation.plots import write_plots as write
-
     return write(result, out_dir)

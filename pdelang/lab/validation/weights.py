@@ -19,7 +19,7 @@ import torch
 from pdelang.errors import PdelangError
 from pdelang.compiler.operators import OPERATORS
 from pdelang.compiler.spec.model import Spec
-from pdelang.interpreters.builder import structure_of
+from pdelang.interpreters.builder import structure_of, compilation_of
 
 
 class ReferenceMismatchError(PdelangError):
@@ -402,8 +402,6 @@ def _norm_weights(stepper_class, names: dict) -> list[tuple[str, str]]:
     program the stepper was compiled with: a norm that stabilizes the MLP's term takes the
     reference's MLP norm (the layer's last), one that stabilizes only the attention's term
     the attention norm."""
-    from pdelang.interpreters.builder import compilation_of
-
     program = compilation_of(stepper_class).program
     out = []
     for norm in program.norms:

@@ -11,6 +11,7 @@ import numpy as np
 
 from pdelang.lab.testing.properties.polynomials import _fraction
 from pdelang.lab.testing.properties.results import Operator, PropertyResult, make_result
+from pdelang.compiler.schemes import SCHEMES
 
 
 # ----------------------------------------------------------------------------- (c) Laplacian
@@ -121,8 +122,6 @@ def is_monotone(stencil, program) -> bool:
     Wider (higher accuracy) Laplacian stencils have negative weights, and classical rk4 is
     not SSP: for those the max norm can grow (the W-norm cannot).  ``program`` is a step
     program or a scheme name."""
-    from pdelang.compiler.schemes import SCHEMES
-
     name = program if isinstance(program, str) else program.scheme
     offsets = [int(o) for o in stencil.offsets]
     weights = [_fraction(w) for w in stencil.weights]

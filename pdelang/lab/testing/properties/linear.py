@@ -9,11 +9,13 @@ from fractions import Fraction
 from collections.abc import Mapping
 
 import numpy as np
+import warnings
 
 from pdelang.compiler.discrete import ir as D
 from pdelang.compiler.schemes.program import float_combine
 from pdelang.compiler.schemes.program import run as run_program
 from pdelang.interpreters.numpy_oracle import NumpyOracle
+from pdelang.compiler.schemes import restricted
 
 
 # ----------------------------------------------------------------------------- (d) stability
@@ -76,8 +78,6 @@ def linear_differential_model(model: D.DiscreteModel) -> D.DiscreteModel | None:
     a linear part (:func:`pdelang.compiler.schemes.restricted`: the other sub-steps of a splitting
     become the identity, also without the residual).  None when some derivative is not
     of that form or no term has a differential part."""
-    from pdelang.compiler.schemes import restricted
-
     terms = []
     for term in model.terms:
         part = _linear_part(term.expr)
@@ -161,9 +161,7 @@ class LinearStepper:
             elif self.backend == "numpy":
                 self.parts[name] = matrix.T.copy()  # states are rows: u @ Mᵀ
             else:
-                import warnings
-
-                import torch
+                import torch  # lazy: torch
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
                     self.parts[name] = torch.from_numpy(matrix.copy()).to_sparse_csr()
@@ -176,7 +174,7 @@ class LinearStepper:
         if self.backend != "torch":
             yield
             return
-        import torch
+        import torch  # lazy: torch
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -189,7 +187,7 @@ class LinearStepper:
         rows = np.asarray(rows, dtype=np.float64).reshape(-1, self.n)
         if self.backend == "numpy":
             return rows.copy()
-        import torch
+        import torch  # lazy: torch
         return torch.from_numpy(rows.T.copy())  # (n, K)
 
     def rows(self, state) -> np.ndarray:
@@ -199,7 +197,7 @@ class LinearStepper:
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         if self.backend == "numpy":
             return values[:, None]
-        import torch
+        import torch  # lazy: torch
         return torch.from_numpy(values[None, :].copy())
 
     def sizes(self, state) -> np.ndarray:
@@ -211,7 +209,7 @@ class LinearStepper:
     def select(self, state, keep: np.ndarray):
         if self.backend == "numpy":
             return state[keep]
-        import torch
+        import torch  # lazy: torch
         return state[:, torch.from_numpy(np.flatnonzero(keep))]
 
     # ------------------------------------------------------------------ stepping
@@ -223,7 +221,7 @@ class LinearStepper:
 
     def function(self, kind: str, terms, scales: np.ndarray, u):
         """Rows of u times f(L)ᵀ, f(L) = (I − aL)⁻¹ or exp(aL), a = the row's scale."""
-        import scipy.linalg
+        import scipy.linalg  # lazy: scipy
 
         matrix = sum((self.matrices[t] for t in terms if self.matrices[t] is not None),
                      np.zeros((self.n, self.n)))

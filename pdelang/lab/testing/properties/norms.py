@@ -8,6 +8,7 @@ import numpy as np
 
 from pdelang.interpreters.numpy_oracle import stencil_along
 from pdelang.lab.testing.properties.results import Operator, PropertyResult, make_result
+from pdelang.compiler.operators import OPERATORS
 
 
 # ----------------------------------------------------------------------------- (g) norms
@@ -24,7 +25,6 @@ def check_norm_manifold(inputs: np.ndarray, outputs: np.ndarray, *, kind: str, e
         z = z - bias
     if weight is not None:
         z = z / weight
-    from pdelang.compiler.operators import OPERATORS
 
     operator = OPERATORS.get(kind)
     if operator is None or operator.category != "norm":

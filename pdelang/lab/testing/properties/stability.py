@@ -11,6 +11,7 @@ import numpy as np
 from pdelang.lab.testing.properties.laplacian import inner_product_weights
 from pdelang.lab.testing.properties.linear import LinearStepper
 from pdelang.lab.testing.properties.results import PropertyResult, make_result
+from pdelang.compiler.analysis.stability import GROWTH_SLACK
 
 
 def grows(stepper: LinearStepper, dts: Sequence[float], *, steps: int, seed: int = 0,
@@ -111,8 +112,6 @@ def mode_amplification(stepper: LinearStepper, dt: float):
 def relative_excess(stepper: LinearStepper, dt: float) -> float:
     """max_k |g_k| / max(1, |e^{μ_k Δt}|)^GROWTH_SLACK − 1: how far one step grows an
     eigenmode beyond the allowance of the analysis (≤ 0: within it)."""
-    from pdelang.compiler.analysis.stability import GROWTH_SLACK
-
     with np.errstate(all="ignore"):
         g, mu, _ = mode_amplification(stepper, dt)
         allowed = np.exp(GROWTH_SLACK * np.maximum(np.real(mu) * dt, 0.0))

@@ -19,6 +19,7 @@ from pdelang.lab.testing.properties.results import (
     not_applicable,
     relative_error,
 )
+from pdelang.compiler.schemes import SCHEMES
 
 
 # ----------------------------------------------------------------------------- (e) time order
@@ -47,14 +48,13 @@ def check_convergence_in_time(run: Callable[[int], np.ndarray], exact: np.ndarra
 
 def expm(a: np.ndarray) -> np.ndarray:
     """Matrix exponential (SciPy's scaling-and-squaring Padé)."""
-    import scipy.linalg
+    import scipy.linalg  # lazy: scipy
     return scipy.linalg.expm(np.asarray(a, dtype=np.float64))
 
 
 def claimed_order(program) -> int:
     """The order a program's scheme claims on :func:`linear_test_problem`: the scheme's
     nominal order (a splitting's, with nilpotent terms whose Euler sub-steps are exact)."""
-    from pdelang.compiler.schemes import SCHEMES
     return SCHEMES[program.scheme].order
 
 
