@@ -110,9 +110,23 @@ class SpecScalars(nn.Module):
         return not stored.is_meta and torch.equal(stored, built)
 
 
+def with_ghosts(g: torch.Tensor, dim: int, r: int) -> torch.Tensor:
+    """Reflecting (neumann) boundary: even mirror about the end tokens, u_{-j} = u_j."""
+    size = g.shape[dim]
+    if size <= r:
+        raise ValueError(f"the grid has {size} tokens along an axis; the stencil needs > {r}")
+    left = g.narrow(dim, 1, r).flip(dim)
+    right = g.narrow(dim, size - 1 - r, r).flip(dim)
+    return torch.cat([left, g, right], dim=dim)
+
+
 def ghosted(g: torch.Tensor, dims: tuple[int, ...], r: int) -> torch.Tensor:
     """g with r ghosts beyond both ends of each axis in dims, filled axis by axis (a later
     axis's ghosts span the earlier axes' ghosts): one new tensor, one copy of g."""
+    if torch.compiler.is_compiling():  # inductor fuses concatenations, not slice writes
+        for dim in dims:
+            g = with_ghosts(g, dim, r)
+        return g
     shape = [size + 2 * r if dim in dims else size for dim, size in enumerate(g.shape)]
     extended = g.new_empty(shape)
     interior = extended
