@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):  # lazy: keep `import pdelang` (and `pdelang check`) free of torch
+def __getattr__(name):  # the façade: each name imports on first use (why, per import)
     if name == "load_spec":
         # lazy: cycle (compiler.spec.load → errors → pdelang)
         from pdelang.compiler.spec.load import load_spec
