@@ -105,7 +105,7 @@ def test_registry_contents():
     att = OPERATORS["attention"]
     assert not att.local and att.learned and not att.linear
     assert att.option("heads").kind == "int" and att.option("heads").default == 1
-    assert att.option("kernel").choices == ("softmax", "sinkhorn")
+    assert att.option("kernel").choices == ("softmax", "sinkhorn", "sinkhorn_symmetric")
     assert OPERATORS["laplace"].linear and OPERATORS["laplace"].local
     assert OPERATORS["diff"].differential_order({"order": 3}) == 3
     assert OPERATORS["laplace"].differential_order({}) == 2

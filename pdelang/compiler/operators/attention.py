@@ -13,7 +13,15 @@ by the angle x · θ^(−2i/r) at token x (the "rotate-half" layout of Llama), s
 depends on the offset x − y only.  ``rope_theta=0`` (the default) has no rotation.
 
 or the Sinkhorn-normalized, doubly stochastic kernel of Sander et al. ("Sinkformers"):
-alternate column and row normalization in the log domain, rows last (kernel=sinkhorn).
+alternate column and row normalization in the log domain, rows last (kernel=sinkhorn), or,
+for symmetric scores (W_Q = W_K, b_Q = b_K), one potential f with the averaged symmetric
+update f ← (f − LSE_y(S + f(y)))/2, P = exp(S + f(x) + f(y)) and a final row normalization
+(kernel=sinkhorn_symmetric; the symmetric Sinkhorn of Knight 2008 and Feydy et al. 2019).
+Alternating normalization needs a number of iterations that grows with the scale of the
+scores (e^{±1/ε} scalings at temperature ε); near the solution the symmetric update
+contracts the error by (I − P)/2, at most 1/2 for a positive semi-definite exp(S) such as
+a Gaussian kernel, whatever the scale (examples/sinkhorn_diffusion).  With non-symmetric
+scores it is row-stochastic only.
 Padding keys (and, for Sinkhorn, padding queries) are outside the domain; ``causal`` gives
 no weight to later tokens.
 """
@@ -45,8 +53,10 @@ class AttentionOperator(Operator):
         "(rank=r: W_Q, W_K of r rows per head)"
     options = (Option("heads", "int", 1, minimum=1, doc="number of heads (divides channels)"),
                Option("causal", "bool", False, doc="no attention to later tokens"),
-               Option("kernel", "choice", "softmax", ("softmax", "sinkhorn"),
-                      doc="row-softmax, or Sinkhorn (doubly stochastic, Sander et al.)"),
+               Option("kernel", "choice", "softmax", ("softmax", "sinkhorn", "sinkhorn_symmetric"),
+                      doc="row-softmax, or Sinkhorn (doubly stochastic, Sander et al.); "
+                          "sinkhorn_symmetric: the symmetric averaged Sinkhorn update, for "
+                          "symmetric scores (W_Q = W_K), fast at low temperature"),
                Option("iterations", "int", 20, minimum=1,
                       doc="Sinkhorn iterations (kernel=sinkhorn)"),
                Option("bias", "bool", True, doc="biases on the Q, K, V, O projections"),
@@ -99,7 +109,7 @@ class AttentionOperator(Operator):
         return options
 
     def warnings(self, options) -> list[str]:
-        if options["causal"] and options["kernel"] == "sinkhorn":
+        if options["causal"] and options["kernel"] != "softmax":
             return ["causal=true with kernel=sinkhorn: the only doubly stochastic "
                     "lower-triangular matrix is the identity, so the Sinkhorn iterations "
                     "converge to each token attending only to itself"]
@@ -114,7 +124,7 @@ class AttentionOperator(Operator):
         """What the spec's calls use, for folding the Attention block at print time."""
         options = [m.options for m in modules]
         return {"SOFTMAX": any(o["kernel"] == "softmax" for o in options),
-                "SINKHORN": any(o["kernel"] == "sinkhorn" for o in options),
+                "SINKHORN": any(o["kernel"] != "softmax" for o in options),
                 "ROTARY": any(o.get("rope_theta") for o in options),
                 "GROUPED_QUERIES": any((o.get("kv_heads") or o["heads"]) != o["heads"]
                                        for o in options)}
@@ -190,9 +200,16 @@ class AttentionOperator(Operator):
             if ctx.key_mask is not None:  # padding queries are outside the domain too
                 allowed &= ctx.key_mask[:, None, :, None]
             s = np.where(allowed, scores, -np.inf)
-            for _ in range(int(options["iterations"])):
-                s = s - numpy_logsumexp(s, axis=-2)  # columns
+            if options["kernel"] == "sinkhorn_symmetric":
+                f = np.zeros(s.shape[:-1] + (1,))  # (B, H, N, 1): one potential
+                for _ in range(int(options["iterations"])):
+                    f = 0.5 * (f - numpy_logsumexp(s + np.swapaxes(f, -2, -1), axis=-1))
+                s = s + f + np.swapaxes(f, -2, -1)
                 s = s - numpy_logsumexp(s, axis=-1)  # rows (last, so rows sum to one)
+            else:
+                for _ in range(int(options["iterations"])):
+                    s = s - numpy_logsumexp(s, axis=-2)  # columns
+                    s = s - numpy_logsumexp(s, axis=-1)  # rows (last, so rows sum to one)
             p = np.exp(s)
         if ctx.record:
             ctx.attentions.append(p)
@@ -209,7 +226,8 @@ class AttentionOperator(Operator):
         if draw(st.booleans()):
             opts.append(f"causal={drawn_bool(draw)}")
         if draw(st.booleans()):
-            opts.append(f"kernel={draw(st.sampled_from(['softmax', 'sinkhorn']))}")
+            kernels = ['softmax', 'sinkhorn', 'sinkhorn_symmetric']
+            opts.append(f"kernel={draw(st.sampled_from(kernels))}")
         if draw(st.booleans()):
             opts.append(f"iterations={draw(st.integers(1, 30))}")
         if draw(st.booleans()):

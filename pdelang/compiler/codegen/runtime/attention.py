@@ -82,12 +82,23 @@ class Attention(nn.Module):
         is filled in place and, unless autograd keeps the scores, so is the softmax.
         """
         scores = q @ k.transpose(-2, -1)  # (B, H, N, N)
-        if SINKHORN and (not SOFTMAX or self.kernel == "sinkhorn"):
+        if SINKHORN and (not SOFTMAX or self.kernel != "softmax"):
             # Sinkhorn in the log domain: alternate column and row normalization, rows
             # last, over real tokens only (padding queries and keys are outside the domain).
             blocked = self.blocked(ctx, q, queries=True)
             if blocked is not None:
                 scores.masked_fill_(blocked, float("-inf"))
+            if self.kernel == "sinkhorn_symmetric":
+                # One potential f for symmetric scores S = Sᵀ (W_Q = W_K, b_Q = b_K), the
+                # averaged update f ← (f − LSE_y(S + fᵀ))/2: P = exp(S + f + fᵀ) is then
+                # doubly stochastic; near it the error contracts by (I − P)/2 (≤ 1/2 when
+                # exp(S) is positive semi-definite, e.g. a Gaussian kernel) however large the
+                # scores, where alternating normalization slows down as they grow.
+                f = torch.zeros_like(scores[..., :1])  # (B, H, N, 1)
+                for _ in range(self.iterations):
+                    f = 0.5 * (f - finite_logsumexp(scores + f.transpose(-2, -1), dim=-1))
+                scores = scores + f + f.transpose(-2, -1)
+                return (scores - finite_logsumexp(scores, dim=-1)).exp()  # rows exact
             for _ in range(self.iterations):
                 scores = scores - finite_logsumexp(scores, dim=-2)
                 scores = scores - finite_logsumexp(scores, dim=-1)
