@@ -463,7 +463,8 @@ class TorchPrinter(ExpressionPrinter):
         return {
             "EXTRA_TOKENS": m.extra_tokens, "GRID_SHAPE": self.grid_shape,
             "STENCIL_RADIUS": m.stencil_radius, "BOUNDARY": m.boundary, "CAUSAL": m.causal,
-            "ATTENTION_MASKS": m.padding and bool(reads & {"key_mask", "query_mask", "masks"}),
+            # the attention blocks keep ctx.masks (the causal mask) with or without padding
+            "ATTENTION_MASKS": bool(reads & {"key_mask", "query_mask", "masks"}),
             "GRID_MASKS": m.padding and "lengths" in reads,
             "PADDING": m.padding,
             "POSITIVE": any(p.learnable and p.positive for p in m.parameters),
