@@ -46,7 +46,8 @@ def stencil_module(dims: int, boundary: str, monkeypatch, extra_tokens: int):
         monkeypatch.setattr(module, "with_ghosts", ghosts.with_ghosts)
     else:  # the 2-D blocks build their ghosts in one allocation (block ``ghosted``)
         monkeypatch.setattr(runtime("ghosted"), "fill_ghosts", ghosts.fill_ghosts)
-    monkeypatch.setattr(module, "ghost_value", ghosts.ghost_value)
+    # ragged_ghosts (every boundary's, in stencil_{1,2}d.py) reads the boundary's ghost_value
+    monkeypatch.setattr(runtime(f"stencil_{dims}d"), "ghost_value", ghosts.ghost_value)
     monkeypatch.setattr(module, "EXTRA_TOKENS", extra_tokens)
     if dims == 2:
         monkeypatch.setattr(module, "GRID_SHAPE", GRID_2D)

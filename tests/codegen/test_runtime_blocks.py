@@ -212,7 +212,8 @@ def stencil_module(dims: int, boundary: str, monkeypatch, grid_shape=None):
         monkeypatch.setattr(module, "with_ghosts", ghosts.with_ghosts)
     else:  # the 2-D blocks build their ghosts in one allocation (block ``ghosted``)
         monkeypatch.setattr(runtime("ghosted"), "fill_ghosts", ghosts.fill_ghosts)
-    monkeypatch.setattr(module, "ghost_value", ghosts.ghost_value)
+    # ragged_ghosts (every boundary's, in stencil_{1,2}d.py) reads the boundary's ghost_value
+    monkeypatch.setattr(runtime(f"stencil_{dims}d"), "ghost_value", ghosts.ghost_value)
     if grid_shape is not None:
         monkeypatch.setattr(module, "GRID_SHAPE", grid_shape)
     return module

@@ -501,7 +501,7 @@ class TorchPrinter(ExpressionPrinter):
             "ghost_value": R.RAGGED_VALUE[boundary],
             "hold_border": R.block(f"hold_border_{dims}d", "hold_border"),
             "Stencil": "\n".join(R.stencil(dims, boundary)) + "\n",
-            "ragged_ghosts": R.block(self.stencil_variant, "ragged_ghosts"),
+            "ragged_ghosts": R.block(f"stencil_{dims}d", "ragged_ghosts"),  # every boundary
             "grid_inside": R.block(self.stencil_variant, "grid_inside"),
             "ImplicitLinear": R.block(*self.implicit_block),
         }

@@ -1,5 +1,5 @@
-"""Blocks ``Stencil``, ``ragged_ghosts`` and ``grid_inside`` of a 1-D grid with the copy boundary
-(border held fixed)."""
+"""Blocks ``Stencil`` and ``grid_inside`` of a 1-D grid with the copy boundary (border held
+fixed); ``ragged_ghosts`` is the other boundaries' block (``stencil_1d.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from torch import nn
 from .constants import EXTRA_TOKENS, GRID_MASKS
 from .context import Context
 from .weighted_sum import weighted_sum
-from .ghosts_copy import ghost_value, with_ghosts
+from .ghosts_copy import with_ghosts
 from .hold_border_1d import hold_border
+from .stencil_1d import ragged_ghosts  # the same block as the other boundaries'
 
 
 # pdelang: begin Stencil
@@ -55,15 +56,6 @@ class Stencil(nn.Module):
             rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
 # pdelang: end Stencil
-
-
-# pdelang: begin ragged_ghosts
-def ragged_ghosts(g: torch.Tensor, dim: int, n: torch.Tensor, r: int) -> torch.Tensor:
-    """g (B, L, C) with r ghosts beyond both ends of dim 1, sequence b's after its n[b]
-    real tokens: one gather for all the taps."""
-    positions = torch.arange(-r, g.shape[dim] + r, device=g.device)[None, :]  # (1, L + 2r)
-    return ghost_value(g, positions, n[:, None])  # (B, L + 2r, C)
-# pdelang: end ragged_ghosts
 
 
 # pdelang: begin grid_inside

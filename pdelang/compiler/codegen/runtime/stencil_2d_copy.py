@@ -1,5 +1,5 @@
-"""Blocks ``Stencil``, ``ragged_ghosts`` and ``grid_inside`` of a 2-D grid with the copy boundary
-(border held fixed)."""
+"""Blocks ``Stencil`` and ``grid_inside`` of a 2-D grid with the copy boundary (border held
+fixed); ``ragged_ghosts`` is the other boundaries' block (``stencil_2d.py``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from .constants import EXTRA_TOKENS, GRID_MASKS, GRID_SHAPE
 from .context import Context
 from .weighted_sum import weighted_sum
 from .ghosted import ghosted
-from .ghosts_copy import ghost_value
 from .hold_border_2d import hold_border
+from .stencil_2d import ragged_ghosts  # the same block as the other boundaries'
 
 
 # pdelang: begin Stencil
@@ -71,18 +71,6 @@ class Stencil(nn.Module):
             rate = F.pad(rate, (0, 0, EXTRA_TOKENS, 0))  # zero rate off the grid
         return rate
 # pdelang: end Stencil
-
-
-# pdelang: begin ragged_ghosts
-def ragged_ghosts(g: torch.Tensor, dim: int, n: torch.Tensor, r: int) -> torch.Tensor:
-    """g with r ghosts beyond both ends of dim, image b's at its own extent n[b]: one
-    gather for all the taps."""
-    moved = g.movedim(dim, 1)  # (B, S, O, C): S along dim, O the other axis
-    flat = moved.reshape(moved.shape[0], moved.shape[1], -1)  # (B, S, O·C)
-    positions = torch.arange(-r, flat.shape[1] + r, device=g.device)[None, :]  # (1, S + 2r)
-    values = ghost_value(flat, positions, n[:, None])  # (B, S + 2r, O·C)
-    return values.reshape(moved.shape[0], -1, *moved.shape[2:]).movedim(1, dim)
-# pdelang: end ragged_ghosts
 
 
 # pdelang: begin grid_inside
