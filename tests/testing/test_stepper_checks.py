@@ -42,15 +42,16 @@ def _more_iterations(text: str, factor: int = 30) -> str:
 
 
 # ----------------------------------------------------------------------------- (f)
-@pytest.mark.parametrize("kernel", ["softmax", "sinkhorn"])
+@pytest.mark.parametrize("kernel", ["softmax", "sinkhorn", "sinkhorn_symmetric"])
 @pytest.mark.parametrize("causal", ["false", "true"])
 def test_f_attention_rows_are_distributions(causal, kernel):
     """Rows are probability distributions (padding keys get nothing); causal maps give the
-    future zero weight; non-causal Sinkhorn maps are doubly stochastic to 1e-4."""
+    future zero weight; non-causal Sinkhorn maps are doubly stochastic to 1e-4 (the symmetric
+    kernel's only when the scores are symmetric, which random weights are not: rows only)."""
 
     @examples(2)
     @given(S.learned_spec_texts(norm=False).filter(
-        lambda t: f"causal={causal}" in t and f"kernel={kernel}" in t))
+        lambda t: f"causal={causal}" in t and f"kernel={kernel}," in t))
     def check(text):
         compilation = compile_any(text)
         result = check_stepper_attention(compilation, sinkhorn_tol=1e-4)

@@ -420,7 +420,7 @@ def learned_spec_texts(draw, attention: bool = True, norm: bool = True, dims=(1,
     c = draw(st.sampled_from([2, 4, 6]))
     heads = draw(st.sampled_from([d for d in (1, 2, 3, 6) if c % d == 0]))
     causal = draw(st.booleans())
-    kernel = draw(st.sampled_from(["softmax", "sinkhorn"]))
+    kernel = draw(st.sampled_from(["softmax", "sinkhorn", "sinkhorn_symmetric"]))
     # Sinkhorn's column sums converge linearly in the iterations, at a rate set by the kernel:
     # the doubly-stochastic property (f) to 1e-4 needs converged maps (measured on a drawn
     # 2-channel kernel: column error 6.5e-4 after 30 iterations, < 1e-4 after 50).
