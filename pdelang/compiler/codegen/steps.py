@@ -39,6 +39,7 @@ class StepPrinter:
 
     def combination(self, combination: P.Combination) -> str:
         pieces = []
+        scaled = []  # (c, k) of each piece printed as c * k, else None
         for part in combination.parts:
             register = self.pending.pop(part.register, part.register)
             operand = register if _is_atom(register) else f"({register})"
@@ -48,20 +49,24 @@ class StepPrinter:
                     # Δt = 1 (a Transformer layer): 1·x is x exactly, and skipping the
                     # multiply saves a full pass over the state per update
                     pieces.append((sign, register))
+                    scaled.append(None)
                 else:
                     pieces.append((sign, f"{scale} * {operand}"))
+                    scaled.append((scale, register))
                 continue
             sign, magnitude = P.signed(part.coefficient)
             if magnitude.rational == 1:
                 pieces.append((sign, register))
+                scaled.append(None)
             else:
                 value = (fraction(magnitude.rational) or repr(float(magnitude.rational))
                          if magnitude.rational is not None else f"({magnitude})")
                 pieces.append((sign, f"{value} * {operand}"))
-        if (len(pieces) == 2 and pieces[0][0] == "+" and _is_atom(pieces[0][1])
-                and (scaled := _scaled_register(pieces[1][1])) is not None):
+                scaled.append((value, register))
+        if (len(pieces) == 2 and pieces[0][0] == "+" and scaled[0] is None
+                and _is_atom(pieces[0][1]) and scaled[1] is not None):
             # x + c * k in one pass and one new tensor (the multiply fused into the add)
-            scale, register = scaled
+            scale, register = scaled[1]
             alpha = scale if pieces[1][0] == "+" else f"-{scale}"
             return f"torch.add({pieces[0][1]}, {register}, alpha={alpha})"
         return P.join_signed(pieces, empty="0.0 * u")
@@ -163,17 +168,3 @@ def _is_atom(text: str) -> bool:
     """Whether ``text`` needs no parentheses as a factor (a name, attribute or call)."""
     return isinstance(ast.parse(text, mode="eval").body, (ast.Name, ast.Attribute, ast.Call))
 
-
-def _scaled_register(text: str) -> tuple[str, str] | None:
-    """(c, k) when ``text`` is ``c * k`` with c a number or a product/quotient of module
-    constants and numbers (a Python float: ``DT``, ``DT / 2``, ``GAMMA * DT``), else None."""
-    node = ast.parse(text, mode="eval").body
-    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
-        return None
-    scale, register = node.left, node.right
-    if not all(isinstance(n, (ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.operator,
-                              ast.unaryop, ast.Load)) for n in ast.walk(scale)):
-        return None
-    if any(isinstance(n, ast.Name) and not n.id.isupper() for n in ast.walk(scale)):
-        return None
-    return ast.get_source_segment(text, scale), ast.get_source_segment(text, register)
